@@ -1,0 +1,31 @@
+#!/bin/bash
+# bench/throughput.sh [STEPS]: training throughput of the reference student
+# 784-800-800-10 at global batch 128 with the KD loss (SGD with momentum), on
+# 1 rank x 1 thread, 1 rank x 2 threads and 2 ranks x 1 thread, next to the
+# sgemm rate at the same GEMM shapes. Prints figures; asserts nothing.
+set -u
+source "$(dirname "$0")/../launch/common.sh"
+[ -x "$KD_BUILD/kd" ] || kd_build || exit 1
+steps=${1:-300}
+work=$(mktemp -d "${TMPDIR:-/tmp}/kd-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+"$KD_BUILD/kd" synth --out "$work/d.h5" --teacher-out "$work/t.h5" --train 25600 --test 0 --dim 784 \
+  --classes 10 >/dev/null || exit 1
+spec=784-800-800-10
+params=$(( 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10 ))
+echo "kd throughput: student $spec ($params parameters), global batch 128, KD loss, SGD momentum, $steps steps"
+echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+printf '%-18s %12s %10s %s\n' "config" "samples/s" "GFLOP/s" "(6 x params x samples/s)"
+for cfg in "1 1" "1 2" "2 1"; do
+  set -- $cfg
+  np=$1 th=$2
+  line=$(mpirun -q -np "$np" --oversubscribe --bind-to none "$KD_BUILD/kd" train --data "$work/d.h5" \
+    --teacher "$work/t.h5" --student $spec --batch 128 --epochs 2 --max-steps "$steps" --threads "$th" \
+    --optimizer sgd --schedule const --progress off --log-every 1000000 --out "$work/r${np}x$th" | grep '^final:')
+  sps=$(echo "$line" | sed -n 's/.*samples_per_s=\([0-9]*\).*/\1/p')
+  gf=$(awk -v s="${sps:-0}" -v p=$params 'BEGIN { printf "%.1f", 6 * p * s / 1e9 }')
+  printf '%-18s %12s %10s\n' "$np rank x $th thr" "${sps:-?}" "$gf"
+done
+"$KD_BUILD/bench_sgemm" 1 128 784 800 800 10
+"$KD_BUILD/bench_sgemm" 2 128 784 800 800 10
+"$KD_BUILD/bench_sgemm" 1 64 784 800 800 10

@@ -1,0 +1,22 @@
+/* MPI helpers: collective error agreement, thread defaults. */
+#ifndef KD_DIST_H
+#define KD_DIST_H
+
+#include <mpi.h>
+#include "kd/error.h"
+
+/* Collective: every rank passes its local result (rc, e). Returns the same
+ * code on all ranks: KD_OK if all succeeded, otherwise the error of the
+ * lowest failing rank, whose message is copied into e on every rank
+ * (e->rank names it). Use at every validation point so no rank is left
+ * waiting in a later collective while another has given up. */
+int kd_agree(MPI_Comm comm, int rc, kd_err *e);
+
+/* Check an MPI return code. */
+int kd_mpi_check(int mpi_rc, const char *what, kd_err *e);
+
+/* Cores this process may run on (sched_getaffinity) divided among the ranks
+ * of comm that share its node (MPI_Comm_split_type), at least 1. */
+int kd_default_threads(MPI_Comm comm);
+
+#endif

@@ -1,0 +1,43 @@
+/* Thin checked helpers over HDF5. All return kd_code and name the file and
+ * dataset in their messages; HDF5's own error stack printing is turned off
+ * and its innermost message appended instead. */
+#ifndef KD_H5IO_H
+#define KD_H5IO_H
+
+#include <stdint.h>
+#include <hdf5.h>
+#include "kd/error.h"
+
+/* Silence HDF5's automatic error printing (call once). */
+void kd_h5_quiet(void);
+
+/* Open an existing file read-only (serial driver: each rank reads only its
+ * own rows with hyperslab selections, no collective calls). */
+int kd_h5_open_ro(hid_t *file, const char *path, kd_err *e);
+int kd_h5_exists(hid_t file, const char *dset);
+
+/* Shape of a 1-D or 2-D dataset: ndims, dims[0], dims[1] (1 for 1-D). */
+int kd_h5_shape(hid_t file, const char *path, const char *dset, int *ndims,
+                int64_t dims[2], kd_err *e);
+
+/* Read rows [row0, row0 + nrows) of a 1-D or 2-D dataset into buf, converting
+ * to mem_type (H5T_NATIVE_FLOAT or H5T_NATIVE_INT32). Checks that every filter
+ * in the dataset's pipeline is available and names a missing one. */
+int kd_h5_read_rows(hid_t file, const char *path, const char *dset,
+                    int64_t row0, int64_t nrows, hid_t mem_type, void *buf,
+                    kd_err *e);
+
+/* Write a whole float32 / int32 dataset (created with the given rank/dims). */
+int kd_h5_write_f32(hid_t file, const char *path, const char *dset, int ndims,
+                    const int64_t *dims, const float *data, kd_err *e);
+int kd_h5_write_i32(hid_t file, const char *path, const char *dset, int ndims,
+                    const int64_t *dims, const int32_t *data, kd_err *e);
+/* Attributes on an object (file root "/" or a group/dataset). */
+int kd_h5_attr_str(hid_t obj, const char *path, const char *name,
+                   const char *value, kd_err *e);
+int kd_h5_attr_i64(hid_t obj, const char *path, const char *name, int64_t value,
+                   kd_err *e);
+int kd_h5_attr_f64(hid_t obj, const char *path, const char *name, double value,
+                   kd_err *e);
+
+#endif

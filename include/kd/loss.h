@@ -1,0 +1,41 @@
+/* The distillation loss over a batch:
+ *   labelled row (y >= 0):  alpha * CE(y, softmax(z_s)) + (1 - alpha) * T^2 * KL(p_t^T || p_s^T)
+ *   unlabelled row (y = -1): T^2 * KL(p_t^T || p_s^T)
+ * with p^T = softmax(z / T). Without teacher logits every row is CE alone.
+ * The gradient written is d(sum of row losses)/dz_s * grad_scale; the trainer
+ * passes grad_scale = 1 / global batch so the allreduced sum is the mean. */
+#ifndef KD_LOSS_H
+#define KD_LOSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kd_loss_cfg {
+  float alpha;        /* weight of the hard-label term */
+  float temperature;  /* T > 0 */
+} kd_loss_cfg;
+
+/* Targets of one batch. Dense teacher logits today; top-k sparse logits and
+ * feature targets are later extensions of this struct. */
+typedef struct kd_targets {
+  const int32_t *y;        /* [B] class, or -1 for an unlabelled row */
+  const float *t_logits;   /* [B, C] raw teacher logits, or NULL */
+} kd_targets;
+
+/* Sums over the batch's rows, for logging. */
+typedef struct kd_loss_sums {
+  double loss;      /* sum of row losses */
+  double ce;        /* sum of CE over labelled rows */
+  double kd;        /* sum of T^2 * KL over rows (0 without teacher) */
+  double correct;   /* labelled rows with argmax z_s == y */
+  double labelled;  /* labelled rows */
+  double rows;      /* rows */
+} kd_loss_sums;
+
+/* dlogits (nullable) [B, C]; sums accumulated (+=). Computed row by row in
+ * double with log-sum-exp, so logits of +-1e4 stay finite. */
+void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums,
+                              const float *z_s, const kd_targets *t, int B,
+                              int C, const kd_loss_cfg *cfg, float grad_scale);
+
+#endif

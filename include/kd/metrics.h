@@ -1,0 +1,48 @@
+/* Rank 0's run log: DIR/metrics.csv rows and the console progress. */
+#ifndef KD_METRICS_H
+#define KD_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "kd/error.h"
+
+/* The header is fixed for a run; later features fill their columns, the
+ * others stay empty. */
+#define KD_METRICS_HEADER \
+  "step,epoch,loss,ce,kd,acc,lr,grad_norm,samples_per_s,elapsed_s," \
+  "eval_accuracy,eval_nll,eval_ece,eval_agreement,eval_kl"
+
+typedef struct kd_metrics_row {
+  int64_t step;
+  int64_t epoch;
+  double loss, ce, kd, acc, lr, grad_norm, samples_per_s, elapsed_s;
+  int has_ce, has_kd;
+} kd_metrics_row;
+
+typedef struct kd_metrics {
+  FILE *csv;
+  char path[4200];
+} kd_metrics;
+
+int kd_metrics_open(kd_metrics *m, const char *dir, kd_err *e);
+int kd_metrics_write(kd_metrics *m, const kd_metrics_row *r, kd_err *e);
+int kd_metrics_close(kd_metrics *m, kd_err *e);
+
+/* Live progress line, on when mode is "on", or "auto" and stdout is a
+ * terminal outside a batch system; redrawn at most every 2 s so a captured
+ * log gets a bounded number of lines. */
+typedef struct kd_progress {
+  int enabled;
+  double last;
+} kd_progress;
+
+void kd_progress_init(kd_progress *p, const char *mode);
+void kd_progress_update(kd_progress *p, double now, int64_t epoch,
+                        int64_t epochs, int64_t step_in_epoch,
+                        int64_t steps_per_epoch, double loss, double sps,
+                        double eta_s);
+void kd_progress_clear(kd_progress *p);
+/* "1:02:03" / "2:03". */
+void kd_format_duration(char *buf, size_t n, double seconds);
+
+#endif

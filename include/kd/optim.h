@@ -1,0 +1,47 @@
+/* Optimizers over the one contiguous parameter buffer: SGD with momentum
+ * (optionally Nesterov, PyTorch's formulation, coupled weight decay) and AdamW
+ * (decoupled weight decay). Weight decay applies to views with decay = 1. */
+#ifndef KD_OPTIM_H
+#define KD_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kd/error.h"
+#include "kd/model.h"
+
+typedef enum kd_optim_kind { KD_OPT_SGD = 0, KD_OPT_ADAMW = 1 } kd_optim_kind;
+typedef enum kd_sched_kind { KD_SCHED_CONST = 0, KD_SCHED_COSINE = 1 } kd_sched_kind;
+
+typedef struct kd_optim_cfg {
+  kd_optim_kind kind;
+  float momentum;      /* SGD */
+  int nesterov;        /* SGD */
+  float beta1, beta2, eps; /* AdamW */
+  float weight_decay;
+} kd_optim_cfg;
+
+typedef struct kd_optim {
+  kd_optim_cfg cfg;
+  size_t n;
+  float *m;      /* SGD momentum buffer / Adam first moment: [n] */
+  float *v;      /* Adam second moment: [n] (NULL for SGD) */
+  int64_t t;     /* steps taken */
+} kd_optim;
+
+int kd_optim_init(kd_optim *o, const kd_optim_cfg *cfg, size_t n, kd_err *e);
+void kd_optim_free(kd_optim *o);
+/* One update of params from grads with learning rate lr. */
+void kd_optim_step(kd_optim *o, float *params, const float *grads, float lr,
+                   const kd_param_view *views, int n_views);
+
+/* Learning rate at step (0-based) of total_steps: linear warmup over `warmup`
+ * steps from lr/warmup to lr, then constant or cosine decay to 0. */
+float kd_lr_at(kd_sched_kind kind, float base_lr, int64_t step,
+               int64_t total_steps, int64_t warmup);
+
+/* Global L2 norm of g[n] (accumulated in double). */
+double kd_grad_norm(const float *g, size_t n);
+/* Scale g so its norm is at most max_norm; returns the norm before clipping. */
+double kd_clip_grad(float *g, size_t n, double max_norm);
+
+#endif

@@ -1,0 +1,24 @@
+/* kd train: data -> model -> loss -> gradients -> allreduce -> optimizer. */
+#ifndef KD_TRAIN_H
+#define KD_TRAIN_H
+
+#include <mpi.h>
+#include "kd/error.h"
+#include "kd/options.h"
+
+/* Summary of a finished run (same on every rank). */
+typedef struct kd_train_result {
+  int64_t steps;
+  double final_loss;        /* mean loss over the last epoch */
+  double train_accuracy;    /* over the last epoch */
+  double test_accuracy;     /* -1 when there is no /test split */
+  double test_agreement;    /* top-1 agreement with the teacher, -1 if n/a */
+  int64_t test_rows;
+  double samples_per_s;     /* over all steps after the first */
+} kd_train_result;
+
+/* Collective over comm. Returns a kd_code agreed by all ranks. */
+int kd_train_run(const kd_train_cfg *cfg, MPI_Comm comm, kd_train_result *res,
+                 kd_err *e);
+
+#endif

@@ -1,0 +1,49 @@
+# Sourced by the launch scripts: Debian packages, build, MPI environment.
+KD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KD_BUILD=${KD_BUILD:-$KD_ROOT/build}
+KD_BUILD_PKGS=(gcc libc6-dev make cmake pkg-config openmpi-bin libopenmpi-dev libopenblas-dev
+               libhdf5-openmpi-dev hdf5-tools)
+KD_TEST_PKGS=(python3-h5py python3-numpy)
+
+# kd_need_packages PKG...: install what is missing (Debian, as root), or say
+# exactly what is missing and stop.
+kd_need_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "kd: not a Debian system; make sure the equivalents of these Debian packages are installed:" >&2
+    echo "    $*" >&2
+    local tool
+    for tool in cmake mpicc mpirun; do
+      command -v "$tool" >/dev/null 2>&1 || { echo "kd: '$tool' is not on PATH" >&2; return 1; }
+    done
+    return 0
+  fi
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "kd: missing Debian packages: ${missing[*]}" >&2
+    echo "kd: install them as root:  apt-get install -y ${missing[*]}" >&2
+    return 1
+  fi
+  echo "kd: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+    echo "kd: apt-get install ${missing[*]} failed" >&2
+    return 1
+  }
+}
+
+kd_build() {
+  cmake -S "$KD_ROOT" -B "$KD_BUILD" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null &&
+    cmake --build "$KD_BUILD" -j "$(nproc)" >/dev/null || {
+      echo "kd: build failed; rerun: cmake --build $KD_BUILD" >&2
+      return 1
+    }
+}
+
+# Open MPI refuses to run as root without these.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi

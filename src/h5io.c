@@ -1,0 +1,212 @@
+#include "kd/h5io.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void kd_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static herr_t first_desc(unsigned n, const H5E_error2_t *err, void *data) {
+  char *buf = data;
+  if (n == 0 && err->desc) snprintf(buf, 256, "%s", err->desc);
+  return 0;
+}
+
+/* The innermost HDF5 error message, for appending to ours. */
+static const char *h5_reason(char *buf) {
+  buf[0] = '\0';
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, buf);
+  H5Eclear2(H5E_DEFAULT);
+  if (!buf[0]) snprintf(buf, 256, "unknown HDF5 error");
+  return buf;
+}
+
+int kd_h5_open_ro(hid_t *file, const char *path, kd_err *e) {
+  char why[256];
+  *file = H5I_INVALID_HID;
+  if (access(path, R_OK) != 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read the file (%s)", path,
+                   access(path, F_OK) ? "no such file" : "permission denied");
+  htri_t is = H5Fis_hdf5(path);
+  if (is <= 0) {
+    h5_reason(why);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: not an HDF5 file", path);
+  }
+  *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (*file < 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot open as HDF5 (%s)", path, h5_reason(why));
+  return KD_OK;
+}
+
+int kd_h5_exists(hid_t file, const char *dset) {
+  /* Check each path component: H5Lexists fails on a missing parent. */
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", dset);
+  for (char *p = buf + 1; ; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) { H5Eclear2(H5E_DEFAULT); return 0; }
+      if (!c) break;
+      *p = c;
+    }
+  }
+  return 1;
+}
+
+static int open_dataset(hid_t file, const char *path, const char *dset, hid_t *d,
+                        kd_err *e) {
+  char why[256];
+  if (!kd_h5_exists(file, dset))
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s is missing", path, dset);
+  *d = H5Dopen2(file, dset, H5P_DEFAULT);
+  if (*d < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot open dataset %s (%s)", path, dset, h5_reason(why));
+  return KD_OK;
+}
+
+int kd_h5_shape(hid_t file, const char *path, const char *dset, int *ndims,
+                int64_t dims[2], kd_err *e) {
+  hid_t d = H5I_INVALID_HID;
+  if (open_dataset(file, path, dset, &d, e)) return e->code;
+  hid_t s = H5Dget_space(d);
+  hid_t t = H5Dget_type(d);
+  int rc = KD_OK;
+  H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+  int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+  hsize_t hd[H5S_MAX_RANK];
+  if (s < 0 || t < 0 || nd < 0) {
+    char why[256];
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read the shape of %s (%s)", path, dset, h5_reason(why));
+  } else if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s does not hold numbers (HDF5 type class %d)", path, dset, (int)cls);
+  } else if (nd < 1 || nd > 2) {
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s has %d dimensions, expected 1 or 2", path, dset, nd);
+  } else {
+    H5Sget_simple_extent_dims(s, hd, NULL);
+    *ndims = nd;
+    dims[0] = (int64_t)hd[0];
+    dims[1] = nd == 2 ? (int64_t)hd[1] : 1;
+  }
+  if (t >= 0) H5Tclose(t);
+  if (s >= 0) H5Sclose(s);
+  H5Dclose(d);
+  return rc;
+}
+
+static int check_filters(hid_t d, const char *path, const char *dset, kd_err *e) {
+  hid_t pl = H5Dget_create_plist(d);
+  if (pl < 0) return KD_OK;
+  int nf = H5Pget_nfilters(pl);
+  int rc = KD_OK;
+  for (int i = 0; i < nf && rc == KD_OK; i++) {
+    unsigned flags;
+    size_t nelem = 0;
+    char name[128] = "";
+    unsigned cfg;
+    H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &nelem, NULL, sizeof name, name, &cfg);
+    if (id < 0) continue;
+    if (H5Zfilter_avail(id) <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      rc = kd_fail(e, KD_ERR_RUNTIME,
+                   "%s: dataset %s is compressed with HDF5 filter %d ('%s'), which this HDF5 "
+                   "cannot load; point HDF5_PLUGIN_PATH at a directory holding its plugin",
+                   path, dset, (int)id, name[0] ? name : "unnamed");
+    }
+  }
+  H5Pclose(pl);
+  return rc;
+}
+
+int kd_h5_read_rows(hid_t file, const char *path, const char *dset,
+                    int64_t row0, int64_t nrows, hid_t mem_type, void *buf,
+                    kd_err *e) {
+  int nd;
+  int64_t dims[2];
+  if (kd_h5_shape(file, path, dset, &nd, dims, e)) return e->code;
+  if (row0 < 0 || nrows < 0 || row0 + nrows > dims[0])
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: rows [%lld, %lld) are outside dataset %s of %lld rows", path,
+                   (long long)row0, (long long)(row0 + nrows), dset, (long long)dims[0]);
+  if (nrows == 0) return KD_OK;
+  hid_t d = H5I_INVALID_HID;
+  if (open_dataset(file, path, dset, &d, e)) return e->code;
+  if (check_filters(d, path, dset, e)) { H5Dclose(d); return e->code; }
+  hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)nrows, (hsize_t)dims[1]};
+  hid_t fs = H5Dget_space(d);
+  hid_t ms = H5Screate_simple(nd, count, NULL);
+  int rc = KD_OK;
+  char why[256];
+  if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot select rows of %s (%s)", path, dset, h5_reason(why));
+  else if (H5Dread(d, mem_type, ms, fs, H5P_DEFAULT, buf) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: reading rows [%lld, %lld) of %s failed (%s)", path,
+                 (long long)row0, (long long)(row0 + nrows), dset, h5_reason(why));
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  H5Dclose(d);
+  return rc;
+}
+
+static int write_ds(hid_t file, const char *path, const char *dset, int ndims,
+                    const int64_t *dims, hid_t file_type, hid_t mem_type,
+                    const void *data, kd_err *e) {
+  char why[256];
+  hsize_t hd[2] = {(hsize_t)dims[0], ndims > 1 ? (hsize_t)dims[1] : 1};
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  if (lcpl >= 0) H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t s = H5Screate_simple(ndims, hd, NULL);
+  hid_t d = (s >= 0 && lcpl >= 0) ? H5Dcreate2(file, dset, file_type, s, lcpl, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  int rc = KD_OK;
+  if (d < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s (%s)", path, dset, h5_reason(why));
+  else if (H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: writing dataset %s failed (%s)", path, dset, h5_reason(why));
+  if (d >= 0) H5Dclose(d);
+  if (s >= 0) H5Sclose(s);
+  if (lcpl >= 0) H5Pclose(lcpl);
+  return rc;
+}
+
+int kd_h5_write_f32(hid_t file, const char *path, const char *dset, int ndims,
+                    const int64_t *dims, const float *data, kd_err *e) {
+  return write_ds(file, path, dset, ndims, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, e);
+}
+
+int kd_h5_write_i32(hid_t file, const char *path, const char *dset, int ndims,
+                    const int64_t *dims, const int32_t *data, kd_err *e) {
+  return write_ds(file, path, dset, ndims, dims, H5T_STD_I32LE, H5T_NATIVE_INT32, data, e);
+}
+
+static int write_attr(hid_t obj, const char *opath, const char *name, hid_t type,
+                      const void *val, kd_err *e) {
+  char why[256];
+  hid_t s = H5Screate(H5S_SCALAR);
+  hid_t a = s >= 0 ? H5Acreate_by_name(obj, opath, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  int rc = KD_OK;
+  if (a < 0 || H5Awrite(a, type, val) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "cannot write attribute %s on %s (%s)", name, opath, h5_reason(why));
+  if (a >= 0) H5Aclose(a);
+  if (s >= 0) H5Sclose(s);
+  return rc;
+}
+
+int kd_h5_attr_str(hid_t obj, const char *path, const char *name,
+                   const char *value, kd_err *e) {
+  /* Variable-length UTF-8: h5py reads it back as a Python str. */
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) return kd_fail(e, KD_ERR_RUNTIME, "cannot make a string type for attribute %s", name);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  int rc = write_attr(obj, path, name, t, &value, e);
+  H5Tclose(t);
+  return rc;
+}
+
+int kd_h5_attr_i64(hid_t obj, const char *path, const char *name, int64_t value,
+                   kd_err *e) {
+  return write_attr(obj, path, name, H5T_NATIVE_INT64, &value, e);
+}
+
+int kd_h5_attr_f64(hid_t obj, const char *path, const char *name, double value,
+                   kd_err *e) {
+  return write_attr(obj, path, name, H5T_NATIVE_DOUBLE, &value, e);
+}

@@ -1,0 +1,117 @@
+/* kd: the command-line driver. The only place that turns errors into exit
+ * codes: 0 success, 1 data or runtime error, 2 usage error. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kd/kd.h"
+
+static int g_rank = 0, g_size = 1;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "kd %s: knowledge distillation on MPI ranks\n"
+          "\n"
+          "usage: mpirun -np N kd COMMAND [OPTIONS]   (or launch/local.sh N COMMAND ...)\n"
+          "\n"
+          "commands:\n"
+          "  train   train a student MLP with the combined KD loss on HDF5 data\n"
+          "  synth   write a synthetic data set and a fixed teacher's logits\n"
+          "\n"
+          "  kd COMMAND --help lists the command's options and defaults.\n"
+          "  kd --version prints the version.\n"
+          "exit codes: 0 done, 1 data or runtime error, 2 usage error.\n",
+          KD_VERSION);
+}
+
+static int report(const kd_err *e, int code) {
+  if (code == KD_OK) return 0;
+  if (g_rank == 0) {
+    if (g_size > 1 && e->rank >= 0) fprintf(stderr, "kd: error (rank %d): %s\n", e->rank, e->msg);
+    else fprintf(stderr, "kd: error: %s\n", e->msg);
+    fflush(stderr);
+  }
+  return code;
+}
+
+static int wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+  return 0;
+}
+
+static int cmd_train(int argc, char **argv, kd_err *e) {
+  if (wants_help(argc, argv)) {
+    if (g_rank == 0) {
+      printf("usage: kd train --data FILE [--teacher FILE] --student SPEC --out DIR [OPTIONS]\n\n"
+             "Loss per labelled row: alpha*CE(y, softmax(z_s)) + (1-alpha)*T^2*KL(softmax(z_t/T) || softmax(z_s/T)),\n"
+             "averaged over the global batch. Without --teacher (or with --alpha 1) it is plain supervised training.\n\n"
+             "options:\n");
+      kd_opts_help(kd_train_opts, kd_train_n_opts, stdout);
+    }
+    return KD_OK;
+  }
+  kd_train_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(kd_train_opts, kd_train_n_opts, &cfg, argc, argv, "kd train", e)) return e->code;
+  kd_train_result res;
+  return kd_train_run(&cfg, MPI_COMM_WORLD, &res, e);
+}
+
+static int cmd_synth(int argc, char **argv, kd_err *e) {
+  if (wants_help(argc, argv)) {
+    if (g_rank == 0) {
+      printf("usage: kd synth --out data.h5 [--teacher-out teacher.h5] [OPTIONS]\n\n"
+             "Writes /train/x, /train/y, /test/x, /test/y of a Gaussian-mixture set and, with --teacher-out,\n"
+             "the Bayes classifier's logits as /train/logits and /test/logits. Runs on rank 0.\n\noptions:\n");
+      kd_opts_help(kd_synth_opts, kd_synth_n_opts, stdout);
+    }
+    return KD_OK;
+  }
+  kd_synth_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(kd_synth_opts, kd_synth_n_opts, &cfg, argc, argv, "kd synth", e)) return e->code;
+  int rc = KD_OK;
+  if (g_rank == 0) {
+    kd_synth_stats st;
+    rc = kd_synth_write(&cfg, &st, e);
+    if (!rc) {
+      printf("kd synth: wrote %s (%lld train, %lld test rows, %lld features, %lld classes)%s%s\n", cfg.out,
+             (long long)cfg.train, (long long)cfg.test, (long long)cfg.dim, (long long)cfg.classes,
+             cfg.teacher_out[0] ? " and teacher logits " : "", cfg.teacher_out);
+      if (st.teacher_acc[0] >= 0) printf("kd synth: teacher train accuracy %.4f\n", st.teacher_acc[0]);
+      if (st.teacher_acc[1] >= 0) printf("kd synth: teacher test accuracy %.4f\n", st.teacher_acc[1]);
+    }
+  }
+  return kd_agree(MPI_COMM_WORLD, rc, e);
+}
+
+int main(int argc, char **argv) {
+  if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
+    fprintf(stderr, "kd: error: MPI_Init failed\n");
+    return 1;
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  /* Errors come back as codes: MPI must not abort on its own. */
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  kd_err e;
+  kd_err_clear(&e);
+  int code = 0;
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (g_rank == 0) usage(argc < 2 ? stderr : stdout);
+    code = argc < 2 ? KD_ERR_USAGE : 0;
+  } else if (strcmp(argv[1], "--version") == 0) {
+    if (g_rank == 0) printf("kd %s\n", KD_VERSION);
+  } else if (strcmp(argv[1], "train") == 0) {
+    code = report(&e, cmd_train(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "synth") == 0) {
+    code = report(&e, cmd_synth(argc - 2, argv + 2, &e));
+  } else {
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, synth; see kd --help)", argv[1]);
+    code = report(&e, KD_ERR_USAGE);
+  }
+  fflush(stdout);
+  MPI_Finalize();
+  return code;
+}

@@ -1,0 +1,201 @@
+#include "kd/mlp.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd/gemm.h"
+#include "kd/rng.h"
+
+typedef struct mlp_impl {
+  kd_mlp_cfg cfg;
+  int n_layers;
+  float *h[KD_MLP_MAX_LAYERS];       /* hidden outputs [max_batch, out_l] */
+  float *pre[KD_MLP_MAX_LAYERS];     /* GELU pre-activations, or NULL */
+  uint8_t *mask[KD_MLP_MAX_LAYERS];  /* dropout masks, or NULL */
+  float *dbuf[2];                    /* backward scratch [max_batch, max width] */
+  const float *x;                    /* input of the last training forward */
+  int last_B, last_train;
+} mlp_impl;
+
+int kd_mlp_parse_spec(kd_mlp_cfg *cfg, const char *spec, kd_err *e) {
+  const char *p = spec;
+  cfg->n_sizes = 0;
+  while (*p) {
+    if (cfg->n_sizes > KD_MLP_MAX_LAYERS)
+      return kd_fail(e, KD_ERR_USAGE, "--student '%s': more than %d layers", spec, KD_MLP_MAX_LAYERS);
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v < 1 || v > 1000000 || (*end && *end != '-') || *p == '-' || *p == '+')
+      return kd_fail(e, KD_ERR_USAGE,
+                     "--student '%s': expected positive sizes joined by '-', like 784-800-800-10 "
+                     "(input-hidden...-classes)", spec);
+    cfg->sizes[cfg->n_sizes++] = (int)v;
+    p = end;
+    if (*p == '-') {
+      p++;
+      if (!*p) return kd_fail(e, KD_ERR_USAGE, "--student '%s': ends with '-'", spec);
+    }
+  }
+  if (cfg->n_sizes < 2)
+    return kd_fail(e, KD_ERR_USAGE,
+                   "--student '%s': need at least an input and a class count, like 784-800-800-10", spec);
+  if (cfg->sizes[cfg->n_sizes - 1] < 2)
+    return kd_fail(e, KD_ERR_USAGE, "--student '%s': need at least 2 classes", spec);
+  return KD_OK;
+}
+
+static const float *layer_w(const kd_model *m, int l) { return m->params + m->views[2 * l].offset; }
+static const float *layer_b(const kd_model *m, int l) { return m->params + m->views[2 * l + 1].offset; }
+
+static int mlp_forward(kd_model *m, float *logits, const float *x, int B,
+                       const kd_fwd *f, kd_err *e) {
+  mlp_impl *im = m->impl;
+  if (B > m->max_batch || B < 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "mlp forward: batch %d exceeds the %d rows allocated", B, m->max_batch);
+  const int L = im->n_layers;
+  const int train = f && f->train;
+  const float *in = x;
+  for (int l = 0; l < L; l++) {
+    const int n_in = im->cfg.sizes[l], n_out = im->cfg.sizes[l + 1];
+    const int last = (l == L - 1);
+    float *out = last ? logits : im->h[l];
+    /* out[B, n_out] = in[B, n_in] * W[n_out, n_in]^T */
+    kd_gemm(out, n_out, in, n_in, 0, layer_w(m, l), n_in, 1, B, n_out, n_in, 1.0f, 0.0f);
+    if (last) {
+      kd_bias_act_forward(out, NULL, layer_b(m, l), KD_ACT_NONE, B, n_out);
+    } else {
+      kd_bias_act_forward(out, im->pre[l], layer_b(m, l), im->cfg.act, B, n_out);
+      if (train && im->cfg.dropout > 0.0f)
+        kd_dropout_forward(out, im->mask[l], f->row_ids, kd_mix64(f->dropout_key ^ (uint64_t)l),
+                           im->cfg.dropout, B, n_out);
+    }
+    in = out;
+  }
+  im->x = x;
+  im->last_B = B;
+  im->last_train = train;
+  return KD_OK;
+}
+
+static int mlp_backward(kd_model *m, const float *dlogits, int B, kd_err *e) {
+  mlp_impl *im = m->impl;
+  if (!im->last_train || B != im->last_B)
+    return kd_fail(e, KD_ERR_RUNTIME, "mlp backward: needs the training forward of the same %d rows", B);
+  const int L = im->n_layers;
+  const float *d = dlogits;
+  for (int l = L - 1; l >= 0; l--) {
+    const int n_in = im->cfg.sizes[l], n_out = im->cfg.sizes[l + 1];
+    const float *in = l == 0 ? im->x : im->h[l - 1];
+    float *dW = m->grads + m->views[2 * l].offset;
+    float *db = m->grads + m->views[2 * l + 1].offset;
+    const float *dz;
+    if (l == L - 1) {
+      kd_bias_backward(db, d, B, n_out);
+      dz = d;
+    } else {
+      const uint8_t *mask = im->cfg.dropout > 0.0f ? im->mask[l] : NULL;
+      kd_act_backward(im->dbuf[0], db, d, im->h[l], im->pre[l], mask, im->cfg.dropout, im->cfg.act, B, n_out);
+      dz = im->dbuf[0];
+    }
+    /* dW[n_out, n_in] += dz[B, n_out]^T in[B, n_in] */
+    kd_gemm(dW, n_in, dz, n_out, 1, in, n_in, 0, n_out, n_in, B, 1.0f, 1.0f);
+    if (l > 0) {
+      /* d_in[B, n_in] = dz[B, n_out] W[n_out, n_in] */
+      kd_gemm(im->dbuf[1], n_in, dz, n_out, 0, layer_w(m, l), n_in, 0, B, n_in, n_out, 1.0f, 0.0f);
+      d = im->dbuf[1];
+    }
+  }
+  return KD_OK;
+}
+
+static void mlp_init_params(kd_model *m, uint64_t seed) {
+  mlp_impl *im = m->impl;
+  for (int l = 0; l < im->n_layers; l++) {
+    const int n_in = im->cfg.sizes[l], n_out = im->cfg.sizes[l + 1];
+    const int last = (l == im->n_layers - 1);
+    /* He (fan-in) keeps ReLU/GELU activations at unit scale; the output
+     * layer, and every layer with --init xavier, uses Xavier (fan-avg). */
+    double std = (!last && !im->cfg.init_xavier) ? sqrt(2.0 / n_in) : sqrt(2.0 / (n_in + n_out));
+    float *W = m->params + m->views[2 * l].offset;
+    float *b = m->params + m->views[2 * l + 1].offset;
+    uint64_t key = kd_key(seed, KD_RNG_INIT, (uint64_t)l, 0);
+    for (size_t i = 0; i < (size_t)n_in * n_out; i++) W[i] = (float)(std * kd_normal(key, i));
+    memset(b, 0, sizeof(float) * (size_t)n_out);
+  }
+}
+
+static void mlp_destroy(kd_model *m) {
+  mlp_impl *im = m->impl;
+  if (im) {
+    for (int l = 0; l < KD_MLP_MAX_LAYERS; l++) {
+      free(im->h[l]);
+      free(im->pre[l]);
+      free(im->mask[l]);
+    }
+    free(im->dbuf[0]);
+    free(im->dbuf[1]);
+    free(im);
+  }
+  free(m->views);
+  free(m);
+}
+
+static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_init_params, mlp_destroy};
+
+int kd_mlp_create(kd_model **out, const kd_mlp_cfg *cfg, int max_batch, kd_err *e) {
+  *out = NULL;
+  if (cfg->n_sizes < 2) return kd_fail(e, KD_ERR_USAGE, "mlp: need at least input and output sizes");
+  if (max_batch < 1) return kd_fail(e, KD_ERR_USAGE, "mlp: max batch %d < 1", max_batch);
+  kd_model *m = kd_calloc(1, sizeof *m, "model", e);
+  if (!m) return e->code;
+  mlp_impl *im = kd_calloc(1, sizeof *im, "model state", e);
+  if (!im) { free(m); return e->code; }
+  m->impl = im;
+  m->ops = &mlp_ops;
+  m->family = "mlp";
+  im->cfg = *cfg;
+  im->n_layers = cfg->n_sizes - 1;
+  m->in_dim = cfg->sizes[0];
+  m->out_dim = cfg->sizes[cfg->n_sizes - 1];
+  m->max_batch = max_batch;
+  size_t pos = 0;
+  for (int i = 0; i < cfg->n_sizes; i++) {
+    char tmp[16];
+    snprintf(tmp, sizeof tmp, "%s%d", i ? "-" : "", cfg->sizes[i]);
+    strncat(m->spec, tmp, sizeof m->spec - strlen(m->spec) - 1);
+  }
+  m->n_views = 2 * im->n_layers;
+  m->views = kd_calloc((size_t)m->n_views, sizeof *m->views, "parameter views", e);
+  if (!m->views) { mlp_destroy(m); return e->code; }
+  int max_w = 0;
+  for (int l = 0; l < im->n_layers; l++) {
+    const int n_in = cfg->sizes[l], n_out = cfg->sizes[l + 1];
+    kd_param_view *w = &m->views[2 * l], *b = &m->views[2 * l + 1];
+    snprintf(w->name, sizeof w->name, "layer%d/weight", l);
+    w->offset = pos; w->rows = n_out; w->cols = n_in; w->decay = 1;
+    pos += (size_t)n_in * n_out;
+    snprintf(b->name, sizeof b->name, "layer%d/bias", l);
+    b->offset = pos; b->rows = n_out; b->cols = 1; b->decay = 0;
+    pos += (size_t)n_out;
+    if (n_in > max_w) max_w = n_in;
+    if (n_out > max_w) max_w = n_out;
+    if (l < im->n_layers - 1) {
+      size_t cells = (size_t)max_batch * n_out;
+      im->h[l] = kd_malloc(cells * sizeof(float), "hidden activations", e);
+      if (cfg->act == KD_ACT_GELU) im->pre[l] = kd_malloc(cells * sizeof(float), "pre-activations", e);
+      if (cfg->dropout > 0.0f) im->mask[l] = kd_malloc(cells, "dropout masks", e);
+      if (e->code) { mlp_destroy(m); return e->code; }
+    }
+  }
+  m->n_params = pos;
+  for (int i = 0; i < 2; i++) {
+    im->dbuf[i] = kd_malloc((size_t)max_batch * max_w * sizeof(float), "backward scratch", e);
+    if (!im->dbuf[i]) { mlp_destroy(m); return e->code; }
+  }
+  *out = m;
+  return KD_OK;
+}

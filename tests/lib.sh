@@ -1,0 +1,32 @@
+# Shared helpers of kd's shell tests. ctest sets KD (the kd binary), MPIEXEC
+# and PY (a python3 with h5py); each test works in its own scratch directory.
+set -u
+: "${KD:?KD must point at build/kd}"
+: "${MPIEXEC:=mpiexec}"
+: "${PY:=/usr/bin/python3}"
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kd-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+FAILED=0
+PASSED=0
+
+# kdrun NP ARGS...: kd under mpiexec, one OpenBLAS thread per rank, bounded in time.
+kdrun() {
+  local np=$1
+  shift
+  timeout -k 5 120 "$MPIEXEC" -q -np "$np" --oversubscribe --bind-to none "$KD" "$@"
+}
+
+ok() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*" >&2; }
+expect() { # expect DESCRIPTION COMMAND...: the command must succeed
+  local what=$1
+  shift
+  if "$@"; then ok "$what"; else fail "$what"; fi
+}
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""Write the HDF5 fixtures of test_data: one reference file (float32 x,
+int32 y, float32 logits) and the same rows stored with other dtypes, chunking
+and filters, as numpy/h5py users write them. Values are exact in every
+dtype used (integers 0..255, logits in steps of 1/8), so reads must match
+the reference bit for bit."""
+import os
+import sys
+
+import h5py
+import numpy as np
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(7)
+N, D, C = 37, 5, 4
+x = rng.integers(0, 256, size=(N, D)).astype(np.float32)
+y = rng.integers(0, C, size=N).astype(np.int32)
+logits = (rng.integers(-64, 65, size=(N, C)) / 8.0).astype(np.float32)
+
+
+def write(name, xt, yt, lt, **kw):
+    with h5py.File(os.path.join(out, name), "w") as f:
+        f.create_dataset("train/x", data=x.astype(xt), **kw)
+        f.create_dataset("train/y", data=y.astype(yt), **kw)
+        f.create_dataset("train/logits", data=logits.astype(lt), **kw)
+
+
+write("ref.h5", np.float32, np.int32, np.float32)
+write("f16_gzip.h5", np.float16, np.int64, np.float16, compression="gzip", chunks=True)
+write("f64_gzip_shuffle.h5", np.float64, np.int64, np.float64, compression="gzip", shuffle=True, chunks=True)
+write("u8.h5", np.uint8, np.uint8, np.float64)
+write("i16_chunked.h5", np.int16, np.int16, np.float32, compression="gzip", compression_opts=9, shuffle=True)
+with h5py.File(os.path.join(out, "f32_small_chunks.h5"), "w") as f:
+    f.create_dataset("train/x", data=x, chunks=(3, 2), compression="gzip")
+    f.create_dataset("train/y", data=y.astype(np.int64).reshape(N, 1), chunks=(5, 1))
+    f.create_dataset("train/logits", data=logits, chunks=(7, 4), fletcher32=True)
+try:
+    write("szip.h5", np.float32, np.int32, np.float32, compression="szip", chunks=True)
+except Exception as err:  # an h5py without the szip encoder
+    print("szip fixture skipped:", err)
+write("lzf.h5", np.float32, np.int32, np.float32, compression="lzf", chunks=True)
+with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
+    f.write("this is not an HDF5 file\n")
+with h5py.File(os.path.join(out, "short_logits.h5"), "w") as f:
+    f.create_dataset("train/logits", data=logits[:-1])
+print("fixtures written to", out)

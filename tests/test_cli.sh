@@ -1,0 +1,55 @@
+#!/bin/bash
+# Wrong options and values: one "kd: error" line, exit 2 for usage and 1 for
+# data, on 2 ranks, with no rank left waiting (each run is under a timeout).
+# --help lists every option with its default.
+source "$(dirname "$0")/lib.sh"
+"$KD" synth --out d.h5 --teacher-out t.h5 --train 200 --test 50 --dim 8 --classes 3 >/dev/null || exit 1
+base=(--data d.h5 --student 8-16-3 --epochs 1 --progress off)
+
+case_() { # case_ WANT_RC NEEDLE ARGS...
+  local want=$1 needle=$2
+  shift 2
+  local out
+  out=$(kdrun 2 "$@" 2>&1 >/dev/null)
+  local rc=$?
+  local lines
+  lines=$(printf '%s\n' "$out" | grep -c '^kd: error')
+  if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && printf '%s' "$out" | grep -qF -- "$needle"; then
+    ok "exit $want, '$needle': $*"
+  else
+    fail "wanted exit $want and one error line naming '$needle'; got exit $rc: $out ($*)"
+  fi
+}
+case_ 2 "--bogus" train "${base[@]}" --out o1 --bogus 3
+case_ 2 "--lr -1" train "${base[@]}" --out o2 --lr -1
+case_ 2 "--temperature 0" train "${base[@]}" --out o3 --temperature 0
+case_ 2 "--alpha 1.5" train "${base[@]}" --out o4 --alpha 1.5
+case_ 2 "--dropout 1" train "${base[@]}" --out o5 --dropout 1
+case_ 2 "--epochs 0" train "${base[@]}" --out o6 --epochs 0
+case_ 2 "sgd|adamw" train "${base[@]}" --out o7 --optimizer foo
+case_ 2 "const|cosine" train "${base[@]}" --out o8 --schedule linear
+case_ 2 "784-x-10" train --data d.h5 --student 784-x-10 --out o9
+case_ 2 "smaller than the 2 ranks" train "${base[@]}" --out o10 --batch 1
+case_ 2 "--data is required" train --student 8-16-3 --out o11
+case_ 2 "expected an integer" train "${base[@]}" --out o12 --batch 12.5
+case_ 2 "unknown command" frobnicate
+case_ 2 "--momentum needs" train "${base[@]}" --out o13 --momentum
+case_ 1 "no such file" train --data missing.h5 --student 8-16-3 --out o14
+case_ 1 "takes 9" train --data d.h5 --student 9-16-3 --out o15
+case_ 1 "outputs 4" train --data d.h5 --teacher t.h5 --student 8-16-4 --out o16
+case_ 1 "outside [0, 2)" train --data d.h5 --student 8-16-2 --out o17
+case_ 1 "too few for one global batch" train "${base[@]}" --out o18 --batch 300
+expect "failed runs leave no metrics.csv" test ! -e o14/metrics.csv -a ! -e o15/metrics.csv
+
+help=$("$KD" train --help)
+n_opts=$(printf '%s\n' "$help" | grep -c '^  --')
+missing=$(printf '%s\n' "$help" | grep '^  --' | grep -vc -e '(default' -e '(required)')
+expect "train --help lists 28 options" test "$n_opts" -eq 28
+expect "every option shows its default" test "$missing" -eq 0
+for o in data teacher student alpha temperature optimizer lr momentum weight-decay schedule warmup clip epochs \
+         batch dropout activation threads log-every progress out force seed; do
+  printf '%s\n' "$help" | grep -q -- "^  --$o" || fail "--help lacks --$o"
+done
+ok "--help names the issue's options"
+expect "kd --help exits 0" "$KD" --help >/dev/null
+finish
