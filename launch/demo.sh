@@ -2,7 +2,7 @@
 # The main job: install, build, write a synthetic data set with a teacher's
 # logits, then train the same student twice on 2 ranks (from scratch, and
 # distilled from the teacher) and print the comparison.
-set -u
+set -u -o pipefail
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" || exit 1
 kd_build || exit 1

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kd/h5io.h"
+#include "kd/rng.h"
 
 void kd_shard_range(int64_t N, int P, int r, int64_t *lo, int64_t *hi) {
   /* 128-bit products: N * P may exceed 2^63 only in theory, but be exact. */
@@ -105,6 +106,17 @@ int kd_split_load(kd_split *s, const char *data_path, const char *teacher_path,
   if (kd_h5_open_ro(&f, data_path, e)) { kd_split_free(s); return e->code; }
   int rc = kd_h5_read_rows(f, data_path, xs, lo, s->n, H5T_NATIVE_FLOAT, s->x, e);
   if (!rc) rc = kd_h5_read_rows(f, data_path, ys, lo, s->n, H5T_NATIVE_INT32, s->y, e);
+  if (!rc && kd_h5_is_float(f, ys)) {
+    /* Labels stored as floats must hold whole numbers: HDF5's conversion to
+     * int would silently truncate 2.7 to 2 and turn NaN into INT_MIN. */
+    double *yd = kd_malloc((size_t)s->n * sizeof(double), ys, e);
+    rc = yd ? kd_h5_read_rows(f, data_path, ys, lo, s->n, H5T_NATIVE_DOUBLE, yd, e) : e->code;
+    for (int64_t i = 0; i < s->n && !rc; i++)
+      if (!(yd[i] == floor(yd[i])) || yd[i] < -2147483648.0 || yd[i] > 2147483647.0)
+        rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %lld holds %g, not a whole-number class label", data_path, ys,
+                     (long long)(lo + i), yd[i]);
+    free(yd);
+  }
   H5Fclose(f);
   if (!rc && classes) {
     hid_t tf;
@@ -161,6 +173,26 @@ void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
     if (t_out && s->logits) memcpy(t_out + i * C, s->logits + (size_t)r * C, C * sizeof(float));
     if (row_ids) row_ids[i] = s->row0 + r;
   }
+}
+
+void kd_split_fingerprint(const kd_split *s, uint64_t *data_fp, uint64_t *teacher_fp) {
+  uint64_t d = 0, t = 0;
+  for (int64_t i = 0; i < s->n; i++) {
+    const uint64_t row = (uint64_t)(s->row0 + i);
+    uint64_t h = kd_mix64(row ^ 0x78u);
+    const uint32_t *w = (const uint32_t *)(s->x + (size_t)i * s->dim);
+    for (int j = 0; j < s->dim; j++) h = kd_mix64(h ^ w[j]);
+    h = kd_mix64(h ^ (uint32_t)s->y[i]);
+    d += h;
+    if (s->logits) {
+      uint64_t g = kd_mix64(row ^ 0x74u);
+      const uint32_t *l = (const uint32_t *)(s->logits + (size_t)i * s->classes);
+      for (int j = 0; j < s->classes; j++) g = kd_mix64(g ^ l[j]);
+      t += g;
+    }
+  }
+  *data_fp = d;
+  *teacher_fp = t;
 }
 
 void kd_split_free(kd_split *s) {

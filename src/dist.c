@@ -18,13 +18,14 @@ int kd_agree(MPI_Comm comm, int rc, kd_err *e) {
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   /* Lowest failing rank speaks for everyone. */
-  int mine = rc != KD_OK ? rank : size, first = size;
-  if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
+  int mine = rc != KD_OK ? rank : size, bad = rc != KD_OK, first = size, failing = 0;
+  if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS ||
+      MPI_Allreduce(&bad, &failing, 1, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS) {
     /* Communication itself broke: no agreement possible, abort loudly. */
     fprintf(stderr, "kd: rank %d: MPI_Allreduce failed while agreeing on errors; aborting\n", rank);
     MPI_Abort(comm, 1);
   }
-  if (first == size) return KD_OK;
+  if (failing == 0) return KD_OK;
   struct { int code, rank; char msg[sizeof e->msg]; } pkt;
   if (rank == first) {
     pkt.code = e->code ? e->code : rc;
@@ -36,7 +37,8 @@ int kd_agree(MPI_Comm comm, int rc, kd_err *e) {
     MPI_Abort(comm, 1);
   }
   e->code = pkt.code;
-  e->rank = pkt.rank;
+  /* Name the rank only when the problem is not everyone's. */
+  e->rank = failing < size ? pkt.rank : -1;
   memcpy(e->msg, pkt.msg, sizeof e->msg);
   return e->code;
 }

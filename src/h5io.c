@@ -1,6 +1,7 @@
 #include "kd/h5io.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -80,7 +81,7 @@ int kd_h5_shape(hid_t file, const char *path, const char *dset, int *ndims,
   } else if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
     rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s does not hold numbers (HDF5 type class %d)", path, dset, (int)cls);
   } else if (nd < 1 || nd > 2) {
-    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s has %d dimensions, expected 1 or 2", path, dset, nd);
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s has %d dimensions; kd reads 1-D (labels) and 2-D (rows x features) datasets", path, dset, nd);
   } else {
     H5Sget_simple_extent_dims(s, hd, NULL);
     *ndims = nd;
@@ -91,6 +92,20 @@ int kd_h5_shape(hid_t file, const char *path, const char *dset, int *ndims,
   if (s >= 0) H5Sclose(s);
   H5Dclose(d);
   return rc;
+}
+
+int kd_h5_is_float(hid_t file, const char *dset) {
+  if (!kd_h5_exists(file, dset)) return 0;
+  hid_t d = H5Dopen2(file, dset, H5P_DEFAULT);
+  if (d < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return 0;
+  }
+  hid_t t = H5Dget_type(d);
+  int f = t >= 0 && H5Tget_class(t) == H5T_FLOAT;
+  if (t >= 0) H5Tclose(t);
+  H5Dclose(d);
+  return f;
 }
 
 static int check_filters(hid_t d, const char *path, const char *dset, kd_err *e) {
@@ -209,4 +224,144 @@ int kd_h5_attr_i64(hid_t obj, const char *path, const char *name, int64_t value,
 int kd_h5_attr_f64(hid_t obj, const char *path, const char *name, double value,
                    kd_err *e) {
   return write_attr(obj, path, name, H5T_NATIVE_DOUBLE, &value, e);
+}
+
+static hid_t open_attr(hid_t file, const char *path, const char *obj, const char *name, kd_err *e) {
+  if (H5Aexists_by_name(file, obj, name, H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    kd_fail(e, KD_ERR_RUNTIME, "%s: attribute %s of %s is missing", path, name, obj);
+    return H5I_INVALID_HID;
+  }
+  hid_t a = H5Aopen_by_name(file, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0) {
+    char why[256];
+    kd_fail(e, KD_ERR_RUNTIME, "%s: cannot open attribute %s of %s (%s)", path, name, obj, h5_reason(why));
+  }
+  return a;
+}
+
+int kd_h5_get_attr_str(hid_t file, const char *path, const char *obj,
+                       const char *name, char *buf, size_t size, kd_err *e) {
+  hid_t a = open_attr(file, path, obj, name, e);
+  if (a < 0) return e->code;
+  hid_t ft = H5Aget_type(a);
+  int rc = KD_OK;
+  buf[0] = '\0';
+  if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: attribute %s of %s is not a string", path, name, obj);
+  } else if (H5Tis_variable_str(ft) > 0) {
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    char *v = NULL;
+    if (H5Aread(a, mt, &v) < 0 || !v) {
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read attribute %s of %s", path, name, obj);
+    } else {
+      snprintf(buf, size, "%s", v);
+      hid_t sp = H5Aget_space(a);
+      H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, &v);
+      H5Sclose(sp);
+    }
+    H5Tclose(mt);
+  } else {
+    size_t n = H5Tget_size(ft);
+    char *tmp = malloc(n + 1);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    if (!tmp || H5Aread(a, mt, tmp) < 0) {
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read attribute %s of %s", path, name, obj);
+    } else {
+      tmp[n] = '\0';
+      snprintf(buf, size, "%s", tmp);
+    }
+    free(tmp);
+    H5Tclose(mt);
+  }
+  if (ft >= 0) H5Tclose(ft);
+  H5Aclose(a);
+  return rc;
+}
+
+static int get_num_attr(hid_t file, const char *path, const char *obj, const char *name, hid_t mt, void *v,
+                        int n, kd_err *e) {
+  hid_t a = open_attr(file, path, obj, name, e);
+  if (a < 0) return e->code;
+  hid_t sp = H5Aget_space(a);
+  hssize_t cnt = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  int rc = KD_OK;
+  if (cnt != n)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: attribute %s of %s holds %lld values, expected %d", path, name, obj,
+                 (long long)cnt, n);
+  else if (H5Aread(a, mt, v) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read attribute %s of %s as a number", path, name, obj);
+  if (sp >= 0) H5Sclose(sp);
+  H5Aclose(a);
+  return rc;
+}
+
+int kd_h5_get_attr_i64(hid_t file, const char *path, const char *obj,
+                       const char *name, int64_t *value, kd_err *e) {
+  return get_num_attr(file, path, obj, name, H5T_NATIVE_INT64, value, 1, e);
+}
+
+int kd_h5_get_attr_f64(hid_t file, const char *path, const char *obj,
+                       const char *name, double *value, kd_err *e) {
+  return get_num_attr(file, path, obj, name, H5T_NATIVE_DOUBLE, value, 1, e);
+}
+
+int kd_h5_get_attr_f64_array(hid_t file, const char *path, const char *obj,
+                             const char *name, double *values, int n, kd_err *e) {
+  return get_num_attr(file, path, obj, name, H5T_NATIVE_DOUBLE, values, n, e);
+}
+
+int kd_h5_attr_f64_array(hid_t obj, const char *path, const char *name,
+                         const double *values, int n, kd_err *e) {
+  char why[256];
+  hsize_t d = (hsize_t)n;
+  hid_t s = H5Screate_simple(1, &d, NULL);
+  hid_t a = s >= 0 ? H5Acreate_by_name(obj, path, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  int rc = KD_OK;
+  if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, values) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "cannot write attribute %s on %s (%s)", name, path, h5_reason(why));
+  if (a >= 0) H5Aclose(a);
+  if (s >= 0) H5Sclose(s);
+  return rc;
+}
+
+typedef struct each_ctx {
+  hid_t file;
+  const char *path, *obj;
+  kd_h5_attr_fn fn;
+  void *ctx;
+  kd_err *e;
+  int rc;
+} each_ctx;
+
+static herr_t each_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+  (void)loc;
+  (void)info;
+  each_ctx *c = data;
+  char val[4096];
+  if (kd_h5_get_attr_str(c->file, c->path, c->obj, name, val, sizeof val, c->e)) {
+    c->rc = c->e->code;
+    return 1;
+  }
+  c->rc = c->fn(name, val, c->ctx);
+  return c->rc ? 1 : 0;
+}
+
+int kd_h5_each_str_attr(hid_t file, const char *path, const char *obj,
+                        kd_h5_attr_fn fn, void *ctx, kd_err *e) {
+  hid_t o = H5Oopen(file, obj, H5P_DEFAULT);
+  if (o < 0) {
+    char why[256];
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot open %s (%s)", path, obj, h5_reason(why));
+  }
+  each_ctx c = {file, path, obj, fn, ctx, e, KD_OK};
+  hsize_t idx = 0;
+  herr_t r = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, each_attr, &c);
+  H5Oclose(o);
+  if (c.rc) return c.rc;
+  if (r < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot list the attributes of %s", path, obj);
+  return KD_OK;
 }

@@ -16,16 +16,24 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  train   train a student MLP with the combined KD loss on HDF5 data\n"
+          "  eval    evaluate a checkpoint (accuracy, NLL, calibration, teacher agreement)\n"
+          "  predict write a checkpoint's logits for a split\n"
           "  synth   write a synthetic data set and a fixed teacher's logits\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
           "  kd --version prints the version.\n"
-          "exit codes: 0 done, 1 data or runtime error, 2 usage error.\n",
+          "exit codes: 0 done, 1 data or runtime error, 2 usage error,\n"
+          "            75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume DIR).\n",
           KD_VERSION);
 }
 
 static int report(const kd_err *e, int code) {
   if (code == KD_OK) return 0;
+  if (code == KD_STOPPED) {
+    if (g_rank == 0) printf("kd: %s\n", e->msg);
+    fflush(stdout);
+    return code;
+  }
   if (g_rank == 0) {
     if (g_size > 1 && e->rank >= 0) fprintf(stderr, "kd: error (rank %d): %s\n", e->rank, e->msg);
     else fprintf(stderr, "kd: error: %s\n", e->msg);
@@ -53,7 +61,8 @@ static int cmd_train(int argc, char **argv, kd_err *e) {
   }
   kd_train_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
-  if (kd_opts_parse(kd_train_opts, kd_train_n_opts, &cfg, argc, argv, "kd train", e)) return e->code;
+  if (kd_opts_parse(kd_train_opts, kd_train_n_opts, &cfg, argc, argv, "kd train", cfg.given, e)) return e->code;
+  if (!cfg.resume[0] && kd_train_cfg_check(&cfg, e)) return e->code;
   kd_train_result res;
   return kd_train_run(&cfg, MPI_COMM_WORLD, &res, e);
 }
@@ -70,7 +79,7 @@ static int cmd_synth(int argc, char **argv, kd_err *e) {
   }
   kd_synth_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
-  if (kd_opts_parse(kd_synth_opts, kd_synth_n_opts, &cfg, argc, argv, "kd synth", e)) return e->code;
+  if (kd_opts_parse(kd_synth_opts, kd_synth_n_opts, &cfg, argc, argv, "kd synth", NULL, e)) return e->code;
   int rc = KD_OK;
   if (g_rank == 0) {
     kd_synth_stats st;
@@ -82,6 +91,50 @@ static int cmd_synth(int argc, char **argv, kd_err *e) {
       if (st.teacher_acc[0] >= 0) printf("kd synth: teacher train accuracy %.4f\n", st.teacher_acc[0]);
       if (st.teacher_acc[1] >= 0) printf("kd synth: teacher test accuracy %.4f\n", st.teacher_acc[1]);
     }
+  }
+  return kd_agree(MPI_COMM_WORLD, rc, e);
+}
+
+static int cmd_eval(int argc, char **argv, int predict, kd_err *e) {
+  const kd_opt_spec *specs = predict ? kd_predict_opts : kd_eval_opts;
+  const int n = predict ? kd_predict_n_opts : kd_eval_n_opts;
+  const char *cmd = predict ? "kd predict" : "kd eval";
+  if (wants_help(argc, argv)) {
+    if (g_rank == 0) {
+      if (predict)
+        printf("usage: kd predict --ckpt CKPT --data FILE --out FILE [--split test]\n\n"
+               "Writes the student's raw logits for every row of /SPLIT as /SPLIT/logits (a teacher file).\n");
+      else
+        printf("usage: kd eval --ckpt CKPT --data FILE [--teacher FILE] [--temperature T] [--split test] [--json]\n\n"
+               "Accuracy, NLL, expected calibration error (15 bins) and, with teacher logits for the split, top-1\n"
+               "agreement and KL(teacher || student) at T.\n");
+      printf("CKPT is a checkpoint or weights file, or DIR[:latest|best|step:N] (a bare run directory means its "
+             "latest checkpoint).\nRuns on rank 0.\n\noptions:\n");
+      kd_opts_help(specs, n, stdout);
+    }
+    return KD_OK;
+  }
+  kd_eval_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(specs, n, &cfg, argc, argv, cmd, NULL, e)) return e->code;
+  int rc = KD_OK;
+  if (g_rank == 0) {
+    char path[4200];
+    if (predict) {
+      int64_t rows = 0;
+      rc = kd_predict_run(&cfg, &rows, path, sizeof path, e);
+      if (!rc) printf("kd predict: wrote /%s/logits (%lld rows) of %s to %s\n", cfg.split, (long long)rows, path, cfg.out);
+    } else {
+      kd_eval_result r;
+      rc = kd_eval_run(&cfg, &r, path, sizeof path, e);
+      if (!rc && cfg.json) kd_eval_json(stdout, &r);
+      else if (!rc) {
+        char label[64];
+        snprintf(label, sizeof label, "%s", cfg.split);
+        kd_eval_print(stdout, label, &r);
+      }
+    }
+    fflush(stdout);
   }
   return kd_agree(MPI_COMM_WORLD, rc, e);
 }
@@ -105,10 +158,14 @@ int main(int argc, char **argv) {
     if (g_rank == 0) printf("kd %s\n", KD_VERSION);
   } else if (strcmp(argv[1], "train") == 0) {
     code = report(&e, cmd_train(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "eval") == 0) {
+    code = report(&e, cmd_eval(argc - 2, argv + 2, 0, &e));
+  } else if (strcmp(argv[1], "predict") == 0) {
+    code = report(&e, cmd_eval(argc - 2, argv + 2, 1, &e));
   } else if (strcmp(argv[1], "synth") == 0) {
     code = report(&e, cmd_synth(argc - 2, argv + 2, &e));
   } else {
-    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, synth; see kd --help)", argv[1]);
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, synth; see kd --help)", argv[1]);
     code = report(&e, KD_ERR_USAGE);
   }
   fflush(stdout);

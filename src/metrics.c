@@ -1,6 +1,7 @@
 #include "kd/metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,17 +15,67 @@ int kd_metrics_open(kd_metrics *m, const char *dir, kd_err *e) {
   return KD_OK;
 }
 
+static void cell(char *buf, size_t n, int present, double v, const char *fmt) {
+  if (present && !isnan(v)) snprintf(buf, n, fmt, v);
+  else buf[0] = '\0';
+}
+
 int kd_metrics_write(kd_metrics *m, const kd_metrics_row *r, kd_err *e) {
   if (!m->csv) return KD_OK;
-  char ce[32] = "", kd[32] = "";
-  if (r->has_ce) snprintf(ce, sizeof ce, "%.6g", r->ce);
-  if (r->has_kd) snprintf(kd, sizeof kd, "%.6g", r->kd);
-  /* Five trailing empty columns: evaluation, filled by later features. */
-  int n = fprintf(m->csv, "%lld,%lld,%.6g,%s,%s,%.6g,%.6g,%.6g,%.1f,%.3f,,,,,\n", (long long)r->step,
-                  (long long)r->epoch, r->loss, ce, kd, r->acc, r->lr, r->grad_norm, r->samples_per_s,
-                  r->elapsed_s);
+  char c[15][40];
+  const int t = r->has_train, v = r->has_eval;
+  cell(c[0], 40, t, r->loss, "%.6g");
+  cell(c[1], 40, t && r->has_ce, r->ce, "%.6g");
+  cell(c[2], 40, t && r->has_kd, r->kd, "%.6g");
+  cell(c[3], 40, t, r->acc, "%.6g");
+  cell(c[4], 40, t, r->lr, "%.6g");
+  cell(c[5], 40, t, r->grad_norm, "%.6g");
+  cell(c[6], 40, t, r->samples_per_s, "%.1f");
+  cell(c[7], 40, t, r->elapsed_s, "%.3f");
+  cell(c[8], 40, v, r->eval_accuracy, "%.6g");
+  cell(c[9], 40, v, r->eval_nll, "%.6g");
+  cell(c[10], 40, v, r->eval_ece, "%.6g");
+  cell(c[11], 40, v, r->eval_agreement, "%.6g");
+  cell(c[12], 40, v, r->eval_kl, "%.6g");
+  int n = fprintf(m->csv, "%lld,%lld,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", (long long)r->step,
+                  (long long)r->epoch, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11],
+                  c[12]);
   if (n < 0 || fflush(m->csv) != 0)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: write failed (%s)", m->path, strerror(errno));
+  return KD_OK;
+}
+
+int kd_metrics_open_resume(kd_metrics *m, const char *dir, int64_t step, kd_err *e) {
+  snprintf(m->path, sizeof m->path, "%s/metrics.csv", dir);
+  FILE *in = fopen(m->path, "r");
+  if (!in) return kd_metrics_open(m, dir, e); /* lost: start a new one */
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s/.metrics.csv.tmp", dir);
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    fclose(in);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create (%s)", tmp, strerror(errno));
+  }
+  char line[8192];
+  int first = 1, bad = 0;
+  while (fgets(line, sizeof line, in)) {
+    if (first) {
+      first = 0;
+      bad |= fputs(KD_METRICS_HEADER "\n", out) < 0;
+      continue;
+    }
+    /* Rows past the checkpoint belong to the interrupted tail: drop them. */
+    if (strtoll(line, NULL, 10) <= step && strchr(line, '\n')) bad |= fputs(line, out) < 0;
+  }
+  if (first) bad |= fputs(KD_METRICS_HEADER "\n", out) < 0;
+  fclose(in);
+  bad |= fclose(out) != 0;
+  if (bad || rename(tmp, m->path) != 0) {
+    unlink(tmp);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: rewriting for resume failed (%s)", m->path, strerror(errno));
+  }
+  m->csv = fopen(m->path, "a");
+  if (!m->csv) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot append (%s)", m->path, strerror(errno));
   return KD_OK;
 }
 

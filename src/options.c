@@ -13,17 +13,22 @@
 
 /* name, type, offset, size, default, choices, lo, hi, lo_open, hi_open, help */
 const kd_opt_spec kd_train_opts[] = {
-  {"data", KD_OPT_STR, T_(data), STR(kd_train_cfg, data), NULL, NULL, 0, 0, 0, 0,
-   "HDF5 data file: /train/x [N,D], /train/y [N] (optional /test/x, /test/y)"},
+  {"data", KD_OPT_STR, T_(data), STR(kd_train_cfg, data), "", NULL, 0, 0, 0, 0,
+   "HDF5 data file: /train/x [N,D], /train/y [N] (optional /valid, /test); required unless --resume"},
   {"teacher", KD_OPT_STR, T_(teacher), STR(kd_train_cfg, teacher), "", NULL, 0, 0, 0, 0,
    "HDF5 teacher file with /train/logits [N,C] (may be the data file); none: supervised training"},
-  {"out", KD_OPT_STR, T_(out), STR(kd_train_cfg, out), NULL, NULL, 0, 0, 0, 0,
-   "run directory (metrics.csv, final.h5); refused if it holds a run, unless --force"},
-  {"student", KD_OPT_STR, T_(student), STR(kd_train_cfg, student), NULL, NULL, 0, 0, 0, 0,
-   "MLP sizes input-hidden...-classes, e.g. 784-800-800-10"},
+  {"out", KD_OPT_STR, T_(out), STR(kd_train_cfg, out), "", NULL, 0, 0, 0, 0,
+   "run directory (checkpoints, metrics.csv, final.h5); refused if it holds a run, unless --force; "
+   "required unless --resume"},
+  {"student", KD_OPT_STR, T_(student), STR(kd_train_cfg, student), "", NULL, 0, 0, 0, 0,
+   "MLP sizes input-hidden...-classes, e.g. 784-800-800-10; required unless --resume"},
+  {"resume", KD_OPT_STR, T_(resume), STR(kd_train_cfg, resume), "", NULL, 0, 0, 0, 0,
+   "continue a run: a checkpoint FILE or DIR[:latest|best|step:N]; needs no other option"},
+  {"init", KD_OPT_STR, T_(init_from), STR(kd_train_cfg, init_from), "", NULL, 0, 0, 0, 0,
+   "start a new run from a checkpoint's weights (fresh optimizer, step 0): FILE or DIR[:latest|best|step:N]"},
   {"activation", KD_OPT_CHOICE, T_(activation), STR(kd_train_cfg, activation), "relu", "relu|gelu", 0, 0, 0, 0,
    "hidden activation"},
-  {"init", KD_OPT_CHOICE, T_(init), STR(kd_train_cfg, init), "he", "he|xavier", 0, 0, 0, 0,
+  {"weight-init", KD_OPT_CHOICE, T_(weight_init), STR(kd_train_cfg, weight_init), "he", "he|xavier", 0, 0, 0, 0,
    "hidden-layer initialisation (the output layer is always Xavier)"},
   {"dropout", KD_OPT_REAL, T_(dropout), 0, "0", NULL, 0, 1, 0, 1,
    "dropout probability on hidden layers, in [0, 1)"},
@@ -54,6 +59,15 @@ const kd_opt_spec kd_train_opts[] = {
   {"threads", KD_OPT_INT, T_(threads), 0, "0", NULL, 0, 4096, 0, 0,
    "OpenBLAS threads per rank (0: cores available to the rank / ranks sharing them)"},
   {"log-every", KD_OPT_INT, T_(log_every), 0, "50", NULL, 1, 1e15, 0, 0, "steps between metrics.csv rows"},
+  {"ckpt-every", KD_OPT_INT, T_(ckpt_every), 0, "0", NULL, 0, 1e15, 0, 0,
+   "steps between checkpoints (0: none between epoch ends; there is always one at each epoch end and at the end)"},
+  {"keep", KD_OPT_INT, T_(keep), 0, "3", NULL, 1, 1e9, 0, 0, "checkpoints kept (plus the best one)"},
+  {"eval-every", KD_OPT_INT, T_(eval_every), 0, "0", NULL, 0, 1e15, 0, 0,
+   "steps between evaluations (0: at each checkpoint and the end only)"},
+  {"val-rows", KD_OPT_INT, T_(val_rows), 0, "0", NULL, 0, 1e15, 0, 0,
+   "hold out the last N rows of /train for validation (when the data file has no /valid)"},
+  {"best-metric", KD_OPT_CHOICE, T_(best_metric), STR(kd_train_cfg, best_metric), "accuracy", "accuracy|nll", 0, 0,
+   0, 0, "validation metric that picks the best checkpoint (ties keep the earlier)"},
   {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|off", 0, 0, 0, 0,
    "live progress line (auto: only on a terminal outside a batch job)"},
   {"force", KD_OPT_FLAG, T_(force), 0, "0", NULL, 0, 0, 0, 0, "reuse an --out directory that holds a run"},
@@ -78,6 +92,32 @@ const kd_opt_spec kd_synth_opts[] = {
   {"seed", KD_OPT_INT, S_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed"},
 };
 const int kd_synth_n_opts = (int)(sizeof kd_synth_opts / sizeof kd_synth_opts[0]);
+
+#define E_(f) offsetof(kd_eval_cfg, f)
+const kd_opt_spec kd_eval_opts[] = {
+  {"ckpt", KD_OPT_STR, E_(ckpt), STR(kd_eval_cfg, ckpt), NULL, NULL, 0, 0, 0, 0,
+   "checkpoint FILE or DIR[:latest|best|step:N]"},
+  {"data", KD_OPT_STR, E_(data), STR(kd_eval_cfg, data), NULL, NULL, 0, 0, 0, 0, "HDF5 data file"},
+  {"teacher", KD_OPT_STR, E_(teacher), STR(kd_eval_cfg, teacher), "", NULL, 0, 0, 0, 0,
+   "teacher file: with /SPLIT/logits, adds teacher agreement and KL(teacher || student)"},
+  {"split", KD_OPT_STR, E_(split), STR(kd_eval_cfg, split), "test", NULL, 0, 0, 0, 0, "split to evaluate"},
+  {"temperature", KD_OPT_REAL, E_(temperature), 0, "4", NULL, 0, 1000, 1, 0, "temperature of the KL"},
+  {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+  {"json", KD_OPT_FLAG, E_(json), 0, "0", NULL, 0, 0, 0, 0,
+   "print one JSON object with accuracy, nll, ece, agreement, kl, n"},
+};
+const int kd_eval_n_opts = (int)(sizeof kd_eval_opts / sizeof kd_eval_opts[0]);
+
+const kd_opt_spec kd_predict_opts[] = {
+  {"ckpt", KD_OPT_STR, E_(ckpt), STR(kd_eval_cfg, ckpt), NULL, NULL, 0, 0, 0, 0,
+   "checkpoint FILE or DIR[:latest|best|step:N]"},
+  {"data", KD_OPT_STR, E_(data), STR(kd_eval_cfg, data), NULL, NULL, 0, 0, 0, 0, "HDF5 data file"},
+  {"out", KD_OPT_STR, E_(out), STR(kd_eval_cfg, out), NULL, NULL, 0, 0, 0, 0,
+   "HDF5 file to write /SPLIT/logits into (created, or replaced)"},
+  {"split", KD_OPT_STR, E_(split), STR(kd_eval_cfg, split), "test", NULL, 0, 0, 0, 0, "split to predict"},
+  {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+};
+const int kd_predict_n_opts = (int)(sizeof kd_predict_opts / sizeof kd_predict_opts[0]);
 
 static const kd_opt_spec *find(const kd_opt_spec *specs, int n, const char *name, size_t len) {
   for (int i = 0; i < n; i++)
@@ -144,8 +184,35 @@ static int set_value(const kd_opt_spec *s, void *cfg, const char *val, const cha
   return KD_OK;
 }
 
+int kd_opts_index(const kd_opt_spec *specs, int n, const char *name) {
+  const kd_opt_spec *s = find(specs, n, name, strlen(name));
+  return s ? (int)(s - specs) : -1;
+}
+
+int kd_opts_set(const kd_opt_spec *specs, int n, void *cfg, const char *name,
+                const char *value, const char *cmd, kd_err *e) {
+  const kd_opt_spec *s = find(specs, n, name, strlen(name));
+  if (!s) return kd_fail(e, KD_ERR_USAGE, "%s: unknown option '--%s'", cmd, name);
+  if (s->type == KD_OPT_FLAG) {
+    *(int *)((char *)cfg + s->offset) = strcmp(value, "1") == 0;
+    return KD_OK;
+  }
+  return set_value(s, cfg, value, cmd, e);
+}
+
+void kd_opts_format(const kd_opt_spec *s, const void *cfg, char *buf, size_t n) {
+  const char *base = (const char *)cfg + s->offset;
+  switch (s->type) {
+    case KD_OPT_STR:
+    case KD_OPT_CHOICE: snprintf(buf, n, "%s", base); break;
+    case KD_OPT_INT: snprintf(buf, n, "%lld", (long long)*(const int64_t *)base); break;
+    case KD_OPT_REAL: snprintf(buf, n, "%.17g", *(const double *)base); break;
+    case KD_OPT_FLAG: snprintf(buf, n, "%d", *(const int *)base ? 1 : 0); break;
+  }
+}
+
 int kd_opts_parse(const kd_opt_spec *specs, int n, void *cfg, int argc,
-                  char **argv, const char *cmd, kd_err *e) {
+                  char **argv, const char *cmd, unsigned char *given, kd_err *e) {
   char seen[256] = {0};
   for (int i = 0; i < n; i++)
     if (specs[i].def && set_value(&specs[i], cfg, specs[i].def, cmd, e)) return e->code;
@@ -175,6 +242,8 @@ int kd_opts_parse(const kd_opt_spec *specs, int n, void *cfg, int argc,
   for (int i = 0; i < n; i++)
     if (!specs[i].def && !seen[i])
       return kd_fail(e, KD_ERR_USAGE, "%s: --%s is required (see %s --help)", cmd, specs[i].name, cmd);
+  if (given)
+    for (int i = 0; i < n; i++) given[i] = (unsigned char)seen[i];
   return KD_OK;
 }
 
@@ -196,8 +265,11 @@ void kd_opts_help(const kd_opt_spec *specs, int n, FILE *f) {
 }
 
 int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
-  if (!c->data[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --data is empty");
-  if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --out is empty");
+  if (!c->data[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --data is required (see kd train --help)");
+  if (!c->student[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --student is required (see kd train --help)");
+  if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --out is required (see kd train --help)");
+  if (c->resume[0] && c->init_from[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --resume and --init exclude each other");
   if (c->nesterov && (strcmp(c->optimizer, "sgd") != 0 || c->momentum <= 0.0))
     return kd_fail(e, KD_ERR_USAGE, "kd train: --nesterov needs --optimizer sgd and --momentum > 0");
   return KD_OK;

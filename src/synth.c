@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kd/h5io.h"
 #include "kd/rng.h"
@@ -20,13 +21,14 @@ typedef struct synth {
   float *centres; /* [classes * clusters, dim] */
 } synth;
 
-static void make_split(const synth *s, int64_t n, uint64_t split, float *x, int32_t *y, float *logits) {
+static int make_split(const synth *s, int64_t n, uint64_t split, float *x, int32_t *y, float *logits, kd_err *e) {
   const kd_synth_cfg *c = s->c;
   const int D = (int)c->dim, C = (int)c->classes, K = (int)c->clusters;
   const double sig = c->noise;
   uint64_t kpick = kd_key((uint64_t)c->seed, KD_RNG_SYNTH, split, 1);
   uint64_t knoise = kd_key((uint64_t)c->seed, KD_RNG_SYNTH, split, 2);
-  double *ll = malloc(sizeof(double) * (size_t)K);
+  double *ll = kd_malloc(sizeof(double) * (size_t)K, "synth likelihoods", e);
+  if (!ll) return e->code;
   for (int64_t i = 0; i < n; i++) {
     int cls = (int)(kd_uniform(kpick, 2 * (uint64_t)i) * C);
     int k = (int)(kd_uniform(kpick, 2 * (uint64_t)i + 1) * K);
@@ -55,6 +57,7 @@ static void make_split(const synth *s, int64_t n, uint64_t split, float *x, int3
     }
   }
   free(ll);
+  return KD_OK;
 }
 
 static int write_file_attrs(hid_t f, const char *path, const char *kind, const kd_synth_cfg *c, kd_err *e) {
@@ -83,10 +86,16 @@ int kd_synth_write(const kd_synth_cfg *c, kd_synth_stats *stats, kd_err *e) {
   int rc = KD_OK;
   hid_t fd = H5Fcreate(c->out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   hid_t ft = -1;
-  if (fd < 0) { free(s.centres); return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create HDF5 file", c->out); }
+  if (fd < 0) {
+    free(s.centres);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create the HDF5 file (does the directory exist and is it writable?)",
+                   c->out);
+  }
   if (want_t && !same) {
     ft = H5Fcreate(c->teacher_out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (ft < 0) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create HDF5 file", c->teacher_out);
+    if (ft < 0)
+      rc = kd_fail(e, KD_ERR_RUNTIME,
+                   "%s: cannot create the HDF5 file (does the directory exist and is it writable?)", c->teacher_out);
   } else if (same) {
     ft = fd;
   }
@@ -101,8 +110,8 @@ int kd_synth_write(const kd_synth_cfg *c, kd_synth_stats *stats, kd_err *e) {
     int32_t *y = kd_malloc(sizeof(int32_t) * (size_t)n, "synth y", e);
     float *lg = want_t ? kd_malloc(sizeof(float) * (size_t)n * C, "synth logits", e) : NULL;
     if (!e->code) {
-      make_split(&s, n, (uint64_t)sp, x, y, lg);
-      if (stats && lg) {
+      rc = make_split(&s, n, (uint64_t)sp, x, y, lg, e);
+      if (!rc && stats && lg) {
         int64_t hit = 0;
         for (int64_t i = 0; i < n; i++) {
           int a = 0;
@@ -115,7 +124,7 @@ int kd_synth_write(const kd_synth_cfg *c, kd_synth_stats *stats, kd_err *e) {
       char ds[64];
       int64_t dx[2] = {n, D}, dl[2] = {n, C};
       snprintf(ds, sizeof ds, "/%s/x", splits[sp]);
-      rc = kd_h5_write_f32(fd, c->out, ds, 2, dx, x, e);
+      if (!rc) rc = kd_h5_write_f32(fd, c->out, ds, 2, dx, x, e);
       snprintf(ds, sizeof ds, "/%s/y", splits[sp]);
       if (!rc) rc = kd_h5_write_i32(fd, c->out, ds, 1, dx, y, e);
       snprintf(ds, sizeof ds, "/%s/logits", splits[sp]);
@@ -130,5 +139,9 @@ int kd_synth_write(const kd_synth_cfg *c, kd_synth_stats *stats, kd_err *e) {
   if (ft >= 0 && ft != fd && H5Fclose(ft) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: close failed", c->teacher_out);
   if (H5Fclose(fd) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: close failed", c->out);
   free(s.centres);
+  if (rc) { /* never leave half-written files behind */
+    unlink(c->out);
+    if (want_t && !same) unlink(c->teacher_out);
+  }
   return rc;
 }

@@ -2,51 +2,66 @@
  *
  * Data flows one way: shard -> gather batch -> model forward -> loss ->
  * model backward -> one in-place allreduce of (gradients | step statistics)
- * -> clip -> optimizer. Logging and the final evaluation sit beside it. */
+ * -> clip -> optimizer. Checkpoints, evaluation (both by rank 0) and logging
+ * sit beside the loop. */
+#define _GNU_SOURCE
 #include "kd/train.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kd/ckpt.h"
 #include "kd/data.h"
 #include "kd/dist.h"
+#include "kd/eval.h"
 #include "kd/gemm.h"
 #include "kd/h5io.h"
 #include "kd/loss.h"
 #include "kd/metrics.h"
-#include "kd/mlp.h"
 #include "kd/optim.h"
 #include "kd/rng.h"
 #include "kd/weights.h"
 
 /* Step statistics travel at the end of the gradient buffer, so one
  * allreduce per step carries gradients, losses and control flags. */
-enum { ST_LOSS, ST_CE, ST_KD, ST_CORRECT, ST_LABELLED, ST_ROWS, ST_NONFINITE, ST_ERROR, ST_COUNT };
+enum { ST_LOSS, ST_CE, ST_KD, ST_CORRECT, ST_LABELLED, ST_ROWS, ST_NONFINITE, ST_ERROR, ST_STOP, ST_COUNT };
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 typedef struct trainer {
-  const kd_train_cfg *cfg;
+  kd_train_cfg cfg;        /* effective configuration (after a resume merge) */
   MPI_Comm comm;
   int rank, size, threads;
-  kd_mlp_cfg mcfg;
+  int in_dim, classes;     /* the student's input width and outputs */
   kd_model *model;
   float *params;
-  float *grads; /* [n_params + ST_COUNT] */
+  float *grads;            /* [n_params + ST_COUNT] */
   kd_optim opt;
-  kd_split train, test;
-  int has_teacher, has_test, test_has_logits;
+  kd_split train;          /* this rank's shard */
+  kd_split valid, test;    /* rank 0 only: whole splits for evaluation */
+  int has_teacher, has_valid, has_test;
+  char valid_name[64];
   int B, b_local;
-  int64_t steps_per_epoch, total_steps;
+  int64_t n_train;         /* rows of /train used for training */
+  int64_t steps_per_epoch, total_steps, end_step;
   float *xb, *tb, *logits, *dlogits;
   int32_t *yb;
   int64_t *rows, *perm;
   kd_metrics metrics;
   kd_progress progress;
+  kd_run_state st;
+  char resume_path[KD_PATH_MAX];
+  kd_cfg_item *cfg_items;
+  int n_cfg_items;
 } trainer;
 
 static int root(const trainer *t) { return t->rank == 0; }
@@ -71,103 +86,233 @@ static int bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e
   return KD_OK;
 }
 
-/* Options that the table cannot check alone, and the output directory. */
+/* ---- resume: the checkpoint's configuration, merged with the command line ---- */
+
+/* Options a resumed run may change; all others must match the checkpoint. */
+static int may_change(const char *name) {
+  static const char *ok[] = {"epochs", "ckpt-every", "keep", "threads", "max-steps", "progress",
+                             "eval-every", "log-every", "data", "teacher", "resume", "force", NULL};
+  for (int i = 0; ok[i]; i++)
+    if (strcmp(ok[i], name) == 0) return 1;
+  return 0;
+}
+
+static int merge_resume_config(trainer *t, const kd_train_cfg *cli, kd_err *e) {
+  kd_train_cfg *c = &t->cfg;
+  memset(c, 0, sizeof *c);
+  if (kd_opts_parse(kd_train_opts, kd_train_n_opts, c, 0, NULL, "kd train", NULL, e)) return e->code;
+  for (int i = 0; i < t->n_cfg_items; i++) {
+    const char *name = t->cfg_items[i].name;
+    /* Not inherited: how this invocation runs, not what the run is. */
+    if (name[0] == '_' || strcmp(name, "resume") == 0 || strcmp(name, "force") == 0 ||
+        strcmp(name, "max-steps") == 0)
+      continue;
+    if (kd_opts_index(kd_train_opts, kd_train_n_opts, name) < 0) {
+      if (root(t)) printf("kd: note: ignoring option --%s stored in the checkpoint (unknown to kd %s)\n", name, KD_VERSION);
+      continue;
+    }
+    if (kd_opts_set(kd_train_opts, kd_train_n_opts, c, name, t->cfg_items[i].value, "checkpoint", e))
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: stored option --%s: %s", t->resume_path, name, e->msg);
+  }
+  char dir[KD_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", t->resume_path);
+  snprintf(c->out, sizeof c->out, "%s", dirname(dir));
+  for (int i = 0; i < kd_train_n_opts; i++) {
+    if (!cli->given[i]) continue;
+    const kd_opt_spec *s = &kd_train_opts[i];
+    char mine[KD_PATH_MAX], theirs[KD_PATH_MAX];
+    kd_opts_format(s, cli, mine, sizeof mine);
+    kd_opts_format(s, c, theirs, sizeof theirs);
+    if (strcmp(s->name, "out") == 0) {
+      char a[PATH_MAX], b[PATH_MAX];
+      if (!realpath(cli->out, a) || !realpath(c->out, b) || strcmp(a, b) != 0)
+        return kd_fail(e, KD_ERR_USAGE, "--out %s: a resumed run continues in its own directory %s", cli->out, c->out);
+      continue;
+    }
+    if (strcmp(mine, theirs) == 0) continue;
+    if (!may_change(s->name))
+      return kd_fail(e, KD_ERR_USAGE,
+                     "--%s %s contradicts the checkpoint (%s has --%s %s); resume without it, or start a new run",
+                     s->name, mine, t->resume_path, s->name, theirs[0] ? theirs : "(unset)");
+    if (root(t) && strcmp(s->name, "resume") != 0 && strcmp(s->name, "force") != 0)
+      printf("kd: resume: --%s changed from %s to %s%s\n", s->name, theirs[0] ? theirs : "(unset)", mine,
+             strcmp(s->name, "threads") == 0 ? " (the bitwise-identical resume holds only for the same threads)" : "");
+    kd_opts_set(kd_train_opts, kd_train_n_opts, c, s->name, mine, "kd train", e);
+  }
+  snprintf(c->resume, sizeof c->resume, "%s", t->resume_path);
+  c->force = 1;
+  return KD_OK;
+}
+
+/* Rank 0 picks the checkpoint (falling back past damaged ones) and tells all. */
+static int find_resume_checkpoint(trainer *t, const char *spec, kd_err *e) {
+  int rc = KD_OK;
+  if (root(t)) {
+    char notes[8192];
+    rc = kd_ckpt_resolve(spec, 1, t->resume_path, sizeof t->resume_path, notes, sizeof notes, e);
+    for (char *line = strtok(notes, "\n"); line; line = strtok(NULL, "\n")) fprintf(stderr, "kd: resume: %s\n", line);
+    if (!rc) printf("kd: resuming from %s\n", t->resume_path);
+    fflush(stdout);
+  }
+  if ((rc = kd_agree(t->comm, rc, e))) return rc;
+  if (kd_mpi_check(MPI_Bcast(t->resume_path, sizeof t->resume_path, MPI_CHAR, 0, t->comm), "MPI_Bcast", e))
+    return e->code;
+  return KD_OK;
+}
+
+/* ---- set-up ---- */
+
 static int check_setup(trainer *t, kd_err *e) {
-  const kd_train_cfg *c = t->cfg;
+  const kd_train_cfg *c = &t->cfg;
   if (kd_train_cfg_check(c, e)) return e->code;
-  if (kd_mlp_parse_spec(&t->mcfg, c->student, e)) return e->code;
-  t->mcfg.act = strcmp(c->activation, "gelu") == 0 ? KD_ACT_GELU : KD_ACT_RELU;
-  t->mcfg.dropout = (float)c->dropout;
-  t->mcfg.init_xavier = strcmp(c->init, "xavier") == 0;
   if (c->batch < t->size)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --batch %lld is smaller than the %d ranks: every rank needs a row",
                    (long long)c->batch, t->size);
   t->B = (int)c->batch;
   t->b_local = kd_local_batch(t->B, t->size, t->rank);
   t->has_teacher = c->teacher[0] != '\0';
+  kd_model_spec ms;
+  memset(&ms, 0, sizeof ms);
+  snprintf(ms.family, sizeof ms.family, "mlp");
+  snprintf(ms.sizes, sizeof ms.sizes, "%s", c->student);
+  snprintf(ms.activation, sizeof ms.activation, "%s", c->activation);
+  ms.dropout = (float)c->dropout;
+  ms.init_xavier = strcmp(c->weight_init, "xavier") == 0;
+  if (kd_model_create(&t->model, &ms, t->b_local > 256 ? t->b_local : 256, e)) return e->code;
+  t->in_dim = t->model->in_dim;
+  t->classes = t->model->out_dim;
   return KD_OK;
 }
 
 static int prepare_out_dir(trainer *t, kd_err *e) {
-  const kd_train_cfg *c = t->cfg;
+  const kd_train_cfg *c = &t->cfg;
   if (!root(t)) return KD_OK;
-  /* mkdir -p */
   char path[KD_PATH_MAX];
   snprintf(path, sizeof path, "%s", c->out);
-  for (char *p = path + 1; ; p++) {
+  for (char *p = path + 1; ; p++) { /* mkdir -p */
     if (*p == '/' || *p == '\0') {
       char ch = *p;
       *p = '\0';
+      struct stat pb;
+      if (stat(path, &pb) == 0 && !S_ISDIR(pb.st_mode))
+        return kd_fail(e, KD_ERR_USAGE, "--out %s: %s exists and is not a directory", c->out, path);
       if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot create directory %s (%s)", c->out, path,
-                       strerror(errno));
+        return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot create directory %s (%s)", c->out, path, strerror(errno));
       if (!ch) break;
       *p = ch;
     }
   }
-  struct stat st;
-  if (stat(c->out, &st) != 0 || !S_ISDIR(st.st_mode))
-    return kd_fail(e, KD_ERR_RUNTIME, "--out %s: not a directory", c->out);
+  struct stat sb;
+  if (stat(c->out, &sb) != 0 || !S_ISDIR(sb.st_mode)) return kd_fail(e, KD_ERR_USAGE, "--out %s: not a directory", c->out);
   char m[KD_PATH_MAX + 32];
   snprintf(m, sizeof m, "%s/metrics.csv", c->out);
   if (access(m, F_OK) == 0 && !c->force)
-    return kd_fail(e, KD_ERR_USAGE, "--out %s already holds a run (metrics.csv); pass --force to overwrite it",
-                   c->out);
+    return kd_fail(e, KD_ERR_USAGE,
+                   "--out %s already holds a run (metrics.csv); continue it with --resume %s, or pass --force to "
+                   "overwrite it",
+                   c->out, c->out);
   if (access(c->out, W_OK) != 0)
     return kd_fail(e, KD_ERR_RUNTIME, "--out %s: directory is not writable (%s)", c->out, strerror(errno));
   return KD_OK;
 }
 
-/* Shapes of the train split against the student, then this rank's rows. */
-static int load_train(trainer *t, kd_err *e) {
-  const kd_train_cfg *c = t->cfg;
-  int present, dim, classes;
-  int64_t n;
-  if (kd_split_probe(c->data, c->teacher, "train", &present, &n, &dim, &classes, e)) return e->code;
-  const int in = t->mcfg.sizes[0], C = t->mcfg.sizes[t->mcfg.n_sizes - 1];
-  if (!present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/x is missing", c->data);
-  if (dim != in)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/x has %d features per row but --student %s takes %d", c->data,
-                   dim, c->student, in);
-  if (t->has_teacher && classes != C)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/logits has %d classes but --student %s outputs %d", c->teacher,
-                   classes, c->student, C);
-  if (n < t->size)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train has %lld rows, fewer than the %d ranks", c->data, (long long)n,
-                   t->size);
-  int64_t lo, hi;
-  kd_shard_range(n, t->size, t->rank, &lo, &hi);
-  if (kd_split_load(&t->train, c->data, c->teacher, "train", lo, hi, e)) return e->code;
-  return kd_split_validate(&t->train, C, t->has_teacher, c->data, c->teacher, e);
-}
-
-/* The optional /test split, for the end-of-run report. */
-static int load_test(trainer *t, kd_err *e) {
-  const kd_train_cfg *c = t->cfg;
-  int present, dim, classes;
-  int64_t n;
-  if (kd_split_probe(c->data, NULL, "test", &present, &n, &dim, &classes, e)) return e->code;
-  if (!present) return KD_OK;
-  const int in = t->mcfg.sizes[0], C = t->mcfg.sizes[t->mcfg.n_sizes - 1];
-  if (dim != in)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /test/x has %d features per row but --student %s takes %d", c->data,
-                   dim, c->student, in);
+/* A whole split (or rows [lo, hi) of it) on this rank, with teacher logits
+ * when the teacher file has them for that split. */
+static int load_eval_split(trainer *t, kd_split *s, const char *split, int64_t lo, int64_t hi, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  const int C = t->classes;
   const char *teacher = NULL;
   if (t->has_teacher) {
     hid_t f;
+    char ls[64];
+    snprintf(ls, sizeof ls, "/%s/logits", split);
     if (kd_h5_open_ro(&f, c->teacher, e)) return e->code;
-    if (kd_h5_exists(f, "/test/logits")) teacher = c->teacher;
+    if (kd_h5_exists(f, ls)) teacher = c->teacher;
     H5Fclose(f);
   }
+  if (kd_split_load(s, c->data, teacher, split, lo, hi, e)) return e->code;
+  if (s->dim != t->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but --student %s takes %d", c->data, split,
+                   s->dim, c->student, t->in_dim);
+  if (teacher && s->classes != C)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes but --student %s outputs %d", c->teacher, split,
+                   s->classes, c->student, C);
+  return kd_split_validate(s, C, 1, c->data, teacher, e);
+}
+
+static int load_data(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  int present, dim, classes;
+  int64_t n;
+  if (kd_split_probe(c->data, c->teacher, "train", &present, &n, &dim, &classes, e)) return e->code;
+  const int in = t->in_dim, C = t->classes;
+  if (!present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/x is missing", c->data);
+  if (dim != in)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/x has %d features per row but --student %s takes %d", c->data, dim,
+                   c->student, in);
+  if (t->has_teacher && classes != C)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/logits has %d classes but --student %s outputs %d", c->teacher,
+                   classes, c->student, C);
+  /* Validation split: /valid, else the last --val-rows of /train, else /test. */
+  int vp, tp, vdim, vcls, tdim, tcls;
+  int64_t vn, tn;
+  if (kd_split_probe(c->data, NULL, "valid", &vp, &vn, &vdim, &vcls, e)) return e->code;
+  if (kd_split_probe(c->data, NULL, "test", &tp, &tn, &tdim, &tcls, e)) return e->code;
+  t->n_train = n;
+  if (vp) {
+    snprintf(t->valid_name, sizeof t->valid_name, "valid");
+    if (c->val_rows > 0 && root(t))
+      printf("kd: note: %s has /valid, so --val-rows %lld is not used\n", c->data, (long long)c->val_rows);
+  } else if (c->val_rows > 0) {
+    if (c->val_rows >= n)
+      return kd_fail(e, KD_ERR_RUNTIME, "--val-rows %lld: /train of %s has only %lld rows", (long long)c->val_rows,
+                     c->data, (long long)n);
+    t->n_train = n - c->val_rows;
+    snprintf(t->valid_name, sizeof t->valid_name, "train[%lld:]", (long long)t->n_train);
+  } else if (tp) {
+    snprintf(t->valid_name, sizeof t->valid_name, "test");
+  }
+  if (t->n_train < t->size)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train has %lld training rows, fewer than the %d ranks", c->data,
+                   (long long)t->n_train, t->size);
   int64_t lo, hi;
-  kd_shard_range(n, t->size, t->rank, &lo, &hi);
-  if (kd_split_load(&t->test, c->data, teacher, "test", lo, hi, e)) return e->code;
-  if (teacher && t->test.classes != C)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /test/logits has %d classes but --student %s outputs %d", c->teacher,
-                   t->test.classes, c->student, C);
-  t->has_test = 1;
-  t->test_has_logits = teacher != NULL;
-  return kd_split_validate(&t->test, C, 1, c->data, teacher, e);
+  kd_shard_range(t->n_train, t->size, t->rank, &lo, &hi);
+  if (kd_split_load(&t->train, c->data, c->teacher, "train", lo, hi, e)) return e->code;
+  if (kd_split_validate(&t->train, C, t->has_teacher, c->data, c->teacher, e)) return e->code;
+  /* Evaluation data lives on rank 0, which evaluates. */
+  if (root(t)) {
+    if (vp) {
+      if (load_eval_split(t, &t->valid, "valid", 0, vn, e)) return e->code;
+      t->has_valid = 1;
+    } else if (c->val_rows > 0) {
+      if (load_eval_split(t, &t->valid, "train", t->n_train, n, e)) return e->code;
+      t->has_valid = 1;
+    }
+    if (tp) {
+      if (load_eval_split(t, &t->test, "test", 0, tn, e)) return e->code;
+      t->has_test = 1;
+      if (!t->has_valid)
+        printf("kd: note: no /valid split and no --val-rows: evaluating on /test, so the best checkpoint is "
+               "chosen on the test set\n");
+    }
+  }
+  return KD_OK;
+}
+
+/* Fingerprints of /train (training rows and held-out rows together). */
+static int fingerprint(trainer *t, kd_err *e) {
+  uint64_t fp[2] = {0, 0}, v[2] = {0, 0};
+  kd_split_fingerprint(&t->train, &fp[0], &fp[1]);
+  if (root(t) && t->has_valid && strcmp(t->valid.name, "train") == 0) {
+    kd_split_fingerprint(&t->valid, &v[0], &v[1]);
+    fp[0] += v[0];
+    fp[1] += v[1];
+  }
+  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->comm), "MPI_Allreduce", e))
+    return e->code;
+  t->st.data_fp = fp[0];
+  t->st.teacher_fp = t->has_teacher ? fp[1] : 0;
+  return KD_OK;
 }
 
 static int alloc_buffers(trainer *t, kd_err *e) {
@@ -191,6 +336,7 @@ static void free_trainer(trainer *t) {
   kd_model_free(t->model);
   kd_optim_free(&t->opt);
   kd_split_free(&t->train);
+  kd_split_free(&t->valid);
   kd_split_free(&t->test);
   free(t->params);
   free(t->grads);
@@ -201,6 +347,7 @@ static void free_trainer(trainer *t) {
   free(t->dlogits);
   free(t->rows);
   free(t->perm);
+  free(t->cfg_items);
 }
 
 /* Replicas must stay bitwise equal: compare a hash of the parameters. */
@@ -213,151 +360,141 @@ static int check_replicas(trainer *t, kd_err *e) {
   if (kd_mpi_check(MPI_Allreduce(&mine, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, t->comm), "MPI_Allreduce", e) ||
       kd_mpi_check(MPI_Allreduce(&mine, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, t->comm), "MPI_Allreduce", e))
     return e->code;
-  if (lo != hi)
-    return kd_fail(e, KD_ERR_RUNTIME, "model replicas diverged across ranks (the allreduce gave ranks different sums)");
+  if (lo != hi) return kd_fail(e, KD_ERR_RUNTIME, "model replicas diverged across ranks (the allreduce gave ranks different sums)");
   return KD_OK;
 }
 
-/* Accuracy (and teacher agreement) on this rank's /test rows, summed over ranks. */
-static int evaluate_test(trainer *t, kd_train_result *res, kd_err *e) {
-  double s[4] = {0, 0, 0, 0}; /* correct, agree, nll, rows */
-  const int C = t->model->out_dim, D = t->model->in_dim;
-  const int chunk = t->model->max_batch;
-  kd_fwd f = {0, 0, NULL};
-  for (int64_t r0 = 0; r0 < t->test.n; r0 += chunk) {
-    int nb = (int)(t->test.n - r0 < chunk ? t->test.n - r0 : chunk);
-    if (kd_model_forward(t->model, t->logits, t->test.x + (size_t)r0 * D, nb, &f, e)) break;
-    for (int i = 0; i < nb; i++) {
-      const float *z = t->logits + (size_t)i * C;
-      int arg = 0;
-      double mx = z[0], sum = 0;
-      for (int c = 1; c < C; c++) {
-        if (z[c] > z[arg]) arg = c;
-        if (z[c] > mx) mx = z[c];
-      }
-      for (int c = 0; c < C; c++) sum += exp(z[c] - mx);
-      int y = t->test.y[r0 + i];
-      if (y >= 0) {
-        s[0] += arg == y;
-        s[2] += mx + log(sum) - z[y];
-        s[3] += 1;
-      }
-      if (t->test_has_logits) {
-        const float *zt = t->test.logits + (size_t)(r0 + i) * C;
-        int ta = 0;
-        for (int c = 1; c < C; c++)
-          if (zt[c] > zt[ta]) ta = c;
-        s[1] += ta == arg;
+/* The run configuration as text, for checkpoints. */
+static int config_items(trainer *t, kd_err *e) {
+  free(t->cfg_items);
+  t->cfg_items = kd_calloc((size_t)kd_train_n_opts + 2, sizeof(kd_cfg_item), "configuration", e);
+  if (!t->cfg_items) return e->code;
+  int k = 0;
+  for (int i = 0; i < kd_train_n_opts; i++) {
+    snprintf(t->cfg_items[k].name, sizeof t->cfg_items[k].name, "%s", kd_train_opts[i].name);
+    kd_opts_format(&kd_train_opts[i], &t->cfg, t->cfg_items[k].value, sizeof t->cfg_items[k].value);
+    k++;
+  }
+  /* Resolved values, for the record (not options). */
+  snprintf(t->cfg_items[k].name, sizeof t->cfg_items[k].name, "_ranks");
+  snprintf(t->cfg_items[k++].value, sizeof t->cfg_items[0].value, "%d", t->size);
+  snprintf(t->cfg_items[k].name, sizeof t->cfg_items[k].name, "_threads");
+  snprintf(t->cfg_items[k++].value, sizeof t->cfg_items[0].value, "%d", t->threads);
+  t->n_cfg_items = k;
+  return KD_OK;
+}
+
+/* ---- evaluation and checkpoints (rank 0) ---- */
+
+static int better(const trainer *t, double v) {
+  if (isnan(v)) return 0;
+  if (isnan(t->st.best_metric)) return 1;
+  return strcmp(t->cfg.best_metric, "nll") == 0 ? v < t->st.best_metric : v > t->st.best_metric;
+}
+
+/* Rank 0: write the checkpoint of the current state; all ranks agree on
+ * the outcome. ev: the evaluation at this step (NULL if none). */
+static int checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
+  int rc = KD_OK;
+  if (root(t)) {
+    int is_best = 0;
+    if (ev) {
+      double v = strcmp(t->cfg.best_metric, "nll") == 0 ? ev->nll : ev->accuracy;
+      if (better(t, v)) {
+        t->st.best_metric = v;
+        t->st.best_step = t->st.step;
+        is_best = 1;
       }
     }
+    t->st.ranks = t->size;
+    t->st.threads = t->threads;
+    t->st.steps_per_epoch = t->steps_per_epoch;
+    kd_ckpt_meta meta = {t->cfg_items, t->n_cfg_items, t->cfg.data, t->cfg.teacher, t->cfg.activation};
+    char path[KD_PATH_MAX + 64];
+    rc = kd_ckpt_write(t->cfg.out, t->model, &t->opt, &t->st, &meta, path, sizeof path, e);
+    char best_name[64] = "";
+    if (t->st.best_step >= 0) snprintf(best_name, sizeof best_name, "ckpt-%08lld.h5", (long long)t->st.best_step);
+    if (!rc && is_best) rc = kd_ckpt_set_pointer(t->cfg.out, "best", best_name, e);
+    if (!rc) {
+      const char *keep[1] = {best_name};
+      rc = kd_ckpt_rotate(t->cfg.out, (int)t->cfg.keep, keep, best_name[0] ? 1 : 0, e);
+    }
+    if (!rc) {
+      kd_progress_clear(&t->progress);
+      printf("checkpoint: %s%s\n", path, is_best ? " (best so far)" : "");
+      fflush(stdout);
+    }
   }
-  if (kd_agree(t->comm, e->code, e)) return e->code;
-  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, s, 4, MPI_DOUBLE, MPI_SUM, t->comm), "MPI_Allreduce", e))
-    return e->code;
-  int64_t n_all = t->test.n;
-  MPI_Allreduce(MPI_IN_PLACE, &n_all, 1, MPI_INT64_T, MPI_SUM, t->comm);
-  res->test_rows = n_all;
-  res->test_accuracy = s[3] > 0 ? s[0] / s[3] : -1;
-  res->test_agreement = t->test_has_logits && n_all ? s[1] / (double)n_all : -1;
-  if (root(t)) {
-    printf("test: accuracy %.4f  nll %.4f", res->test_accuracy, s[3] > 0 ? s[2] / s[3] : NAN);
-    if (t->test_has_logits) printf("  teacher agreement %.4f", res->test_agreement);
-    printf("  (%lld rows)\n", (long long)n_all);
-  }
-  return KD_OK;
+  return kd_agree(t->comm, rc, e);
+}
+
+static void eval_row(kd_metrics_row *row, const kd_eval_result *ev) {
+  row->has_eval = 1;
+  row->eval_accuracy = ev->accuracy;
+  row->eval_nll = ev->nll;
+  row->eval_ece = ev->ece;
+  row->eval_agreement = ev->agreement;
+  row->eval_kl = ev->kl;
 }
 
 static void print_banner(const trainer *t) {
-  const kd_train_cfg *c = t->cfg;
+  const kd_train_cfg *c = &t->cfg;
   if (!root(t)) return;
   printf("kd %s train: %d rank%s x %d OpenBLAS thread%s, student %s %s (%zu parameters)\n", KD_VERSION, t->size,
          t->size > 1 ? "s" : "", t->threads, t->threads > 1 ? "s" : "", t->model->family, t->model->spec,
          t->model->n_params);
-  printf("data: %s (/train %lld rows, %lld per rank or fewer)%s%s\n", c->data, (long long)t->train.n_total,
-         (long long)((t->train.n_total + t->size - 1) / t->size), t->has_teacher ? ", teacher: " : ", no teacher",
+  printf("data: %s (/train %lld training rows, %lld per rank or fewer)%s%s\n", c->data, (long long)t->n_train,
+         (long long)((t->n_train + t->size - 1) / t->size), t->has_teacher ? ", teacher: " : ", no teacher",
          t->has_teacher ? c->teacher : "");
+  if (t->has_valid || t->has_test)
+    printf("evaluation by rank 0 on /%s (%lld rows)\n", t->valid_name,
+           (long long)(t->has_valid ? t->valid.n : t->test.n));
   if (t->has_teacher)
     printf("loss: %.3g * CE + %.3g * T^2 * KL at T = %g\n", c->alpha, 1.0 - c->alpha, c->temperature);
   else
     printf("loss: CE on hard labels (no teacher)\n");
-  printf("steps: %lld per epoch x %lld epochs, global batch %d, %s lr %g, %s schedule\n",
-         (long long)t->steps_per_epoch, (long long)c->epochs, t->B, c->optimizer, c->lr, c->schedule);
+  printf("steps: %lld per epoch x %lld epochs, global batch %d, %s lr %g, %s schedule\n", (long long)t->steps_per_epoch,
+         (long long)c->epochs, t->B, c->optimizer, c->lr, c->schedule);
   fflush(stdout);
 }
 
-int kd_train_run(const kd_train_cfg *cfg, MPI_Comm comm, kd_train_result *res, kd_err *e) {
-  trainer T;
-  memset(&T, 0, sizeof T);
-  memset(res, 0, sizeof *res);
-  trainer *t = &T;
-  t->cfg = cfg;
-  t->comm = comm;
-  MPI_Comm_rank(comm, &t->rank);
-  MPI_Comm_size(comm, &t->size);
-  kd_h5_quiet();
-  int rc;
-
-  /* Validation point 1: options (identical on every rank) and --out. */
-  rc = check_setup(t, e);
-  if (!rc) rc = prepare_out_dir(t, e);
-  if ((rc = kd_agree(comm, rc, e))) goto out;
-
-  t->threads = cfg->threads > 0 ? (int)cfg->threads : kd_default_threads(comm);
-  kd_blas_set_threads(t->threads);
-
-  /* Validation point 2: data shapes and values, each rank its own rows. */
-  rc = load_train(t, e);
-  if (!rc) rc = load_test(t, e);
-  if ((rc = kd_agree(comm, rc, e))) goto out;
-
-  /* Every rank runs the same number of steps: the fewest any rank can fill. */
-  int64_t mine = t->train.n / t->b_local;
-  MPI_Allreduce(&mine, &t->steps_per_epoch, 1, MPI_INT64_T, MPI_MIN, comm);
-  if (t->steps_per_epoch < 1) {
-    rc = kd_fail(e, KD_ERR_RUNTIME,
-                 "%s: /train has %lld rows, too few for one global batch of %d on %d ranks; lower --batch",
-                 cfg->data, (long long)t->train.n_total, t->B, t->size);
-    goto out;
+/* Evaluate on the validation split (or /test when there is none): rank 0. */
+static int evaluate(trainer *t, kd_eval_result *ev, kd_err *e) {
+  const kd_split *s = t->has_valid ? &t->valid : t->has_test ? &t->test : NULL;
+  if (!s) return KD_ERR_RUNTIME; /* nothing to evaluate: not an error */
+  kd_err ee;
+  kd_err_clear(&ee);
+  if (kd_eval_model(ev, NULL, t->model, s, t->cfg.temperature, &ee)) {
+    kd_fail(e, ee.code, "%s", ee.msg);
+    return ee.code;
   }
-  t->total_steps = t->steps_per_epoch * cfg->epochs;
+  return KD_OK;
+}
 
-  int max_b = t->b_local > 256 ? t->b_local : 256;
-  rc = kd_mlp_create(&t->model, &t->mcfg, max_b, e);
-  if (!rc) rc = alloc_buffers(t, e);
-  kd_optim_cfg ocfg = {strcmp(cfg->optimizer, "adamw") == 0 ? KD_OPT_ADAMW : KD_OPT_SGD,
-                       (float)cfg->momentum, cfg->nesterov, (float)cfg->beta1, (float)cfg->beta2,
-                       (float)cfg->eps, (float)cfg->weight_decay};
-  if (!rc) rc = kd_optim_init(&t->opt, &ocfg, t->model->n_params, e);
-  /* Only a run that passed validation leaves a metrics file behind. */
-  if (!rc && root(t)) rc = kd_metrics_open(&t->metrics, cfg->out, e);
-  if ((rc = kd_agree(comm, rc, e))) goto out;
+/* ---- the loop ---- */
 
-  /* Initialise on rank 0 and broadcast, so replicas start bitwise equal. */
-  if (root(t)) t->model->ops->init_params(t->model, (uint64_t)cfg->seed);
-  if ((rc = bcast_floats(t->params, t->model->n_params, 0, comm, e))) goto out;
-
-  print_banner(t);
-  kd_progress_init(&t->progress, cfg->progress);
-
+static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
+  const kd_train_cfg *cfg = &t->cfg;
+  const MPI_Comm comm = t->comm;
   const size_t np = t->model->n_params;
   const int C = t->model->out_dim;
   const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature};
   const kd_sched_kind sk = strcmp(cfg->schedule, "cosine") == 0 ? KD_SCHED_COSINE : KD_SCHED_CONST;
   const double t_start = MPI_Wtime();
   double t_first = 0, log_t0 = t_start;
-  double log_s[ST_COUNT] = {0}, ep_s[ST_COUNT] = {0};
-  int64_t step = 0, log_steps = 0;
-  double last_norm = 0;
-  int stop = 0;
+  double *log_s = t->st.log_sums, *ep_s = t->st.epoch_sums;
+  const int64_t step0 = t->st.step;
+  double ep_done[KD_CKPT_SUMS];
+  int stop = 0, rc = KD_OK;
 
-  for (int64_t epoch = 0; epoch < cfg->epochs && !stop; epoch++) {
+  while (t->st.epoch < cfg->epochs && t->st.step < t->end_step && !stop) {
+    const int64_t epoch = t->st.epoch;
     const double ep_t0 = MPI_Wtime();
-    memset(ep_s, 0, sizeof ep_s);
     int64_t ep_steps = 0;
     kd_permutation(t->perm, t->train.n, kd_key((uint64_t)cfg->seed, KD_RNG_SHUFFLE, (uint64_t)epoch, (uint64_t)t->rank));
-    for (int64_t s = 0; s < t->steps_per_epoch; s++) {
-      if (cfg->max_steps > 0 && step >= cfg->max_steps) { stop = 1; break; }
+    for (int64_t s = t->st.step_in_epoch; s < t->steps_per_epoch && t->st.step < t->end_step; s++) {
       const int b = t->b_local;
+      const int64_t step = t->st.step;
       kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->has_teacher ? t->tb : NULL, t->rows);
       kd_fwd fwd = {1, kd_key((uint64_t)cfg->seed, KD_RNG_DROPOUT, (uint64_t)step, 0), t->rows};
       rc = kd_model_forward(t->model, t->logits, t->xb, b, &fwd, e);
@@ -375,98 +512,284 @@ int kd_train_run(const kd_train_cfg *cfg, MPI_Comm comm, kd_train_result *res, k
       st[ST_ROWS] = (float)ls.rows;
       st[ST_NONFINITE] = isfinite(ls.loss) ? 0.0f : 1.0f;
       st[ST_ERROR] = rc ? 1.0f : 0.0f;
+      st[ST_STOP] = g_stop_signal ? 1.0f : 0.0f;
       /* One allreduce: gradients and this step's statistics together. */
       if (t->size > 1 && allreduce_sum(t->grads, np + ST_COUNT, comm, e)) {
         fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
         MPI_Abort(comm, 1);
       }
-      if (st[ST_ERROR] > 0) { rc = kd_agree(comm, rc, e); goto out; }
+      if (st[ST_ERROR] > 0) return kd_agree(comm, rc, e);
       double norm = kd_clip_grad(t->grads, np, cfg->clip);
-      if (st[ST_NONFINITE] > 0 || !isfinite(norm)) {
-        rc = kd_fail(e, KD_ERR_RUNTIME, "step %lld (epoch %lld): the %s is not finite; stopping (lower --lr or set --clip)",
-                     (long long)step, (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient");
-        goto out;
-      }
-      last_norm = norm;
+      if (st[ST_NONFINITE] > 0 || !isfinite(norm))
+        return kd_fail(e, KD_ERR_RUNTIME,
+                       "step %lld (epoch %lld): the %s is not finite; stopping (lower --lr or set --clip); the last "
+                       "checkpoint is untouched",
+                       (long long)step, (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient");
       float lr = kd_lr_at(sk, (float)cfg->lr, step, t->total_steps, cfg->warmup);
       kd_optim_step(&t->opt, t->params, t->grads, lr, t->model->views, t->model->n_views);
-      for (int k = 0; k < ST_COUNT; k++) {
+      for (int k = 0; k < ST_STOP; k++) {
         log_s[k] += st[k];
         ep_s[k] += st[k];
       }
-      step++;
+      t->st.step++;
+      t->st.log_steps++;
       ep_steps++;
-      log_steps++;
+      stop = st[ST_STOP] > 0;
+      const int epoch_end = (s == t->steps_per_epoch - 1);
+      t->st.step_in_epoch = epoch_end ? 0 : s + 1;
+      t->st.epoch = epoch_end ? epoch + 1 : epoch;
+
+      const int64_t now_step = t->st.step;
+      /* Scheduled checkpoints are evaluated (to rank them); the extra ones of
+       * a stop (signal, --max-steps) are not, so an interrupted run logs
+       * exactly what an uninterrupted one does. */
+      const int sched_ckpt = (cfg->ckpt_every > 0 && now_step % cfg->ckpt_every == 0) || epoch_end ||
+                             now_step == t->total_steps;
+      const int ckpt_due = sched_ckpt || now_step == t->end_step || stop;
+      const int eval_due = sched_ckpt || (cfg->eval_every > 0 && now_step % cfg->eval_every == 0);
+      const int log_due = now_step % cfg->log_every == 0;
       double now = MPI_Wtime();
-      if (step == 1) t_first = now;
+      if (now_step == step0 + 1) t_first = now;
+      kd_eval_result ev;
+      int have_ev = 0;
       if (root(t)) {
-        double sps = step > 1 ? (double)(step - 1) * t->B / (now - t_first) : 0;
-        int64_t left = (cfg->max_steps > 0 && cfg->max_steps < t->total_steps ? cfg->max_steps : t->total_steps) - step;
+        double sps = now_step > step0 + 1 ? (double)(now_step - step0 - 1) * t->B / (now - t_first) : 0;
         kd_progress_update(&t->progress, now, epoch + 1, cfg->epochs, s + 1, t->steps_per_epoch,
-                           ep_s[ST_LOSS] / ep_s[ST_ROWS], sps, sps > 0 ? left * t->B / sps : -1);
-        if (step % cfg->log_every == 0) {
-          kd_metrics_row row = {step, epoch + 1, log_s[ST_LOSS] / log_s[ST_ROWS],
-                                log_s[ST_LABELLED] > 0 ? log_s[ST_CE] / log_s[ST_LABELLED] : 0,
-                                log_s[ST_KD] / log_s[ST_ROWS],
-                                log_s[ST_LABELLED] > 0 ? log_s[ST_CORRECT] / log_s[ST_LABELLED] : 0, lr, norm,
-                                (double)log_steps * t->B / (now - log_t0), now - t_start,
-                                log_s[ST_LABELLED] > 0, t->has_teacher};
+                           ep_s[ST_LOSS] / ep_s[ST_ROWS], sps, sps > 0 ? (t->end_step - now_step) * t->B / sps : -1);
+        if (eval_due && evaluate(t, &ev, e) == KD_OK) have_ev = 1;
+        if (e->code) { /* evaluation failed on rank 0: a real error */
+          fprintf(stderr, "kd: rank 0: %s\n", e->msg);
+          MPI_Abort(comm, 1);
+        }
+        if (have_ev && !ckpt_due) {
+          kd_progress_clear(&t->progress);
+          kd_eval_print(stdout, "eval", &ev);
+        }
+        if (log_due || have_ev) {
+          kd_metrics_row row;
+          memset(&row, 0, sizeof row);
+          row.step = now_step;
+          row.epoch = epoch + 1;
+          if (log_due) {
+            row.has_train = 1;
+            row.loss = log_s[ST_LOSS] / log_s[ST_ROWS];
+            row.has_ce = log_s[ST_LABELLED] > 0;
+            row.ce = row.has_ce ? log_s[ST_CE] / log_s[ST_LABELLED] : 0;
+            row.has_kd = t->has_teacher;
+            row.kd = log_s[ST_KD] / log_s[ST_ROWS];
+            row.acc = log_s[ST_LABELLED] > 0 ? log_s[ST_CORRECT] / log_s[ST_LABELLED] : NAN;
+            row.lr = lr;
+            row.grad_norm = norm;
+            row.samples_per_s = (double)t->st.log_steps * t->B / (now - log_t0);
+            row.elapsed_s = now - t_start;
+          }
+          if (have_ev) eval_row(&row, &ev);
           if (kd_metrics_write(&t->metrics, &row, e)) {
-            /* Rank 0 cannot log: tell the others at the next allreduce. */
             fprintf(stderr, "kd: rank 0: %s\n", e->msg);
             MPI_Abort(comm, 1);
           }
-          memset(log_s, 0, sizeof log_s);
-          log_steps = 0;
-          log_t0 = now;
         }
       }
+      if (log_due) { /* every rank keeps the same accumulators (checkpoints) */
+        memset(log_s, 0, sizeof t->st.log_sums);
+        t->st.log_steps = 0;
+        log_t0 = now;
+      }
+      if (epoch_end) {
+        /* The next epoch starts from zero sums (and so do checkpoints). */
+        memcpy(ep_done, ep_s, sizeof ep_done);
+        memset(ep_s, 0, sizeof t->st.epoch_sums);
+        res->final_loss = ep_done[ST_LOSS] / ep_done[ST_ROWS];
+        res->train_accuracy = ep_done[ST_LABELLED] > 0 ? ep_done[ST_CORRECT] / ep_done[ST_LABELLED] : NAN;
+        if (root(t)) {
+          kd_progress_clear(&t->progress);
+          char eta[32], elapsed[32];
+          double sps = (double)ep_steps * t->B / (now - ep_t0);
+          kd_format_duration(eta, sizeof eta, sps > 0 ? (t->end_step - now_step) * t->B / sps : 0);
+          kd_format_duration(elapsed, sizeof elapsed, now - t_start);
+          printf("epoch %lld/%lld  loss %.4f", (long long)epoch + 1, (long long)cfg->epochs, res->final_loss);
+          if (t->has_teacher)
+            printf(" (ce %.4f, kd %.4f)", ep_done[ST_LABELLED] > 0 ? ep_done[ST_CE] / ep_done[ST_LABELLED] : 0,
+                   ep_done[ST_KD] / ep_done[ST_ROWS]);
+          printf("  train acc %.4f  %.0f samples/s  elapsed %s  ETA %s\n", res->train_accuracy, sps, elapsed, eta);
+          fflush(stdout);
+        }
+      } else if (now_step == t->end_step || stop) {
+        res->final_loss = ep_s[ST_LOSS] / ep_s[ST_ROWS];
+        res->train_accuracy = ep_s[ST_LABELLED] > 0 ? ep_s[ST_CORRECT] / ep_s[ST_LABELLED] : NAN;
+      }
+      if (ckpt_due) {
+        if ((rc = checkpoint(t, have_ev ? &ev : NULL, e))) return rc;
+        if (have_ev && root(t)) kd_eval_print(stdout, "eval", &ev);
+      }
+      if (stop) break;
     }
-    if ((rc = check_replicas(t, e))) goto out;
-    if (root(t) && ep_steps > 0) {
-      kd_progress_clear(&t->progress);
-      double now = MPI_Wtime(), el = now - t_start;
-      double sps = (double)ep_steps * t->B / (now - ep_t0);
-      int64_t left = (cfg->max_steps > 0 && cfg->max_steps < t->total_steps ? cfg->max_steps : t->total_steps) - step;
-      char eta[32], elapsed[32];
-      kd_format_duration(eta, sizeof eta, sps > 0 ? left * t->B / sps : 0);
-      kd_format_duration(elapsed, sizeof elapsed, el);
-      printf("epoch %lld/%lld  loss %.4f", (long long)epoch + 1, (long long)cfg->epochs, ep_s[ST_LOSS] / ep_s[ST_ROWS]);
-      if (t->has_teacher)
-        printf(" (ce %.4f, kd %.4f)", ep_s[ST_LABELLED] > 0 ? ep_s[ST_CE] / ep_s[ST_LABELLED] : 0,
-               ep_s[ST_KD] / ep_s[ST_ROWS]);
-      printf("  train acc %.4f  %.0f samples/s  elapsed %s  ETA %s\n",
-             ep_s[ST_LABELLED] > 0 ? ep_s[ST_CORRECT] / ep_s[ST_LABELLED] : 0, sps, elapsed, eta);
-      fflush(stdout);
-    }
-    if (ep_steps > 0) {
-      res->final_loss = ep_s[ST_LOSS] / ep_s[ST_ROWS];
-      res->train_accuracy = ep_s[ST_LABELLED] > 0 ? ep_s[ST_CORRECT] / ep_s[ST_LABELLED] : 0;
+    if ((rc = check_replicas(t, e))) return rc;
+  }
+  res->steps = t->st.step;
+  res->steps_run = t->st.step - step0;
+  res->samples_per_s = t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / (MPI_Wtime() - t_first) : 0;
+  if (stop) {
+    char dir[KD_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", cfg->out);
+    return kd_fail(e, KD_STOPPED,
+                   "stopped by signal %d after step %lld; checkpoint written; continue with: kd train --resume %s",
+                   (int)g_stop_signal, (long long)t->st.step, dir);
+  }
+  return KD_OK;
+}
+
+int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
+  trainer *t = calloc(1, sizeof *t);
+  if (!t) return kd_fail(e, KD_ERR_RUNTIME, "out of memory (trainer)");
+  memset(res, 0, sizeof *res);
+  res->test_accuracy = res->test_agreement = -1;
+  t->comm = comm;
+  MPI_Comm_rank(comm, &t->rank);
+  MPI_Comm_size(comm, &t->size);
+  t->st.best_metric = NAN;
+  t->st.best_step = -1;
+  kd_h5_quiet();
+  int rc = KD_OK;
+  struct sigaction sa, old_term, old_usr1;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  g_stop_signal = 0;
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGUSR1, &sa, &old_usr1);
+
+  /* Validation point 1: options (identical on every rank), resume, --out. */
+  t->cfg = *cli;
+  if (cli->resume[0]) {
+    if ((rc = find_resume_checkpoint(t, cli->resume, e))) goto out;
+    if (!rc) rc = kd_ckpt_read_config(t->resume_path, &t->cfg_items, &t->n_cfg_items, e);
+    if (!rc) rc = merge_resume_config(t, cli, e);
+    if ((rc = kd_agree(comm, rc, e))) goto out;
+  }
+  rc = check_setup(t, e);
+  if (!rc) rc = prepare_out_dir(t, e);
+  if ((rc = kd_agree(comm, rc, e))) goto out;
+
+  t->threads = t->cfg.threads > 0 ? (int)t->cfg.threads : kd_default_threads(comm);
+  kd_blas_set_threads(t->threads);
+
+  /* Validation point 2: data shapes and values, each rank its own rows. */
+  rc = load_data(t, e);
+  if ((rc = kd_agree(comm, rc, e))) goto out;
+  if ((rc = fingerprint(t, e))) goto out;
+
+  /* Every rank runs the same number of steps: the fewest any rank can fill. */
+  int64_t mine = t->train.n / t->b_local;
+  if ((rc = kd_mpi_check(MPI_Allreduce(&mine, &t->steps_per_epoch, 1, MPI_INT64_T, MPI_MIN, comm), "MPI_Allreduce", e)))
+    goto out;
+  if (t->steps_per_epoch < 1) {
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /train has %lld training rows, too few for one global batch of %d on %d ranks; lower --batch",
+                 t->cfg.data, (long long)t->n_train, t->B, t->size);
+    goto out;
+  }
+  t->total_steps = t->steps_per_epoch * t->cfg.epochs;
+  t->end_step = t->cfg.max_steps > 0 && t->cfg.max_steps < t->total_steps ? t->cfg.max_steps : t->total_steps;
+
+  rc = alloc_buffers(t, e);
+  kd_optim_cfg ocfg = {strcmp(t->cfg.optimizer, "adamw") == 0 ? KD_OPT_ADAMW : KD_OPT_SGD, (float)t->cfg.momentum,
+                       t->cfg.nesterov, (float)t->cfg.beta1, (float)t->cfg.beta2, (float)t->cfg.eps,
+                       (float)t->cfg.weight_decay};
+  if (!rc) rc = kd_optim_init(&t->opt, &ocfg, t->model->n_params, e);
+  if (!rc) rc = config_items(t, e);
+  if ((rc = kd_agree(comm, rc, e))) goto out;
+
+  /* Parameters: from the checkpoint (resume, --init) or initialised on rank
+   * 0; then broadcast so replicas start bitwise equal. */
+  kd_run_state saved;
+  memset(&saved, 0, sizeof saved);
+  char init_path[KD_PATH_MAX] = "";
+  if (root(t)) {
+    if (t->cfg.resume[0]) {
+      rc = kd_ckpt_read(t->resume_path, t->model, &t->opt, &saved, e);
+    } else if (t->cfg.init_from[0]) {
+      rc = kd_ckpt_resolve(t->cfg.init_from, 0, init_path, sizeof init_path, NULL, 0, e);
+      if (!rc) rc = kd_ckpt_read(init_path, t->model, NULL, NULL, e);
+      if (!rc) printf("kd: initial weights from %s\n", init_path);
+    } else {
+      t->model->ops->init_params(t->model, (uint64_t)t->cfg.seed);
     }
   }
-  (void)last_norm;
-  res->steps = step;
-  res->samples_per_s = step > 1 ? (double)(step - 1) * t->B / (MPI_Wtime() - t_first) : 0;
-  res->test_accuracy = -1;
-  res->test_agreement = -1;
+  if ((rc = kd_agree(comm, rc, e))) goto out;
+  if ((rc = bcast_floats(t->params, t->model->n_params, 0, comm, e))) goto out;
+  if (t->cfg.resume[0]) {
+    if ((rc = bcast_floats(t->opt.m, t->opt.n, 0, comm, e))) goto out;
+    if (t->opt.v && (rc = bcast_floats(t->opt.v, t->opt.n, 0, comm, e))) goto out;
+    if ((rc = kd_mpi_check(MPI_Bcast(&t->opt.t, 1, MPI_INT64_T, 0, comm), "MPI_Bcast", e))) goto out;
+    if ((rc = kd_mpi_check(MPI_Bcast(&saved, (int)sizeof saved, MPI_BYTE, 0, comm), "MPI_Bcast", e))) goto out;
+    if (saved.data_fp != t->st.data_fp)
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /train rows differ from the data the checkpoint %s was trained on "
+                   "(fingerprint %016llx, checkpoint %016llx)", t->cfg.data, t->resume_path,
+                   (unsigned long long)t->st.data_fp, (unsigned long long)saved.data_fp);
+    else if (saved.teacher_fp != t->st.teacher_fp)
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: teacher logits differ from those the checkpoint %s was trained on",
+                   t->cfg.teacher[0] ? t->cfg.teacher : "(no teacher)", t->resume_path);
+    if (rc) goto out;
+    uint64_t fp[2] = {t->st.data_fp, t->st.teacher_fp};
+    t->st = saved;
+    t->st.data_fp = fp[0];
+    t->st.teacher_fp = fp[1];
+    if (saved.ranks != t->size || saved.steps_per_epoch != t->steps_per_epoch) {
+      /* Reshard: same epoch, same samples seen inside it. */
+      if (t->st.step_in_epoch >= t->steps_per_epoch) {
+        t->st.epoch++;
+        t->st.step_in_epoch = 0;
+      }
+      if (root(t))
+        printf("kd: resume: %lld ranks now, %lld in the checkpoint: rows resharded, continuing at epoch %lld step "
+               "%lld of %lld (not bitwise identical to an uninterrupted run)\n",
+               (long long)t->size, (long long)saved.ranks, (long long)t->st.epoch + 1,
+               (long long)t->st.step_in_epoch, (long long)t->steps_per_epoch);
+    } else if (saved.threads != t->threads && root(t)) {
+      printf("kd: resume: %d OpenBLAS threads now, %lld in the checkpoint: the run will not be bitwise identical\n",
+             t->threads, (long long)saved.threads);
+    }
+  }
 
-  if (t->has_test && (rc = evaluate_test(t, res, e))) goto out;
-
-  /* Final weights, by rank 0; every rank learns whether it worked. */
-  rc = KD_OK;
   if (root(t)) {
+    rc = t->cfg.resume[0] ? kd_metrics_open_resume(&t->metrics, t->cfg.out, t->st.step, e)
+                          : kd_metrics_open(&t->metrics, t->cfg.out, e);
+  }
+  if ((rc = kd_agree(comm, rc, e))) goto out;
+
+  print_banner(t);
+  if (root(t) && t->cfg.resume[0])
+    printf("kd: resume at step %lld (epoch %lld, step %lld of %lld)\n", (long long)t->st.step,
+           (long long)t->st.epoch + 1, (long long)t->st.step_in_epoch, (long long)t->steps_per_epoch);
+  kd_progress_init(&t->progress, t->cfg.progress);
+
+  rc = run_loop(t, res, e);
+  if (rc) goto out;
+
+  /* End of run: rank 0 reports, writes the deployable weights. */
+  if (root(t)) {
+    kd_eval_result ev;
+    if (t->has_valid && kd_eval_model(&ev, NULL, t->model, &t->valid, t->cfg.temperature, e) == KD_OK)
+      kd_eval_print(stdout, "valid", &ev);
+    if (!e->code && t->has_test && kd_eval_model(&ev, NULL, t->model, &t->test, t->cfg.temperature, e) == KD_OK) {
+      kd_eval_print(stdout, "test", &ev);
+      res->test_accuracy = ev.accuracy;
+      res->test_agreement = isnan(ev.agreement) ? -1 : ev.agreement;
+      res->test_rows = ev.n;
+    }
     char path[KD_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/final.h5", cfg->out);
-    rc = kd_weights_write(path, t->model, cfg->activation, e);
+    snprintf(path, sizeof path, "%s/final.h5", t->cfg.out);
+    if (!e->code) rc = kd_weights_write(path, t->model, t->cfg.activation, e);
+    else rc = e->code;
     if (!rc) rc = kd_metrics_close(&t->metrics, e);
   }
   if ((rc = kd_agree(comm, rc, e))) goto out;
   if (root(t)) {
-    printf("final: steps=%lld train_loss=%.4f train_acc=%.4f", (long long)res->steps, res->final_loss,
-           res->train_accuracy);
+    printf("final: steps=%lld", (long long)res->steps);
+    if (res->steps_run > 0) printf(" train_loss=%.4f train_acc=%.4f", res->final_loss, res->train_accuracy);
     if (res->test_accuracy >= 0) printf(" test_acc=%.4f", res->test_accuracy);
     if (res->test_agreement >= 0) printf(" test_agreement=%.4f", res->test_agreement);
-    printf(" samples_per_s=%.0f weights=%s/final.h5\n", res->samples_per_s, cfg->out);
+    printf(" samples_per_s=%.0f weights=%s/final.h5\n", res->samples_per_s, t->cfg.out);
     fflush(stdout);
   }
 out:
@@ -475,6 +798,9 @@ out:
     kd_err_clear(&ignore);
     kd_metrics_close(&t->metrics, &ignore);
   }
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGUSR1, &old_usr1, NULL);
   free_trainer(t);
+  free(t);
   return rc;
 }

@@ -30,3 +30,22 @@ finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
 }
+
+# pids_of NAME DIR: processes called NAME whose arguments include "--out DIR".
+pids_of() {
+  local p
+  for p in $(pgrep -x "$1"); do
+    tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qx -- "$2" && echo "$p"
+  done
+}
+# signal_ranks SIG DIR: signal the kd ranks of the run writing DIR (as Slurm does).
+signal_ranks() { local p; for p in $(pids_of kd "$2"); do kill "-$1" "$p"; done; }
+# kill_job DIR: SIGKILL every process of that run (launcher and ranks).
+kill_job() {
+  local p
+  for name in timeout mpiexec mpirun orterun kd; do
+    for p in $(pids_of "$name" "$1"); do kill -KILL "$p" 2>/dev/null; done
+  done
+}
+# quiet CMD...: run CMD with its output discarded (for expect).
+quiet() { "$@" >/dev/null 2>&1; }

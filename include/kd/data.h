@@ -50,6 +50,12 @@ void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
                      float *x_out, int32_t *y_out, float *t_out,
                      int64_t *row_ids);
 
+/* Fingerprints of the shard's rows (x as float32 and y as int32; logits as
+ * float32), each row hashed with its global row index and the rows summed
+ * mod 2^64: summing the parts of all ranks gives the same value for any rank
+ * count, dtype or chunking. */
+void kd_split_fingerprint(const kd_split *s, uint64_t *data_fp, uint64_t *teacher_fp);
+
 void kd_split_free(kd_split *s);
 
 #endif

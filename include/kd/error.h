@@ -9,7 +9,9 @@
 typedef enum kd_code {
   KD_OK = 0,
   KD_ERR_RUNTIME = 1, /* bad data, I/O failure, non-finite values: exit 1 */
-  KD_ERR_USAGE = 2    /* bad arguments or rank count alone: exit 2 */
+  KD_ERR_USAGE = 2,   /* bad arguments or rank count alone: exit 2 */
+  KD_STOPPED = 75     /* stopped by SIGTERM/SIGUSR1 after writing a checkpoint:
+                       * exit 75 (EX_TEMPFAIL), resume to continue */
 } kd_code;
 
 typedef struct kd_err {

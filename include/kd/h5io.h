@@ -20,6 +20,9 @@ int kd_h5_exists(hid_t file, const char *dset);
 int kd_h5_shape(hid_t file, const char *path, const char *dset, int *ndims,
                 int64_t dims[2], kd_err *e);
 
+/* 1 when the dataset stores floating-point numbers, 0 otherwise (or absent). */
+int kd_h5_is_float(hid_t file, const char *dset);
+
 /* Read rows [row0, row0 + nrows) of a 1-D or 2-D dataset into buf, converting
  * to mem_type (H5T_NATIVE_FLOAT or H5T_NATIVE_INT32). Checks that every filter
  * in the dataset's pipeline is available and names a missing one. */
@@ -39,5 +42,22 @@ int kd_h5_attr_i64(hid_t obj, const char *path, const char *name, int64_t value,
                    kd_err *e);
 int kd_h5_attr_f64(hid_t obj, const char *path, const char *name, double value,
                    kd_err *e);
+
+/* Read attributes; KD_ERR_RUNTIME naming the file when absent or mistyped. */
+int kd_h5_get_attr_str(hid_t file, const char *path, const char *obj,
+                       const char *name, char *buf, size_t size, kd_err *e);
+int kd_h5_get_attr_i64(hid_t file, const char *path, const char *obj,
+                       const char *name, int64_t *value, kd_err *e);
+int kd_h5_get_attr_f64(hid_t file, const char *path, const char *obj,
+                       const char *name, double *value, kd_err *e);
+/* Array attributes of doubles (n values). */
+int kd_h5_attr_f64_array(hid_t obj, const char *path, const char *name,
+                         const double *values, int n, kd_err *e);
+int kd_h5_get_attr_f64_array(hid_t file, const char *path, const char *obj,
+                             const char *name, double *values, int n, kd_err *e);
+/* Call fn(name, value) for each string attribute of obj (sorted by name). */
+typedef int (*kd_h5_attr_fn)(const char *name, const char *value, void *ctx);
+int kd_h5_each_str_attr(hid_t file, const char *path, const char *obj,
+                        kd_h5_attr_fn fn, void *ctx, kd_err *e);
 
 #endif

@@ -18,6 +18,9 @@
 #include "kd/train.h"
 #include "kd/synth.h"
 #include "kd/weights.h"
+#include "kd/ckpt.h"
+#include "kd/eval.h"
+#include "kd/infer.h"
 
 #ifndef KD_VERSION
 #define KD_VERSION "0.1.0"

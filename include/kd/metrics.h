@@ -15,8 +15,11 @@
 typedef struct kd_metrics_row {
   int64_t step;
   int64_t epoch;
+  int has_train;  /* training columns (a row may carry only an evaluation) */
   double loss, ce, kd, acc, lr, grad_norm, samples_per_s, elapsed_s;
   int has_ce, has_kd;
+  int has_eval;
+  double eval_accuracy, eval_nll, eval_ece, eval_agreement, eval_kl; /* NAN: empty */
 } kd_metrics_row;
 
 typedef struct kd_metrics {
@@ -25,6 +28,8 @@ typedef struct kd_metrics {
 } kd_metrics;
 
 int kd_metrics_open(kd_metrics *m, const char *dir, kd_err *e);
+/* Resume: keep the header and the rows up to `step`, then append. */
+int kd_metrics_open_resume(kd_metrics *m, const char *dir, int64_t step, kd_err *e);
 int kd_metrics_write(kd_metrics *m, const kd_metrics_row *r, kd_err *e);
 int kd_metrics_close(kd_metrics *m, kd_err *e);
 

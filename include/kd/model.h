@@ -54,6 +54,20 @@ struct kd_model {
   void *impl;
 };
 
+/* What a student is, as the command line and checkpoints give it. */
+typedef struct kd_model_spec {
+  char family[16];      /* "mlp" (a small Transformer comes next) */
+  char sizes[256];      /* family-specific shape text, e.g. "784-800-800-10" */
+  char activation[16];  /* "relu" | "gelu" */
+  float dropout;        /* training only */
+  int init_xavier;      /* 0: He for hidden layers */
+} kd_model_spec;
+
+/* The one place that knows the student families: build the model a spec
+ * describes, with activation buffers for max_batch rows (parameters are
+ * bound separately). */
+int kd_model_create(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e);
+
 /* Point the model at caller-owned parameter and gradient buffers. */
 void kd_model_bind(kd_model *m, float *params, float *grads);
 void kd_model_free(kd_model *m);

@@ -17,7 +17,14 @@ typedef struct kd_train_cfg {
   char out[KD_PATH_MAX];
   char student[256];
   char activation[16];         /* relu | gelu */
-  char init[16];               /* he | xavier */
+  char weight_init[16];        /* he | xavier */
+  char resume[KD_PATH_MAX];    /* checkpoint or run directory to continue */
+  char init_from[KD_PATH_MAX]; /* checkpoint whose weights start a new run */
+  int64_t ckpt_every;          /* 0: at epoch ends and the end only */
+  int64_t keep;
+  int64_t eval_every;          /* 0: at checkpoints and the end only */
+  int64_t val_rows;
+  char best_metric[16];        /* accuracy | nll */
   double dropout;
   double alpha;
   double temperature;
@@ -38,7 +45,19 @@ typedef struct kd_train_cfg {
   int64_t log_every;
   char progress[8];            /* auto | on | off */
   int force;
+  unsigned char given[64];     /* options named on the command line */
 } kd_train_cfg;
+
+typedef struct kd_eval_cfg {
+  char ckpt[KD_PATH_MAX];
+  char data[KD_PATH_MAX];
+  char teacher[KD_PATH_MAX];
+  char split[16];
+  char out[KD_PATH_MAX];       /* kd predict */
+  double temperature;
+  int64_t batch;
+  int json;
+} kd_eval_cfg;
 
 typedef struct kd_synth_cfg {
   char out[KD_PATH_MAX];
@@ -69,11 +88,22 @@ extern const kd_opt_spec kd_train_opts[];
 extern const int kd_train_n_opts;
 extern const kd_opt_spec kd_synth_opts[];
 extern const int kd_synth_n_opts;
+extern const kd_opt_spec kd_eval_opts[];
+extern const int kd_eval_n_opts;
+extern const kd_opt_spec kd_predict_opts[];
+extern const int kd_predict_n_opts;
 
 /* Fill cfg with defaults, then argv[0..argc). Usage errors (KD_ERR_USAGE)
- * name the option and the value. */
+ * name the option and the value. given (nullable, n entries) marks the
+ * options named in argv. */
 int kd_opts_parse(const kd_opt_spec *specs, int n, void *cfg, int argc,
-                  char **argv, const char *cmd, kd_err *e);
+                  char **argv, const char *cmd, unsigned char *given, kd_err *e);
+/* Set one option from text (as if given on the command line). */
+int kd_opts_set(const kd_opt_spec *specs, int n, void *cfg, const char *name,
+                const char *value, const char *cmd, kd_err *e);
+/* An option's current value as text (round-trips through kd_opts_set). */
+void kd_opts_format(const kd_opt_spec *s, const void *cfg, char *buf, size_t n);
+int kd_opts_index(const kd_opt_spec *specs, int n, const char *name);
 void kd_opts_help(const kd_opt_spec *specs, int n, FILE *f);
 
 /* Cross-option checks of kd train that the table cannot express. */

@@ -8,7 +8,8 @@
 
 /* Summary of a finished run (same on every rank). */
 typedef struct kd_train_result {
-  int64_t steps;
+  int64_t steps;             /* the run's step count at the end */
+  int64_t steps_run;         /* steps done by this invocation */
   double final_loss;        /* mean loss over the last epoch */
   double train_accuracy;    /* over the last epoch */
   double test_accuracy;     /* -1 when there is no /test split */
