@@ -152,7 +152,13 @@ int main(int argc, char **argv) {
   kd_err_clear(&e);
   int code = 0;
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-    if (g_rank == 0) usage(argc < 2 ? stderr : stdout);
+    if (g_rank == 0) {
+      usage(argc < 2 ? stderr : stdout);
+      if (argc >= 2) {
+        printf("\nkd train options:\n");
+        kd_opts_help(kd_train_opts, kd_train_n_opts, stdout);
+      }
+    }
     code = argc < 2 ? KD_ERR_USAGE : 0;
   } else if (strcmp(argv[1], "--version") == 0) {
     if (g_rank == 0) printf("kd %s\n", KD_VERSION);

@@ -482,6 +482,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const kd_sched_kind sk = strcmp(cfg->schedule, "cosine") == 0 ? KD_SCHED_COSINE : KD_SCHED_CONST;
   const double t_start = MPI_Wtime();
   double t_first = 0, log_t0 = t_start;
+  double t_side = 0, ep_side = 0; /* seconds in evaluation and checkpoints: not training throughput */
   double *log_s = t->st.log_sums, *ep_s = t->st.epoch_sums;
   const int64_t step0 = t->st.step;
   double ep_done[KD_CKPT_SUMS];
@@ -549,11 +550,15 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       const int eval_due = sched_ckpt || (cfg->eval_every > 0 && now_step % cfg->eval_every == 0);
       const int log_due = now_step % cfg->log_every == 0;
       double now = MPI_Wtime();
-      if (now_step == step0 + 1) t_first = now;
+      const double side0 = now;
+      if (now_step == step0 + 1) {
+        t_first = now;
+        t_side = 0;
+      }
       kd_eval_result ev;
       int have_ev = 0;
       if (root(t)) {
-        double sps = now_step > step0 + 1 ? (double)(now_step - step0 - 1) * t->B / (now - t_first) : 0;
+        double sps = now_step > step0 + 1 ? (double)(now_step - step0 - 1) * t->B / (now - t_first - t_side) : 0;
         kd_progress_update(&t->progress, now, epoch + 1, cfg->epochs, s + 1, t->steps_per_epoch,
                            ep_s[ST_LOSS] / ep_s[ST_ROWS], sps, sps > 0 ? (t->end_step - now_step) * t->B / sps : -1);
         if (eval_due && evaluate(t, &ev, e) == KD_OK) have_ev = 1;
@@ -604,7 +609,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
         if (root(t)) {
           kd_progress_clear(&t->progress);
           char eta[32], elapsed[32];
-          double sps = (double)ep_steps * t->B / (now - ep_t0);
+          double sps = (double)ep_steps * t->B / (now - ep_t0 - ep_side);
           kd_format_duration(eta, sizeof eta, sps > 0 ? (t->end_step - now_step) * t->B / sps : 0);
           kd_format_duration(elapsed, sizeof elapsed, now - t_start);
           printf("epoch %lld/%lld  loss %.4f", (long long)epoch + 1, (long long)cfg->epochs, res->final_loss);
@@ -622,13 +627,19 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
         if ((rc = checkpoint(t, have_ev ? &ev : NULL, e))) return rc;
         if (have_ev && root(t)) kd_eval_print(stdout, "eval", &ev);
       }
+      const double side = MPI_Wtime() - side0;
+      t_side += side;
+      ep_side += side;
+      if (epoch_end) ep_side = 0;
       if (stop) break;
     }
     if ((rc = check_replicas(t, e))) return rc;
   }
   res->steps = t->st.step;
   res->steps_run = t->st.step - step0;
-  res->samples_per_s = t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / (MPI_Wtime() - t_first) : 0;
+  /* Training throughput: time spent in evaluations and checkpoints excluded. */
+  res->samples_per_s =
+      t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / (MPI_Wtime() - t_first - t_side) : 0;
   if (stop) {
     char dir[KD_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", cfg->out);

@@ -39,6 +39,13 @@ try:
     write("szip.h5", np.float32, np.int32, np.float32, compression="szip", chunks=True)
 except Exception as err:  # an h5py without the szip encoder
     print("szip fixture skipped:", err)
+with h5py.File(os.path.join(out, "y_float_whole.h5"), "w") as f:
+    f["train/x"] = x
+    f["train/y"] = y.astype(np.float64)
+    f["train/logits"] = logits
+with h5py.File(os.path.join(out, "y_float_fraction.h5"), "w") as f:
+    f["train/x"] = x
+    f["train/y"] = y.astype(np.float32) + np.float32(0.5)
 write("lzf.h5", np.float32, np.int32, np.float32, compression="lzf", chunks=True)
 with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
     f.write("this is not an HDF5 file\n")

@@ -34,6 +34,8 @@ case_ 2 "--data is required" train --student 8-16-3 --out o11
 case_ 2 "expected an integer" train "${base[@]}" --out o12 --batch 12.5
 case_ 2 "unknown command" frobnicate
 case_ 2 "--momentum needs" train "${base[@]}" --out o13 --momentum
+touch afile
+case_ 2 "not a directory" train "${base[@]}" --out afile
 case_ 1 "no such file" train --data missing.h5 --student 8-16-3 --out o14
 case_ 1 "takes 9" train --data d.h5 --student 9-16-3 --out o15
 case_ 1 "outputs 4" train --data d.h5 --teacher t.h5 --student 8-16-4 --out o16

@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
   snprintf(dir, sizeof dir, "%s", argv[1]);
   kd_h5_quiet();
   const char *variants[] = {"f16_gzip.h5", "f64_gzip_shuffle.h5", "u8.h5", "i16_chunked.h5", "f32_small_chunks.h5",
-                            "szip.h5"};
+                            "szip.h5", "y_float_whole.h5"};
   for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
     if (access(fx(variants[i]), F_OK) != 0) {
       printf("skipped %s: fixture not written (h5py without that filter)\n", variants[i]);
@@ -72,6 +72,7 @@ int main(int argc, char **argv) {
   }
   expect_error(fx("lzf.h5"), NULL, "32000");
   expect_error(fx("missing.h5"), NULL, "no such file");
+  expect_error(fx("y_float_fraction.h5"), NULL, "not a whole-number class label");
   expect_error(fx("not_hdf5.h5"), NULL, "not an HDF5 file");
   expect_error(fx("ref.h5"), fx("short_logits.h5"), "made for other data");
 

@@ -16,4 +16,10 @@ done
 kdrun 5 train "${common[@]}" --optimizer sgd --epochs 1 --out r5 >/dev/null || fail "5-rank run"
 kdrun 1 train "${common[@]}" --optimizer sgd --epochs 1 --out r1b >/dev/null || fail "1-rank run"
 expect "5 uneven ranks == 1 rank within 1e-6" "$PY" "$TESTS_DIR/compare_weights.py" r1b/final.h5 r5/final.h5 --rtol 1e-6
+# Uneven shards: 10 rows on 3 ranks (3, 3, 4 rows), batch 3 (1 row per rank per step): every
+# rank runs min_r floor(n_r / b_r) = 3 steps per epoch, the fourth row of rank 2 is dropped.
+"$KD" synth --out small.h5 --train 10 --test 0 --dim 4 --classes 3 >/dev/null || exit 1
+kdrun 3 train --data small.h5 --student 4-8-3 --batch 3 --epochs 2 --threads 1 --progress off --out r3 > r3.log ||
+  fail "3-rank uneven run"
+expect "3 steps per epoch on uneven shards" grep -q "^final: steps=6 " r3.log
 finish
