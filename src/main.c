@@ -1,6 +1,7 @@
 /* kd: the command-line driver. The only place that turns errors into exit
  * codes: 0 success, 1 data or runtime error, 2 usage error. */
 #include <mpi.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,9 @@ static void usage(FILE *f) {
           "commands:\n"
           "  train   train a student MLP with the combined KD loss on HDF5 data\n"
           "  eval    evaluate a checkpoint (accuracy, NLL, calibration, teacher agreement)\n"
-          "  predict write a checkpoint's logits for a split\n"
+          "  predict write a checkpoint's logits for a split (one rank)\n"
+          "  logits  write a teacher's logits for every split, in parallel (a teacher file)\n"
+          "  import  convert IDX files (MNIST, Fashion-MNIST) into a kd data file\n"
           "  synth   write a synthetic data set and a fixed teacher's logits\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
@@ -139,6 +142,73 @@ static int cmd_eval(int argc, char **argv, int predict, kd_err *e) {
   return kd_agree(MPI_COMM_WORLD, rc, e);
 }
 
+static int cmd_logits(int argc, char **argv, kd_err *e) {
+  if (wants_help(argc, argv)) {
+    if (g_rank == 0) {
+      printf("usage: mpirun -np N kd logits --ckpt TEACHER --data FILE --out FILE\n\n"
+             "Writes the teacher's raw logits for every split of the data file (/train, /valid, /test) as\n"
+             "/SPLIT/logits, each rank computing its own rows, with the teacher checkpoint, the data file and\n"
+             "its /train fingerprint recorded as attributes.\n\noptions:\n");
+      kd_opts_help(kd_logits_opts, kd_logits_n_opts, stdout);
+    }
+    return KD_OK;
+  }
+  kd_eval_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(kd_logits_opts, kd_logits_n_opts, &cfg, argc, argv, "kd logits", NULL, e)) return e->code;
+  int64_t rows[3] = {0, 0, 0};
+  int rc = kd_logits_run(&cfg, MPI_COMM_WORLD, rows, e);
+  if (!rc && g_rank == 0) {
+    printf("kd logits: wrote %s (train %lld, valid %lld, test %lld rows)\n", cfg.out, (long long)rows[0],
+           (long long)rows[1], (long long)rows[2]);
+    fflush(stdout);
+  }
+  return rc;
+}
+
+static const kd_opt_spec import_opts[] = {
+  {"images", KD_OPT_STR, offsetof(kd_import_cfg, images), 4096, NULL, NULL, 0, 0, 0, 0, "IDX images (gzip or plain)"},
+  {"labels", KD_OPT_STR, offsetof(kd_import_cfg, labels), 4096, NULL, NULL, 0, 0, 0, 0, "IDX labels (gzip or plain)"},
+  {"test-images", KD_OPT_STR, offsetof(kd_import_cfg, test_images), 4096, "", NULL, 0, 0, 0, 0, "IDX test images"},
+  {"test-labels", KD_OPT_STR, offsetof(kd_import_cfg, test_labels), 4096, "", NULL, 0, 0, 0, 0, "IDX test labels"},
+  {"out", KD_OPT_STR, offsetof(kd_import_cfg, out), 4096, NULL, NULL, 0, 0, 0, 0, "kd data file to write"},
+};
+
+static int cmd_import(int argc, char **argv, kd_err *e) {
+  const int n = (int)(sizeof import_opts / sizeof import_opts[0]);
+  if (argc < 1 || strcmp(argv[0], "idx") != 0) {
+    if (wants_help(argc, argv) && g_rank == 0) {
+      printf("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\noptions:\n");
+      kd_opts_help(import_opts, n, stdout);
+      return KD_OK;
+    }
+    return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx' (kd import idx --help)");
+  }
+  if (wants_help(argc - 1, argv + 1)) {
+    if (g_rank == 0) {
+      printf("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\n"
+             "Converts IDX files (MNIST, Fashion-MNIST) into a kd data file: /train/x [N, pixels] float32 in\n"
+             "[0, 1], /train/y int32, and /test/... with the test files. Runs on rank 0.\n\noptions:\n");
+      kd_opts_help(import_opts, n, stdout);
+    }
+    return KD_OK;
+  }
+  kd_import_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(import_opts, n, &cfg, argc - 1, argv + 1, "kd import idx", NULL, e)) return e->code;
+  int rc = KD_OK;
+  if (g_rank == 0) {
+    int64_t rows[2];
+    int dim = 0;
+    rc = kd_import_idx(&cfg, rows, &dim, e);
+    if (!rc)
+      printf("kd import: wrote %s (/train %lld rows, /test %lld rows, %d features in [0, 1])\n", cfg.out,
+             (long long)rows[0], (long long)rows[1], dim);
+    fflush(stdout);
+  }
+  return kd_agree(MPI_COMM_WORLD, rc, e);
+}
+
 int main(int argc, char **argv) {
   if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
     fprintf(stderr, "kd: error: MPI_Init failed\n");
@@ -164,6 +234,10 @@ int main(int argc, char **argv) {
     if (g_rank == 0) printf("kd %s\n", KD_VERSION);
   } else if (strcmp(argv[1], "train") == 0) {
     code = report(&e, cmd_train(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "logits") == 0) {
+    code = report(&e, cmd_logits(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "import") == 0) {
+    code = report(&e, cmd_import(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "eval") == 0) {
     code = report(&e, cmd_eval(argc - 2, argv + 2, 0, &e));
   } else if (strcmp(argv[1], "predict") == 0) {
@@ -171,7 +245,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(argv[1], "synth") == 0) {
     code = report(&e, cmd_synth(argc - 2, argv + 2, &e));
   } else {
-    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, synth; see kd --help)", argv[1]);
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth; see kd --help)", argv[1]);
     code = report(&e, KD_ERR_USAGE);
   }
   fflush(stdout);

@@ -71,6 +71,11 @@ const kd_opt_spec kd_train_opts[] = {
   {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|off", 0, 0, 0, 0,
    "live progress line (auto: only on a terminal outside a batch job)"},
   {"force", KD_OPT_FLAG, T_(force), 0, "0", NULL, 0, 0, 0, 0, "reuse an --out directory that holds a run"},
+  {"train-rows", KD_OPT_INT, T_(train_rows), 0, "0", NULL, 0, 1e15, 0, 0,
+   "train on the first N rows of /train only (0: all; --val-rows are taken from the end first)"},
+  {"labelled-fraction", KD_OPT_REAL, T_(labelled_fraction), 0, "1", NULL, 0, 1, 0, 0,
+   "keep the hard label on this fraction of training rows (chosen by --seed), the rest are unlabelled "
+   "(y = -1): semi-supervised distillation, needs --teacher"},
 };
 const int kd_train_n_opts = (int)(sizeof kd_train_opts / sizeof kd_train_opts[0]);
 
@@ -118,6 +123,16 @@ const kd_opt_spec kd_predict_opts[] = {
   {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
 };
 const int kd_predict_n_opts = (int)(sizeof kd_predict_opts / sizeof kd_predict_opts[0]);
+
+const kd_opt_spec kd_logits_opts[] = {
+  {"ckpt", KD_OPT_STR, E_(ckpt), STR(kd_eval_cfg, ckpt), NULL, NULL, 0, 0, 0, 0,
+   "teacher checkpoint FILE or DIR[:latest|best|step:N]"},
+  {"data", KD_OPT_STR, E_(data), STR(kd_eval_cfg, data), NULL, NULL, 0, 0, 0, 0, "HDF5 data file"},
+  {"out", KD_OPT_STR, E_(out), STR(kd_eval_cfg, out), NULL, NULL, 0, 0, 0, 0,
+   "teacher file to write: /SPLIT/logits for every split of the data file"},
+  {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+};
+const int kd_logits_n_opts = (int)(sizeof kd_logits_opts / sizeof kd_logits_opts[0]);
 
 static const kd_opt_spec *find(const kd_opt_spec *specs, int n, const char *name, size_t len) {
   for (int i = 0; i < n; i++)
@@ -268,6 +283,9 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (!c->data[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --data is required (see kd train --help)");
   if (!c->student[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --student is required (see kd train --help)");
   if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --out is required (see kd train --help)");
+  if (c->labelled_fraction < 1.0 && !c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --labelled-fraction %g leaves unlabelled rows, which need --teacher",
+                   c->labelled_fraction);
   if (c->resume[0] && c->init_from[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --resume and --init exclude each other");
   if (c->nesterov && (strcmp(c->optimizer, "sgd") != 0 || c->momentum <= 0.0))

@@ -52,6 +52,7 @@ typedef struct trainer {
   char valid_name[64];
   int B, b_local;
   int64_t n_train;         /* rows of /train used for training */
+  int64_t n_total;         /* rows of /train in the file */
   int64_t steps_per_epoch, total_steps, end_step;
   float *xb, *tb, *logits, *dlogits;
   int32_t *yb;
@@ -272,6 +273,13 @@ static int load_data(trainer *t, kd_err *e) {
   } else if (tp) {
     snprintf(t->valid_name, sizeof t->valid_name, "test");
   }
+  t->n_total = n;
+  if (c->train_rows > 0) {
+    if (c->train_rows > t->n_train)
+      return kd_fail(e, KD_ERR_RUNTIME, "--train-rows %lld: /train of %s has only %lld rows for training",
+                     (long long)c->train_rows, c->data, (long long)t->n_train);
+    t->n_train = c->train_rows;
+  }
   if (t->n_train < t->size)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /train has %lld training rows, fewer than the %d ranks", c->data,
                    (long long)t->n_train, t->size);
@@ -279,6 +287,13 @@ static int load_data(trainer *t, kd_err *e) {
   kd_shard_range(t->n_train, t->size, t->rank, &lo, &hi);
   if (kd_split_load(&t->train, c->data, c->teacher, "train", lo, hi, e)) return e->code;
   if (kd_split_validate(&t->train, C, t->has_teacher, c->data, c->teacher, e)) return e->code;
+  if (c->labelled_fraction < 1.0) {
+    /* Semi-supervised: drop labels on a seeded subset of rows (keyed on the
+     * global row, so the subset does not depend on the rank count). */
+    const uint64_t key = kd_key((uint64_t)c->seed, KD_RNG_LABELS, 0, 0);
+    for (int64_t i = 0; i < t->train.n; i++)
+      if (kd_uniform(key, (uint64_t)(t->train.row0 + i)) >= c->labelled_fraction) t->train.y[i] = -1;
+  }
   /* Evaluation data lives on rank 0, which evaluates. */
   if (root(t)) {
     if (vp) {
@@ -300,19 +315,53 @@ static int load_data(trainer *t, kd_err *e) {
 }
 
 /* Fingerprints of /train (training rows and held-out rows together). */
+/* Fingerprints: of the data file's whole /train split (x, y), which teacher
+ * files written by kd logits carry too, and of the teacher logits of the
+ * rows this run trains on (checked at resume). Each rank hashes its own
+ * share; an allreduce sums the parts. */
 static int fingerprint(trainer *t, kd_err *e) {
   uint64_t fp[2] = {0, 0}, v[2] = {0, 0};
-  kd_split_fingerprint(&t->train, &fp[0], &fp[1]);
+  kd_split_fingerprint(&t->train, &v[0], &fp[1]);
   if (root(t) && t->has_valid && strcmp(t->valid.name, "train") == 0) {
     kd_split_fingerprint(&t->valid, &v[0], &v[1]);
-    fp[0] += v[0];
     fp[1] += v[1];
   }
+  /* The whole of /train, read again in bounded chunks of this rank's share. */
+  int64_t lo, hi;
+  kd_shard_range(t->n_total, t->size, t->rank, &lo, &hi);
+  const int64_t chunk = 65536;
+  int rc = KD_OK;
+  for (int64_t a = lo; a < hi && !rc; a += chunk) {
+    kd_split part;
+    rc = kd_split_load(&part, t->cfg.data, NULL, "train", a, a + chunk < hi ? a + chunk : hi, e);
+    if (rc) break;
+    uint64_t d, unused;
+    kd_split_fingerprint(&part, &d, &unused);
+    fp[0] += d;
+    kd_split_free(&part);
+  }
+  if ((rc = kd_agree(t->comm, rc, e))) return rc;
   if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->comm), "MPI_Allreduce", e))
     return e->code;
   t->st.data_fp = fp[0];
   t->st.teacher_fp = t->has_teacher ? fp[1] : 0;
-  return KD_OK;
+  if (!t->has_teacher) return KD_OK;
+  /* Provenance: a teacher file written by kd logits names the data it was made from. */
+  hid_t f;
+  if (kd_h5_open_ro(&f, t->cfg.teacher, e)) return kd_agree(t->comm, e->code, e);
+  char hex[64] = "";
+  int has = H5Aexists(f, "data_fingerprint") > 0;
+  if (has) rc = kd_h5_get_attr_str(f, t->cfg.teacher, "/", "data_fingerprint", hex, sizeof hex, e);
+  H5Fclose(f);
+  if (!rc && has && strtoull(hex, NULL, 16) != t->st.data_fp)
+    rc = kd_fail(e, KD_ERR_RUNTIME,
+                 "%s: the teacher logits were computed from other data (its data_fingerprint %s, /train of %s has "
+                 "%016llx)",
+                 t->cfg.teacher, hex, t->cfg.data, (unsigned long long)t->st.data_fp);
+  if (!rc && !has && root(t))
+    printf("kd: note: %s carries no data fingerprint (written by another tool): only its row counts were checked\n",
+           t->cfg.teacher);
+  return kd_agree(t->comm, rc, e);
 }
 
 static int alloc_buffers(trainer *t, kd_err *e) {

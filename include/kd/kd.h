@@ -21,6 +21,8 @@
 #include "kd/ckpt.h"
 #include "kd/eval.h"
 #include "kd/infer.h"
+#include "kd/idx.h"
+#include "kd/logits.h"
 
 #ifndef KD_VERSION
 #define KD_VERSION "0.1.0"

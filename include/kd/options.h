@@ -45,6 +45,8 @@ typedef struct kd_train_cfg {
   int64_t log_every;
   char progress[8];            /* auto | on | off */
   int force;
+  int64_t train_rows;          /* 0: all of /train */
+  double labelled_fraction;    /* 1: every row keeps its label */
   unsigned char given[64];     /* options named on the command line */
 } kd_train_cfg;
 
@@ -92,6 +94,8 @@ extern const kd_opt_spec kd_eval_opts[];
 extern const int kd_eval_n_opts;
 extern const kd_opt_spec kd_predict_opts[];
 extern const int kd_predict_n_opts;
+extern const kd_opt_spec kd_logits_opts[];
+extern const int kd_logits_n_opts;
 
 /* Fill cfg with defaults, then argv[0..argc). Usage errors (KD_ERR_USAGE)
  * name the option and the value. given (nullable, n entries) marks the
