@@ -17,5 +17,6 @@ case $np in '' | *[!0-9]* | 0) echo "launch/local.sh: N must be a positive integ
 [ -x "$KD_BUILD/kd" ] || { echo "launch/local.sh: $KD_BUILD/kd is not built (run ./launch/test.sh or cmake)" >&2; exit 2; }
 # Live progress only when this script's output is a terminal (ranks see a
 # pseudo-terminal under mpirun either way).
-[ -t 1 ] && export KD_TTY=1
-exec mpirun -q -np "$np" --oversubscribe --bind-to none -x KD_TTY ${KD_MPIRUN_FLAGS:-} "$KD_BUILD/kd" "$@"
+tty=()
+[ -t 1 ] && tty=(-x KD_TTY=1)
+exec mpirun -q -np "$np" --oversubscribe --bind-to none "${tty[@]}" ${KD_MPIRUN_FLAGS:-} "$KD_BUILD/kd" "$@"

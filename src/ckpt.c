@@ -65,6 +65,8 @@ static int write_state(hid_t f, const char *p, const kd_run_state *st, kd_err *e
       kd_h5_attr_i64(f, "/state", "log_steps", st->log_steps, e) ||
       kd_h5_attr_f64_array(f, "/state", "log_sums", st->log_sums, KD_CKPT_SUMS, e) ||
       kd_h5_attr_f64_array(f, "/state", "epoch_sums", st->epoch_sums, KD_CKPT_SUMS, e) ||
+      kd_h5_attr_i64(f, "/state", "last_ckpt_step", st->last_ckpt_step, e) ||
+      kd_h5_attr_str(f, "/state", "teacher_ckpt", st->teacher_ckpt, e) ||
       kd_h5_attr_str(f, "/state", "rng", "counter-based (splitmix64) streams keyed on seed, epoch, step and row", e))
     return e->code;
   hid_t d = H5Gcreate2(f, "/data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -446,6 +448,8 @@ static int read_state(hid_t f, const char *p, kd_run_state *st, kd_err *e) {
       kd_h5_get_attr_i64(f, p, "/state", "log_steps", &st->log_steps, e) ||
       kd_h5_get_attr_f64_array(f, p, "/state", "log_sums", st->log_sums, KD_CKPT_SUMS, e) ||
       kd_h5_get_attr_f64_array(f, p, "/state", "epoch_sums", st->epoch_sums, KD_CKPT_SUMS, e) ||
+      kd_h5_get_attr_i64(f, p, "/state", "last_ckpt_step", &st->last_ckpt_step, e) ||
+      kd_h5_get_attr_str(f, p, "/state", "teacher_ckpt", st->teacher_ckpt, sizeof st->teacher_ckpt, e) ||
       kd_h5_get_attr_str(f, p, "/data", "data_fingerprint", fp, sizeof fp, e))
     return e->code;
   st->data_fp = strtoull(fp, NULL, 16);

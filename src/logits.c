@@ -36,7 +36,7 @@ static int write_rows(hid_t f, const char *path, const char *ds, int64_t row0, i
   return rc;
 }
 
-static int create_ds(hid_t f, const char *path, const char *ds, int64_t n, int C, kd_err *e) {
+int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int C, kd_err *e) {
   hsize_t dims[2] = {(hsize_t)n, (hsize_t)C};
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
@@ -47,6 +47,50 @@ static int create_ds(hid_t f, const char *path, const char *ds, int64_t n, int C
   if (d < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s", path, ds);
   H5Dclose(d);
   return KD_OK;
+}
+
+int kd_logits_gather(MPI_Comm comm, hid_t f, const char *path, const char *ds, int64_t n, int C,
+                     const float *local, kd_err *e) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int64_t lo, hi;
+  kd_shard_range(n, size, rank, &lo, &hi);
+  int64_t rows_per_msg = (int64_t)(CHUNK_BYTES / (sizeof(float) * (size_t)C)) + 1;
+  const char *hook = getenv("KD_LOGITS_CHUNK_ROWS"); /* tests: force many small messages */
+  if (hook && atoll(hook) > 0) rows_per_msg = atoll(hook);
+  int rc = KD_OK;
+  if (rank != 0) {
+    for (int64_t a = lo; a < hi; a += rows_per_msg) {
+      int64_t cnt = hi - a < rows_per_msg ? hi - a : rows_per_msg;
+      if (kd_mpi_check(MPI_Send(local + (size_t)(a - lo) * C, (int)(cnt * C), MPI_FLOAT, 0, 77, comm), "MPI_Send", e)) {
+        fprintf(stderr, "kd: rank %d: %s\n", rank, e->msg);
+        MPI_Abort(comm, 1);
+      }
+    }
+    return KD_OK;
+  }
+  rc = write_rows(f, path, ds, lo, hi - lo, C, local, e);
+  float *buf = kd_malloc(sizeof(float) * (size_t)rows_per_msg * C, "receive buffer", e);
+  if (!buf) { /* cannot receive: the senders would block, so end the job */
+    fprintf(stderr, "kd: rank 0: %s\n", e->msg);
+    MPI_Abort(comm, 1);
+  }
+  for (int r = 1; r < size; r++) {
+    int64_t rlo, rhi;
+    kd_shard_range(n, size, r, &rlo, &rhi);
+    for (int64_t a = rlo; a < rhi; a += rows_per_msg) {
+      int64_t cnt = rhi - a < rows_per_msg ? rhi - a : rows_per_msg;
+      /* Always receive, even after a write error: a sender must never block. */
+      if (kd_mpi_check(MPI_Recv(buf, (int)(cnt * C), MPI_FLOAT, r, 77, comm, MPI_STATUS_IGNORE), "MPI_Recv", e)) {
+        fprintf(stderr, "kd: rank 0: %s\n", e->msg);
+        MPI_Abort(comm, 1);
+      }
+      if (!rc) rc = write_rows(f, path, ds, a, cnt, C, buf, e);
+    }
+  }
+  free(buf);
+  return rc;
 }
 
 int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd_err *e) {
@@ -87,7 +131,7 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
     for (int s = 0; s < 3 && !rc; s++) {
       char ds[64];
       snprintf(ds, sizeof ds, "/%s/logits", splits[s]);
-      if (present[s]) rc = create_ds(f, tmp, ds, n[s], C, e);
+      if (present[s]) rc = kd_logits_create(f, tmp, ds, n[s], C, e);
     }
   }
   if ((rc = kd_agree(comm, rc, e))) goto out;
@@ -108,43 +152,9 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
     if (!rc && s == 0) kd_split_fingerprint(&part, &fp[0], &fp[1]);
     kd_split_free(&part);
     if ((rc = kd_agree(comm, rc, e))) goto out;
-    /* Gather to rank 0 in bounded chunks; rank 0 writes each as it comes. */
-    const int64_t rows_per_msg = (int64_t)(CHUNK_BYTES / (sizeof(float) * (size_t)C)) + 1;
     char ds[64];
     snprintf(ds, sizeof ds, "/%s/logits", splits[s]);
-    if (rank == 0) {
-      rc = write_rows(f, tmp, ds, lo, hi - lo, C, logits, e);
-      float *buf = kd_malloc(sizeof(float) * (size_t)rows_per_msg * C, "receive buffer", e);
-      if (!buf) rc = e->code;
-      for (int r = 1; r < size; r++) {
-        int64_t rlo, rhi;
-        kd_shard_range(n[s], size, r, &rlo, &rhi);
-        for (int64_t a = rlo; a < rhi; a += rows_per_msg) {
-          int64_t cnt = rhi - a < rows_per_msg ? rhi - a : rows_per_msg;
-          /* Always receive, even after a local error: a sender must never block. */
-          float *dst = buf ? buf : NULL;
-          if (dst) {
-            if (kd_mpi_check(MPI_Recv(dst, (int)(cnt * C), MPI_FLOAT, r, s, comm, MPI_STATUS_IGNORE), "MPI_Recv", e)) {
-              fprintf(stderr, "kd: rank 0: %s\n", e->msg);
-              MPI_Abort(comm, 1);
-            }
-            if (!rc) rc = write_rows(f, tmp, ds, a, cnt, C, dst, e);
-          } else {
-            fprintf(stderr, "kd: rank 0: %s\n", e->msg);
-            MPI_Abort(comm, 1);
-          }
-        }
-      }
-      free(buf);
-    } else {
-      for (int64_t a = lo; a < hi; a += rows_per_msg) {
-        int64_t cnt = hi - a < rows_per_msg ? hi - a : rows_per_msg;
-        if (kd_mpi_check(MPI_Send(logits + (size_t)(a - lo) * C, (int)(cnt * C), MPI_FLOAT, 0, s, comm), "MPI_Send", e)) {
-          fprintf(stderr, "kd: rank %d: %s\n", rank, e->msg);
-          MPI_Abort(comm, 1);
-        }
-      }
-    }
+    rc = kd_logits_gather(comm, f, tmp, ds, n[s], C, logits, e);
     free(logits);
     logits = NULL;
     if ((rc = kd_agree(comm, rc, e))) goto out;

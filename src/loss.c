@@ -29,6 +29,15 @@ void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums,
      * only the soft term; without a teacher it is plain cross-entropy. */
     double w_hard = has_teacher ? (labelled ? cfg->alpha : 0.0) : 1.0;
     double w_soft = has_teacher ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;
+    if (!labelled && !has_teacher) {
+      /* An unlabelled row with no teacher yet (self-distillation before the
+       * first snapshot) carries no signal: weight 0, but it still counts in
+       * the batch's B. */
+      if (dlogits)
+        for (int c = 0; c < C; c++) dlogits[(size_t)b * C + c] = 0.0f;
+      sums->rows += 1.0;
+      continue;
+    }
 
     double mx;
     double lse1 = lse_scaled(zs, C, 1.0, &mx);

@@ -60,7 +60,9 @@ const kd_opt_spec kd_train_opts[] = {
    "OpenBLAS threads per rank (0: cores available to the rank / ranks sharing them)"},
   {"log-every", KD_OPT_INT, T_(log_every), 0, "50", NULL, 1, 1e15, 0, 0, "steps between metrics.csv rows"},
   {"ckpt-every", KD_OPT_INT, T_(ckpt_every), 0, "0", NULL, 0, 1e15, 0, 0,
-   "steps between checkpoints (0: none between epoch ends; there is always one at each epoch end and at the end)"},
+   "steps between checkpoints (0: none between epoch ends); there is always one at the end"},
+  {"ckpt-epochs", KD_OPT_INT, T_(ckpt_epochs), 0, "1", NULL, 0, 1e9, 0, 0,
+   "also checkpoint (and evaluate) at every N-th epoch end (0: not at epoch ends)"},
   {"keep", KD_OPT_INT, T_(keep), 0, "3", NULL, 1, 1e9, 0, 0, "checkpoints kept (plus the best one)"},
   {"eval-every", KD_OPT_INT, T_(eval_every), 0, "0", NULL, 0, 1e15, 0, 0,
    "steps between evaluations (0: at each checkpoint and the end only)"},
@@ -71,6 +73,19 @@ const kd_opt_spec kd_train_opts[] = {
   {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|off", 0, 0, 0, 0,
    "live progress line (auto: only on a terminal outside a batch job)"},
   {"force", KD_OPT_FLAG, T_(force), 0, "0", NULL, 0, 0, 0, 0, "reuse an --out directory that holds a run"},
+  {"self-distill", KD_OPT_FLAG, T_(self_distill), 0, "0", NULL, 0, 0, 0, 0,
+   "self-distillation: the teacher is a frozen snapshot of an earlier checkpoint of this run (no teacher file)"},
+  {"teacher-ckpt", KD_OPT_STR, T_(teacher_ckpt), STR(kd_train_cfg, teacher_ckpt), "best", NULL, 0, 0, 0, 0,
+   "with --self-distill: which checkpoint teaches: best, latest, step:N, or a checkpoint FILE"},
+  {"refresh-every", KD_OPT_INT, T_(refresh_every), 0, "0", NULL, 0, 1e9, 0, 0,
+   "with --self-distill: replace the snapshot by a newer checkpoint every E epochs (0: keep the first)"},
+  {"snapshot-logits", KD_OPT_STR, T_(snapshot_logits), STR(kd_train_cfg, snapshot_logits), "", NULL, 0, 0, 0, 0,
+   "with --self-distill: write each snapshot's logits for the training rows to this teacher file"},
+  {"generations", KD_OPT_INT, T_(generations), 0, "1", NULL, 1, 1000, 0, 0,
+   "born-again generations: generation g+1 is a fresh student distilled from generation g's best checkpoint; "
+   "each lives in OUT/gen{g}"},
+  {"generation", KD_OPT_INT, T_(generation), 0, "0", NULL, 0, 1000, 0, 0,
+   "which generation this run is (set by kd; leave it)"},
   {"train-rows", KD_OPT_INT, T_(train_rows), 0, "0", NULL, 0, 1e15, 0, 0,
    "train on the first N rows of /train only (0: all; --val-rows are taken from the end first)"},
   {"labelled-fraction", KD_OPT_REAL, T_(labelled_fraction), 0, "1", NULL, 0, 1, 0, 0,
@@ -283,7 +298,9 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (!c->data[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --data is required (see kd train --help)");
   if (!c->student[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --student is required (see kd train --help)");
   if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --out is required (see kd train --help)");
-  if (c->labelled_fraction < 1.0 && !c->teacher[0])
+  if (c->self_distill && c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --self-distill and --teacher exclude each other");
+  if (c->labelled_fraction < 1.0 && !c->teacher[0] && !c->self_distill && c->generations < 2)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --labelled-fraction %g leaves unlabelled rows, which need --teacher",
                    c->labelled_fraction);
   if (c->resume[0] && c->init_from[0])

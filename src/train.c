@@ -24,6 +24,8 @@
 #include "kd/eval.h"
 #include "kd/gemm.h"
 #include "kd/h5io.h"
+#include "kd/infer.h"
+#include "kd/logits.h"
 #include "kd/loss.h"
 #include "kd/metrics.h"
 #include "kd/optim.h"
@@ -43,6 +45,10 @@ typedef struct trainer {
   int rank, size, threads;
   int in_dim, classes;     /* the student's input width and outputs */
   kd_model *model;
+  kd_model *snap;          /* self-distillation: the frozen teacher snapshot */
+  float *snap_params;
+  int snap_active, snap_announced;
+  int teacher_live;        /* teacher logits are in train.logits now */
   float *params;
   float *grads;            /* [n_params + ST_COUNT] */
   kd_optim opt;
@@ -91,7 +97,7 @@ static int bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e
 
 /* Options a resumed run may change; all others must match the checkpoint. */
 static int may_change(const char *name) {
-  static const char *ok[] = {"epochs", "ckpt-every", "keep", "threads", "max-steps", "progress",
+  static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "threads", "max-steps", "progress",
                              "eval-every", "log-every", "data", "teacher", "resume", "force", NULL};
   for (int i = 0; ok[i]; i++)
     if (strcmp(ok[i], name) == 0) return 1;
@@ -171,7 +177,8 @@ static int check_setup(trainer *t, kd_err *e) {
                    (long long)c->batch, t->size);
   t->B = (int)c->batch;
   t->b_local = kd_local_batch(t->B, t->size, t->rank);
-  t->has_teacher = c->teacher[0] != '\0';
+  t->has_teacher = c->teacher[0] != '\0' || c->self_distill;
+  t->teacher_live = c->teacher[0] != '\0';
   kd_model_spec ms;
   memset(&ms, 0, sizeof ms);
   snprintf(ms.family, sizeof ms.family, "mlp");
@@ -223,7 +230,7 @@ static int load_eval_split(trainer *t, kd_split *s, const char *split, int64_t l
   const kd_train_cfg *c = &t->cfg;
   const int C = t->classes;
   const char *teacher = NULL;
-  if (t->has_teacher) {
+  if (c->teacher[0]) {
     hid_t f;
     char ls[64];
     snprintf(ls, sizeof ls, "/%s/logits", split);
@@ -251,7 +258,7 @@ static int load_data(trainer *t, kd_err *e) {
   if (dim != in)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/x has %d features per row but --student %s takes %d", c->data, dim,
                    c->student, in);
-  if (t->has_teacher && classes != C)
+  if (c->teacher[0] && classes != C)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/logits has %d classes but --student %s outputs %d", c->teacher,
                    classes, c->student, C);
   /* Validation split: /valid, else the last --val-rows of /train, else /test. */
@@ -287,6 +294,11 @@ static int load_data(trainer *t, kd_err *e) {
   kd_shard_range(t->n_train, t->size, t->rank, &lo, &hi);
   if (kd_split_load(&t->train, c->data, c->teacher, "train", lo, hi, e)) return e->code;
   if (kd_split_validate(&t->train, C, t->has_teacher, c->data, c->teacher, e)) return e->code;
+  if (c->self_distill) { /* filled by each snapshot */
+    t->train.classes = C;
+    t->train.logits = kd_calloc((size_t)(t->train.n ? t->train.n : 1) * C, sizeof(float), "snapshot logits", e);
+    if (!t->train.logits) return e->code;
+  }
   if (c->labelled_fraction < 1.0) {
     /* Semi-supervised: drop labels on a seeded subset of rows (keyed on the
      * global row, so the subset does not depend on the rank count). */
@@ -344,8 +356,8 @@ static int fingerprint(trainer *t, kd_err *e) {
   if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->comm), "MPI_Allreduce", e))
     return e->code;
   t->st.data_fp = fp[0];
-  t->st.teacher_fp = t->has_teacher ? fp[1] : 0;
-  if (!t->has_teacher) return KD_OK;
+  t->st.teacher_fp = t->cfg.teacher[0] ? fp[1] : 0;
+  if (!t->cfg.teacher[0]) return KD_OK;
   /* Provenance: a teacher file written by kd logits names the data it was made from. */
   hid_t f;
   if (kd_h5_open_ro(&f, t->cfg.teacher, e)) return kd_agree(t->comm, e->code, e);
@@ -383,6 +395,8 @@ static int alloc_buffers(trainer *t, kd_err *e) {
 
 static void free_trainer(trainer *t) {
   kd_model_free(t->model);
+  kd_model_free(t->snap);
+  free(t->snap_params);
   kd_optim_free(&t->opt);
   kd_split_free(&t->train);
   kd_split_free(&t->valid);
@@ -456,6 +470,7 @@ static int checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
       }
     }
     t->st.ranks = t->size;
+    t->st.last_ckpt_step = t->st.step;
     t->st.threads = t->threads;
     t->st.steps_per_epoch = t->steps_per_epoch;
     kd_ckpt_meta meta = {t->cfg_items, t->n_cfg_items, t->cfg.data, t->cfg.teacher, t->cfg.activation};
@@ -465,8 +480,10 @@ static int checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
     if (t->st.best_step >= 0) snprintf(best_name, sizeof best_name, "ckpt-%08lld.h5", (long long)t->st.best_step);
     if (!rc && is_best) rc = kd_ckpt_set_pointer(t->cfg.out, "best", best_name, e);
     if (!rc) {
-      const char *keep[1] = {best_name};
-      rc = kd_ckpt_rotate(t->cfg.out, (int)t->cfg.keep, keep, best_name[0] ? 1 : 0, e);
+      /* Never rotate away the best checkpoint, nor the one teaching now. */
+      const char *slash = strrchr(t->st.teacher_ckpt, '/');
+      const char *keep[2] = {best_name, slash ? slash + 1 : t->st.teacher_ckpt};
+      rc = kd_ckpt_rotate(t->cfg.out, (int)t->cfg.keep, keep, 2, e);
     }
     if (!rc) {
       kd_progress_clear(&t->progress);
@@ -492,9 +509,11 @@ static void print_banner(const trainer *t) {
   printf("kd %s train: %d rank%s x %d OpenBLAS thread%s, student %s %s (%zu parameters)\n", KD_VERSION, t->size,
          t->size > 1 ? "s" : "", t->threads, t->threads > 1 ? "s" : "", t->model->family, t->model->spec,
          t->model->n_params);
-  printf("data: %s (/train %lld training rows, %lld per rank or fewer)%s%s\n", c->data, (long long)t->n_train,
-         (long long)((t->n_train + t->size - 1) / t->size), t->has_teacher ? ", teacher: " : ", no teacher",
-         t->has_teacher ? c->teacher : "");
+  printf("data: %s (/train %lld training rows, %lld per rank or fewer)%s%s", c->data, (long long)t->n_train,
+         (long long)((t->n_train + t->size - 1) / t->size),
+         c->self_distill ? ", teacher: a snapshot of this run (self-distillation, --teacher-ckpt " : c->teacher[0] ? ", teacher: " : ", no teacher",
+         c->self_distill ? c->teacher_ckpt : c->teacher);
+  printf("%s\n", c->self_distill ? ")" : "");
   if (t->has_valid || t->has_test)
     printf("evaluation by rank 0 on /%s (%lld rows)\n", t->valid_name,
            (long long)(t->has_valid ? t->valid.n : t->test.n));
@@ -520,6 +539,117 @@ static int evaluate(trainer *t, kd_eval_result *ev, kd_err *e) {
   return KD_OK;
 }
 
+/* ---- self-distillation ---- */
+
+/* Rank 0: the checkpoint --teacher-ckpt names now, from the run's own state
+ * (not the directory listing, so a resumed run chooses the same one). */
+static int snapshot_path(const trainer *t, char *path, size_t n) {
+  const char *w = t->cfg.teacher_ckpt;
+  int64_t step = -1;
+  if (strcmp(w, "best") == 0) step = t->st.best_step >= 0 ? t->st.best_step : t->st.last_ckpt_step;
+  else if (strcmp(w, "latest") == 0) step = t->st.last_ckpt_step;
+  else if (strncmp(w, "step:", 5) == 0) step = t->st.last_ckpt_step >= atoll(w + 5) ? atoll(w + 5) : -1;
+  else {
+    snprintf(path, n, "%s", w);
+    return 1;
+  }
+  if (step < 0) return 0;
+  kd_ckpt_name(path, n, t->cfg.out, step);
+  return 1;
+}
+
+/* Write this snapshot's logits of the training rows as a teacher file. */
+static int write_snapshot_logits(trainer *t, const char *ckpt, kd_err *e) {
+  const char *out = t->cfg.snapshot_logits;
+  char tmp[KD_PATH_MAX + 32];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, 0);
+  hid_t f = H5I_INVALID_HID;
+  int rc = KD_OK;
+  if (root(t)) {
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    rc = f < 0 ? kd_fail(e, KD_ERR_RUNTIME, "--snapshot-logits %s: cannot create %s", out, tmp)
+               : kd_logits_create(f, tmp, "/train/logits", t->n_train, t->classes, e);
+  }
+  if ((rc = kd_agree(t->comm, rc, e))) {
+    if (f >= 0) H5Fclose(f);
+    return rc;
+  }
+  rc = kd_logits_gather(t->comm, f, tmp, "/train/logits", t->n_train, t->classes, t->train.logits, e);
+  if (root(t)) {
+    if (!rc && (kd_h5_attr_str(f, "/", "kd_format", "teacher", e) || kd_h5_attr_i64(f, "/", "format_version", 1, e) ||
+                kd_h5_attr_str(f, "/", "kd_version", KD_VERSION, e) ||
+                kd_h5_attr_str(f, "/", "source_checkpoint", ckpt, e) ||
+                kd_h5_attr_str(f, "/", "source_data", t->cfg.data, e) ||
+                kd_h5_attr_i64(f, "/", "rows_train", t->n_train, e)))
+      rc = e->code;
+    if (H5Fclose(f) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: closing failed", tmp);
+    if (!rc && rename(tmp, out) != 0) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: rename failed (%s)", tmp, strerror(errno));
+    if (rc) unlink(tmp);
+  }
+  return kd_agree(t->comm, rc, e);
+}
+
+/* Collective: load the teaching checkpoint (rank 0 reads, all receive its
+ * parameters) and compute its logits for this rank's rows (and rank 0's
+ * validation rows), in inference mode. keep_current: reload
+ * st.teacher_ckpt (resume). */
+static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
+  char path[sizeof t->st.teacher_ckpt] = "";
+  if (root(t)) {
+    if (keep_current) snprintf(path, sizeof path, "%s", t->st.teacher_ckpt);
+    else if (!snapshot_path(t, path, sizeof path)) path[0] = '\0';
+  }
+  if (kd_mpi_check(MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, t->comm), "MPI_Bcast", e)) return e->code;
+  if (!path[0]) {
+    if (root(t) && !t->snap_announced)
+      printf("self-distillation: no checkpoint yet: hard labels only (unlabelled rows weigh 0) until the first one\n");
+    t->snap_announced = 1;
+    return KD_OK;
+  }
+  if (t->snap_active && !keep_current && strcmp(path, t->st.teacher_ckpt) == 0) return KD_OK;
+  int rc = KD_OK;
+  if (!t->snap) {
+    kd_model_spec ms;
+    memset(&ms, 0, sizeof ms);
+    snprintf(ms.family, sizeof ms.family, "%s", t->model->family);
+    snprintf(ms.sizes, sizeof ms.sizes, "%s", t->model->spec);
+    snprintf(ms.activation, sizeof ms.activation, "%s", t->cfg.activation);
+    rc = kd_model_create(&t->snap, &ms, t->model->max_batch, e);
+    if (!rc) {
+      t->snap_params = kd_malloc(t->snap->n_params * sizeof(float), "snapshot parameters", e);
+      rc = t->snap_params ? KD_OK : e->code;
+      if (!rc) kd_model_bind(t->snap, t->snap_params, NULL);
+    }
+  }
+  if ((rc = kd_agree(t->comm, rc, e))) return rc;
+  rc = root(t) ? kd_ckpt_read(path, t->snap, NULL, NULL, e) : KD_OK;
+  if ((rc = kd_agree(t->comm, rc, e))) return rc;
+  if ((rc = bcast_floats(t->snap_params, t->snap->n_params, 0, t->comm, e))) return rc;
+  kd_split rows = t->train;
+  rows.logits = NULL;
+  kd_eval_result r;
+  rc = kd_eval_model(&r, t->train.logits, t->snap, &rows, 1.0, e);
+  if (!rc && root(t) && t->has_valid) {
+    if (!t->valid.logits) {
+      t->valid.logits = kd_malloc(sizeof(float) * (size_t)t->valid.n * t->classes, "snapshot validation logits", e);
+      t->valid.classes = t->classes;
+    }
+    kd_split v = t->valid;
+    v.logits = NULL;
+    rc = t->valid.logits ? kd_eval_model(&r, t->valid.logits, t->snap, &v, 1.0, e) : e->code;
+  }
+  if ((rc = kd_agree(t->comm, rc, e))) return rc;
+  snprintf(t->st.teacher_ckpt, sizeof t->st.teacher_ckpt, "%s", path);
+  t->snap_active = t->teacher_live = 1;
+  if (root(t)) {
+    kd_progress_clear(&t->progress);
+    printf("self-distillation: the teacher is now %s\n", path);
+    fflush(stdout);
+  }
+  if (t->cfg.snapshot_logits[0]) return write_snapshot_logits(t, path, e);
+  return KD_OK;
+}
+
 /* ---- the loop ---- */
 
 static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
@@ -542,15 +672,20 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
     const double ep_t0 = MPI_Wtime();
     int64_t ep_steps = 0;
     kd_permutation(t->perm, t->train.n, kd_key((uint64_t)cfg->seed, KD_RNG_SHUFFLE, (uint64_t)epoch, (uint64_t)t->rank));
+    /* Self-distillation: the teacher may change only at an epoch start. */
+    if (cfg->self_distill && t->st.step_in_epoch == 0 &&
+        (!t->snap_active || (cfg->refresh_every > 0 && epoch > 0 && epoch % cfg->refresh_every == 0)) &&
+        (rc = refresh_snapshot(t, 0, e)))
+      return rc;
     for (int64_t s = t->st.step_in_epoch; s < t->steps_per_epoch && t->st.step < t->end_step; s++) {
       const int b = t->b_local;
       const int64_t step = t->st.step;
-      kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->has_teacher ? t->tb : NULL, t->rows);
+      kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->teacher_live ? t->tb : NULL, t->rows);
       kd_fwd fwd = {1, kd_key((uint64_t)cfg->seed, KD_RNG_DROPOUT, (uint64_t)step, 0), t->rows};
       rc = kd_model_forward(t->model, t->logits, t->xb, b, &fwd, e);
       memset(t->grads, 0, (np + ST_COUNT) * sizeof(float));
       kd_loss_sums ls = {0, 0, 0, 0, 0, 0};
-      kd_targets tg = {t->yb, t->has_teacher ? t->tb : NULL};
+      kd_targets tg = {t->yb, t->teacher_live ? t->tb : NULL};
       kd_loss_forward_backward(t->dlogits, &ls, t->logits, &tg, b, C, &lcfg, 1.0f / (float)t->B);
       if (!rc) rc = kd_model_backward(t->model, t->dlogits, b, e);
       float *st = t->grads + np;
@@ -593,7 +728,8 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       /* Scheduled checkpoints are evaluated (to rank them); the extra ones of
        * a stop (signal, --max-steps) are not, so an interrupted run logs
        * exactly what an uninterrupted one does. */
-      const int sched_ckpt = (cfg->ckpt_every > 0 && now_step % cfg->ckpt_every == 0) || epoch_end ||
+      const int sched_ckpt = (cfg->ckpt_every > 0 && now_step % cfg->ckpt_every == 0) ||
+                             (epoch_end && cfg->ckpt_epochs > 0 && (epoch + 1) % cfg->ckpt_epochs == 0) ||
                              now_step == t->total_steps;
       const int ckpt_due = sched_ckpt || now_step == t->end_step || stop;
       const int eval_due = sched_ckpt || (cfg->eval_every > 0 && now_step % cfg->eval_every == 0);
@@ -629,7 +765,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
             row.loss = log_s[ST_LOSS] / log_s[ST_ROWS];
             row.has_ce = log_s[ST_LABELLED] > 0;
             row.ce = row.has_ce ? log_s[ST_CE] / log_s[ST_LABELLED] : 0;
-            row.has_kd = t->has_teacher;
+            row.has_kd = t->teacher_live;
             row.kd = log_s[ST_KD] / log_s[ST_ROWS];
             row.acc = log_s[ST_LABELLED] > 0 ? log_s[ST_CORRECT] / log_s[ST_LABELLED] : NAN;
             row.lr = lr;
@@ -686,6 +822,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   }
   res->steps = t->st.step;
   res->steps_run = t->st.step - step0;
+  res->completed = t->st.step >= t->total_steps;
   /* Training throughput: time spent in evaluations and checkpoints excluded. */
   res->samples_per_s =
       t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / (MPI_Wtime() - t_first - t_side) : 0;
@@ -699,7 +836,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   return KD_OK;
 }
 
-int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
+static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_train_cfg *eff, kd_err *e) {
   trainer *t = calloc(1, sizeof *t);
   if (!t) return kd_fail(e, KD_ERR_RUNTIME, "out of memory (trainer)");
   memset(res, 0, sizeof *res);
@@ -709,15 +846,9 @@ int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, k
   MPI_Comm_size(comm, &t->size);
   t->st.best_metric = NAN;
   t->st.best_step = -1;
+  t->st.last_ckpt_step = -1;
   kd_h5_quiet();
   int rc = KD_OK;
-  struct sigaction sa, old_term, old_usr1;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  g_stop_signal = 0;
-  sigaction(SIGTERM, &sa, &old_term);
-  sigaction(SIGUSR1, &sa, &old_usr1);
 
   /* Validation point 1: options (identical on every rank), resume, --out. */
   t->cfg = *cli;
@@ -811,6 +942,7 @@ int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, k
     }
   }
 
+  if (t->cfg.self_distill && t->st.teacher_ckpt[0] && (rc = refresh_snapshot(t, 1, e))) goto out;
   if (root(t)) {
     rc = t->cfg.resume[0] ? kd_metrics_open_resume(&t->metrics, t->cfg.out, t->st.step, e)
                           : kd_metrics_open(&t->metrics, t->cfg.out, e);
@@ -853,14 +985,171 @@ int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, k
     fflush(stdout);
   }
 out:
+  if (eff) *eff = t->cfg;
   if (root(t) && t->metrics.csv) {
     kd_err ignore;
     kd_err_clear(&ignore);
     kd_metrics_close(&t->metrics, &ignore);
   }
-  sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGUSR1, &old_usr1, NULL);
   free_trainer(t);
   free(t);
   return rc;
+}
+
+/* ---- born-again generations ---- */
+
+/* Rank 0: test accuracy of each generation's best checkpoint and of the
+ * ensemble of their averaged logits. */
+static void generation_table(const char *top, int G, const kd_train_cfg *c) {
+  printf("\nborn-again generations (%s, best checkpoint of each, /test):\n", top);
+  printf("  %-12s %s\n", "generation", "test accuracy");
+  kd_split test;
+  kd_err e;
+  kd_err_clear(&e);
+  int present, dim, cls;
+  int64_t n;
+  if (kd_split_probe(c->data, NULL, "test", &present, &n, &dim, &cls, &e) || !present ||
+      kd_split_load(&test, c->data, NULL, "test", 0, n, &e)) {
+    printf("  (no /test split in %s)\n", c->data);
+    return;
+  }
+  float *sum = NULL, *logits = NULL;
+  int members = 0, C = 0;
+  for (int g = 0; g < G; g++) {
+    char spec[KD_PATH_MAX + 32], path[KD_PATH_MAX + 64];
+    snprintf(spec, sizeof spec, "%s/gen%d:best", top, g);
+    kd_err_clear(&e);
+    if (kd_ckpt_resolve(spec, 0, path, sizeof path, NULL, 0, &e)) {
+      snprintf(spec, sizeof spec, "%s/gen%d", top, g);
+      kd_err_clear(&e);
+      if (kd_ckpt_resolve(spec, 0, path, sizeof path, NULL, 0, &e)) continue;
+    }
+    kd_model *m = NULL;
+    float *params = NULL;
+    kd_eval_result r;
+    if (kd_model_load(&m, &params, path, 1024, &e) == KD_OK) {
+      C = m->out_dim;
+      if (!sum) {
+        sum = calloc((size_t)n * C, sizeof(float));
+        logits = malloc(sizeof(float) * (size_t)n * C);
+      }
+      if (sum && logits && kd_eval_model(&r, logits, m, &test, c->temperature, &e) == KD_OK) {
+        printf("  %-12d %.4f\n", g, r.accuracy);
+        for (size_t i = 0; i < (size_t)n * C; i++) sum[i] += logits[i];
+        members++;
+      }
+    }
+    kd_model_free(m);
+    free(params);
+  }
+  if (members > 1) {
+    kd_eval_sums es;
+    memset(&es, 0, sizeof es);
+    for (size_t i = 0; i < (size_t)n * C; i++) sum[i] /= (float)members;
+    kd_eval_accumulate(&es, sum, test.y, NULL, (int)n, C, 1.0);
+    kd_eval_result r;
+    kd_eval_finish(&r, &es);
+    printf("  %-12s %.4f  (averaged logits of %d generations)\n", "ensemble", r.accuracy, members);
+  }
+  free(sum);
+  free(logits);
+  kd_split_free(&test);
+  fflush(stdout);
+}
+
+/* Does dir hold a generations run (gen0/ but no checkpoint of its own)? */
+static int is_generations_dir(const char *dir) {
+  char p[KD_PATH_MAX + 32];
+  struct stat sb;
+  snprintf(p, sizeof p, "%s/gen0", dir);
+  if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) return 0;
+  snprintf(p, sizeof p, "%s/latest", dir);
+  return access(p, F_OK) != 0;
+}
+
+static int run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e);
+
+/* SIGTERM and SIGUSR1 set a flag that the next step's allreduce carries to
+ * every rank (see run_loop); installed once for the whole run, generations
+ * included, so a signal between two generations is not lost. */
+int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
+  struct sigaction sa, old_term, old_usr1;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  g_stop_signal = 0;
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGUSR1, &sa, &old_usr1);
+  int rc = run_chain(cli, comm, res, e);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGUSR1, &old_usr1, NULL);
+  return rc;
+}
+
+static int run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
+  const int resuming_gens = cli->resume[0] && is_generations_dir(cli->resume);
+  if (cli->generations <= 1 && !resuming_gens) return run_one(cli, comm, res, NULL, e);
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  char top[KD_PATH_MAX - 64];
+  kd_train_cfg cfg = *cli, eff;
+  int g = 0, rc;
+  if (resuming_gens) {
+    /* Continue the newest generation that has a checkpoint. */
+    if (strlen(cli->resume) >= sizeof top) return kd_fail(e, KD_ERR_USAGE, "--resume %s: path too long", cli->resume);
+    memcpy(top, cli->resume, strlen(cli->resume) + 1);
+    for (int k = 0; k < 1000; k++) {
+      char p[KD_PATH_MAX + 32];
+      snprintf(p, sizeof p, "%s/gen%d/latest", top, k);
+      if (access(p, F_OK) == 0) g = k;
+    }
+    snprintf(cfg.resume, sizeof cfg.resume, "%s/gen%d", top, g);
+  } else {
+    if (strlen(cli->out) >= sizeof top) return kd_fail(e, KD_ERR_USAGE, "--out %s: path too long", cli->out);
+    memcpy(top, cli->out, strlen(cli->out) + 1);
+    snprintf(cfg.out, sizeof cfg.out, "%s/gen0", top);
+    cfg.generation = 0;
+  }
+  int G = (int)cli->generations;
+  for (;;) {
+    if (rank == 0) {
+      printf("== generation %d%s\n", g, cfg.resume[0] ? " (resumed)" : "");
+      fflush(stdout);
+    }
+    if ((rc = run_one(&cfg, comm, res, &eff, e))) return rc;
+    G = (int)eff.generations;
+    if (!res->completed) { /* --max-steps ended this generation early: so ends the chain */
+      if (rank == 0) printf("kd: generation %d stopped at --max-steps; kd train --resume %s continues the chain\n", g, top);
+      return KD_OK;
+    }
+    if (++g >= G) break;
+    /* Generation g: a fresh student (seed + 1) distilled from generation
+     * g-1's best checkpoint, held fixed. */
+    char spec[KD_PATH_MAX + 32], best[KD_PATH_MAX + 64] = "";
+    snprintf(spec, sizeof spec, "%s/gen%d:best", top, g - 1);
+    rc = KD_OK;
+    if (rank == 0) {
+      kd_err ie;
+      kd_err_clear(&ie);
+      if (kd_ckpt_resolve(spec, 0, best, sizeof best, NULL, 0, &ie)) {
+        snprintf(spec, sizeof spec, "%s/gen%d", top, g - 1);
+        rc = kd_ckpt_resolve(spec, 0, best, sizeof best, NULL, 0, e);
+      }
+    }
+    if ((rc = kd_agree(comm, rc, e))) return rc;
+    MPI_Bcast(best, (int)sizeof best, MPI_CHAR, 0, comm);
+    cfg = eff;
+    memset(cfg.given, 0, sizeof cfg.given);
+    cfg.resume[0] = cfg.init_from[0] = cfg.teacher[0] = cfg.snapshot_logits[0] = '\0';
+    snprintf(cfg.out, sizeof cfg.out, "%s/gen%d", top, g);
+    snprintf(cfg.teacher_ckpt, sizeof cfg.teacher_ckpt, "%s", best);
+    cfg.self_distill = 1;
+    cfg.refresh_every = 0;
+    cfg.generation = g;
+    cfg.seed = eff.seed + 1;
+    cfg.force = cli->force;
+    cfg.max_steps = cli->max_steps;
+  }
+  if (rank == 0) generation_table(top, G, &eff);
+  return KD_OK;
 }

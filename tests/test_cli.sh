@@ -46,7 +46,7 @@ expect "failed runs leave no metrics.csv" test ! -e o14/metrics.csv -a ! -e o15/
 help=$("$KD" train --help)
 n_opts=$(printf '%s\n' "$help" | grep -c '^  --')
 missing=$(printf '%s\n' "$help" | grep '^  --' | grep -vc -e '(default' -e '(required)')
-expect "train --help lists all 35 options" test "$n_opts" -eq 35
+expect "train --help lists all 38 options" test "$n_opts" -eq 38
 expect "every option shows its default" test "$missing" -eq 0
 for o in data teacher student alpha temperature optimizer lr momentum weight-decay schedule warmup clip epochs \
          batch dropout activation threads log-every progress out force seed; do

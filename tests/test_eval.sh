@@ -19,6 +19,9 @@ ok "checkpoint specs resolve"
 expect "text output" grep -Eq '^test: accuracy [0-9.]+  nll [0-9.]+  ece [0-9.]+  \(1500 rows\)' spec.log
 expect "eval rows in metrics.csv" grep -Eq '^25,1,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,0\.[0-9]+,' run/metrics.csv
 expect "best pointer exists" test -e "run/$(cat run/best)"
+kdrun 2 train --data d.h5 --student 32-16-7 --epochs 3 --ckpt-epochs 0 --threads 1 --progress off --out few > few.log ||
+  fail "--ckpt-epochs 0 run"
+expect "--ckpt-epochs 0: only the final checkpoint" test "$(ls few/ckpt-*.h5 | wc -l)" -eq 1
 kdrun 1 eval --ckpt run:step:7 --data d.h5 > missing.log 2>&1
 expect "missing step is an error" test $? -eq 1
 finish

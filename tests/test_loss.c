@@ -137,5 +137,16 @@ int main(void) {
         CHECK(check_close(dl[b * C + c], dl1[c] / NB, 1e-6, 1e-9), "row %d col %d: batch gradient not the mean", b, c);
     }
   }
+  /* An unlabelled row without a teacher weighs nothing. */
+  {
+    float z[C] = {1, -2, 0.5f, 3, 0}, dl[C];
+    int32_t y = -1;
+    kd_targets t = {&y, NULL};
+    kd_loss_cfg cfg = {0.1f, 4};
+    kd_loss_sums s = {0, 0, 0, 0, 0, 0};
+    kd_loss_forward_backward(dl, &s, z, &t, 1, C, &cfg, 1.0f);
+    CHECK(s.loss == 0 && s.rows == 1 && s.labelled == 0, "unlabelled row without teacher: loss %g", s.loss);
+    for (int c = 0; c < C; c++) CHECK(dl[c] == 0.0f, "unlabelled row without teacher: gradient %g", dl[c]);
+  }
   return check_summary("test_loss");
 }

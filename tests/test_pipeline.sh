@@ -22,6 +22,15 @@ for split, p in (('train', 'p_train.h5'), ('test', 'p_test.h5')):
 assert t.attrs['rows_train'] == 8000 and t.attrs['rows_test'] == 1000
 assert t.attrs['source_checkpoint'].startswith('teacher/ckpt-') and len(t.attrs['data_fingerprint']) == 16
 "
+# Under load: 4 ranks on 2 cores, messages of 7 rows: the same file.
+KD_LOGITS_CHUNK_ROWS=7 kdrun 4 logits --ckpt teacher:best --data d.h5 --out t4.h5 > /dev/null || fail "kd logits, 4 ranks"
+expect "kd logits on 4 oversubscribed ranks in 7-row messages == on 2 ranks" "$PY" -c "
+import h5py, numpy as np
+a, b = h5py.File('t.h5', 'r'), h5py.File('t4.h5', 'r')
+for s in ('train', 'test'):
+    x, y = a[s + '/logits'][()], b[s + '/logits'][()]
+    assert np.max(np.abs(x - y)) <= 1e-5 * max(1.0, np.max(np.abs(x))), s
+"
 kdrun 2 train --data d.h5 --teacher t.h5 --student 32-16-6 --epochs 4 --val-rows 1000 --threads 1 --progress off \
   --out student > student.log || fail "student distillation"
 expect "student reports teacher agreement" grep -q "test_agreement=0\.[0-9]*" student.log

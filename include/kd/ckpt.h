@@ -30,6 +30,8 @@ typedef struct kd_run_state {
   int64_t log_steps;
   double epoch_sums[KD_CKPT_SUMS]; /* since the epoch began */
   uint64_t data_fp, teacher_fp;    /* row fingerprints (0: none) */
+  int64_t last_ckpt_step;          /* step of the newest checkpoint written (-1: none) */
+  char teacher_ckpt[4096];         /* self-distillation: the checkpoint teaching ("": none) */
 } kd_run_state;
 
 /* One option of the run configuration, as text. */

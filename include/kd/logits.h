@@ -6,10 +6,21 @@
 #ifndef KD_LOGITS_H
 #define KD_LOGITS_H
 
+#include <hdf5.h>
 #include <mpi.h>
 
 #include "kd/error.h"
 #include "kd/options.h"
+
+/* Rank 0: create dataset `ds` [n, C] float32 in an open file. */
+int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int C, kd_err *e);
+/* Collective: every rank holds rows [lo, hi) of an n-row split (shards as
+ * kd_shard_range(n, P, r)) in `local`; rank 0 receives them in bounded
+ * chunks and writes them into `ds` of f. Rank 0 keeps receiving after a
+ * write error so no sender blocks; the error is returned on rank 0 only
+ * (agree on it afterwards). */
+int kd_logits_gather(MPI_Comm comm, hid_t f, const char *path, const char *ds, int64_t n, int C,
+                     const float *local, kd_err *e);
 
 /* Collective over comm. rows_out[3]: rows written for train, valid, test. */
 int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd_err *e);

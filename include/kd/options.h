@@ -21,6 +21,7 @@ typedef struct kd_train_cfg {
   char resume[KD_PATH_MAX];    /* checkpoint or run directory to continue */
   char init_from[KD_PATH_MAX]; /* checkpoint whose weights start a new run */
   int64_t ckpt_every;          /* 0: at epoch ends and the end only */
+  int64_t ckpt_epochs;         /* checkpoint every N epoch ends (0: none at epoch ends) */
   int64_t keep;
   int64_t eval_every;          /* 0: at checkpoints and the end only */
   int64_t val_rows;
@@ -45,6 +46,12 @@ typedef struct kd_train_cfg {
   int64_t log_every;
   char progress[8];            /* auto | on | off */
   int force;
+  int self_distill;            /* teacher = an earlier checkpoint of this run */
+  char teacher_ckpt[KD_PATH_MAX]; /* best | latest | step:N | FILE */
+  int64_t refresh_every;       /* epochs between snapshot refreshes (0: never) */
+  char snapshot_logits[KD_PATH_MAX]; /* write each snapshot's training logits here */
+  int64_t generations;         /* born-again generations */
+  int64_t generation;          /* which one this run is (set by kd) */
   int64_t train_rows;          /* 0: all of /train */
   double labelled_fraction;    /* 1: every row keeps its label */
   unsigned char given[64];     /* options named on the command line */

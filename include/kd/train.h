@@ -10,6 +10,7 @@
 typedef struct kd_train_result {
   int64_t steps;             /* the run's step count at the end */
   int64_t steps_run;         /* steps done by this invocation */
+  int completed;             /* the schedule ran to its end */
   double final_loss;        /* mean loss over the last epoch */
   double train_accuracy;    /* over the last epoch */
   double test_accuracy;     /* -1 when there is no /test split */
