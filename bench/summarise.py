@@ -57,7 +57,8 @@ sm, _ = ms(acc.get(("main", "rows2750", "scratch"), []))
 km, _ = ms(acc.get(("semi", "0.05", "kd"), []))
 out.append(f"| 2,750 labelled + 52,250 unlabelled with teacher logits (semi-supervised) | | "
            f"{cell(('main', 'rows2750', 'scratch'))} (labelled rows only) | {cell(('semi', '0.05', 'kd'))} | "
-           f"{100 * (km - sm):+.2f} |" if sm is not None and km is not None else "| semi-supervised | | | n/a | | |")
+           f"{100 * (km - sm):+.2f} | {cell(('semi', '0.05', 'kd'), agree)} |" if sm is not None and km is not None
+           else "| semi-supervised | | | n/a | | |")
 for group, title, unit in (("temp", "Temperature sweep (alpha = 0.1)", "T"), ("alpha", "Alpha sweep (T = 4)", "alpha")):
     out.append(f"\n### {title}\n")
     ps = params(group + "-full")
@@ -94,6 +95,20 @@ for mode in ("scratch", "kd"):
             m, s = ms(acc.get(("rows", n, mode), []))
             if m is not None:
                 f.write(f"{n} {m} {s}\n")
+out.append("\n### Self-distillation (student 784-32-10)\n")
+out.append("| run | test accuracy |")
+out.append("|---|---|")
+for g in ("0", "1", "2", "ensemble"):
+    if g == "0":
+        label = "born-again generation 0 (from labels, 2,750 rows)"
+    elif g == "ensemble":
+        label = "ensemble of generations 0-2 (averaged logits)"
+    else:
+        label = f"born-again generation {g} (distilled from generation {int(g) - 1})"
+    out.append(f"| {label} | {cell(('gen', g, 'kd'))} |")
+out.append(f"| plain run, 55,000 rows, 15 epochs | {cell(('main', 'full', 'scratch'))} |")
+out.append(f"| in-run snapshots (best checkpoint so far teaches, refreshed every 5 epochs, alpha 0.5), same | "
+           f"{cell(('snapshot', 'full', 'kd-snapshot'))} |")
 if t_m is not None:
     with open(os.path.join(plot_dir, "teacher-width.dat"), "w") as f:
         f.write(f"8 {t_m}\n256 {t_m}\n")

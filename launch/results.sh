@@ -85,6 +85,20 @@ for seed in 1 2 3; do
   done
   # Semi-supervised: labels on 5% of the rows, teacher logits on all of them.
   student semi 0.05 $seed kd --student 784-32-10 --epochs 15 --labelled-fraction 0.05
+  # Born-again generations of the demo student on 2,750 rows (generation 0 from labels).
+  if [ ! -e "$R/s/gens-$seed/gen2/final.h5" ]; then
+    run train --data "$DATA" --val-rows 5000 --lr 0.05 --batch 128 --seed "$seed" --ckpt-epochs 0 --force \
+      --progress off --student 784-32-10 --epochs 300 --train-rows 2750 --generations 3 \
+      --out "$R/s/gens-$seed" > "$R/s/gens-$seed.log" 2>&1 || { echo "failed: gens-$seed" >&2; exit 1; }
+    sed -n 's/^  \([0-9]\) *\(0\.[0-9]*\)$/\1 \2/p' "$R/s/gens-$seed.log" | while read -r g a; do
+      echo "gen,$g,$seed,kd,$a,,,gens-$seed" >> "$CSV"
+    done
+    a=$(sed -n 's/^  ensemble *\(0\.[0-9]*\).*/\1/p' "$R/s/gens-$seed.log")
+    echo "gen,ensemble,$seed,kd,$a,,,gens-$seed" >> "$CSV"
+  fi
+  # In-run snapshots (the best checkpoint so far teaches, refreshed every 5 epochs) against the plain run.
+  student snapshot full $seed kd-snapshot --student 784-32-10 --epochs 15 --self-distill --teacher-ckpt best \
+    --refresh-every 5 --alpha 0.5 --ckpt-epochs 1
 done
 
 /usr/bin/python3 "$KD_ROOT/bench/summarise.py" "$CSV" "$R" "$KD_ROOT/docs/results-tables.md" "$R/plot" || exit 1
