@@ -37,9 +37,14 @@ static uint64_t hash_tensor(const char *name, const float *v, size_t n) {
   return kd_mix64(h ^ n);
 }
 
-static uint64_t checksum_of(const kd_model *m, const kd_optim *o) {
+static uint64_t checksum_of(const kd_model *m, const kd_optim *o, const kd_ckpt_meta *meta) {
   uint64_t sum = 0;
   char name[128];
+  for (int i = 0; meta && i < meta->n_aux; i++) {
+    const kd_param_view *v = &meta->aux_views[i];
+    snprintf(name, sizeof name, "/aux/%s", v->name);
+    sum += hash_tensor(name, meta->aux_base + v->offset, (size_t)v->rows * v->cols);
+  }
   for (int i = 0; i < m->n_views; i++) {
     const kd_param_view *v = &m->views[i];
     snprintf(name, sizeof name, "/model/%s", v->name);
@@ -121,6 +126,13 @@ int kd_ckpt_write(const char *dir, const kd_model *m, const kd_optim *o,
     int64_t dims[2] = {v->rows, v->cols};
     rc = kd_h5_write_f32(f, tmp, ds, v->cols == 1 ? 1 : 2, dims, m->params + v->offset, e);
   }
+  for (int i = 0; i < meta->n_aux && !rc; i++) {
+    const kd_param_view *v = &meta->aux_views[i];
+    char ds[128];
+    snprintf(ds, sizeof ds, "/aux/%s", v->name);
+    int64_t dims[2] = {v->rows, v->cols};
+    rc = kd_h5_write_f32(f, tmp, ds, v->cols == 1 ? 1 : 2, dims, meta->aux_base + v->offset, e);
+  }
   int64_t n = (int64_t)o->n;
   if (!rc && o->m) rc = kd_h5_write_f32(f, tmp, "/optim/m", 1, &n, o->m, e);
   if (!rc && o->v) rc = kd_h5_write_f32(f, tmp, "/optim/v", 1, &n, o->v, e);
@@ -138,7 +150,7 @@ int kd_ckpt_write(const char *dir, const kd_model *m, const kd_optim *o,
       rc = e->code;
   }
   /* Written last: a file without them is incomplete. */
-  snprintf(hex, sizeof hex, "%016" PRIx64, checksum_of(m, o));
+  snprintf(hex, sizeof hex, "%016" PRIx64, checksum_of(m, o, meta));
   if (!rc && (kd_h5_attr_str(f, "/", "checksum", hex, e) || kd_h5_attr_i64(f, "/", "complete", 1, e))) rc = e->code;
   if (H5Fclose(f) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: closing failed (disk full?)", tmp);
   if (!rc) rc = fault_hook(tmp, st->step, e);
@@ -286,6 +298,12 @@ int kd_ckpt_verify(const char *path, kd_err *e) {
   if (!rc) {
     if (H5Ovisit_by_name(f, "/model", H5_INDEX_NAME, H5_ITER_INC, verify_visit, &c, H5P_DEFAULT) < 0 && !c.rc)
       c.rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot walk /model (damaged file)", path);
+    rc = c.rc;
+  }
+  if (!rc && kd_h5_exists(f, "/aux")) {
+    c.group = "/aux";
+    if (H5Ovisit_by_name(f, "/aux", H5_INDEX_NAME, H5_ITER_INC, verify_visit, &c, H5P_DEFAULT) < 0 && !c.rc)
+      c.rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot walk /aux (damaged file)", path);
     rc = c.rc;
   }
   if (!rc && kd_h5_exists(f, "/optim")) {
@@ -480,7 +498,8 @@ int kd_ckpt_read(const char *path, kd_model *m, kd_optim *o, kd_run_state *st, k
     if (!rc) rc = kd_h5_shape(f, path, "/optim/m", &nd, dims, e);
     n = rc ? 0 : dims[0];
     if (!rc && n != (int64_t)o->n)
-      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /optim/m has %lld values, the model %zu", path, (long long)n, o->n);
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /optim/m has %lld values but this run trains %zu parameters", path,
+                   (long long)n, o->n);
     if (!rc) rc = kd_h5_read_rows(f, path, "/optim/m", 0, n, H5T_NATIVE_FLOAT, o->m, e);
     if (!rc && o->v) rc = kd_h5_read_rows(f, path, "/optim/v", 0, n, H5T_NATIVE_FLOAT, o->v, e);
     if (!rc) o->t = t;
@@ -488,5 +507,24 @@ int kd_ckpt_read(const char *path, kd_model *m, kd_optim *o, kd_run_state *st, k
   if (!rc && st) rc = read_state(f, path, st, e);
   H5Fclose(f);
   if (!rc) rc = kd_weights_read(path, m, e);
+  return rc;
+}
+
+int kd_ckpt_read_aux(const char *path, const kd_param_view *views, int n, float *base, kd_err *e) {
+  hid_t f;
+  if (kd_h5_open_ro(&f, path, e)) return e->code;
+  int rc = KD_OK;
+  for (int i = 0; i < n && !rc; i++) {
+    char ds[128];
+    snprintf(ds, sizeof ds, "/aux/%s", views[i].name);
+    int nd;
+    int64_t dims[2];
+    rc = kd_h5_shape(f, path, ds, &nd, dims, e);
+    if (!rc && (dims[0] != views[i].rows || dims[1] != views[i].cols))
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s is [%lld, %lld] but this run needs [%d, %d] (other feature or hidden widths)",
+                   path, ds, (long long)dims[0], (long long)dims[1], views[i].rows, views[i].cols);
+    if (!rc) rc = kd_h5_read_rows(f, path, ds, 0, views[i].rows, H5T_NATIVE_FLOAT, base + views[i].offset, e);
+  }
+  H5Fclose(f);
   return rc;
 }

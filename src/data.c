@@ -162,15 +162,42 @@ int kd_split_validate(const kd_split *s, int n_classes, int allow_unlabelled,
   return KD_OK;
 }
 
+int kd_split_load_features(kd_split *s, const char *teacher_path, kd_err *e) {
+  char ds[64];
+  snprintf(ds, sizeof ds, "/%s/features", s->name);
+  hid_t f;
+  if (kd_h5_open_ro(&f, teacher_path, e)) return e->code;
+  int nd;
+  int64_t dims[2];
+  int rc = kd_h5_shape(f, teacher_path, ds, &nd, dims, e);
+  if (!rc && nd != 2)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s must be 2-D [rows, features], it is 1-D", teacher_path, ds);
+  if (!rc && dims[0] != s->n_total)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s has %lld rows but /%s/x has %lld: the features were made for other data",
+                 teacher_path, ds, (long long)dims[0], s->name, (long long)s->n_total);
+  if (!rc) {
+    s->feat_dim = (int)dims[1];
+    s->features = kd_malloc((size_t)(s->n ? s->n : 1) * s->feat_dim * sizeof(float), ds, e);
+    rc = s->features ? kd_h5_read_rows(f, teacher_path, ds, s->row0, s->n, H5T_NATIVE_FLOAT, s->features, e) : e->code;
+  }
+  H5Fclose(f);
+  for (size_t i = 0; !rc && i < (size_t)s->n * s->feat_dim; i++)
+    if (!isfinite(s->features[i]))
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %lld column %d is not finite", teacher_path, ds,
+                   (long long)(s->row0 + (int64_t)(i / s->feat_dim)), (int)(i % s->feat_dim));
+  return rc;
+}
+
 void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
-                     float *x_out, int32_t *y_out, float *t_out,
+                     float *x_out, int32_t *y_out, float *t_out, float *f_out,
                      int64_t *row_ids) {
-  const size_t D = (size_t)s->dim, C = (size_t)s->classes;
+  const size_t D = (size_t)s->dim, C = (size_t)s->classes, H = (size_t)s->feat_dim;
   for (int i = 0; i < count; i++) {
     int64_t r = idx[i];
     memcpy(x_out + i * D, s->x + (size_t)r * D, D * sizeof(float));
     y_out[i] = s->y[r];
     if (t_out && s->logits) memcpy(t_out + i * C, s->logits + (size_t)r * C, C * sizeof(float));
+    if (f_out && s->features) memcpy(f_out + i * H, s->features + (size_t)r * H, H * sizeof(float));
     if (row_ids) row_ids[i] = s->row0 + r;
   }
 }
@@ -196,6 +223,8 @@ void kd_split_fingerprint(const kd_split *s, uint64_t *data_fp, uint64_t *teache
 }
 
 void kd_split_free(kd_split *s) {
+  free(s->features);
+  s->features = NULL;
   free(s->x);
   free(s->y);
   free(s->logits);

@@ -121,6 +121,10 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
                    splits[s], dim, ckpt, m->in_dim);
   }
   if (!rc && !present[0]) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/x is missing", cfg->data);
+  int H = 0;
+  if (!rc && cfg->features > 0 && !m->ops->hidden(m, (int)cfg->features, &H))
+    rc = kd_fail(e, KD_ERR_USAGE, "--features %lld: the model of %s has %d hidden layers", (long long)cfg->features,
+                 ckpt, m->ops->n_hidden(m));
   if ((rc = kd_agree(comm, rc, e))) goto out;
   const int C = m->out_dim;
 
@@ -132,6 +136,8 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
       char ds[64];
       snprintf(ds, sizeof ds, "/%s/logits", splits[s]);
       if (present[s]) rc = kd_logits_create(f, tmp, ds, n[s], C, e);
+      snprintf(ds, sizeof ds, "/%s/features", splits[s]);
+      if (!rc && present[s] && H) rc = kd_logits_create(f, tmp, ds, n[s], H, e);
     }
   }
   if ((rc = kd_agree(comm, rc, e))) goto out;
@@ -148,13 +154,33 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
       rc = logits ? KD_OK : e->code;
     }
     kd_eval_result r;
+    float *feats = NULL;
+    if (!rc && H) { /* hidden layer K of every row, for FitNets hints */
+      feats = kd_malloc(sizeof(float) * (size_t)(hi - lo) * H, "features", e);
+      rc = feats ? KD_OK : e->code;
+      kd_fwd fw = {0, 0, NULL};
+      for (int64_t r0 = 0; r0 < hi - lo && !rc; r0 += m->max_batch) {
+        int nb = (int)(hi - lo - r0 < m->max_batch ? hi - lo - r0 : m->max_batch);
+        rc = kd_model_forward(m, logits + (size_t)r0 * C, part.x + (size_t)r0 * part.dim, nb, &fw, e);
+        if (!rc) memcpy(feats + (size_t)r0 * H, m->ops->hidden(m, (int)cfg->features, NULL), sizeof(float) * (size_t)nb * H);
+      }
+    }
     if (!rc) rc = kd_eval_model(&r, logits, m, &part, 1.0, e);
     if (!rc && s == 0) kd_split_fingerprint(&part, &fp[0], &fp[1]);
     kd_split_free(&part);
-    if ((rc = kd_agree(comm, rc, e))) goto out;
+    if ((rc = kd_agree(comm, rc, e))) {
+      free(feats);
+      goto out;
+    }
     char ds[64];
     snprintf(ds, sizeof ds, "/%s/logits", splits[s]);
     rc = kd_logits_gather(comm, f, tmp, ds, n[s], C, logits, e);
+    if (H) {
+      snprintf(ds, sizeof ds, "/%s/features", splits[s]);
+      int rc2 = kd_logits_gather(comm, f, tmp, ds, n[s], H, feats, e);
+      if (!rc) rc = rc2;
+    }
+    free(feats);
     free(logits);
     logits = NULL;
     if ((rc = kd_agree(comm, rc, e))) goto out;
@@ -170,7 +196,8 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
         kd_h5_attr_str(f, "/", "kd_version", KD_VERSION, e) || kd_h5_attr_str(f, "/", "source_checkpoint", ckpt, e) ||
         kd_h5_attr_str(f, "/", "source_student", m->spec, e) || kd_h5_attr_str(f, "/", "source_data", cfg->data, e) ||
         kd_h5_attr_str(f, "/", "data_fingerprint", hex, e) || kd_h5_attr_i64(f, "/", "rows_train", n[0], e) ||
-        kd_h5_attr_i64(f, "/", "rows_valid", n[1], e) || kd_h5_attr_i64(f, "/", "rows_test", n[2], e))
+        kd_h5_attr_i64(f, "/", "rows_valid", n[1], e) || kd_h5_attr_i64(f, "/", "rows_test", n[2], e) ||
+        kd_h5_attr_i64(f, "/", "features_layer", cfg->features, e))
       rc = e->code;
     if (H5Fclose(f) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: closing failed (disk full?)", tmp);
     f = H5I_INVALID_HID;

@@ -22,7 +22,7 @@ static void cell(char *buf, size_t n, int present, double v, const char *fmt) {
 
 int kd_metrics_write(kd_metrics *m, const kd_metrics_row *r, kd_err *e) {
   if (!m->csv) return KD_OK;
-  char c[15][40];
+  char c[16][40];
   const int t = r->has_train, v = r->has_eval;
   cell(c[0], 40, t, r->loss, "%.6g");
   cell(c[1], 40, t && r->has_ce, r->ce, "%.6g");
@@ -37,9 +37,10 @@ int kd_metrics_write(kd_metrics *m, const kd_metrics_row *r, kd_err *e) {
   cell(c[10], 40, v, r->eval_ece, "%.6g");
   cell(c[11], 40, v, r->eval_agreement, "%.6g");
   cell(c[12], 40, v, r->eval_kl, "%.6g");
-  int n = fprintf(m->csv, "%lld,%lld,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", (long long)r->step,
+  cell(c[13], 40, t && r->has_hint, r->hint, "%.6g");
+  int n = fprintf(m->csv, "%lld,%lld,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", (long long)r->step,
                   (long long)r->epoch, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11],
-                  c[12]);
+                  c[12], c[13]);
   if (n < 0 || fflush(m->csv) != 0)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: write failed (%s)", m->path, strerror(errno));
   return KD_OK;

@@ -81,13 +81,27 @@ static int mlp_forward(kd_model *m, float *logits, const float *x, int B,
   return KD_OK;
 }
 
-static int mlp_backward(kd_model *m, const float *dlogits, int B, kd_err *e) {
+static int mlp_backward(kd_model *m, const float *dlogits, int B, int layer, const float *dh, kd_err *e) {
   mlp_impl *im = m->impl;
   if (!im->last_train || B != im->last_B)
     return kd_fail(e, KD_ERR_RUNTIME, "mlp backward: needs the training forward of the same %d rows", B);
   const int L = im->n_layers;
+  if (dh && (layer < 1 || layer > L - 1))
+    return kd_fail(e, KD_ERR_RUNTIME, "mlp backward: no hidden layer %d (the student has %d)", layer, L - 1);
+  if (!dlogits && !dh) return kd_fail(e, KD_ERR_RUNTIME, "mlp backward: no gradient to propagate");
   const float *d = dlogits;
-  for (int l = L - 1; l >= 0; l--) {
+  int start = L - 1;
+  if (!dlogits) { /* the hint alone: start at the hinted layer */
+    start = layer - 1;
+    d = dh;
+  }
+  for (int l = start; l >= 0; l--) {
+    if (dh && dlogits && l == layer - 1) {
+      /* d (= dbuf[1], written by the layer above) += the hint's gradient */
+      const int w = im->cfg.sizes[l + 1];
+      float *acc = im->dbuf[1];
+      for (size_t i = 0; i < (size_t)B * w; i++) acc[i] += dh[i];
+    }
     const int n_in = im->cfg.sizes[l], n_out = im->cfg.sizes[l + 1];
     const float *in = l == 0 ? im->x : im->h[l - 1];
     float *dW = m->grads + m->views[2 * l].offset;
@@ -128,6 +142,15 @@ static void mlp_init_params(kd_model *m, uint64_t seed) {
   }
 }
 
+static const float *mlp_hidden(const kd_model *m, int layer, int *width) {
+  const mlp_impl *im = m->impl;
+  if (layer < 1 || layer > im->n_layers - 1) return NULL;
+  if (width) *width = im->cfg.sizes[layer];
+  return im->h[layer - 1];
+}
+
+static int mlp_n_hidden(const kd_model *m) { return ((const mlp_impl *)m->impl)->n_layers - 1; }
+
 static void mlp_destroy(kd_model *m) {
   mlp_impl *im = m->impl;
   if (im) {
@@ -144,7 +167,8 @@ static void mlp_destroy(kd_model *m) {
   free(m);
 }
 
-static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_init_params, mlp_destroy};
+static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_hidden, mlp_n_hidden, mlp_init_params,
+                                     mlp_destroy};
 
 int kd_mlp_create(kd_model **out, const kd_mlp_cfg *cfg, int max_batch, kd_err *e) {
   *out = NULL;

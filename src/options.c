@@ -86,6 +86,14 @@ const kd_opt_spec kd_train_opts[] = {
    "each lives in OUT/gen{g}"},
   {"generation", KD_OPT_INT, T_(generation), 0, "0", NULL, 0, 1000, 0, 0,
    "which generation this run is (set by kd; leave it)"},
+  {"hint-layer", KD_OPT_INT, T_(hint_layer), 0, "0", NULL, 0, 1000, 0, 0,
+   "FitNets hints: match student hidden layer K (1-based, after the activation) to the teacher file's "
+   "/train/features through a learned linear regressor (0: off)"},
+  {"hint-weight", KD_OPT_REAL, T_(hint_weight), 0, "1", NULL, 0, 1e6, 1, 0,
+   "BETA: the hint loss BETA * 0.5 * mean ||W h_s + b - h_t||^2 is added to the loss"},
+  {"hint-epochs", KD_OPT_INT, T_(hint_epochs), 0, "0", NULL, 0, 1e9, 0, 0,
+   "stage-wise FitNets: the first E epochs (counted in --epochs) train the layers up to K and the regressor on "
+   "the hint loss alone"},
   {"train-rows", KD_OPT_INT, T_(train_rows), 0, "0", NULL, 0, 1e15, 0, 0,
    "train on the first N rows of /train only (0: all; --val-rows are taken from the end first)"},
   {"labelled-fraction", KD_OPT_REAL, T_(labelled_fraction), 0, "1", NULL, 0, 1, 0, 0,
@@ -146,6 +154,8 @@ const kd_opt_spec kd_logits_opts[] = {
   {"out", KD_OPT_STR, E_(out), STR(kd_eval_cfg, out), NULL, NULL, 0, 0, 0, 0,
    "teacher file to write: /SPLIT/logits for every split of the data file"},
   {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+  {"features", KD_OPT_INT, E_(features), 0, "0", NULL, 0, 1000, 0, 0,
+   "also write hidden layer K (1-based, after the activation) as /SPLIT/features, for --hint-layer"},
 };
 const int kd_logits_n_opts = (int)(sizeof kd_logits_opts / sizeof kd_logits_opts[0]);
 
@@ -303,6 +313,13 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (c->labelled_fraction < 1.0 && !c->teacher[0] && !c->self_distill && c->generations < 2)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --labelled-fraction %g leaves unlabelled rows, which need --teacher",
                    c->labelled_fraction);
+  if (c->hint_layer > 0 && !c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer needs --teacher FILE with /train/features");
+  if (c->hint_epochs > 0 && c->hint_layer == 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-epochs needs --hint-layer");
+  if (c->hint_epochs >= c->epochs && c->hint_layer > 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-epochs %lld leaves no epoch of --epochs %lld for distillation",
+                   (long long)c->hint_epochs, (long long)c->epochs);
   if (c->resume[0] && c->init_from[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --resume and --init exclude each other");
   if (c->nesterov && (strcmp(c->optimizer, "sgd") != 0 || c->momentum <= 0.0))

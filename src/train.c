@@ -24,6 +24,7 @@
 #include "kd/eval.h"
 #include "kd/gemm.h"
 #include "kd/h5io.h"
+#include "kd/hint.h"
 #include "kd/infer.h"
 #include "kd/logits.h"
 #include "kd/loss.h"
@@ -34,7 +35,7 @@
 
 /* Step statistics travel at the end of the gradient buffer, so one
  * allreduce per step carries gradients, losses and control flags. */
-enum { ST_LOSS, ST_CE, ST_KD, ST_CORRECT, ST_LABELLED, ST_ROWS, ST_NONFINITE, ST_ERROR, ST_STOP, ST_COUNT };
+enum { ST_LOSS, ST_CE, ST_KD, ST_CORRECT, ST_LABELLED, ST_ROWS, ST_HINT, ST_NONFINITE, ST_ERROR, ST_STOP, ST_COUNT };
 
 static volatile sig_atomic_t g_stop_signal = 0;
 static void on_stop_signal(int sig) { g_stop_signal = sig; }
@@ -49,8 +50,15 @@ typedef struct trainer {
   float *snap_params;
   int snap_active, snap_announced;
   int teacher_live;        /* teacher logits are in train.logits now */
-  float *params;
-  float *grads;            /* [n_params + ST_COUNT] */
+  float *params;           /* [n_total]: the student's n_params, then the hint regressor */
+  float *grads;            /* [n_total + ST_COUNT] */
+  size_t n_total;
+  int hint_k, hint_hs, hint_ht;     /* FitNets: student layer, its width, teacher feature width */
+  kd_param_view aux_views[2];       /* hint/weight [Ht, Hs], hint/bias [Ht] */
+  kd_param_view *all_views;         /* student views + aux views: what the optimizer updates */
+  int n_all_views, n_stage1_views;  /* stage 1 updates the layers up to K and the regressor */
+  kd_param_view *stage1_views;
+  float *fb, *hpred, *hdh;          /* batch features [b, Ht], scratch [b, Ht], dh [b, Hs] */
   kd_optim opt;
   kd_split train;          /* this rank's shard */
   kd_split valid, test;    /* rank 0 only: whole splits for evaluation */
@@ -58,7 +66,7 @@ typedef struct trainer {
   char valid_name[64];
   int B, b_local;
   int64_t n_train;         /* rows of /train used for training */
-  int64_t n_total;         /* rows of /train in the file */
+  int64_t n_file_rows;     /* rows of /train in the file */
   int64_t steps_per_epoch, total_steps, end_step;
   float *xb, *tb, *logits, *dlogits;
   int32_t *yb;
@@ -189,6 +197,14 @@ static int check_setup(trainer *t, kd_err *e) {
   if (kd_model_create(&t->model, &ms, t->b_local > 256 ? t->b_local : 256, e)) return e->code;
   t->in_dim = t->model->in_dim;
   t->classes = t->model->out_dim;
+  if (c->hint_layer > 0) {
+    const int nh = t->model->ops->n_hidden(t->model);
+    if (c->hint_layer > nh)
+      return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer %lld: the student %s has %d hidden layer%s",
+                     (long long)c->hint_layer, c->student, nh, nh == 1 ? "" : "s");
+    t->hint_k = (int)c->hint_layer;
+    t->model->ops->hidden(t->model, t->hint_k, &t->hint_hs);
+  }
   return KD_OK;
 }
 
@@ -280,7 +296,7 @@ static int load_data(trainer *t, kd_err *e) {
   } else if (tp) {
     snprintf(t->valid_name, sizeof t->valid_name, "test");
   }
-  t->n_total = n;
+  t->n_file_rows = n;
   if (c->train_rows > 0) {
     if (c->train_rows > t->n_train)
       return kd_fail(e, KD_ERR_RUNTIME, "--train-rows %lld: /train of %s has only %lld rows for training",
@@ -294,6 +310,10 @@ static int load_data(trainer *t, kd_err *e) {
   kd_shard_range(t->n_train, t->size, t->rank, &lo, &hi);
   if (kd_split_load(&t->train, c->data, c->teacher, "train", lo, hi, e)) return e->code;
   if (kd_split_validate(&t->train, C, t->has_teacher, c->data, c->teacher, e)) return e->code;
+  if (t->hint_k) {
+    if (kd_split_load_features(&t->train, c->teacher, e)) return e->code;
+    t->hint_ht = t->train.feat_dim;
+  }
   if (c->self_distill) { /* filled by each snapshot */
     t->train.classes = C;
     t->train.logits = kd_calloc((size_t)(t->train.n ? t->train.n : 1) * C, sizeof(float), "snapshot logits", e);
@@ -340,7 +360,7 @@ static int fingerprint(trainer *t, kd_err *e) {
   }
   /* The whole of /train, read again in bounded chunks of this rank's share. */
   int64_t lo, hi;
-  kd_shard_range(t->n_total, t->size, t->rank, &lo, &hi);
+  kd_shard_range(t->n_file_rows, t->size, t->rank, &lo, &hi);
   const int64_t chunk = 65536;
   int rc = KD_OK;
   for (int64_t a = lo; a < hi && !rc; a += chunk) {
@@ -378,9 +398,43 @@ static int fingerprint(trainer *t, kd_err *e) {
 
 static int alloc_buffers(trainer *t, kd_err *e) {
   const int C = t->model->out_dim, D = t->model->in_dim, b = t->model->max_batch;
-  const size_t n = t->model->n_params;
+  const size_t nm = t->model->n_params;
+  const int nv = t->model->n_views;
+  /* The hint regressor lives in the same buffers, after the student. */
+  const size_t n_aux = t->hint_k ? (size_t)t->hint_ht * t->hint_hs + t->hint_ht : 0;
+  const size_t n = nm + n_aux;
+  t->n_total = n;
   t->params = kd_malloc(n * sizeof(float), "parameters", e);
   t->grads = kd_malloc((n + ST_COUNT) * sizeof(float), "gradients", e);
+  t->all_views = kd_calloc((size_t)nv + 2, sizeof(kd_param_view), "parameter views", e);
+  t->stage1_views = kd_calloc((size_t)nv + 2, sizeof(kd_param_view), "parameter views", e);
+  if (e->code) return e->code;
+  memcpy(t->all_views, t->model->views, sizeof(kd_param_view) * (size_t)nv);
+  t->n_all_views = nv;
+  if (t->hint_k) {
+    kd_param_view *w = &t->aux_views[0], *bb = &t->aux_views[1];
+    snprintf(w->name, sizeof w->name, "hint/weight");
+    w->offset = nm;
+    w->rows = t->hint_ht;
+    w->cols = t->hint_hs;
+    w->decay = 1;
+    snprintf(bb->name, sizeof bb->name, "hint/bias");
+    bb->offset = nm + (size_t)t->hint_ht * t->hint_hs;
+    bb->rows = t->hint_ht;
+    bb->cols = 1;
+    bb->decay = 0;
+    t->all_views[nv] = *w;
+    t->all_views[nv + 1] = *bb;
+    t->n_all_views = nv + 2;
+    /* Stage 1: the student's layers 0..K-1 (2 views each) and the regressor. */
+    memcpy(t->stage1_views, t->model->views, sizeof(kd_param_view) * (size_t)(2 * t->hint_k));
+    t->stage1_views[2 * t->hint_k] = *w;
+    t->stage1_views[2 * t->hint_k + 1] = *bb;
+    t->n_stage1_views = 2 * t->hint_k + 2;
+    t->fb = kd_malloc((size_t)b * t->hint_ht * sizeof(float), "batch features", e);
+    t->hpred = kd_malloc((size_t)b * t->hint_ht * sizeof(float), "hint scratch", e);
+    t->hdh = kd_malloc((size_t)b * t->hint_hs * sizeof(float), "hint gradient", e);
+  }
   t->xb = kd_malloc((size_t)b * D * sizeof(float), "batch inputs", e);
   t->yb = kd_malloc((size_t)b * sizeof(int32_t), "batch labels", e);
   t->tb = kd_malloc((size_t)b * C * sizeof(float), "batch teacher logits", e);
@@ -411,6 +465,11 @@ static void free_trainer(trainer *t) {
   free(t->rows);
   free(t->perm);
   free(t->cfg_items);
+  free(t->all_views);
+  free(t->stage1_views);
+  free(t->fb);
+  free(t->hpred);
+  free(t->hdh);
 }
 
 /* Replicas must stay bitwise equal: compare a hash of the parameters. */
@@ -418,7 +477,7 @@ static int check_replicas(trainer *t, kd_err *e) {
   if (t->size == 1) return KD_OK;
   uint64_t h = 0x9e37u;
   const uint32_t *w = (const uint32_t *)t->params;
-  for (size_t i = 0; i < t->model->n_params; i++) h = kd_mix64(h ^ w[i]);
+  for (size_t i = 0; i < t->n_total; i++) h = kd_mix64(h ^ w[i]);
   unsigned long long mine = h, lo = 0, hi = 0;
   if (kd_mpi_check(MPI_Allreduce(&mine, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, t->comm), "MPI_Allreduce", e) ||
       kd_mpi_check(MPI_Allreduce(&mine, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, t->comm), "MPI_Allreduce", e))
@@ -473,7 +532,8 @@ static int checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
     t->st.last_ckpt_step = t->st.step;
     t->st.threads = t->threads;
     t->st.steps_per_epoch = t->steps_per_epoch;
-    kd_ckpt_meta meta = {t->cfg_items, t->n_cfg_items, t->cfg.data, t->cfg.teacher, t->cfg.activation};
+    kd_ckpt_meta meta = {t->cfg_items, t->n_cfg_items, t->cfg.data, t->cfg.teacher, t->cfg.activation,
+                         t->aux_views, t->hint_k ? 2 : 0, t->params};
     char path[KD_PATH_MAX + 64];
     rc = kd_ckpt_write(t->cfg.out, t->model, &t->opt, &t->st, &meta, path, sizeof path, e);
     char best_name[64] = "";
@@ -655,7 +715,8 @@ static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
 static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const kd_train_cfg *cfg = &t->cfg;
   const MPI_Comm comm = t->comm;
-  const size_t np = t->model->n_params;
+  const size_t np = t->n_total; /* student + hint regressor: one gradient buffer */
+  const size_t nm = t->model->n_params;
   const int C = t->model->out_dim;
   const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature};
   const kd_sched_kind sk = strcmp(cfg->schedule, "cosine") == 0 ? KD_SCHED_COSINE : KD_SCHED_CONST;
@@ -680,14 +741,29 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
     for (int64_t s = t->st.step_in_epoch; s < t->steps_per_epoch && t->st.step < t->end_step; s++) {
       const int b = t->b_local;
       const int64_t step = t->st.step;
-      kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->teacher_live ? t->tb : NULL, t->rows);
+      kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->teacher_live ? t->tb : NULL,
+                      t->hint_k ? t->fb : NULL, t->rows);
+      const int stage1 = t->hint_k && epoch < cfg->hint_epochs; /* FitNets stage 1: hints alone */
       kd_fwd fwd = {1, kd_key((uint64_t)cfg->seed, KD_RNG_DROPOUT, (uint64_t)step, 0), t->rows};
       rc = kd_model_forward(t->model, t->logits, t->xb, b, &fwd, e);
       memset(t->grads, 0, (np + ST_COUNT) * sizeof(float));
       kd_loss_sums ls = {0, 0, 0, 0, 0, 0};
       kd_targets tg = {t->yb, t->teacher_live ? t->tb : NULL};
-      kd_loss_forward_backward(t->dlogits, &ls, t->logits, &tg, b, C, &lcfg, 1.0f / (float)t->B);
-      if (!rc) rc = kd_model_backward(t->model, t->dlogits, b, e);
+      kd_loss_forward_backward(stage1 ? NULL : t->dlogits, &ls, t->logits, &tg, b, C, &lcfg, 1.0f / (float)t->B);
+      double hint_rows = 0.0; /* sum over rows of BETA * 0.5 * ||W h_s + b - h_t||^2 / Ht */
+      if (t->hint_k && !rc) {
+        const float *hs = t->model->ops->hidden(t->model, t->hint_k, NULL);
+        const float beta = (float)cfg->hint_weight;
+        const size_t wsz = (size_t)t->hint_ht * t->hint_hs;
+        hint_rows = beta / t->hint_ht *
+                    kd_hint_forward_backward(t->hdh, t->grads + nm, t->grads + nm + wsz, t->hpred, hs, t->fb,
+                                             t->params + nm, t->params + nm + wsz, b, t->hint_hs, t->hint_ht,
+                                             beta / ((float)t->B * t->hint_ht));
+      }
+      if (!rc)
+        rc = kd_model_backward_hint(t->model, stage1 ? NULL : t->dlogits, b, t->hint_k, t->hint_k ? t->hdh : NULL, e);
+      if (stage1) ls.loss = 0.0; /* stage 1 optimises the hint loss alone */
+      ls.loss += hint_rows;
       float *st = t->grads + np;
       st[ST_LOSS] = (float)ls.loss;
       st[ST_CE] = (float)ls.ce;
@@ -695,6 +771,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       st[ST_CORRECT] = (float)ls.correct;
       st[ST_LABELLED] = (float)ls.labelled;
       st[ST_ROWS] = (float)ls.rows;
+      st[ST_HINT] = (float)hint_rows;
       st[ST_NONFINITE] = isfinite(ls.loss) ? 0.0f : 1.0f;
       st[ST_ERROR] = rc ? 1.0f : 0.0f;
       st[ST_STOP] = g_stop_signal ? 1.0f : 0.0f;
@@ -711,7 +788,10 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
                        "checkpoint is untouched",
                        (long long)step, (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient");
       float lr = kd_lr_at(sk, (float)cfg->lr, step, t->total_steps, cfg->warmup);
-      kd_optim_step(&t->opt, t->params, t->grads, lr, t->model->views, t->model->n_views);
+      if (stage1)
+        kd_optim_step(&t->opt, t->params, t->grads, lr, t->stage1_views, t->n_stage1_views);
+      else
+        kd_optim_step(&t->opt, t->params, t->grads, lr, t->all_views, t->n_all_views);
       for (int k = 0; k < ST_STOP; k++) {
         log_s[k] += st[k];
         ep_s[k] += st[k];
@@ -766,6 +846,8 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
             row.has_ce = log_s[ST_LABELLED] > 0;
             row.ce = row.has_ce ? log_s[ST_CE] / log_s[ST_LABELLED] : 0;
             row.has_kd = t->teacher_live;
+            row.has_hint = t->hint_k > 0;
+            row.hint = log_s[ST_HINT] / log_s[ST_ROWS];
             row.kd = log_s[ST_KD] / log_s[ST_ROWS];
             row.acc = log_s[ST_LABELLED] > 0 ? log_s[ST_CORRECT] / log_s[ST_LABELLED] : NAN;
             row.lr = lr;
@@ -801,6 +883,8 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
           if (t->has_teacher)
             printf(" (ce %.4f, kd %.4f)", ep_done[ST_LABELLED] > 0 ? ep_done[ST_CE] / ep_done[ST_LABELLED] : 0,
                    ep_done[ST_KD] / ep_done[ST_ROWS]);
+          if (t->hint_k)
+            printf(" (hint %.4f%s)", ep_done[ST_HINT] / ep_done[ST_ROWS], epoch < cfg->hint_epochs ? ", stage 1: hints alone" : "");
           printf("  train acc %.4f  %.0f samples/s  elapsed %s  ETA %s\n", res->train_accuracy, sps, elapsed, eta);
           fflush(stdout);
         }
@@ -886,7 +970,7 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
   kd_optim_cfg ocfg = {strcmp(t->cfg.optimizer, "adamw") == 0 ? KD_OPT_ADAMW : KD_OPT_SGD, (float)t->cfg.momentum,
                        t->cfg.nesterov, (float)t->cfg.beta1, (float)t->cfg.beta2, (float)t->cfg.eps,
                        (float)t->cfg.weight_decay};
-  if (!rc) rc = kd_optim_init(&t->opt, &ocfg, t->model->n_params, e);
+  if (!rc) rc = kd_optim_init(&t->opt, &ocfg, t->n_total, e);
   if (!rc) rc = config_items(t, e);
   if ((rc = kd_agree(comm, rc, e))) goto out;
 
@@ -897,7 +981,9 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
   char init_path[KD_PATH_MAX] = "";
   if (root(t)) {
     if (t->cfg.resume[0]) {
-      rc = kd_ckpt_read(t->resume_path, t->model, &t->opt, &saved, e);
+      /* The regressor first: its shapes name a feature-width mismatch best. */
+      if (t->hint_k) rc = kd_ckpt_read_aux(t->resume_path, t->aux_views, 2, t->params, e);
+      if (!rc) rc = kd_ckpt_read(t->resume_path, t->model, &t->opt, &saved, e);
     } else if (t->cfg.init_from[0]) {
       rc = kd_ckpt_resolve(t->cfg.init_from, 0, init_path, sizeof init_path, NULL, 0, e);
       if (!rc) rc = kd_ckpt_read(init_path, t->model, NULL, NULL, e);
@@ -905,9 +991,18 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
     } else {
       t->model->ops->init_params(t->model, (uint64_t)t->cfg.seed);
     }
+    if (!rc && t->hint_k) {
+      if (!t->cfg.resume[0]) { /* Xavier-normal regressor, zero bias */
+        const double sd = sqrt(2.0 / (t->hint_hs + t->hint_ht));
+        const uint64_t key = kd_key((uint64_t)t->cfg.seed, KD_RNG_INIT, 1000, 0);
+        for (size_t i = 0; i < (size_t)t->hint_ht * t->hint_hs; i++)
+          t->params[t->model->n_params + i] = (float)(sd * kd_normal(key, i));
+        memset(t->params + t->aux_views[1].offset, 0, sizeof(float) * (size_t)t->hint_ht);
+      }
+    }
   }
   if ((rc = kd_agree(comm, rc, e))) goto out;
-  if ((rc = bcast_floats(t->params, t->model->n_params, 0, comm, e))) goto out;
+  if ((rc = bcast_floats(t->params, t->n_total, 0, comm, e))) goto out;
   if (t->cfg.resume[0]) {
     if ((rc = bcast_floats(t->opt.m, t->opt.n, 0, comm, e))) goto out;
     if (t->opt.v && (rc = bcast_floats(t->opt.v, t->opt.n, 0, comm, e))) goto out;

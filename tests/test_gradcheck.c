@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kd/hint.h"
 #include "kd/loss.h"
 #include "kd/mlp.h"
 #include "kd/rng.h"
@@ -100,7 +101,94 @@ static void run_case(kd_act act, float dropout, int teacher, float T, float alph
   kd_model_free(f.m);
 }
 
+/* The hint loss through the regressor and the student layers below hidden
+ * layer K, alone (stage 1) and added to the KD loss (stage 2). */
+static void hint_case(int K, int with_kd, kd_act act) {
+  kd_mlp_cfg cfg;
+  kd_err e;
+  kd_err_clear(&e);
+  kd_mlp_parse_spec(&cfg, "7-6-5-4", &e);
+  cfg.act = act;
+  cfg.dropout = 0.0f;
+  cfg.init_xavier = 0;
+  kd_model *m;
+  CHECK(kd_mlp_create(&m, &cfg, B, &e) == KD_OK, "create: %s", e.msg);
+  int Hs = 0;
+  const int Ht = 3;
+  const size_t nm = m->n_params, naux = (size_t)Ht * 6 + Ht, n = nm + naux;
+  float *p = malloc(n * sizeof(float)), *g = calloc(n, sizeof(float)), *ana = malloc(n * sizeof(float));
+  float x[B * 7], ht[B * Ht], tl[B * 4], logits[B * 4], dl[B * 4], dh[B * 6], pred[B * Ht];
+  int32_t y[B];
+  int64_t rows[B];
+  kd_model_bind(m, p, g);
+  m->ops->init_params(m, 3);
+  for (size_t i = nm; i < n; i++) p[i] = 0.3f * (float)kd_normal(21, i);
+  for (int i = 0; i < B * 7; i++) x[i] = (float)kd_normal(22, i);
+  for (int i = 0; i < B * Ht; i++) ht[i] = (float)kd_normal(23, i);
+  for (int i = 0; i < B * 4; i++) tl[i] = 2.0f * (float)kd_normal(24, i);
+  for (int b = 0; b < B; b++) {
+    y[b] = b % 4;
+    rows[b] = b;
+  }
+  kd_targets t = {y, tl};
+  kd_loss_cfg lc = {0.3f, 2.0f};
+  const float beta = 0.7f;
+  kd_fwd fw = {1, 5, rows};
+  /* total(p) = hint (+ KD) loss, summed over rows */
+#define TOTAL(out_dl, out_dh, out_g)                                                                     \
+  do {                                                                                                   \
+    kd_model_forward(m, logits, x, B, &fw, &e);                                                          \
+    const float *hs = m->ops->hidden(m, K, &Hs);                                                         \
+    float *W = p + nm, *bb = p + nm + (size_t)Ht * Hs;                                                  \
+    hint_sum = beta * kd_hint_forward_backward(out_dh, out_g ? out_g + nm : NULL,                        \
+                                               out_g ? out_g + nm + (size_t)Ht * Hs : NULL, pred, hs, ht, \
+                                               W, bb, B, Hs, Ht, beta);                                  \
+    kd_loss_sums ls = {0, 0, 0, 0, 0, 0};                                                                \
+    if (with_kd) kd_loss_forward_backward(out_dl, &ls, logits, &t, B, 4, &lc, 1.0f);                     \
+    total = hint_sum + ls.loss;                                                                          \
+  } while (0)
+  double hint_sum, total;
+  TOTAL(dl, dh, g);
+  CHECK(Hs == cfg.sizes[K], "hidden width %d", Hs);
+  CHECK(kd_model_backward_hint(m, with_kd ? dl : NULL, B, K, dh, &e) == KD_OK, "backward: %s", e.msg);
+  memcpy(ana, g, n * sizeof(float));
+  int bad = 0;
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    const float p0 = p[i], eps = 1e-3f;
+    p[i] = p0 + eps;
+    TOTAL(NULL, NULL, (float *)NULL);
+    double lp = total;
+    p[i] = p0 - eps;
+    TOTAL(NULL, NULL, (float *)NULL);
+    double lm = total;
+    p[i] = p0;
+    double num = (lp - lm) / (2.0 * eps);
+    /* float32 forward passes: the larger hint losses leave ~1e-5 of rounding in each difference */
+    double d = fabs(num - ana[i]) / (5e-2 + fabs(num) + fabs(ana[i]));
+    if (d > worst) worst = d;
+    if (d > 1e-2) bad++;
+  }
+#undef TOTAL
+  CHECK(bad == 0, "hint K=%d with_kd=%d act=%d: %d of %zu gradients off (worst %.3g)", K, with_kd, (int)act, bad, n,
+        worst);
+  /* Stage 1 (hint alone): the layers above K get no gradient. */
+  if (!with_kd)
+    for (int v = 2 * K; v < m->n_views; v++)
+      for (size_t i = 0; i < (size_t)m->views[v].rows * m->views[v].cols; i++)
+        CHECK(ana[m->views[v].offset + i] == 0.0f, "layer above K=%d got a gradient", K);
+  free(p);
+  free(g);
+  free(ana);
+  kd_model_free(m);
+}
+
 int main(void) {
+  for (int K = 1; K <= 2; K++)
+    for (int kd = 0; kd < 2; kd++) {
+      hint_case(K, kd, KD_ACT_RELU);
+      hint_case(K, kd, KD_ACT_GELU);
+    }
   const float Ts[3] = {1, 4, 20}, alphas[3] = {0, 0.5f, 1};
   const kd_act acts[2] = {KD_ACT_RELU, KD_ACT_GELU};
   for (int a = 0; a < 2; a++)

@@ -17,7 +17,7 @@ expect "KD beats scratch by 2 points" awk -v a="${kd_acc:-0}" -v b="${sc_acc:-1}
 expect "per-epoch lines" test "$(grep -c '^epoch ' kd.log)" -eq 10
 expect "epoch lines show hard and soft parts" grep -q '^epoch 10/10  loss [0-9.]* (ce [0-9.]*, kd [0-9.]*)  train acc' kd.log
 expect "metrics header" test "$(head -1 kd/metrics.csv)" = \
-  "step,epoch,loss,ce,kd,acc,lr,grad_norm,samples_per_s,elapsed_s,eval_accuracy,eval_nll,eval_ece,eval_agreement,eval_kl"
+  "step,epoch,loss,ce,kd,acc,lr,grad_norm,samples_per_s,elapsed_s,eval_accuracy,eval_nll,eval_ece,eval_agreement,eval_kl,hint"
 # 156 steps per epoch x 10 = 1560 steps: a training row every 50 steps (31) and an
 # evaluation row at each epoch-end checkpoint (10, none on a multiple of 50).
 expect "metrics rows" test "$(wc -l < kd/metrics.csv)" -eq 42

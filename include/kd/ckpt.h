@@ -45,6 +45,11 @@ typedef struct kd_ckpt_meta {
   int n_cfg;
   const char *data_path, *teacher_path;
   const char *activation;
+  /* Trained parameters beside the student (the hint regressor): views into
+   * aux_base, stored as /aux/<name>; not part of the deployed student. */
+  const kd_param_view *aux_views;
+  int n_aux;
+  const float *aux_base;
 } kd_ckpt_meta;
 
 /* "DIR/ckpt-00000042.h5" */
@@ -80,5 +85,8 @@ int kd_ckpt_read_config(const char *path, kd_cfg_item **items, int *n, kd_err *e
  * optimizer state and run state. */
 int kd_ckpt_read(const char *path, kd_model *m, kd_optim *o, kd_run_state *st,
                  kd_err *e);
+
+/* Read /aux/<name> of each view into base (shapes checked). */
+int kd_ckpt_read_aux(const char *path, const kd_param_view *views, int n, float *base, kd_err *e);
 
 #endif

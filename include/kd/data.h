@@ -19,6 +19,8 @@ typedef struct kd_split {
   float *x;            /* [n, dim] */
   int32_t *y;          /* [n] */
   float *logits;       /* [n, classes] or NULL */
+  int feat_dim;        /* H_t of the teacher features, 0 without */
+  float *features;     /* [n, feat_dim] teacher hidden states, or NULL */
 } kd_split;
 
 /* Rows of rank r of P over N rows: [floor(r*N/P), floor((r+1)*N/P)). */
@@ -43,11 +45,16 @@ int kd_split_validate(const kd_split *s, int n_classes, int allow_unlabelled,
                       const char *data_path, const char *teacher_path,
                       kd_err *e);
 
+/* Read the shard's rows of /SPLIT/features [N, H_t] from the teacher file
+ * (checked: 2-D, N rows, finite). */
+int kd_split_load_features(kd_split *s, const char *teacher_path, kd_err *e);
+
 /* Copy rows idx[0..count) of the shard into contiguous batch buffers.
  * x_out [count, dim], y_out [count], t_out [count, classes] (nullable),
- * row_ids [count] (nullable) global row indices. */
+ * f_out [count, feat_dim] (nullable), row_ids [count] (nullable) global
+ * row indices. */
 void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
-                     float *x_out, int32_t *y_out, float *t_out,
+                     float *x_out, int32_t *y_out, float *t_out, float *f_out,
                      int64_t *row_ids);
 
 /* Fingerprints of the shard's rows (x as float32 and y as int32; logits as

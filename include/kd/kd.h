@@ -18,6 +18,7 @@
 #include "kd/train.h"
 #include "kd/synth.h"
 #include "kd/weights.h"
+#include "kd/hint.h"
 #include "kd/ckpt.h"
 #include "kd/eval.h"
 #include "kd/infer.h"

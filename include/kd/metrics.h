@@ -10,14 +10,15 @@
  * others stay empty. */
 #define KD_METRICS_HEADER \
   "step,epoch,loss,ce,kd,acc,lr,grad_norm,samples_per_s,elapsed_s," \
-  "eval_accuracy,eval_nll,eval_ece,eval_agreement,eval_kl"
+  "eval_accuracy,eval_nll,eval_ece,eval_agreement,eval_kl,hint"
 
 typedef struct kd_metrics_row {
   int64_t step;
   int64_t epoch;
   int has_train;  /* training columns (a row may carry only an evaluation) */
   double loss, ce, kd, acc, lr, grad_norm, samples_per_s, elapsed_s;
-  int has_ce, has_kd;
+  int has_ce, has_kd, has_hint;
+  double hint;    /* mean hint loss per row (FitNets) */
   int has_eval;
   double eval_accuracy, eval_nll, eval_ece, eval_agreement, eval_kl; /* NAN: empty */
 } kd_metrics_row;

@@ -33,8 +33,16 @@ typedef struct kd_model_ops {
   int (*forward)(kd_model *m, float *logits, const float *x, int B,
                  const kd_fwd *f, kd_err *e);
   /* Accumulate parameter gradients from dlogits[B, out_dim] of the last
-   * training forward (same B). */
-  int (*backward)(kd_model *m, const float *dlogits, int B, kd_err *e);
+   * training forward (same B). With dh (nullable) the gradient dh[B, width]
+   * of hidden layer `layer` (1-based, its output after the activation) is
+   * added there (feature distillation); with dlogits NULL the backward pass
+   * starts at that layer and the layers above it get no gradient. */
+  int (*backward)(kd_model *m, const float *dlogits, int B, int layer, const float *dh, kd_err *e);
+  /* Output of hidden layer `layer` (1-based) of the last forward [B, *width],
+   * or NULL when the model has no such layer. */
+  const float *(*hidden)(const kd_model *m, int layer, int *width);
+  /* Number of hidden layers (valid `layer` values are 1..n). */
+  int (*n_hidden)(const kd_model *m);
   /* Fill params from a seed (deterministic, independent of ranks). */
   void (*init_params)(kd_model *m, uint64_t seed);
   void (*destroy)(kd_model *m);
@@ -77,7 +85,13 @@ static inline int kd_model_forward(kd_model *m, float *logits, const float *x,
 }
 static inline int kd_model_backward(kd_model *m, const float *dlogits, int B,
                                     kd_err *e) {
-  return m->ops->backward(m, dlogits, B, e);
+  return m->ops->backward(m, dlogits, B, 0, NULL, e);
+}
+
+/* Backward with a hint gradient dh at hidden layer `layer` (see ops). */
+static inline int kd_model_backward_hint(kd_model *m, const float *dlogits, int B, int layer,
+                                         const float *dh, kd_err *e) {
+  return m->ops->backward(m, dlogits, B, layer, dh, e);
 }
 
 #endif

@@ -52,6 +52,9 @@ typedef struct kd_train_cfg {
   char snapshot_logits[KD_PATH_MAX]; /* write each snapshot's training logits here */
   int64_t generations;         /* born-again generations */
   int64_t generation;          /* which one this run is (set by kd) */
+  int64_t hint_layer;          /* FitNets: student hidden layer K (1-based), 0: off */
+  double hint_weight;          /* BETA */
+  int64_t hint_epochs;         /* stage 1: hint loss alone for E epochs */
   int64_t train_rows;          /* 0: all of /train */
   double labelled_fraction;    /* 1: every row keeps its label */
   unsigned char given[64];     /* options named on the command line */
@@ -66,6 +69,7 @@ typedef struct kd_eval_cfg {
   double temperature;
   int64_t batch;
   int json;
+  int64_t features;            /* kd logits: also write hidden layer K (0: no) */
 } kd_eval_cfg;
 
 typedef struct kd_synth_cfg {
