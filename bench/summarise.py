@@ -109,6 +109,12 @@ for g in ("0", "1", "2", "ensemble"):
 out.append(f"| plain run, 55,000 rows, 15 epochs | {cell(('main', 'full', 'scratch'))} |")
 out.append(f"| in-run snapshots (best checkpoint so far teaches, refreshed every 5 epochs, alpha 0.5), same | "
            f"{cell(('snapshot', 'full', 'kd-snapshot'))} |")
+out.append("\n### FitNets hints: thin deep student 784-32-32-32-32-10 (gradient clipping at 5 for all)\n")
+out.append("| training rows | from scratch | KD | hints + KD |")
+out.append("|---|---|---|---|")
+for reg, label in (("full", "55,000"), ("rows2750", "2,750")):
+    out.append(f"| {label} | {cell(('thin', reg, 'scratch'))} | {cell(('thin', reg, 'kd'))} | "
+               f"{cell(('thin', reg, 'kd-hints'))} |")
 if t_m is not None:
     with open(os.path.join(plot_dir, "teacher-width.dat"), "w") as f:
         f.write(f"8 {t_m}\n256 {t_m}\n")

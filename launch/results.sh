@@ -96,6 +96,19 @@ for seed in 1 2 3; do
     a=$(sed -n 's/^  ensemble *\(0\.[0-9]*\).*/\1/p' "$R/s/gens-$seed.log")
     echo "gen,ensemble,$seed,kd,$a,,,gens-$seed" >> "$CSV"
   fi
+  # FitNets hints: a thin deep student, from scratch, with KD, and with hints (teacher hidden layer 1,
+  # 1,200 wide, into student hidden layer 2 through a learned regressor; 2/15 of the epochs on hints
+  # alone) + KD. Gradient clipping for all three: KD alone otherwise collapses this student at lr 0.05.
+  [ -e "$R/teacher$seed-f.h5" ] ||
+    run logits --ckpt "$R/teacher$seed:best" --data "$DATA" --features 1 --out "$R/teacher$seed-f.h5" || exit 1
+  THIN=(--student 784-32-32-32-32-10 --clip 5)
+  HINT=(--teacher "$R/teacher$seed-f.h5" --hint-layer 2 --hint-weight 1)
+  student thin full $seed scratch "${THIN[@]}" --epochs 15
+  student thin full $seed kd "${THIN[@]}" --epochs 15
+  student thin full $seed kd-hints "${THIN[@]}" --epochs 15 "${HINT[@]}" --hint-epochs 2
+  student thin rows2750 $seed scratch "${THIN[@]}" --epochs 300 --train-rows 2750
+  student thin rows2750 $seed kd "${THIN[@]}" --epochs 300 --train-rows 2750
+  student thin rows2750 $seed kd-hints "${THIN[@]}" --epochs 300 --train-rows 2750 "${HINT[@]}" --hint-epochs 40
   # In-run snapshots (the best checkpoint so far teaches, refreshed every 5 epochs) against the plain run.
   student snapshot full $seed kd-snapshot --student 784-32-10 --epochs 15 --self-distill --teacher-ckpt best \
     --refresh-every 5 --alpha 0.5 --ckpt-epochs 1

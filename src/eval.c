@@ -20,7 +20,8 @@ void kd_eval_accumulate(kd_eval_sums *s, const float *logits, const int32_t *y,
     if (y[b] >= 0) {
       const double conf = exp(mx - lse); /* probability of the predicted class */
       const int hit = arg == y[b];
-      int bin = (int)(conf * KD_ECE_BINS);
+      /* Guard the bin: non-finite logits (a diverging run) give a NaN confidence. */
+      int bin = conf >= 0.0 && conf <= 1.0 ? (int)(conf * KD_ECE_BINS) : 0;
       if (bin >= KD_ECE_BINS) bin = KD_ECE_BINS - 1;
       s->labelled += 1;
       s->correct += hit;

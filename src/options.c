@@ -94,6 +94,9 @@ const kd_opt_spec kd_train_opts[] = {
   {"hint-epochs", KD_OPT_INT, T_(hint_epochs), 0, "0", NULL, 0, 1e9, 0, 0,
    "stage-wise FitNets: the first E epochs (counted in --epochs) train the layers up to K and the regressor on "
    "the hint loss alone"},
+  {"on-nonfinite", KD_OPT_CHOICE, T_(on_nonfinite), STR(kd_train_cfg, on_nonfinite), "stop", "stop|skip", 0, 0, 0, 0,
+   "a non-finite loss or gradient: stop the run (the last checkpoint stays the latest), or skip that step's "
+   "update on every rank and count it"},
   {"train-rows", KD_OPT_INT, T_(train_rows), 0, "0", NULL, 0, 1e15, 0, 0,
    "train on the first N rows of /train only (0: all; --val-rows are taken from the end first)"},
   {"labelled-fraction", KD_OPT_REAL, T_(labelled_fraction), 0, "1", NULL, 0, 1, 0, 0,

@@ -105,7 +105,7 @@ static int bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e
 
 /* Options a resumed run may change; all others must match the checkpoint. */
 static int may_change(const char *name) {
-  static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "threads", "max-steps", "progress",
+  static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "on-nonfinite", "threads", "max-steps", "progress",
                              "eval-every", "log-every", "data", "teacher", "resume", "force", NULL};
   for (int i = 0; ok[i]; i++)
     if (strcmp(ok[i], name) == 0) return 1;
@@ -782,19 +782,30 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       }
       if (st[ST_ERROR] > 0) return kd_agree(comm, rc, e);
       double norm = kd_clip_grad(t->grads, np, cfg->clip);
-      if (st[ST_NONFINITE] > 0 || !isfinite(norm))
+      /* Every rank sees the same reduced values, so all decide alike. */
+      const int nonfinite = st[ST_NONFINITE] > 0 || !isfinite(norm);
+      if (nonfinite && strcmp(cfg->on_nonfinite, "skip") != 0)
         return kd_fail(e, KD_ERR_RUNTIME,
-                       "step %lld (epoch %lld): the %s is not finite; stopping (lower --lr or set --clip); the last "
-                       "checkpoint is untouched",
-                       (long long)step, (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient");
+                       "step %lld (epoch %lld): the %s is not finite; stopping (lower --lr, set --clip, or "
+                       "--on-nonfinite skip); the last checkpoint is untouched",
+                       (long long)step + 1, (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient");
       float lr = kd_lr_at(sk, (float)cfg->lr, step, t->total_steps, cfg->warmup);
-      if (stage1)
-        kd_optim_step(&t->opt, t->params, t->grads, lr, t->stage1_views, t->n_stage1_views);
-      else
-        kd_optim_step(&t->opt, t->params, t->grads, lr, t->all_views, t->n_all_views);
-      for (int k = 0; k < ST_STOP; k++) {
-        log_s[k] += st[k];
-        ep_s[k] += st[k];
+      if (nonfinite) { /* --on-nonfinite skip: drop this update on every rank */
+        t->st.skipped++;
+        if (root(t)) {
+          kd_progress_clear(&t->progress);
+          printf("step %lld (epoch %lld): non-finite %s, update skipped (%lld skipped so far)\n", (long long)step + 1,
+                 (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient", (long long)t->st.skipped);
+        }
+      } else {
+        if (stage1)
+          kd_optim_step(&t->opt, t->params, t->grads, lr, t->stage1_views, t->n_stage1_views);
+        else
+          kd_optim_step(&t->opt, t->params, t->grads, lr, t->all_views, t->n_all_views);
+        for (int k = 0; k < ST_STOP; k++) {
+          log_s[k] += st[k];
+          ep_s[k] += st[k];
+        }
       }
       t->st.step++;
       t->st.log_steps++;
@@ -1076,6 +1087,7 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
     if (res->steps_run > 0) printf(" train_loss=%.4f train_acc=%.4f", res->final_loss, res->train_accuracy);
     if (res->test_accuracy >= 0) printf(" test_acc=%.4f", res->test_accuracy);
     if (res->test_agreement >= 0) printf(" test_agreement=%.4f", res->test_agreement);
+    if (t->st.skipped) printf(" skipped=%lld", (long long)t->st.skipped);
     printf(" samples_per_s=%.0f weights=%s/final.h5\n", res->samples_per_s, t->cfg.out);
     fflush(stdout);
   }

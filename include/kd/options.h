@@ -55,6 +55,7 @@ typedef struct kd_train_cfg {
   int64_t hint_layer;          /* FitNets: student hidden layer K (1-based), 0: off */
   double hint_weight;          /* BETA */
   int64_t hint_epochs;         /* stage 1: hint loss alone for E epochs */
+  char on_nonfinite[8];        /* stop | skip */
   int64_t train_rows;          /* 0: all of /train */
   double labelled_fraction;    /* 1: every row keeps its label */
   unsigned char given[64];     /* options named on the command line */
