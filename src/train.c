@@ -1232,7 +1232,7 @@ static int run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *re
     if (++g >= G) break;
     /* Generation g: a fresh student (seed + 1) distilled from generation
      * g-1's best checkpoint, held fixed. */
-    char spec[KD_PATH_MAX + 32], best[KD_PATH_MAX + 64] = "";
+    char spec[KD_PATH_MAX + 32], best[KD_PATH_MAX] = "";
     snprintf(spec, sizeof spec, "%s/gen%d:best", top, g - 1);
     rc = KD_OK;
     if (rank == 0) {
