@@ -119,20 +119,8 @@ int kd_ckpt_write(const char *dir, const kd_model *m, const kd_optim *o,
       kd_h5_attr_str(f, "/", "student", m->spec, e) || kd_h5_attr_str(f, "/", "activation", meta->activation, e) ||
       kd_h5_attr_i64(f, "/", "step", st->step, e))
     rc = e->code;
-  for (int i = 0; i < m->n_views && !rc; i++) {
-    const kd_param_view *v = &m->views[i];
-    char ds[128];
-    snprintf(ds, sizeof ds, "/model/%s", v->name);
-    int64_t dims[2] = {v->rows, v->cols};
-    rc = kd_h5_write_f32(f, tmp, ds, v->cols == 1 ? 1 : 2, dims, m->params + v->offset, e);
-  }
-  for (int i = 0; i < meta->n_aux && !rc; i++) {
-    const kd_param_view *v = &meta->aux_views[i];
-    char ds[128];
-    snprintf(ds, sizeof ds, "/aux/%s", v->name);
-    int64_t dims[2] = {v->rows, v->cols};
-    rc = kd_h5_write_f32(f, tmp, ds, v->cols == 1 ? 1 : 2, dims, meta->aux_base + v->offset, e);
-  }
+  if (!rc) rc = kd_write_views(f, tmp, "/model", m->views, m->n_views, m->params, e);
+  if (!rc && meta->n_aux) rc = kd_write_views(f, tmp, "/aux", meta->aux_views, meta->n_aux, meta->aux_base, e);
   int64_t n = (int64_t)o->n;
   if (!rc && o->m) rc = kd_h5_write_f32(f, tmp, "/optim/m", 1, &n, o->m, e);
   if (!rc && o->v) rc = kd_h5_write_f32(f, tmp, "/optim/v", 1, &n, o->v, e);

@@ -23,6 +23,18 @@ int kd_fsync_path(const char *path, kd_err *e) {
   return KD_OK;
 }
 
+int kd_write_views(hid_t f, const char *path, const char *group, const kd_param_view *views, int n,
+                   const float *base, kd_err *e) {
+  for (int i = 0; i < n; i++) {
+    const kd_param_view *v = &views[i];
+    char ds[128];
+    snprintf(ds, sizeof ds, "%s/%s", group, v->name);
+    int64_t dims[2] = {v->rows, v->cols};
+    if (kd_h5_write_f32(f, path, ds, v->cols == 1 ? 1 : 2, dims, base + v->offset, e)) return e->code;
+  }
+  return KD_OK;
+}
+
 int kd_weights_write(const char *path, const kd_model *m, const char *activation,
                      kd_err *e) {
   char tmp[4300];
@@ -36,13 +48,7 @@ int kd_weights_write(const char *path, const kd_model *m, const char *activation
   if (!rc) rc = kd_h5_attr_str(f, "/", "family", m->family, e);
   if (!rc) rc = kd_h5_attr_str(f, "/", "student", m->spec, e);
   if (!rc) rc = kd_h5_attr_str(f, "/", "activation", activation, e);
-  for (int i = 0; i < m->n_views && !rc; i++) {
-    const kd_param_view *v = &m->views[i];
-    char ds[96];
-    snprintf(ds, sizeof ds, "/model/%s", v->name);
-    int64_t dims[2] = {v->rows, v->cols};
-    rc = kd_h5_write_f32(f, tmp, ds, v->cols == 1 ? 1 : 2, dims, m->params + v->offset, e);
-  }
+  if (!rc) rc = kd_write_views(f, tmp, "/model", m->views, m->n_views, m->params, e);
   if (H5Fclose(f) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: closing failed (disk full?)", tmp);
   if (!rc) rc = kd_fsync_path(tmp, e);
   if (!rc && rename(tmp, path) != 0)

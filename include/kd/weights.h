@@ -5,6 +5,8 @@
 #ifndef KD_WEIGHTS_H
 #define KD_WEIGHTS_H
 
+#include <hdf5.h>
+
 #include "kd/error.h"
 #include "kd/model.h"
 
@@ -15,6 +17,10 @@ int kd_weights_write(const char *path, const kd_model *m, const char *activation
                      kd_err *e);
 /* Read /model/<view> into m->params; the file's student spec must match. */
 int kd_weights_read(const char *path, kd_model *m, kd_err *e);
+
+/* Write each view of base as float32 dataset GROUP/<view name> of an open file. */
+int kd_write_views(hid_t f, const char *path, const char *group, const kd_param_view *views, int n,
+                   const float *base, kd_err *e);
 
 /* fsync a file or directory by path. */
 int kd_fsync_path(const char *path, kd_err *e);
