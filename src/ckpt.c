@@ -37,6 +37,31 @@ static uint64_t hash_tensor(const char *name, const float *v, size_t n) {
   return kd_mix64(h ^ n);
 }
 
+/* The run state and the configuration are covered too: a damaged attribute
+ * must send a resume to the previous checkpoint, not into a wrong run. */
+static uint64_t hash_words(uint64_t h, const void *p, size_t bytes) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < bytes; i++) h = kd_mix64(h ^ c[i]);
+  return h;
+}
+
+static uint64_t state_hash(const kd_run_state *st) {
+  int64_t v[] = {st->step, st->epoch, st->step_in_epoch, st->steps_per_epoch, st->ranks, st->threads,
+                 st->best_step, st->skipped, st->log_steps, st->last_ckpt_step};
+  uint64_t h = hash_words(0x5747u, v, sizeof v);
+  h = hash_words(h, &st->best_metric, sizeof st->best_metric);
+  h = hash_words(h, st->log_sums, sizeof st->log_sums);
+  h = hash_words(h, st->epoch_sums, sizeof st->epoch_sums);
+  uint64_t fp[2] = {st->data_fp, st->teacher_fp};
+  h = hash_words(h, fp, sizeof fp);
+  return hash_words(h, st->teacher_ckpt, strlen(st->teacher_ckpt));
+}
+
+static uint64_t config_item_hash(const char *name, const char *value) {
+  uint64_t h = hash_str(name);
+  return hash_words(kd_mix64(h ^ 0x3d), value, strlen(value));
+}
+
 static uint64_t checksum_of(const kd_model *m, const kd_optim *o, const kd_ckpt_meta *meta) {
   uint64_t sum = 0;
   char name[128];
@@ -138,7 +163,9 @@ int kd_ckpt_write(const char *dir, const kd_model *m, const kd_optim *o,
       rc = e->code;
   }
   /* Written last: a file without them is incomplete. */
-  snprintf(hex, sizeof hex, "%016" PRIx64, checksum_of(m, o, meta));
+  uint64_t sum = checksum_of(m, o, meta) + state_hash(st);
+  for (int i = 0; i < meta->n_cfg; i++) sum += config_item_hash(meta->cfg[i].name, meta->cfg[i].value);
+  snprintf(hex, sizeof hex, "%016" PRIx64, sum);
   if (!rc && (kd_h5_attr_str(f, "/", "checksum", hex, e) || kd_h5_attr_i64(f, "/", "complete", 1, e))) rc = e->code;
   if (H5Fclose(f) < 0 && !rc) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: closing failed (disk full?)", tmp);
   if (!rc) rc = fault_hook(tmp, st->step, e);
@@ -213,21 +240,46 @@ static int list_steps(const char *dir, int64_t **steps, int *n, kd_err *e) {
   return KD_OK;
 }
 
-int kd_ckpt_rotate(const char *dir, int keep, const char *const *protect, int n_protect, kd_err *e) {
+int kd_ckpt_rotate(const char *dir, int keep, int64_t current_step, const char *const *protect, int n_protect,
+                   kd_err *e) {
   int64_t *steps;
   int n;
   if (list_steps(dir, &steps, &n, e)) return e->code;
-  int rc = KD_OK;
-  for (int i = keep; i < n; i++) {
+  /* Names that must stay: the caller's, plus the teacher each kept checkpoint names (so resuming
+   * from any kept checkpoint can reload its self-distillation snapshot). */
+  char (*teachers)[256] = calloc((size_t)(keep > 0 ? keep : 1), sizeof *teachers);
+  int n_teachers = 0, kept = 0, rc = KD_OK;
+  for (int i = 0; i < n; i++) {
     char p[4300];
     kd_ckpt_name(p, sizeof p, dir, steps[i]);
     const char *base = strrchr(p, '/') + 1;
     int keepit = 0;
     for (int k = 0; k < n_protect; k++)
       if (protect[k] && strcmp(protect[k], base) == 0) keepit = 1;
+    for (int k = 0; k < n_teachers; k++)
+      if (strcmp(teachers[k], base) == 0) keepit = 1;
+    /* Checkpoints past the current step belong to an abandoned future (a resume from an older
+     * one): they go, or a later fallback could pick them. */
+    if (steps[i] <= current_step && kept < keep) {
+      kept++;
+      keepit = 1;
+      hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+      if (f >= 0 && teachers && n_teachers < keep) {
+        kd_err ignore;
+        kd_err_clear(&ignore);
+        char t[4096];
+        if (kd_h5_get_attr_str(f, p, "/state", "teacher_ckpt", t, sizeof t, &ignore) == KD_OK && t[0]) {
+          const char *tb = strrchr(t, '/') ? strrchr(t, '/') + 1 : t;
+          if (strlen(tb) < sizeof teachers[0]) memcpy(teachers[n_teachers++], tb, strlen(tb) + 1);
+        }
+      }
+      if (f >= 0) H5Fclose(f);
+      H5Eclear2(H5E_DEFAULT);
+    }
     if (!keepit && unlink(p) != 0 && errno != ENOENT)
       rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot remove old checkpoint (%s)", p, strerror(errno));
   }
+  free(teachers);
   free(steps);
   return rc;
 }
@@ -266,6 +318,13 @@ static herr_t verify_visit(hid_t g, const char *name, const H5O_info_t *info, vo
   return 0;
 }
 
+static int read_state(hid_t f, const char *p, kd_run_state *st, kd_err *e);
+typedef struct cfg_sum_ctx { uint64_t sum; } cfg_sum_ctx;
+static int add_cfg_hash(const char *name, const char *value, void *ctx) {
+  ((cfg_sum_ctx *)ctx)->sum += config_item_hash(name, value);
+  return KD_OK;
+}
+
 int kd_ckpt_verify(const char *path, kd_err *e) {
   hid_t f;
   if (kd_h5_open_ro(&f, path, e)) return e->code;
@@ -299,6 +358,16 @@ int kd_ckpt_verify(const char *path, kd_err *e) {
     if (H5Ovisit_by_name(f, "/optim", H5_INDEX_NAME, H5_ITER_INC, verify_visit, &c, H5P_DEFAULT) < 0 && !c.rc)
       c.rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot walk /optim (damaged file)", path);
     rc = c.rc;
+  }
+  if (!rc) {
+    kd_run_state st;
+    rc = read_state(f, path, &st, e);
+    if (!rc) c.sum += state_hash(&st);
+  }
+  if (!rc) {
+    cfg_sum_ctx cs = {0};
+    rc = kd_h5_each_str_attr(f, path, "/config", add_cfg_hash, &cs, e);
+    c.sum += cs.sum;
   }
   if (!rc) {
     char got[32];

@@ -123,7 +123,7 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   if (!rc && !present[0]) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/x is missing", cfg->data);
   int H = 0;
   if (!rc && cfg->features > 0 && !m->ops->hidden(m, (int)cfg->features, &H))
-    rc = kd_fail(e, KD_ERR_USAGE, "--features %lld: the model of %s has %d hidden layers", (long long)cfg->features,
+    rc = kd_fail(e, KD_ERR_RUNTIME, "--features %lld: the model of %s has %d hidden layers", (long long)cfg->features,
                  ckpt, m->ops->n_hidden(m));
   if ((rc = kd_agree(comm, rc, e))) goto out;
   const int C = m->out_dim;

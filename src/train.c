@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,8 +127,12 @@ static int merge_resume_config(trainer *t, const kd_train_cfg *cli, kd_err *e) {
       if (root(t)) printf("kd: note: ignoring option --%s stored in the checkpoint (unknown to kd %s)\n", name, KD_VERSION);
       continue;
     }
-    if (kd_opts_set(kd_train_opts, kd_train_n_opts, c, name, t->cfg_items[i].value, "checkpoint", e))
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: stored option --%s: %s", t->resume_path, name, e->msg);
+    if (kd_opts_set(kd_train_opts, kd_train_n_opts, c, name, t->cfg_items[i].value, "checkpoint", e)) {
+      char why[sizeof e->msg];
+      snprintf(why, sizeof why, "%s", e->msg);
+      kd_err_clear(e);
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: damaged checkpoint: stored option --%s: %s", t->resume_path, name, why);
+    }
   }
   char dir[KD_PATH_MAX];
   snprintf(dir, sizeof dir, "%s", t->resume_path);
@@ -542,8 +547,11 @@ static int checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
     if (!rc) {
       /* Never rotate away the best checkpoint, nor the one teaching now. */
       const char *slash = strrchr(t->st.teacher_ckpt, '/');
-      const char *keep[2] = {best_name, slash ? slash + 1 : t->st.teacher_ckpt};
-      rc = kd_ckpt_rotate(t->cfg.out, (int)t->cfg.keep, keep, 2, e);
+      char stepn[64] = ""; /* --teacher-ckpt step:N must still be there when it is due */
+      if (t->cfg.self_distill && strncmp(t->cfg.teacher_ckpt, "step:", 5) == 0)
+        snprintf(stepn, sizeof stepn, "ckpt-%08lld.h5", atoll(t->cfg.teacher_ckpt + 5));
+      const char *keep[3] = {best_name, slash ? slash + 1 : t->st.teacher_ckpt, stepn};
+      rc = kd_ckpt_rotate(t->cfg.out, (int)t->cfg.keep, t->st.step, keep, 3, e);
     }
     if (!rc) {
       kd_progress_clear(&t->progress);
@@ -654,9 +662,12 @@ static int write_snapshot_logits(trainer *t, const char *ckpt, kd_err *e) {
  * validation rows), in inference mode. keep_current: reload
  * st.teacher_ckpt (resume). */
 static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
-  char path[sizeof t->st.teacher_ckpt] = "";
+  char path[2 * sizeof t->st.teacher_ckpt + 8] = "";
   if (root(t)) {
-    if (keep_current) snprintf(path, sizeof path, "%s", t->st.teacher_ckpt);
+    if (keep_current && !strchr(t->st.teacher_ckpt, '/'))
+      snprintf(path, sizeof path, "%s/%s", t->cfg.out, t->st.teacher_ckpt);
+    else if (keep_current)
+      snprintf(path, sizeof path, "%s", t->st.teacher_ckpt);
     else if (!snapshot_path(t, path, sizeof path)) path[0] = '\0';
   }
   if (kd_mpi_check(MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, t->comm), "MPI_Bcast", e)) return e->code;
@@ -666,7 +677,9 @@ static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
     t->snap_announced = 1;
     return KD_OK;
   }
-  if (t->snap_active && !keep_current && strcmp(path, t->st.teacher_ckpt) == 0) return KD_OK;
+  const char *cur = t->st.teacher_ckpt, *pb = strrchr(path, '/');
+  if (t->snap_active && !keep_current && (strcmp(path, cur) == 0 || (!strchr(cur, '/') && pb && strcmp(pb + 1, cur) == 0)))
+    return KD_OK;
   int rc = KD_OK;
   if (!t->snap) {
     kd_model_spec ms;
@@ -682,7 +695,12 @@ static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
     }
   }
   if ((rc = kd_agree(t->comm, rc, e))) return rc;
-  rc = root(t) ? kd_ckpt_read(path, t->snap, NULL, NULL, e) : KD_OK;
+  if (root(t) && access(path, F_OK) != 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME,
+                 "--teacher-ckpt %s: %s does not exist (this run writes checkpoints every --ckpt-every steps and at "
+                 "epoch ends; a rotated-away one cannot teach)", t->cfg.teacher_ckpt, path);
+  if (!rc && root(t)) rc = kd_ckpt_verify(path, e);
+  if (!rc) rc = root(t) ? kd_ckpt_read(path, t->snap, NULL, NULL, e) : KD_OK;
   if ((rc = kd_agree(t->comm, rc, e))) return rc;
   if ((rc = bcast_floats(t->snap_params, t->snap->n_params, 0, t->comm, e))) return rc;
   kd_split rows = t->train;
@@ -699,7 +717,11 @@ static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
     rc = t->valid.logits ? kd_eval_model(&r, t->valid.logits, t->snap, &v, 1.0, e) : e->code;
   }
   if ((rc = kd_agree(t->comm, rc, e))) return rc;
-  snprintf(t->st.teacher_ckpt, sizeof t->st.teacher_ckpt, "%s", path);
+  /* Stored relative to the run directory when it lives there, so a resume
+   * from another working directory finds it. */
+  size_t ol = strlen(t->cfg.out);
+  const char *rel = strncmp(path, t->cfg.out, ol) == 0 && path[ol] == '/' && !strchr(path + ol + 1, '/') ? path + ol + 1 : path;
+  snprintf(t->st.teacher_ckpt, sizeof t->st.teacher_ckpt, "%s", rel);
   t->snap_active = t->teacher_live = 1;
   if (root(t)) {
     kd_progress_clear(&t->progress);
@@ -723,6 +745,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const double t_start = MPI_Wtime();
   double t_first = 0, log_t0 = t_start;
   double t_side = 0, ep_side = 0; /* seconds in evaluation and checkpoints: not training throughput */
+  double t_allreduce = 0;         /* seconds in the gradient allreduce, after the first step */
   double *log_s = t->st.log_sums, *ep_s = t->st.epoch_sums;
   const int64_t step0 = t->st.step;
   double ep_done[KD_CKPT_SUMS];
@@ -776,10 +799,12 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       st[ST_ERROR] = rc ? 1.0f : 0.0f;
       st[ST_STOP] = g_stop_signal ? 1.0f : 0.0f;
       /* One allreduce: gradients and this step's statistics together. */
+      const double ar0 = MPI_Wtime();
       if (t->size > 1 && allreduce_sum(t->grads, np + ST_COUNT, comm, e)) {
         fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
         MPI_Abort(comm, 1);
       }
+      if (t->st.step > step0) t_allreduce += MPI_Wtime() - ar0; /* first step (warm-up) excluded, like samples/s */
       if (st[ST_ERROR] > 0) return kd_agree(comm, rc, e);
       double norm = kd_clip_grad(t->grads, np, cfg->clip);
       /* Every rank sees the same reduced values, so all decide alike. */
@@ -919,8 +944,9 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   res->steps_run = t->st.step - step0;
   res->completed = t->st.step >= t->total_steps;
   /* Training throughput: time spent in evaluations and checkpoints excluded. */
-  res->samples_per_s =
-      t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / (MPI_Wtime() - t_first - t_side) : 0;
+  const double train_time = MPI_Wtime() - t_first - t_side;
+  res->samples_per_s = t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / train_time : 0;
+  res->allreduce_share = t->st.step > step0 + 1 && train_time > 0 ? t_allreduce / train_time : 0;
   if (stop) {
     char dir[KD_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", cfg->out);
@@ -1082,13 +1108,21 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
     if (!rc) rc = kd_metrics_close(&t->metrics, e);
   }
   if ((rc = kd_agree(comm, rc, e))) goto out;
+  {
+    /* Peak resident memory of the largest rank (ru_maxrss is in KiB on Linux). */
+    struct rusage ru;
+    double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;
+    MPI_Allreduce(&mine, &res->peak_rss_mib, 1, MPI_DOUBLE, MPI_MAX, comm);
+  }
   if (root(t)) {
     printf("final: steps=%lld", (long long)res->steps);
     if (res->steps_run > 0) printf(" train_loss=%.4f train_acc=%.4f", res->final_loss, res->train_accuracy);
     if (res->test_accuracy >= 0) printf(" test_acc=%.4f", res->test_accuracy);
     if (res->test_agreement >= 0) printf(" test_agreement=%.4f", res->test_agreement);
     if (t->st.skipped) printf(" skipped=%lld", (long long)t->st.skipped);
-    printf(" samples_per_s=%.0f weights=%s/final.h5\n", res->samples_per_s, t->cfg.out);
+    printf(" samples_per_s=%.0f", res->samples_per_s);
+    if (t->size > 1) printf(" allreduce_share=%.3f", res->allreduce_share);
+    printf(" peak_rss_mib=%.0f weights=%s/final.h5\n", res->peak_rss_mib, t->cfg.out);
     fflush(stdout);
   }
 out:
@@ -1252,9 +1286,11 @@ static int run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *re
     snprintf(cfg.teacher_ckpt, sizeof cfg.teacher_ckpt, "%s", best);
     cfg.self_distill = 1;
     cfg.refresh_every = 0;
+    cfg.hint_layer = cfg.hint_epochs = 0; /* hints need teacher features: generation 0's teacher file only */
     cfg.generation = g;
     cfg.seed = eff.seed + 1;
-    cfg.force = cli->force;
+    /* A resumed chain may find a generation's directory begun before a crash. */
+    cfg.force = cli->force || resuming_gens;
     cfg.max_steps = cli->max_steps;
   }
   if (rank == 0) generation_table(top, G, &eff);

@@ -91,6 +91,13 @@ expect "fell back to an older checkpoint" grep -q "falling back to" trunc.log
 kdrun 2 train --resume corrupt --max-steps 510 > corrupt.log 2>&1 || fail "resume from a corrupted latest"
 expect "corrupted latest reported" grep -Eq "damaged: .*(checksum mismatch|cannot|not an HDF5|corrupt)" corrupt.log
 
+# 6b. Resume from an older checkpoint: the newer ones are an abandoned future and go; the checkpoints
+# written after the resume stay (keep-K counts only steps up to the current one).
+kdrun 2 "${A[@]}" --out k1 --max-steps 450 > /dev/null || fail "run to step 450"
+kdrun 2 train --resume k1:step:380 --max-steps 400 > k1.log 2>&1 || fail "resume from step 380"
+expect "the checkpoint written after going back exists" test "$(cat k1/latest)" = ckpt-00000400.h5 -a -e k1/ckpt-00000400.h5
+expect "the abandoned future checkpoint is gone" test ! -e k1/ckpt-00000450.h5
+
 # 7. A 2-rank checkpoint resumed on 1 rank.
 cp -r half one
 rm -f one/final.h5

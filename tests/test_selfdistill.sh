@@ -23,11 +23,11 @@ err = np.max(np.abs(a - b[:5000])) / max(1.0, np.max(np.abs(b)))
 assert err < 1e-5, err
 "
 # Resume inside a snapshot period (refreshing every epoch from the latest checkpoint).
-R=(train --data d.h5 --student 24-64-5 --epochs 4 --self-distill --teacher-ckpt latest --refresh-every 1 --threads 1
+R=(train --data "$PWD/d.h5" --student 24-64-5 --epochs 4 --self-distill --teacher-ckpt latest --refresh-every 1 --threads 1
    --progress off --ckpt-every 30)
 kdrun 2 "${R[@]}" --out rs_a > /dev/null || fail "refreshing run"
 kdrun 2 "${R[@]}" --out rs_b --max-steps 140 > /dev/null || fail "refreshing run, first half"
-kdrun 2 train --resume rs_b > /dev/null || fail "refreshing run, resumed"
+(mkdir -p elsewhere && cd elsewhere && kdrun 2 train --resume ../rs_b > /dev/null) || fail "refreshing run, resumed from another directory"
 expect "resume inside a snapshot period is bitwise" quiet "$PY" "$TESTS_DIR/compare_weights.py" rs_a/final.h5 rs_b/final.h5 --exact
 
 # Born-again generations.

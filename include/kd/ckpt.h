@@ -66,8 +66,10 @@ int kd_ckpt_write(const char *dir, const kd_model *m, const kd_optim *o,
 /* Replace DIR/<name> (a pointer file: "latest", "best") atomically. */
 int kd_ckpt_set_pointer(const char *dir, const char *pointer, const char *target,
                         kd_err *e);
-/* Remove all but the newest `keep` checkpoints, never one named in protect. */
-int kd_ckpt_rotate(const char *dir, int keep, const char *const *protect,
+/* Keep the newest `keep` checkpoints at or before current_step (and the
+ * self-distillation teachers they name); remove the others, and those past
+ * current_step (an abandoned future), never one named in protect. */
+int kd_ckpt_rotate(const char *dir, int keep, int64_t current_step, const char *const *protect,
                    int n_protect, kd_err *e);
 
 /* Check a checkpoint: it opens, it is complete, its checksum matches. */

@@ -17,6 +17,8 @@ typedef struct kd_train_result {
   double test_agreement;    /* top-1 agreement with the teacher, -1 if n/a */
   int64_t test_rows;
   double samples_per_s;     /* over all steps after the first */
+  double allreduce_share;   /* fraction of that time in the gradient allreduce (rank 0) */
+  double peak_rss_mib;      /* peak resident memory of the largest rank */
 } kd_train_result;
 
 /* Collective over comm. Returns a kd_code agreed by all ranks. */
