@@ -354,31 +354,35 @@ static int load_data(trainer *t, kd_err *e) {
   return KD_OK;
 }
 
-/* Fingerprints of /train (training rows and held-out rows together). */
 /* Fingerprints: of the data file's whole /train split (x, y), which teacher
  * files written by kd logits carry too, and of the teacher logits of the
  * rows this run trains on (checked at resume). Each rank hashes its own
  * share; an allreduce sums the parts. */
 static int fingerprint(trainer *t, kd_err *e) {
-  uint64_t fp[2] = {0, 0}, v[2] = {0, 0};
-  kd_split_fingerprint(&t->train, &v[0], &fp[1]);
+  uint64_t fp[2] = {0, 0}, d, l;
+  kd_split_fingerprint(&t->train, &fp[0], &fp[1]);
   if (root(t) && t->has_valid && strcmp(t->valid.name, "train") == 0) {
-    kd_split_fingerprint(&t->valid, &v[0], &v[1]);
-    fp[1] += v[1];
-  }
-  /* The whole of /train, read again in bounded chunks of this rank's share. */
-  int64_t lo, hi;
-  kd_shard_range(t->n_file_rows, t->size, t->rank, &lo, &hi);
-  const int64_t chunk = 65536;
-  int rc = KD_OK;
-  for (int64_t a = lo; a < hi && !rc; a += chunk) {
-    kd_split part;
-    rc = kd_split_load(&part, t->cfg.data, NULL, "train", a, a + chunk < hi ? a + chunk : hi, e);
-    if (rc) break;
-    uint64_t d, unused;
-    kd_split_fingerprint(&part, &d, &unused);
+    kd_split_fingerprint(&t->valid, &d, &l);
     fp[0] += d;
-    kd_split_free(&part);
+    fp[1] += l;
+  }
+  int rc = KD_OK;
+  /* The rows in memory are the whole of /train, as stored, unless the run
+   * trains on a prefix or dropped labels: only then read it again, in
+   * bounded chunks of this rank's share. */
+  if (t->cfg.train_rows > 0 || t->cfg.labelled_fraction < 1.0) {
+    int64_t lo, hi;
+    kd_shard_range(t->n_file_rows, t->size, t->rank, &lo, &hi);
+    const int64_t chunk = 65536;
+    fp[0] = 0;
+    for (int64_t a = lo; a < hi && !rc; a += chunk) {
+      kd_split part;
+      rc = kd_split_load(&part, t->cfg.data, NULL, "train", a, a + chunk < hi ? a + chunk : hi, e);
+      if (rc) break;
+      kd_split_fingerprint(&part, &d, &l);
+      fp[0] += d;
+      kd_split_free(&part);
+    }
   }
   if ((rc = kd_agree(t->comm, rc, e))) return rc;
   if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->comm), "MPI_Allreduce", e))
