@@ -70,3 +70,16 @@ int kd_default_threads(MPI_Comm comm) {
   int t = sharing > 0 ? cores / sharing : 1;
   return t < 1 ? 1 : t;
 }
+
+int kd_single_node(MPI_Comm comm, int *single, kd_err *e) {
+  int size, local;
+  MPI_Comm node;
+  if (kd_mpi_check(MPI_Comm_size(comm, &size), "MPI_Comm_size", e) ||
+      kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e))
+    return e->code;
+  int rc = kd_mpi_check(MPI_Comm_size(node, &local), "MPI_Comm_size", e);
+  MPI_Comm_free(&node);
+  /* Every rank sees local == size exactly when all of them share one node. */
+  *single = local == size;
+  return rc;
+}

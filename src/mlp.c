@@ -117,9 +117,11 @@ static int mlp_backward(kd_model *m, const float *dlogits, int B, int layer, con
     }
     /* dW[n_out, n_in] += dz[B, n_out]^T in[B, n_in] */
     kd_gemm(dW, n_in, dz, n_out, 1, in, n_in, 0, n_out, n_in, B, 1.0f, 1.0f);
+    kd_model_grads_ready(m, m->views[2 * l].offset); /* layers l.. are done */
     if (l > 0) {
       /* d_in[B, n_in] = dz[B, n_out] W[n_out, n_in] */
       kd_gemm(im->dbuf[1], n_in, dz, n_out, 0, layer_w(m, l), n_in, 0, B, n_in, n_out, 1.0f, 0.0f);
+      kd_model_grads_ready(m, m->views[2 * l].offset); /* progress the started buckets */
       d = im->dbuf[1];
     }
   }

@@ -58,6 +58,17 @@ const kd_opt_spec kd_train_opts[] = {
   {"seed", KD_OPT_INT, T_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed of initialisation, shuffling and dropout"},
   {"threads", KD_OPT_INT, T_(threads), 0, "0", NULL, 0, 4096, 0, 0,
    "OpenBLAS threads per rank (0: cores available to the rank / ranks sharing them)"},
+  {"bucket-kib", KD_OPT_INT, T_(bucket_kib), 0, "4096", NULL, 1, 1 << 20, 0, 0,
+   "largest gradient bucket in KiB (a layer boundary closes one at a quarter of it): the unit of "
+   "communication, and of overlap with --overlap"},
+  {"overlap", KD_OPT_CHOICE, T_(overlap), STR(kd_train_cfg, overlap), "auto", "auto|on|off", 0, 0, 0, 0,
+   "start each gradient bucket's reduction as soon as the backward pass has finished it, overlapping "
+   "communication with the layers below (off: all buckets after the backward pass, blocking; auto: on when "
+   "the ranks span several nodes, off on one node, where the copies compete with the compute for the same cores)"},
+  {"shard-optimizer", KD_OPT_CHOICE, T_(shard_optimizer), STR(kd_train_cfg, shard_optimizer), "auto",
+   "auto|on|off", 0, 0, 0, 0,
+   "reduce-scatter the gradients, each rank updates its 1/p slice of the parameters, allgather them (off: "
+   "allreduce, every rank updates everything; auto: on from 3 ranks)"},
   {"log-every", KD_OPT_INT, T_(log_every), 0, "50", NULL, 1, 1e15, 0, 0, "steps between metrics.csv rows"},
   {"ckpt-every", KD_OPT_INT, T_(ckpt_every), 0, "0", NULL, 0, 1e15, 0, 0,
    "steps between checkpoints (0: none between epoch ends); there is always one at the end"},

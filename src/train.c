@@ -24,6 +24,7 @@
 #include "kd/dist.h"
 #include "kd/eval.h"
 #include "kd/gemm.h"
+#include "kd/gradsync.h"
 #include "kd/h5io.h"
 #include "kd/hint.h"
 #include "kd/infer.h"
@@ -45,6 +46,7 @@ typedef struct trainer {
   kd_train_cfg cfg;        /* effective configuration (after a resume merge) */
   MPI_Comm comm;
   int rank, size, threads;
+  int single_node;         /* all ranks share one node */
   int in_dim, classes;     /* the student's input width and outputs */
   kd_model *model;
   kd_model *snap;          /* self-distillation: the frozen teacher snapshot */
@@ -61,6 +63,9 @@ typedef struct trainer {
   kd_param_view *stage1_views;
   float *fb, *hpred, *hdh;          /* batch features [b, Ht], scratch [b, Ht], dh [b, Hs] */
   kd_optim opt;
+  kd_gsync sync;           /* gradient buckets: allreduce or reduce-scatter, overlapped or not */
+  kd_range *upd;           /* what this rank's optimizer updates: its model slices, then the regressor */
+  int n_upd;
   kd_split train;          /* this rank's shard */
   kd_split valid, test;    /* rank 0 only: whole splits for evaluation */
   int has_teacher, has_valid, has_test;
@@ -82,19 +87,7 @@ typedef struct trainer {
 
 static int root(const trainer *t) { return t->rank == 0; }
 
-/* Allreduce (sum) in place, in buckets of 1 Mi floats (4 MiB). One huge call is
- * much slower through Open MPI's shared-memory path: measured on 2 ranks, the
- * 80 MB gradient of 784-4096-4096-10 took 32% of the step as one call and 7%
- * in 4 MiB buckets (docs/performance.md). The sums are the same either way. */
-static int allreduce_sum(float *buf, size_t n, MPI_Comm comm, kd_err *e) {
-  const size_t chunk = (size_t)1 << 20;
-  for (size_t off = 0; off < n; off += chunk) {
-    int cnt = (int)(n - off < chunk ? n - off : chunk);
-    if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, comm), "MPI_Allreduce", e))
-      return e->code;
-  }
-  return KD_OK;
-}
+const char *const kd_phase_names[KD_PHASES] = {"gather", "forward", "loss", "backward", "allreduce", "update"};
 
 static int bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e) {
   const size_t chunk = (size_t)1 << 30;
@@ -109,7 +102,8 @@ static int bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e
 
 /* Options a resumed run may change; all others must match the checkpoint. */
 static int may_change(const char *name) {
-  static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "on-nonfinite", "threads", "max-steps", "progress",
+  static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "on-nonfinite", "threads", "overlap",
+                             "shard-optimizer", "bucket-kib", "max-steps", "progress",
                              "eval-every", "log-every", "data", "teacher", "resume", "force", NULL};
   for (int i = 0; ok[i]; i++)
     if (strcmp(ok[i], name) == 0) return 1;
@@ -408,6 +402,8 @@ static int fingerprint(trainer *t, kd_err *e) {
   return kd_agree(t->comm, rc, e);
 }
 
+static void grads_ready(void *ctx, size_t from) { kd_gsync_ready(ctx, from); }
+
 static int alloc_buffers(trainer *t, kd_err *e) {
   const int C = t->model->out_dim, D = t->model->in_dim, b = t->model->max_batch;
   const size_t nm = t->model->n_params;
@@ -456,6 +452,34 @@ static int alloc_buffers(trainer *t, kd_err *e) {
   t->perm = kd_malloc((size_t)(t->train.n ? t->train.n : 1) * sizeof(int64_t), "shuffle order", e);
   if (e->code) return e->code;
   kd_model_bind(t->model, t->params, t->grads);
+  /* Buckets may begin at any view boundary of the student; the tail (the
+   * regressor's gradient and the step statistics) is allreduced last. */
+  size_t *cuts = kd_malloc((size_t)nv * sizeof(size_t), "bucket boundaries", e);
+  if (!cuts) return e->code;
+  for (int k = 0; k < nv; k++) cuts[k] = t->model->views[k].offset;
+  const int single = t->single_node;
+  /* auto (docs/performance.md): on one node the "communication" is memory
+   * copies by the same cores that compute, so overlap only adds contention;
+   * at 2 ranks a reduce-scatter + allgather cost more than one allreduce. */
+  const int overlap = strcmp(t->cfg.overlap, "on") == 0 || (strcmp(t->cfg.overlap, "auto") == 0 && !single);
+  const int shard = strcmp(t->cfg.shard_optimizer, "on") == 0 || (strcmp(t->cfg.shard_optimizer, "auto") == 0 && t->size >= 3);
+  int rc = kd_gsync_init(&t->sync, t->comm, t->grads, nm, n_aux + ST_COUNT, cuts, nv,
+                         (size_t)t->cfg.bucket_kib * 1024 / sizeof(float), overlap, shard, e);
+  free(cuts);
+  if (rc) return rc;
+  int n_own;
+  const kd_range *own = kd_gsync_owned(&t->sync, &n_own);
+  t->upd = kd_calloc((size_t)n_own + 1, sizeof *t->upd, "update ranges", e);
+  if (!t->upd) return e->code;
+  memcpy(t->upd, own, sizeof *own * (size_t)n_own);
+  t->n_upd = n_own;
+  if (n_aux) { /* every rank updates the (replicated) regressor */
+    t->upd[t->n_upd].lo = nm;
+    t->upd[t->n_upd].hi = n;
+    t->n_upd++;
+  }
+  t->model->grads_ready = grads_ready;
+  t->model->grads_ready_ctx = &t->sync;
   return KD_OK;
 }
 
@@ -464,6 +488,8 @@ static void free_trainer(trainer *t) {
   kd_model_free(t->snap);
   free(t->snap_params);
   kd_optim_free(&t->opt);
+  kd_gsync_free(&t->sync);
+  free(t->upd);
   kd_split_free(&t->train);
   kd_split_free(&t->valid);
   kd_split_free(&t->test);
@@ -530,6 +556,11 @@ static int better(const trainer *t, double v) {
  * the outcome. ev: the evaluation at this step (NULL if none). */
 static int checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
   int rc = KD_OK;
+  /* A sharded optimizer keeps each slice's moments on its owner only. */
+  if (kd_gsync_gather(&t->sync, t->opt.m, e) || (t->opt.v && kd_gsync_gather(&t->sync, t->opt.v, e))) {
+    fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
+    MPI_Abort(t->comm, 1);
+  }
   if (root(t)) {
     int is_best = 0;
     if (ev) {
@@ -598,6 +629,10 @@ static void print_banner(const trainer *t) {
     printf("loss: CE on hard labels (no teacher)\n");
   printf("steps: %lld per epoch x %lld epochs, global batch %d, %s lr %g, %s schedule\n", (long long)t->steps_per_epoch,
          (long long)c->epochs, t->B, c->optimizer, c->lr, c->schedule);
+  if (t->size > 1)
+    printf("gradients: %d bucket%s, %s, %s\n", t->sync.n_buckets, t->sync.n_buckets > 1 ? "s" : "",
+           t->sync.shard ? "reduce-scatter + sharded optimizer + allgather" : "allreduce",
+           t->sync.overlap ? "overlapped with the backward pass" : "after the backward pass");
   fflush(stdout);
 }
 
@@ -752,7 +787,8 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const double t_start = MPI_Wtime();
   double t_first = 0, log_t0 = t_start;
   double t_side = 0, ep_side = 0; /* seconds in evaluation and checkpoints: not training throughput */
-  double t_allreduce = 0;         /* seconds in the gradient allreduce, after the first step */
+  /* Seconds per phase of the step (this rank, steps after the first): where the time goes. */
+  double ph[KD_PHASES] = {0}, tp = 0;
   double *log_s = t->st.log_sums, *ep_s = t->st.epoch_sums;
   const int64_t step0 = t->st.step;
   double ep_done[KD_CKPT_SUMS];
@@ -771,11 +807,21 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
     for (int64_t s = t->st.step_in_epoch; s < t->steps_per_epoch && t->st.step < t->end_step; s++) {
       const int b = t->b_local;
       const int64_t step = t->st.step;
+      const int timed = step > step0; /* the first step (warm-up) is excluded, like from samples/s */
+      tp = MPI_Wtime();
+#define PHASE(k)                                  \
+  do {                                            \
+    const double now_ = MPI_Wtime();              \
+    if (timed) ph[k] += now_ - tp;                \
+    tp = now_;                                    \
+  } while (0)
       kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->teacher_live ? t->tb : NULL,
                       t->hint_k ? t->fb : NULL, t->rows);
       const int stage1 = t->hint_k && epoch < cfg->hint_epochs; /* FitNets stage 1: hints alone */
       kd_fwd fwd = {1, kd_key((uint64_t)cfg->seed, KD_RNG_DROPOUT, (uint64_t)step, 0), t->rows};
+      PHASE(KD_PH_GATHER);
       rc = kd_model_forward(t->model, t->logits, t->xb, b, &fwd, e);
+      PHASE(KD_PH_FORWARD);
       memset(t->grads, 0, (np + ST_COUNT) * sizeof(float));
       kd_loss_sums ls = {0, 0, 0, 0, 0, 0};
       kd_targets tg = {t->yb, t->teacher_live ? t->tb : NULL};
@@ -790,6 +836,8 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
                                              t->params + nm, t->params + nm + wsz, b, t->hint_hs, t->hint_ht,
                                              beta / ((float)t->B * t->hint_ht));
       }
+      PHASE(KD_PH_LOSS);
+      kd_gsync_begin(&t->sync);
       if (!rc)
         rc = kd_model_backward_hint(t->model, stage1 ? NULL : t->dlogits, b, t->hint_k, t->hint_k ? t->hdh : NULL, e);
       if (stage1) ls.loss = 0.0; /* stage 1 optimises the hint loss alone */
@@ -805,15 +853,19 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       st[ST_NONFINITE] = isfinite(ls.loss) ? 0.0f : 1.0f;
       st[ST_ERROR] = rc ? 1.0f : 0.0f;
       st[ST_STOP] = g_stop_signal ? 1.0f : 0.0f;
-      /* One allreduce: gradients and this step's statistics together. */
-      const double ar0 = MPI_Wtime();
-      if (t->size > 1 && allreduce_sum(t->grads, np + ST_COUNT, comm, e)) {
+      PHASE(KD_PH_BACKWARD);
+      /* Gradients and this step's statistics are summed together; the model
+       * buckets may already be under way (--overlap). A failed MPI call
+       * cannot be agreed on: abort with the rank's message. */
+      double sumsq = 0.0;
+      if (kd_gsync_finish(&t->sync, e) || (!(st[ST_ERROR] > 0) && kd_gsync_sumsq(&t->sync, &sumsq, e))) {
         fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
         MPI_Abort(comm, 1);
       }
-      if (t->st.step > step0) t_allreduce += MPI_Wtime() - ar0; /* first step (warm-up) excluded, like samples/s */
+      PHASE(KD_PH_ALLREDUCE);
       if (st[ST_ERROR] > 0) return kd_agree(comm, rc, e);
-      double norm = kd_clip_grad(t->grads, np, cfg->clip);
+      if (np > nm) sumsq += kd_sumsq(t->grads + nm, np - nm); /* the replicated regressor */
+      const double norm = sqrt(sumsq);
       /* Every rank sees the same reduced values, so all decide alike. */
       const int nonfinite = st[ST_NONFINITE] > 0 || !isfinite(norm);
       if (nonfinite && strcmp(cfg->on_nonfinite, "skip") != 0)
@@ -830,10 +882,18 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
                  (long long)epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient", (long long)t->st.skipped);
         }
       } else {
+        /* Clipping is folded into the update's one pass over memory. */
+        const float gs = kd_clip_scale(norm, cfg->clip);
         if (stage1)
-          kd_optim_step(&t->opt, t->params, t->grads, lr, t->stage1_views, t->n_stage1_views);
+          kd_optim_update(&t->opt, t->params, t->grads, lr, gs, t->stage1_views, t->n_stage1_views, t->upd, t->n_upd);
         else
-          kd_optim_step(&t->opt, t->params, t->grads, lr, t->all_views, t->n_all_views);
+          kd_optim_update(&t->opt, t->params, t->grads, lr, gs, t->all_views, t->n_all_views, t->upd, t->n_upd);
+        PHASE(KD_PH_UPDATE);
+        if (kd_gsync_gather(&t->sync, t->params, e)) { /* sharded: every rank's slices to every rank */
+          fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
+          MPI_Abort(comm, 1);
+        }
+        PHASE(KD_PH_ALLREDUCE);
         for (int k = 0; k < ST_STOP; k++) {
           log_s[k] += st[k];
           ep_s[k] += st[k];
@@ -945,7 +1005,9 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       if (epoch_end) ep_side = 0;
       if (stop) break;
     }
+    const double chk0 = MPI_Wtime(); /* like evaluation, not part of the training rate */
     if ((rc = check_replicas(t, e))) return rc;
+    t_side += MPI_Wtime() - chk0;
   }
   res->steps = t->st.step;
   res->steps_run = t->st.step - step0;
@@ -953,7 +1015,16 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   /* Training throughput: time spent in evaluations and checkpoints excluded. */
   const double train_time = MPI_Wtime() - t_first - t_side;
   res->samples_per_s = t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / train_time : 0;
-  res->allreduce_share = t->st.step > step0 + 1 && train_time > 0 ? t_allreduce / train_time : 0;
+  const int64_t timed_steps = t->st.step - step0 - 1;
+  res->allreduce_share = timed_steps > 0 && train_time > 0 ? ph[KD_PH_ALLREDUCE] / train_time : 0;
+  if (timed_steps > 0) {
+    double rest = train_time;
+    for (int k = 0; k < KD_PHASES; k++) {
+      res->step_ms[k] = 1e3 * ph[k] / (double)timed_steps;
+      rest -= ph[k];
+    }
+    res->step_ms[KD_PHASES] = 1e3 * rest / (double)timed_steps;
+  }
   if (stop) {
     char dir[KD_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", cfg->out);
@@ -1010,7 +1081,8 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
   t->total_steps = t->steps_per_epoch * t->cfg.epochs;
   t->end_step = t->cfg.max_steps > 0 && t->cfg.max_steps < t->total_steps ? t->cfg.max_steps : t->total_steps;
 
-  rc = alloc_buffers(t, e);
+  rc = kd_single_node(comm, &t->single_node, e); /* collective: before anything may fail alone */
+  if (!rc) rc = alloc_buffers(t, e);
   kd_optim_cfg ocfg = {strcmp(t->cfg.optimizer, "adamw") == 0 ? KD_OPT_ADAMW : KD_OPT_SGD, (float)t->cfg.momentum,
                        t->cfg.nesterov, (float)t->cfg.beta1, (float)t->cfg.beta2, (float)t->cfg.eps,
                        (float)t->cfg.weight_decay};
@@ -1130,6 +1202,11 @@ static int run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res,
     printf(" samples_per_s=%.0f", res->samples_per_s);
     if (t->size > 1) printf(" allreduce_share=%.3f", res->allreduce_share);
     printf(" peak_rss_mib=%.0f weights=%s/final.h5\n", res->peak_rss_mib, t->cfg.out);
+    if (res->steps_run > 1) { /* where a step's time goes (rank 0) */
+      printf("step_ms:");
+      for (int k = 0; k < KD_PHASES; k++) printf(" %s=%.3f", kd_phase_names[k], res->step_ms[k]);
+      printf(" other=%.3f\n", res->step_ms[KD_PHASES]);
+    }
     fflush(stdout);
   }
 out:

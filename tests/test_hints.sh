@@ -1,8 +1,9 @@
 #!/bin/bash
 # FitNets hints on 2 ranks: kd logits --features writes a teacher hidden layer; a thin deep student
 # trains with --hint-layer (stage-wise with --hint-epochs); the regressor is checkpointed under
-# /aux/hint/ and left out of the deployed student; resume with hints is bitwise; wrong feature row
-# counts and widths are clear errors (exit 1, one line), a hint layer the student lacks exit 2.
+# /aux/hint/ and left out of the deployed student; resume with hints is bitwise; the sharded,
+# overlapped gradient path gives the same bits; wrong feature row counts and widths are clear
+# errors (exit 1, one line), a hint layer the student lacks exit 2.
 source "$(dirname "$0")/lib.sh"
 "$KD" synth --out d.h5 --train 4000 --test 500 --dim 16 --classes 4 >/dev/null || exit 1
 kdrun 2 train --data d.h5 --student 16-48-48-4 --epochs 3 --threads 1 --progress off --out teacher > /dev/null ||
@@ -33,6 +34,11 @@ kdrun 2 train --resume b --max-steps 130 > /dev/null || fail "second part"
 kdrun 2 train --resume b > /dev/null || fail "third part"
 expect "resume with hints is bitwise" quiet "$PY" "$TESTS_DIR/compare_weights.py" a/final.h5 b/final.h5 --exact
 expect "metrics equal after the resumes" cmp -s <(cut -d, -f1-8,11- a/metrics.csv) <(cut -d, -f1-8,11- b/metrics.csv)
+# The sharded optimizer with overlapped buckets: stage 1 updates only its views' slices, the
+# replicated regressor is updated on every rank; same bits as the replicated optimizer.
+kdrun 2 "${H[@]}" --out s --shard-optimizer on --overlap on --bucket-kib 1 > /dev/null || fail "sharded hint run"
+expect "hints: sharded + overlapped == replicated, bitwise" \
+  quiet "$PY" "$TESTS_DIR/compare_weights.py" a/final.h5 s/final.h5 --exact
 # Wrong row count, wrong width, missing layer.
 "$PY" -c "
 import h5py

@@ -59,8 +59,18 @@ struct kd_model {
   float *grads;           /* bound by kd_model_bind: [n_params] */
   int n_views;
   kd_param_view *views;
+  /* Optional, set by the trainer: backward calls it whenever
+   * grads[from, n_params) are final, and between its GEMMs, so gradient
+   * communication can start and progress during the backward pass. */
+  void (*grads_ready)(void *ctx, size_t from);
+  void *grads_ready_ctx;
   void *impl;
 };
+
+/* For model implementations: report grads[from, n_params) final. */
+static inline void kd_model_grads_ready(kd_model *m, size_t from) {
+  if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, from);
+}
 
 /* What a student is, as the command line and checkpoints give it. */
 typedef struct kd_model_spec {

@@ -56,6 +56,9 @@ typedef struct kd_train_cfg {
   double hint_weight;          /* BETA */
   int64_t hint_epochs;         /* stage 1: hint loss alone for E epochs */
   char on_nonfinite[8];        /* stop | skip */
+  int64_t bucket_kib;          /* largest gradient bucket */
+  char overlap[8];             /* auto | on | off: gradient buckets start during the backward pass */
+  char shard_optimizer[8];     /* auto | on | off: reduce-scatter, update a 1/p slice, allgather */
   int64_t train_rows;          /* 0: all of /train */
   double labelled_fraction;    /* 1: every row keeps its label */
   unsigned char given[64];     /* options named on the command line */

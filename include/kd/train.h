@@ -6,6 +6,10 @@
 #include "kd/error.h"
 #include "kd/options.h"
 
+/* Phases of a training step, timed on every rank (docs/performance.md). */
+enum { KD_PH_GATHER, KD_PH_FORWARD, KD_PH_LOSS, KD_PH_BACKWARD, KD_PH_ALLREDUCE, KD_PH_UPDATE, KD_PHASES };
+extern const char *const kd_phase_names[KD_PHASES];
+
 /* Summary of a finished run (same on every rank). */
 typedef struct kd_train_result {
   int64_t steps;             /* the run's step count at the end */
@@ -18,6 +22,7 @@ typedef struct kd_train_result {
   int64_t test_rows;
   double samples_per_s;     /* over all steps after the first */
   double allreduce_share;   /* fraction of that time in the gradient allreduce (rank 0) */
+  double step_ms[KD_PHASES + 1]; /* rank 0's mean milliseconds per step in each phase, then the rest */
   double peak_rss_mib;      /* peak resident memory of the largest rank */
 } kd_train_result;
 
