@@ -22,19 +22,23 @@ for m in "small 784-32-10 64 3000" "reference 784-800-800-10 128 300" "large 784
   set -- $m
   name=$1 spec=$2 batch=$3 steps=$4
   IFS=- read -r -a sz <<<"$spec"
-  params=0 widths=0
+  params=0 widths=0 macs=0 macs_dx=0
   for ((i = 0; i < ${#sz[@]} - 1; i++)); do
     params=$((params + sz[i] * sz[i + 1] + sz[i + 1]))
     widths=$((widths + sz[i + 1]))
+    macs=$((macs + sz[i] * sz[i + 1]))
+    ((i > 0)) && macs_dx=$((macs_dx + sz[i] * sz[i + 1]))
   done
   best_torch=0
   for cfg in "1 2" "1 1" "2 1"; do
     set -- $cfg
     np=$1 th=$2
-    line=$(mpirun -q -np "$np" --oversubscribe --bind-to none "$KD_BUILD/kd" train --data "$work/d.h5" \
+    out=$(mpirun -q -np "$np" --oversubscribe --bind-to none "$KD_BUILD/kd" train --data "$work/d.h5" \
       --teacher "$work/t.h5" --student "$spec" --batch "$batch" --epochs 100 --max-steps "$steps" --threads "$th" \
       --optimizer sgd --schedule const --lr 0.01 --ckpt-epochs 0 --progress off --log-every 1000000 --force \
-      --out "$work/r" | grep '^final:')
+      --out "$work/r")
+    line=$(grep '^final:' <<<"$out")
+    phases=$(sed -n 's/^step_ms: //p' <<<"$out")
     sps=$(sed -n 's/.*samples_per_s=\([0-9]*\).*/\1/p' <<<"$line")
     ar=$(sed -n 's/.*allreduce_share=\([0-9.]*\).*/\1/p' <<<"$line")
     rss=$(sed -n 's/.*peak_rss_mib=\([0-9]*\).*/\1/p' <<<"$line")
@@ -53,6 +57,10 @@ for m in "small 784-32-10 64 3000" "reference 784-800-800-10 128 300" "large 784
     fi
     printf '%-8s %-10s %10s %8s %8s %9s %9s %9s %10s\n' "$name" "${np}x${th}" "${sps:-?}" "$gf" "$roof" "${ar:--}" \
       "${rss:-?}" "$bound" "${torch_sps:--}"
+    # where a step goes (rank 0, ms), next to its GEMMs' time at the sgemm rate of the same shapes
+    gemm_ms=$(awk -v b=$((batch / np)) -v m=$macs -v d=$macs_dx -v r="$roof" -v n=$np \
+      'BEGIN { printf "%.3f", (r > 0 ? 2 * b * (2 * m + d) / (r / n * 1e9) * 1e3 : 0) }')
+    printf '    step ms: %s  (its GEMMs at the sgemm rate: %s)\n' "${phases:-?}" "$gemm_ms"
     eval "kd_${name}_${np}x${th}=${sps:-0}"
   done
   if [ $have_torch = 1 ]; then

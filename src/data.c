@@ -202,6 +202,19 @@ void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
   }
 }
 
+void kd_split_prefetch(const kd_split *s, const int64_t *idx, int count) {
+#if defined(__GNUC__) || defined(__clang__)
+  const size_t D = (size_t)s->dim, C = (size_t)s->classes;
+  for (int i = 0; i < count; i++) {
+    const char *x = (const char *)(s->x + (size_t)idx[i] * D);
+    for (size_t off = 0; off < D * sizeof(float); off += 64) __builtin_prefetch(x + off, 0, 3);
+    if (s->logits) __builtin_prefetch(s->logits + (size_t)idx[i] * C, 0, 3);
+  }
+#else
+  (void)s, (void)idx, (void)count;
+#endif
+}
+
 void kd_split_fingerprint(const kd_split *s, uint64_t *data_fp, uint64_t *teacher_fp) {
   uint64_t d = 0, t = 0;
   for (int64_t i = 0; i < s->n; i++) {

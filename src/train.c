@@ -854,6 +854,8 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       st[ST_ERROR] = rc ? 1.0f : 0.0f;
       st[ST_STOP] = g_stop_signal ? 1.0f : 0.0f;
       PHASE(KD_PH_BACKWARD);
+      if (s + 1 < t->steps_per_epoch) kd_split_prefetch(&t->train, t->perm + (s + 1) * b, b);
+      PHASE(KD_PH_GATHER);
       /* Gradients and this step's statistics are summed together; the model
        * buckets may already be under way (--overlap). A failed MPI call
        * cannot be agreed on: abort with the rank's message. */

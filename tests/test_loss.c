@@ -148,5 +148,30 @@ int main(void) {
     CHECK(s.loss == 0 && s.rows == 1 && s.labelled == 0, "unlabelled row without teacher: loss %g", s.loss);
     for (int c = 0; c < C; c++) CHECK(dl[c] == 0.0f, "unlabelled row without teacher: gradient %g", dl[c]);
   }
+  /* The fast path (cached exps) against the plain form, at C = 10 and at
+   * C = 300 (beyond the cache: both take the plain form), with labelled,
+   * unlabelled and no-teacher batches and logits up to +-40. */
+  for (int Cb = 10; Cb <= 300; Cb += 290) {
+    enum { NB = 6 };
+    static float z[NB * 300], tz[NB * 300], d1[NB * 300], d2[NB * 300];
+    int32_t y[NB] = {0, 3, -1, 7, -1, 9};
+    for (int i = 0; i < NB * Cb; i++) {
+      z[i] = (float)(8 * kd_normal(11, i));
+      tz[i] = (float)(8 * kd_normal(12, i));
+    }
+    for (int teach = 0; teach < 2; teach++) {
+      kd_targets t = {y, teach ? tz : NULL};
+      kd_loss_cfg cfg = {0.3f, 3};
+      kd_loss_sums s1 = {0, 0, 0, 0, 0, 0}, s2 = {0, 0, 0, 0, 0, 0};
+      kd_loss_forward_backward(d1, &s1, z, &t, NB, Cb, &cfg, 0.5f);
+      kd_loss_forward_backward_ref(d2, &s2, z, &t, NB, Cb, &cfg, 0.5f);
+      CHECK(check_close(s1.loss, s2.loss, 1e-12, 1e-12) && check_close(s1.kd, s2.kd, 1e-12, 1e-12) &&
+            s1.correct == s2.correct && s1.rows == s2.rows, "C=%d teacher %d: fast loss %.15g vs plain %.15g", Cb,
+            teach, s1.loss, s2.loss);
+      for (int i = 0; i < NB * Cb; i++)
+        CHECK(check_close(d1[i], d2[i], 1e-6, 1e-9), "C=%d teacher %d: dlogit %d fast %.9g vs plain %.9g", Cb, teach,
+              i, d1[i], d2[i]);
+    }
+  }
   return check_summary("test_loss");
 }

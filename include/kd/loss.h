@@ -33,9 +33,14 @@ typedef struct kd_loss_sums {
 } kd_loss_sums;
 
 /* dlogits (nullable) [B, C]; sums accumulated (+=). Computed row by row in
- * double with log-sum-exp, so logits of +-1e4 stay finite. */
+ * double with log-sum-exp, so logits of +-1e4 stay finite; each exp is
+ * computed once and reused (up to 256 classes). */
 void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums,
                               const float *z_s, const kd_targets *t, int B,
                               int C, const kd_loss_cfg *cfg, float grad_scale);
+/* The plain form (every probability from its own exp): the reference the
+ * fast path is tested against, and the path for more than 256 classes. */
+void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,
+                                  int C, const kd_loss_cfg *cfg, float grad_scale);
 
 #endif
