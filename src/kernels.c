@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "kd/rng.h"
+#include "kd/simd.h"
 
 float kd_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
@@ -13,7 +14,7 @@ float kd_gelu_grad(float x) {
   return cdf + x * pdf;
 }
 
-void kd_bias_act_forward(float *y, float *pre, const float *bias, kd_act act,
+KD_HOT void kd_bias_act_forward(float *y, float *pre, const float *bias, kd_act act,
                          int B, int N) {
   for (int b = 0; b < B; b++) {
     float *row = y + (size_t)b * N;
@@ -54,7 +55,7 @@ void kd_dropout_forward(float *y, uint8_t *mask, const int64_t *row_ids,
   }
 }
 
-void kd_act_backward(float *dz, float *dbias, const float *da, const float *y,
+KD_HOT void kd_act_backward(float *dz, float *dbias, const float *da, const float *y,
                      const float *pre, const uint8_t *mask, float p, kd_act act,
                      int B, int N) {
   const float scale = mask ? 1.0f / (1.0f - p) : 1.0f;
@@ -75,7 +76,7 @@ void kd_act_backward(float *dz, float *dbias, const float *da, const float *y,
   }
 }
 
-void kd_bias_backward(float *dbias, const float *dy, int B, int N) {
+KD_HOT void kd_bias_backward(float *dbias, const float *dy, int B, int N) {
   for (int b = 0; b < B; b++) {
     const float *row = dy + (size_t)b * N;
     for (int n = 0; n < N; n++) dbias[n] += row[n];

@@ -860,12 +860,16 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
        * buckets may already be under way (--overlap). A failed MPI call
        * cannot be agreed on: abort with the rank's message. */
       double sumsq = 0.0;
-      if (kd_gsync_finish(&t->sync, e) || (!(st[ST_ERROR] > 0) && kd_gsync_sumsq(&t->sync, &sumsq, e))) {
+      if (kd_gsync_finish(&t->sync, e)) {
         fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
         MPI_Abort(comm, 1);
       }
       PHASE(KD_PH_ALLREDUCE);
       if (st[ST_ERROR] > 0) return kd_agree(comm, rc, e);
+      if (kd_gsync_sumsq(&t->sync, &sumsq, e)) { /* the gradient norm, counted with the update */
+        fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
+        MPI_Abort(comm, 1);
+      }
       if (np > nm) sumsq += kd_sumsq(t->grads + nm, np - nm); /* the replicated regressor */
       const double norm = sqrt(sumsq);
       /* Every rank sees the same reduced values, so all decide alike. */
