@@ -15,6 +15,7 @@ trap 'rm -rf "$work"' EXIT
 ROWS=25600
 "$KD_BUILD/kd" synth --out "$work/d.h5" --teacher-out "$work/t.h5" --train $ROWS --test 0 --dim 784 --classes 10 \
   >/dev/null || exit 1
+echo "blas: OpenBLAS $(OPENBLAS_VERBOSE=2 "$KD_BUILD/kd" --version 2>&1 >/dev/null | sed -n 's/^Core: //p') kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 printf '%-8s %-10s %10s %8s %8s %9s %9s %9s %10s %8s\n' model config "kd samp/s" "GFLOP/s" "sgemm" "allreduce" \
   "rss MiB" "bound" "torch s/s" "kd/torch"

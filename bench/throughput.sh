@@ -14,6 +14,7 @@ trap 'rm -rf "$work"' EXIT
 spec=784-800-800-10
 params=$(( 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10 ))
 echo "kd throughput: student $spec ($params parameters), global batch 128, KD loss, SGD momentum, $steps steps"
+echo "blas: OpenBLAS $(OPENBLAS_VERBOSE=2 "$KD_BUILD/kd" --version 2>&1 >/dev/null | sed -n 's/^Core: //p') kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 printf '%-18s %12s %10s %s\n' "config" "samples/s" "GFLOP/s" "(6 x params x samples/s)"
 for cfg in "1 1" "1 2" "2 1"; do

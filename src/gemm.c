@@ -1,6 +1,8 @@
 #include "kd/gemm.h"
 
 #include <cblas.h>
+#include <ctype.h>
+#include <string.h>
 
 void kd_gemm(float *C, int ldc, const float *A, int lda, int trans_a,
              const float *B, int ldb, int trans_b, int M, int N, int K,
@@ -29,3 +31,23 @@ void kd_gemm_ref(float *C, int ldc, const float *A, int lda, int trans_a,
 
 void kd_blas_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 int kd_blas_get_threads(void) { return openblas_get_num_threads(); }
+
+const char *kd_blas_core(void) {
+  const char *c = openblas_get_corename();
+  return c ? c : "unknown";
+}
+
+int kd_blas_avx512_unused(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")))
+    return 0;
+  char core[32] = "";
+  const char *c = kd_blas_core();
+  for (int i = 0; c[i] && i < 31; i++) core[i] = (char)tolower((unsigned char)c[i]);
+  return strcmp(core, "haswell") == 0 || strcmp(core, "zen") == 0 || strcmp(core, "sandybridge") == 0;
+#else
+  return 0;
+#endif
+}
