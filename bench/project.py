@@ -9,7 +9,7 @@ overlap (buckets started during the backward pass can hide at most the backward'
 2/3 of the step: we print that bound too)."""
 import sys
 
-R = float(sys.argv[1]) * 1e9 if len(sys.argv) > 1 else 145e9  # measured: reference student, 1 rank x 2 threads
+R = float(sys.argv[1]) * 1e9 if len(sys.argv) > 1 else 154e9  # measured: reference student, 2 ranks x 1 thread (bench/perf.sh)
 nets = {"100 Gb/s InfiniBand": (12.5e9, 2e-6), "10 Gb/s Ethernet": (1.25e9, 30e-6)}
 models = {"reference 784-800-800-10": 1276810, "large 784-4096-4096-10": 20037642}
 print(f"node compute rate R = {R / 1e9:.0f} GFLOP/s (2-core box, measured); bandwidths and latencies as stated\n")
