@@ -78,7 +78,7 @@ int kd_single_node(MPI_Comm comm, int *single, kd_err *e) {
       kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e))
     return e->code;
   int rc = kd_mpi_check(MPI_Comm_size(node, &local), "MPI_Comm_size", e);
-  MPI_Comm_free(&node);
+  if (kd_mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", e)) rc = e->code;
   /* Every rank sees local == size exactly when all of them share one node. */
   *single = local == size;
   return rc;

@@ -41,7 +41,7 @@ int kd_gsync_init(kd_gsync *s, MPI_Comm comm, float *grads, size_t n_model, size
     return KD_OK;
   }
   const size_t min_bucket = (s->max_bucket + 3) / 4;
-  const int cap = (int)(n_model / s->max_bucket) + 2 * n_cuts + 3;
+  const int cap = (int)(n_model / s->max_bucket) + (int)(n_tail / s->max_bucket) + 2 * n_cuts + 4;
   s->bk = kd_calloc((size_t)cap, sizeof *s->bk, "gradient buckets", e);
   s->req = kd_calloc((size_t)cap, sizeof *s->req, "gradient requests", e);
   s->own = kd_calloc((size_t)cap, sizeof *s->own, "gradient sync ranges", e);
@@ -61,13 +61,10 @@ int kd_gsync_init(kd_gsync *s, MPI_Comm comm, float *grads, size_t n_model, size
   }
   if (top > 0 && add_pieces(s, 0, top, s->shard, cap))
     return kd_fail(e, KD_ERR_RUNTIME, "gradient buckets overflow");
-  if (n_tail > 0) {
-    if (s->n_buckets >= cap) return kd_fail(e, KD_ERR_RUNTIME, "gradient buckets overflow");
-    kd_gsync_bucket *b = &s->bk[s->n_buckets++];
-    b->lo = n_model;
-    b->hi = n_model + n_tail;
-    b->sharded = 0;
-  }
+  /* The tail: allreduced in pieces like the rest (a large FitNets regressor
+   * is as slow as any other large single collective); posted in finish. */
+  if (n_tail > 0 && add_pieces(s, n_model, n_model + n_tail, 0, cap))
+    return kd_fail(e, KD_ERR_RUNTIME, "gradient buckets overflow");
   /* Sharded buckets: rank r owns the r-th of p near-equal slices. */
   for (int i = 0; i < s->n_buckets; i++) {
     kd_gsync_bucket *b = &s->bk[i];
@@ -127,9 +124,7 @@ static int fail_mpi(kd_gsync *s, int rc, const char *what) {
   return 1;
 }
 
-/* Start bucket i: non-blocking with overlap, else blocking (and done). The
- * sharded reduce-scatter keeps its input in place: each rank's summed slice
- * lands in its own position (the receive buffer is that position). */
+/* Start bucket i: non-blocking with overlap, else blocking (and done). */
 static void start_bucket(kd_gsync *s, int i) {
   kd_gsync_bucket *b = &s->bk[i];
   float *buf = s->grads + b->lo;

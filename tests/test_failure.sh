@@ -16,6 +16,10 @@ expect "the message names the step ($step)" test -n "$step"
 expect "the latest checkpoint is the last good step" grep -qx "ckpt-$(printf %08d $((step - 1))).h5" div/latest
 expect "and it is valid" quiet "$KD" eval --ckpt div --data d.h5
 kdrun 2 "${D[@]}" --on-nonfinite skip --out skip > skip.log 2>&1 || fail "skip run"
+kdrun 2 "${D[@]}" --on-nonfinite skip --shard-optimizer on --overlap on --bucket-kib 1 --out skip_s > skip_s.log 2>&1 ||
+  fail "skip run, sharded and overlapped"
+expect "sharded, overlapped skips: the same weights" \
+  quiet "$PY" "$TESTS_DIR/compare_weights.py" skip/final.h5 skip_s/final.h5 --exact
 expect "skips are logged" grep -q "non-finite loss, update skipped" skip.log
 expect "skips are counted at the end" grep -Eq "^final: .* skipped=[0-9]+" skip.log
 expect "weights stay finite" "$PY" -c "

@@ -5,7 +5,7 @@
 #  - 2 ranks: --overlap on|off x --shard-optimizer on|off all equal 1 rank within 1e-5 (float rounding of the split batch); overlapped
 #    equals blocking bit for bit (a sum of two floats does not depend on the order); without
 #    clipping the sharded optimizer equals the replicated one bit for bit;
-#  - 3 ranks (uneven slices) with the sharded optimizer equal 1 rank within 1e-5;
+#  - 3 ranks (uneven slices) with the sharded optimizer, blocking and overlapped, equal 1 rank within 1e-5;
 #  - stop and --resume with the sharded, overlapped path: bitwise equal to a straight run (the
 #    moments each rank owns are gathered for the checkpoint).
 source "$(dirname "$0")/lib.sh"
@@ -36,6 +36,9 @@ expect "several buckets in flight (${n:-none} reported)" test "${n:-0}" -ge 10
 kdrun 3 "${C[@]}" --optimizer sgd --nesterov --weight-decay 0.01 --lr 0.1 --out r3 > r3.log || fail "3-rank run"
 expect "3 ranks shard by default" grep -q "reduce-scatter + sharded optimizer" r3.log
 expect "3 ranks, sharded == 1 rank within 1e-5" cmpw r1_sgd/final.h5 r3/final.h5 --rtol 1e-5
+kdrun 3 "${C[@]}" --optimizer sgd --nesterov --weight-decay 0.01 --lr 0.1 --overlap on --out r3o > r3o.log ||
+  fail "3-rank overlapped run"
+expect "3 ranks, sharded and overlapped == 1 rank within 1e-5" cmpw r1_sgd/final.h5 r3o/final.h5 --rtol 1e-5
 
 R=("${C[@]}" --optimizer adamw --lr 0.01 --clip 0.05 --dropout 0.1 --ckpt-every 2 --overlap on --shard-optimizer on)
 kdrun 2 "${R[@]}" --out full >/dev/null || fail "straight run"

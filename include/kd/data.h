@@ -57,8 +57,8 @@ void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
                      float *x_out, int32_t *y_out, float *t_out, float *f_out,
                      int64_t *row_ids);
 /* Ask the CPU to start loading the rows a later kd_split_gather will copy
- * (inputs and teacher logits): issued while the current step waits on its
- * collectives, it takes the random-row cache misses off the next step. */
+ * (inputs and teacher logits): issued a step ahead (after the backward pass),
+ * it takes the random-row cache misses off the next step's gather. */
 void kd_split_prefetch(const kd_split *s, const int64_t *idx, int count);
 
 /* Fingerprints of the shard's rows (x as float32 and y as int32; logits as

@@ -41,7 +41,7 @@ typedef struct kd_gsync {
   float *grads;
   size_t n_model, n_tail;
   size_t max_bucket;       /* floats */
-  int n_buckets;           /* model buckets from the top of the buffer down, then the tail */
+  int n_buckets;           /* model buckets from the top of the buffer down, then the tail's */
   kd_gsync_bucket *bk;
   MPI_Request *req;
   int started;             /* buckets started in this step */

@@ -21,7 +21,7 @@ typedef struct kd_train_result {
   double test_agreement;    /* top-1 agreement with the teacher, -1 if n/a */
   int64_t test_rows;
   double samples_per_s;     /* over all steps after the first */
-  double allreduce_share;   /* fraction of that time in the gradient allreduce (rank 0) */
+  double allreduce_share;   /* fraction of that time in gradient communication (rank 0) */
   double step_ms[KD_PHASES + 1]; /* rank 0's mean milliseconds per step in each phase, then the rest */
   double peak_rss_mib;      /* peak resident memory of the largest rank */
 } kd_train_result;
