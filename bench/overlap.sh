@@ -5,15 +5,9 @@
 # order, with the median samples/s and the median milliseconds per step in each phase (kd's step_ms
 # line: communication is "allreduce", the optimizer "update"). Prints; asserts nothing.
 set -u
-source "$(dirname "$0")/../launch/common.sh"
-[ -x "$KD_BUILD/kd" ] || kd_build || exit 1
+source "$(dirname "$0")/lib.sh"
 reps=${1:-3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/kd-overlap.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-"$KD_BUILD/kd" synth --out "$work/d.h5" --teacher-out "$work/t.h5" --train 25600 --test 0 --dim 784 --classes 10 \
-  >/dev/null || exit 1
-echo "blas: OpenBLAS $(OPENBLAS_VERBOSE=2 "$KD_BUILD/kd" --version 2>&1 >/dev/null | sed -n 's/^Core: //p') kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
-echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $reps runs each, medians"
+bench_header "$reps runs each, medians"
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "?") }'; }
 for m in "reference 784-800-800-10 128 400" "large 784-4096-4096-10 512 16"; do
   set -- $m

@@ -6,17 +6,10 @@
 # shapes, the share of step time in the allreduce, peak resident memory per rank against the bound
 # (shard + 5 x parameters + one step's activations + 128 MiB), and kd / PyTorch. Prints; asserts nothing.
 set -u
-source "$(dirname "$0")/../launch/common.sh"
-[ -x "$KD_BUILD/kd" ] || kd_build || exit 1
+source "$(dirname "$0")/lib.sh"
 have_torch=1
 /usr/bin/python3 -c "import torch" 2>/dev/null || { have_torch=0; echo "(python3-torch missing: apt-get install python3-torch for the PyTorch column)"; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/kd-perf.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-ROWS=25600
-"$KD_BUILD/kd" synth --out "$work/d.h5" --teacher-out "$work/t.h5" --train $ROWS --test 0 --dim 784 --classes 10 \
-  >/dev/null || exit 1
-echo "blas: OpenBLAS $(OPENBLAS_VERBOSE=2 "$KD_BUILD/kd" --version 2>&1 >/dev/null | sed -n 's/^Core: //p') kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
-echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+bench_header
 printf '%-8s %-10s %10s %8s %8s %9s %9s %9s %10s %8s\n' model config "kd samp/s" "GFLOP/s" "sgemm" "allreduce" \
   "rss MiB" "bound" "torch s/s" "kd/torch"
 for m in "small 784-32-10 64 3000" "reference 784-800-800-10 128 300" "large 784-4096-4096-10 512 12"; do
@@ -48,7 +41,7 @@ for m in "small 784-32-10 64 3000" "reference 784-800-800-10 128 300" "large 784
     roof=$("$KD_BUILD/bench_sgemm" "$th" $((batch / np)) "${sz[@]}" | sed -n 's/.*: \([0-9.]*\) GFLOP.*/\1/p')
     roof=$(awk -v r="${roof:-0}" -v n=$np 'BEGIN { printf "%.1f", r * n }')
     # bound: the shard (x, y, logits), 5 copies of the parameters, activations and scratch of one step, 128 MiB
-    bound=$(awk -v rows=$((ROWS / np)) -v p=$params -v b=$((batch / np)) -v w=$widths 'BEGIN {
+    bound=$(awk -v rows=$((BENCH_ROWS / np)) -v p=$params -v b=$((batch / np)) -v w=$widths 'BEGIN {
       printf "%.0f", (rows * (784 + 1 + 10) * 4 + 5 * p * 4 + b * (784 + 3 * w + 4 * 800) * 4) / 1048576 + 128 }')
     torch_sps="-" ratio="-"
     if [ $have_torch = 1 ]; then

@@ -34,6 +34,15 @@ def cell(key, values=acc):
     return f"{100 * m:.2f} ± {100 * s:.2f}"
 
 
+def write_dat(name, group, xs, mode):
+    """plot_dir/name: one "x mean std" line per x of group that has runs (gnuplot data)."""
+    with open(os.path.join(plot_dir, name), "w") as f:
+        for x in xs:
+            m, s = ms(acc.get((group, x, mode), []))
+            if m is not None:
+                f.write(f"{x} {m} {s}\n")
+
+
 def params(group):
     ps = {k[1] for k in acc if k[0] == group}
     return sorted(ps, key=lambda p: float(p) if p.replace(".", "").isdigit() else p)
@@ -67,11 +76,7 @@ for group, title, unit in (("temp", "Temperature sweep (alpha = 0.1)", "T"), ("a
     for reg, label in (("rows2750", "2,750"), ("full", "55,000")):
         out.append(f"| {label} | " + " | ".join(cell((f"{group}-{reg}", p, "kd")) for p in ps) +
                    f" | {cell(('main', reg, 'scratch'))} |")
-        with open(os.path.join(plot_dir, f"{group}-{reg}.dat"), "w") as f:
-            for p in ps:
-                m, s = ms(acc.get((f"{group}-{reg}", p, "kd"), []))
-                if m is not None:
-                    f.write(f"{p} {m} {s}\n")
+        write_dat(f"{group}-{reg}.dat", f"{group}-{reg}", ps, "kd")
 out.append("\n### Capacity: student 784-w-10\n")
 ws = params("width-full")
 out.append("| rows | mode | " + " | ".join(f"w = {w}" for w in ws) + " |")
@@ -79,22 +84,14 @@ out.append("|---|---|" + "---|" * len(ws))
 for reg, label in (("full", "55,000"), ("rows2750", "2,750")):
     for mode in ("scratch", "kd"):
         out.append(f"| {label} | {mode} | " + " | ".join(cell((f"width-{reg}", w, mode)) for w in ws) + " |")
-        with open(os.path.join(plot_dir, f"width-{reg}-{mode}.dat"), "w") as f:
-            for w in ws:
-                m, s = ms(acc.get((f"width-{reg}", w, mode), []))
-                if m is not None:
-                    f.write(f"{w} {m} {s}\n")
+        write_dat(f"width-{reg}-{mode}.dat", f"width-{reg}", ws, mode)
 out.append("\n### Training rows (every run about 6,400 steps of 128)\n")
 ns = params("rows")
 out.append("| mode | " + " | ".join(f"{int(n):,} rows" for n in ns) + " |")
 out.append("|---|" + "---|" * len(ns))
 for mode in ("scratch", "kd"):
     out.append(f"| {mode} | " + " | ".join(cell(("rows", n, mode)) for n in ns) + " |")
-    with open(os.path.join(plot_dir, f"rows-{mode}.dat"), "w") as f:
-        for n in ns:
-            m, s = ms(acc.get(("rows", n, mode), []))
-            if m is not None:
-                f.write(f"{n} {m} {s}\n")
+    write_dat(f"rows-{mode}.dat", "rows", ns, mode)
 out.append("\n### Self-distillation (student 784-32-10)\n")
 out.append("| run | test accuracy |")
 out.append("|---|---|")

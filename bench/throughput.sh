@@ -4,18 +4,12 @@
 # 1 rank x 1 thread, 1 rank x 2 threads and 2 ranks x 1 thread, next to the
 # sgemm rate at the same GEMM shapes. Prints figures; asserts nothing.
 set -u
-source "$(dirname "$0")/../launch/common.sh"
-[ -x "$KD_BUILD/kd" ] || kd_build || exit 1
+source "$(dirname "$0")/lib.sh"
 steps=${1:-300}
-work=$(mktemp -d "${TMPDIR:-/tmp}/kd-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-"$KD_BUILD/kd" synth --out "$work/d.h5" --teacher-out "$work/t.h5" --train 25600 --test 0 --dim 784 \
-  --classes 10 >/dev/null || exit 1
 spec=784-800-800-10
 params=$(( 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10 ))
 echo "kd throughput: student $spec ($params parameters), global batch 128, KD loss, SGD momentum, $steps steps"
-echo "blas: OpenBLAS $(OPENBLAS_VERBOSE=2 "$KD_BUILD/kd" --version 2>&1 >/dev/null | sed -n 's/^Core: //p') kernels${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
-echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+bench_header
 printf '%-18s %12s %10s %s\n' "config" "samples/s" "GFLOP/s" "(6 x params x samples/s)"
 for cfg in "1 1" "1 2" "2 1"; do
   set -- $cfg

@@ -191,13 +191,16 @@ int kd_h5_write_i32(hid_t file, const char *path, const char *dset, int ndims,
   return write_ds(file, path, dset, ndims, dims, H5T_STD_I32LE, H5T_NATIVE_INT32, data, e);
 }
 
-static int write_attr(hid_t obj, const char *opath, const char *name, hid_t type,
-                      const void *val, kd_err *e) {
+/* Attribute `name` on the object at opath: a scalar (n = 0) or a 1-D array
+ * of n values, stored as ftype from memory of mtype. */
+static int write_attr(hid_t obj, const char *opath, const char *name, hid_t ftype, hid_t mtype, const void *val,
+                      int n, kd_err *e) {
   char why[256];
-  hid_t s = H5Screate(H5S_SCALAR);
-  hid_t a = s >= 0 ? H5Acreate_by_name(obj, opath, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  hsize_t d = (hsize_t)n;
+  hid_t s = n > 0 ? H5Screate_simple(1, &d, NULL) : H5Screate(H5S_SCALAR);
+  hid_t a = s >= 0 ? H5Acreate_by_name(obj, opath, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
   int rc = KD_OK;
-  if (a < 0 || H5Awrite(a, type, val) < 0)
+  if (a < 0 || H5Awrite(a, mtype, val) < 0)
     rc = kd_fail(e, KD_ERR_RUNTIME, "cannot write attribute %s on %s (%s)", name, opath, h5_reason(why));
   if (a >= 0) H5Aclose(a);
   if (s >= 0) H5Sclose(s);
@@ -211,19 +214,19 @@ int kd_h5_attr_str(hid_t obj, const char *path, const char *name,
   if (t < 0) return kd_fail(e, KD_ERR_RUNTIME, "cannot make a string type for attribute %s", name);
   H5Tset_size(t, H5T_VARIABLE);
   H5Tset_cset(t, H5T_CSET_UTF8);
-  int rc = write_attr(obj, path, name, t, &value, e);
+  int rc = write_attr(obj, path, name, t, t, &value, 0, e);
   H5Tclose(t);
   return rc;
 }
 
 int kd_h5_attr_i64(hid_t obj, const char *path, const char *name, int64_t value,
                    kd_err *e) {
-  return write_attr(obj, path, name, H5T_NATIVE_INT64, &value, e);
+  return write_attr(obj, path, name, H5T_NATIVE_INT64, H5T_NATIVE_INT64, &value, 0, e);
 }
 
 int kd_h5_attr_f64(hid_t obj, const char *path, const char *name, double value,
                    kd_err *e) {
-  return write_attr(obj, path, name, H5T_NATIVE_DOUBLE, &value, e);
+  return write_attr(obj, path, name, H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, &value, 0, e);
 }
 
 static hid_t open_attr(hid_t file, const char *path, const char *obj, const char *name, kd_err *e) {
@@ -316,16 +319,7 @@ int kd_h5_get_attr_f64_array(hid_t file, const char *path, const char *obj,
 
 int kd_h5_attr_f64_array(hid_t obj, const char *path, const char *name,
                          const double *values, int n, kd_err *e) {
-  char why[256];
-  hsize_t d = (hsize_t)n;
-  hid_t s = H5Screate_simple(1, &d, NULL);
-  hid_t a = s >= 0 ? H5Acreate_by_name(obj, path, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-  int rc = KD_OK;
-  if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, values) < 0)
-    rc = kd_fail(e, KD_ERR_RUNTIME, "cannot write attribute %s on %s (%s)", name, path, h5_reason(why));
-  if (a >= 0) H5Aclose(a);
-  if (s >= 0) H5Sclose(s);
-  return rc;
+  return write_attr(obj, path, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values, n, e);
 }
 
 typedef struct each_ctx {

@@ -49,6 +49,13 @@ static int report(const kd_err *e, int code) {
   return code;
 }
 
+/* A command's --help: rank 0 prints its text and its option table. */
+static void print_help(const char *text, const kd_opt_spec *opts, int n) {
+  if (g_rank != 0) return;
+  fputs(text, stdout);
+  kd_opts_help(opts, n, stdout);
+}
+
 static int wants_help(int argc, char **argv) {
   for (int i = 0; i < argc; i++)
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
@@ -57,13 +64,11 @@ static int wants_help(int argc, char **argv) {
 
 static int cmd_train(int argc, char **argv, kd_err *e) {
   if (wants_help(argc, argv)) {
-    if (g_rank == 0) {
-      printf("usage: kd train --data FILE [--teacher FILE] --student SPEC --out DIR [OPTIONS]\n\n"
-             "Loss per labelled row: alpha*CE(y, softmax(z_s)) + (1-alpha)*T^2*KL(softmax(z_t/T) || softmax(z_s/T)),\n"
-             "averaged over the global batch. Without --teacher (or with --alpha 1) it is plain supervised training.\n\n"
-             "options:\n");
-      kd_opts_help(kd_train_opts, kd_train_n_opts, stdout);
-    }
+    print_help("usage: kd train --data FILE [--teacher FILE] --student SPEC --out DIR [OPTIONS]\n\n"
+               "Loss per labelled row: alpha*CE(y, softmax(z_s)) + (1-alpha)*T^2*KL(softmax(z_t/T) || softmax(z_s/T)),\n"
+               "averaged over the global batch. Without --teacher (or with --alpha 1) it is plain supervised training.\n\n"
+               "options:\n",
+               kd_train_opts, kd_train_n_opts);
     return KD_OK;
   }
   kd_train_cfg cfg;
@@ -76,12 +81,10 @@ static int cmd_train(int argc, char **argv, kd_err *e) {
 
 static int cmd_synth(int argc, char **argv, kd_err *e) {
   if (wants_help(argc, argv)) {
-    if (g_rank == 0) {
-      printf("usage: kd synth --out data.h5 [--teacher-out teacher.h5] [OPTIONS]\n\n"
-             "Writes /train/x, /train/y, /test/x, /test/y of a Gaussian-mixture set and, with --teacher-out,\n"
-             "the Bayes classifier's logits as /train/logits and /test/logits. Runs on rank 0.\n\noptions:\n");
-      kd_opts_help(kd_synth_opts, kd_synth_n_opts, stdout);
-    }
+    print_help("usage: kd synth --out data.h5 [--teacher-out teacher.h5] [OPTIONS]\n\n"
+               "Writes /train/x, /train/y, /test/x, /test/y of a Gaussian-mixture set and, with --teacher-out,\n"
+               "the Bayes classifier's logits as /train/logits and /test/logits. Runs on rank 0.\n\noptions:\n",
+               kd_synth_opts, kd_synth_n_opts);
     return KD_OK;
   }
   kd_synth_cfg cfg;
@@ -148,13 +151,11 @@ static int cmd_eval(int argc, char **argv, int predict, kd_err *e) {
 
 static int cmd_logits(int argc, char **argv, kd_err *e) {
   if (wants_help(argc, argv)) {
-    if (g_rank == 0) {
-      printf("usage: mpirun -np N kd logits --ckpt TEACHER --data FILE --out FILE\n\n"
-             "Writes the teacher's raw logits for every split of the data file (/train, /valid, /test) as\n"
-             "/SPLIT/logits, each rank computing its own rows, with the teacher checkpoint, the data file and\n"
-             "its /train fingerprint recorded as attributes.\n\noptions:\n");
-      kd_opts_help(kd_logits_opts, kd_logits_n_opts, stdout);
-    }
+    print_help("usage: mpirun -np N kd logits --ckpt TEACHER --data FILE --out FILE\n\n"
+               "Writes the teacher's raw logits for every split of the data file (/train, /valid, /test) as\n"
+               "/SPLIT/logits, each rank computing its own rows, with the teacher checkpoint, the data file and\n"
+               "its /train fingerprint recorded as attributes.\n\noptions:\n",
+               kd_logits_opts, kd_logits_n_opts);
     return KD_OK;
   }
   kd_eval_cfg cfg;
@@ -181,20 +182,18 @@ static const kd_opt_spec import_opts[] = {
 static int cmd_import(int argc, char **argv, kd_err *e) {
   const int n = (int)(sizeof import_opts / sizeof import_opts[0]);
   if (argc < 1 || strcmp(argv[0], "idx") != 0) {
-    if (wants_help(argc, argv) && g_rank == 0) {
-      printf("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\noptions:\n");
-      kd_opts_help(import_opts, n, stdout);
+    if (wants_help(argc, argv)) {
+      print_help("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\noptions:\n",
+                 import_opts, n);
       return KD_OK;
     }
     return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx' (kd import idx --help)");
   }
   if (wants_help(argc - 1, argv + 1)) {
-    if (g_rank == 0) {
-      printf("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\n"
-             "Converts IDX files (MNIST, Fashion-MNIST) into a kd data file: /train/x [N, pixels] float32 in\n"
-             "[0, 1], /train/y int32, and /test/... with the test files. Runs on rank 0.\n\noptions:\n");
-      kd_opts_help(import_opts, n, stdout);
-    }
+    print_help("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\n"
+               "Converts IDX files (MNIST, Fashion-MNIST) into a kd data file: /train/x [N, pixels] float32 in\n"
+               "[0, 1], /train/y int32, and /test/... with the test files. Runs on rank 0.\n\noptions:\n",
+               import_opts, n);
     return KD_OK;
   }
   kd_import_cfg cfg;

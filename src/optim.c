@@ -76,7 +76,7 @@ void kd_optim_step_ref(kd_optim *o, float *params, const float *grads, float lr,
   o->t++;
 }
 
-/* ---- the fast path: branch-free loops per case, vectorized (KD_HOT) ----
+/* ---- the fast path: a loop per case, vectorized (KD_HOT) ----
  * Each computes exactly the reference's float expressions, element by
  * element, with g scaled by gs first (gs = 1 leaves g unchanged). */
 
@@ -94,22 +94,12 @@ KD_HOT static void sgd_first(float *restrict p, const float *restrict g, float *
 }
 
 KD_HOT static void sgd_momentum(float *restrict p, const float *restrict g, float *restrict buf, size_t n, float lr,
-                                float wd, float gs, float mu) {
-  for (size_t i = 0; i < n; i++) {
+                                float wd, float gs, float mu, int nest) {
+  for (size_t i = 0; i < n; i++) { /* nest is loop-invariant: the compiler unswitches it */
     float gi = g[i] * gs + wd * p[i];
     float b = mu * buf[i] + gi;
     buf[i] = b;
-    p[i] -= lr * b;
-  }
-}
-
-KD_HOT static void sgd_nesterov(float *restrict p, const float *restrict g, float *restrict buf, size_t n, float lr,
-                                float wd, float gs, float mu) {
-  for (size_t i = 0; i < n; i++) {
-    float gi = g[i] * gs + wd * p[i];
-    float b = mu * buf[i] + gi;
-    buf[i] = b;
-    p[i] -= lr * (gi + mu * b);
+    p[i] -= lr * (nest ? gi + mu * b : b);
   }
 }
 
@@ -131,8 +121,7 @@ static void update_span(kd_optim *o, float *p, const float *g, size_t off, size_
   if (c->kind == KD_OPT_SGD) {
     if (c->momentum == 0.0f) sgd_plain(p + off, g + off, n, lr, wd, gs);
     else if (o->t == 0) sgd_first(p + off, g + off, o->m + off, n, lr, wd, gs, c->momentum, c->nesterov);
-    else if (c->nesterov) sgd_nesterov(p + off, g + off, o->m + off, n, lr, wd, gs, c->momentum);
-    else sgd_momentum(p + off, g + off, o->m + off, n, lr, wd, gs, c->momentum);
+    else sgd_momentum(p + off, g + off, o->m + off, n, lr, wd, gs, c->momentum, c->nesterov);
   } else {
     const double t = (double)(o->t + 1);
     const float c1 = (float)(1.0 / (1.0 - pow(c->beta1, t)));
@@ -200,16 +189,6 @@ KD_HOT double kd_sumsq(const float *g, size_t n) {
   return s;
 }
 
-double kd_grad_norm(const float *g, size_t n) { return sqrt(kd_sumsq(g, n)); }
-
 float kd_clip_scale(double norm, double max_norm) {
   return max_norm > 0.0 && norm > max_norm && isfinite(norm) ? (float)(max_norm / (norm + 1e-12)) : 1.0f;
-}
-
-double kd_clip_grad(float *g, size_t n, double max_norm) {
-  double norm = kd_grad_norm(g, n);
-  const float s = kd_clip_scale(norm, max_norm);
-  if (s != 1.0f)
-    for (size_t i = 0; i < n; i++) g[i] *= s;
-  return norm;
 }

@@ -782,6 +782,20 @@ static int refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
 
 /* ---- the loop ---- */
 
+/* Seconds per phase of the training step: each mark charges the time since
+ * the previous mark to phase k. */
+typedef struct phase_clock {
+  double s[KD_PHASES];
+  double last;
+  int on;
+} phase_clock;
+
+static void phase_mark(phase_clock *c, int k) {
+  const double now = MPI_Wtime();
+  if (c->on) c->s[k] += now - c->last;
+  c->last = now;
+}
+
 static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const kd_train_cfg *cfg = &t->cfg;
   const MPI_Comm comm = t->comm;
@@ -793,8 +807,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const double t_start = MPI_Wtime();
   double t_first = 0, log_t0 = t_start;
   double t_side = 0, ep_side = 0; /* seconds in evaluation and checkpoints: not training throughput */
-  /* Seconds per phase of the step (this rank, steps after the first): where the time goes. */
-  double ph[KD_PHASES] = {0}, tp = 0;
+  phase_clock clock = {{0}, 0, 0}; /* where the time of a step goes (this rank) */
   double *log_s = t->st.log_sums, *ep_s = t->st.epoch_sums;
   const int64_t step0 = t->st.step;
   double ep_done[KD_CKPT_SUMS];
@@ -813,21 +826,15 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
     for (int64_t s = t->st.step_in_epoch; s < t->steps_per_epoch && t->st.step < t->end_step; s++) {
       const int b = t->b_local;
       const int64_t step = t->st.step;
-      const int timed = step > step0; /* the first step (warm-up) is excluded, like from samples/s */
-      tp = MPI_Wtime();
-#define PHASE(k)                                  \
-  do {                                            \
-    const double now_ = MPI_Wtime();              \
-    if (timed) ph[k] += now_ - tp;                \
-    tp = now_;                                    \
-  } while (0)
+      clock.on = step > step0; /* the first step (warm-up) is excluded, like from samples/s */
+      clock.last = MPI_Wtime();
       kd_split_gather(&t->train, t->perm + s * b, b, t->xb, t->yb, t->teacher_live ? t->tb : NULL,
                       t->hint_k ? t->fb : NULL, t->rows);
       const int stage1 = t->hint_k && epoch < cfg->hint_epochs; /* FitNets stage 1: hints alone */
       kd_fwd fwd = {1, kd_key((uint64_t)cfg->seed, KD_RNG_DROPOUT, (uint64_t)step, 0), t->rows};
-      PHASE(KD_PH_GATHER);
+      phase_mark(&clock, KD_PH_GATHER);
       rc = kd_model_forward(t->model, t->logits, t->xb, b, &fwd, e);
-      PHASE(KD_PH_FORWARD);
+      phase_mark(&clock, KD_PH_FORWARD);
       memset(t->grads, 0, (np + ST_COUNT) * sizeof(float));
       kd_loss_sums ls = {0, 0, 0, 0, 0, 0};
       kd_targets tg = {t->yb, t->teacher_live ? t->tb : NULL};
@@ -842,7 +849,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
                                              t->params + nm, t->params + nm + wsz, b, t->hint_hs, t->hint_ht,
                                              beta / ((float)t->B * t->hint_ht));
       }
-      PHASE(KD_PH_LOSS);
+      phase_mark(&clock, KD_PH_LOSS);
       kd_gsync_begin(&t->sync);
       if (!rc)
         rc = kd_model_backward_hint(t->model, stage1 ? NULL : t->dlogits, b, t->hint_k, t->hint_k ? t->hdh : NULL, e);
@@ -859,9 +866,9 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
       st[ST_NONFINITE] = isfinite(ls.loss) ? 0.0f : 1.0f;
       st[ST_ERROR] = rc ? 1.0f : 0.0f;
       st[ST_STOP] = g_stop_signal ? 1.0f : 0.0f;
-      PHASE(KD_PH_BACKWARD);
+      phase_mark(&clock, KD_PH_BACKWARD);
       if (s + 1 < t->steps_per_epoch) kd_split_prefetch(&t->train, t->perm + (s + 1) * b, b);
-      PHASE(KD_PH_GATHER);
+      phase_mark(&clock, KD_PH_GATHER);
       /* Gradients and this step's statistics are summed together; the model
        * buckets may already be under way (--overlap). A failed MPI call
        * cannot be agreed on: abort with the rank's message. */
@@ -870,7 +877,7 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
         fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
         MPI_Abort(comm, 1);
       }
-      PHASE(KD_PH_ALLREDUCE);
+      phase_mark(&clock, KD_PH_ALLREDUCE);
       if (st[ST_ERROR] > 0) return kd_agree(comm, rc, e);
       if (kd_gsync_sumsq(&t->sync, &sumsq, e)) { /* the gradient norm, counted with the update */
         fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
@@ -900,12 +907,12 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
           kd_optim_update(&t->opt, t->params, t->grads, lr, gs, t->stage1_views, t->n_stage1_views, t->upd, t->n_upd);
         else
           kd_optim_update(&t->opt, t->params, t->grads, lr, gs, t->all_views, t->n_all_views, t->upd, t->n_upd);
-        PHASE(KD_PH_UPDATE);
+        phase_mark(&clock, KD_PH_UPDATE);
         if (kd_gsync_gather(&t->sync, t->params, e)) { /* sharded: every rank's slices to every rank */
           fprintf(stderr, "kd: rank %d: %s\n", t->rank, e->msg);
           MPI_Abort(comm, 1);
         }
-        PHASE(KD_PH_ALLREDUCE);
+        phase_mark(&clock, KD_PH_ALLREDUCE);
         for (int k = 0; k < ST_STOP; k++) {
           log_s[k] += st[k];
           ep_s[k] += st[k];
@@ -1028,12 +1035,12 @@ static int run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   const double train_time = MPI_Wtime() - t_first - t_side;
   res->samples_per_s = t->st.step > step0 + 1 ? (double)(t->st.step - step0 - 1) * t->B / train_time : 0;
   const int64_t timed_steps = t->st.step - step0 - 1;
-  res->allreduce_share = timed_steps > 0 && train_time > 0 ? ph[KD_PH_ALLREDUCE] / train_time : 0;
+  res->allreduce_share = timed_steps > 0 && train_time > 0 ? clock.s[KD_PH_ALLREDUCE] / train_time : 0;
   if (timed_steps > 0) {
     double rest = train_time;
     for (int k = 0; k < KD_PHASES; k++) {
-      res->step_ms[k] = 1e3 * ph[k] / (double)timed_steps;
-      rest -= ph[k];
+      res->step_ms[k] = 1e3 * clock.s[k] / (double)timed_steps;
+      rest -= clock.s[k];
     }
     res->step_ms[KD_PHASES] = 1e3 * rest / (double)timed_steps;
   }

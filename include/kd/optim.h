@@ -57,12 +57,8 @@ float kd_lr_at(kd_sched_kind kind, float base_lr, int64_t step,
  * order, so the same on every rank and CPU); kd_sumsq_ref is the plain loop. */
 double kd_sumsq(const float *g, size_t n);
 double kd_sumsq_ref(const float *g, size_t n);
-/* Global L2 norm of g[n] (accumulated in double). */
-double kd_grad_norm(const float *g, size_t n);
 /* The factor that scales a gradient of this norm down to max_norm (1 when
  * it is within, when max_norm <= 0, or when the norm is not finite). */
 float kd_clip_scale(double norm, double max_norm);
-/* Scale g so its norm is at most max_norm; returns the norm before clipping. */
-double kd_clip_grad(float *g, size_t n, double max_norm);
 
 #endif
