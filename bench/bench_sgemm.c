@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "kd/gemm.h"
+#include "nn/gemm.h"
 
 static double now(void) {
   struct timespec ts;

@@ -51,4 +51,17 @@ with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
     f.write("this is not an HDF5 file\n")
 with h5py.File(os.path.join(out, "short_logits.h5"), "w") as f:
     f.create_dataset("train/logits", data=logits[:-1])
+# Files with one bad value for the validation checks of a shard of rows
+# [10, 20): label 9 at row 13, -1 (unlabelled) at row 13, NaN at x[11, 2].
+for name, edit in (("label9.h5", "y9"), ("unlabelled.h5", "y-1"), ("nan.h5", "nan")):
+    xe, ye = x.copy(), y.copy()
+    if edit == "y9":
+        ye[13] = 9
+    elif edit == "y-1":
+        ye[13] = -1
+    else:
+        xe[11, 2] = np.nan
+    with h5py.File(os.path.join(out, name), "w") as f:
+        f["train/x"] = xe
+        f["train/y"] = ye
 print("fixtures written to", out)

@@ -34,7 +34,7 @@ expect "failed runs leave no metrics.csv" test ! -e o14/metrics.csv -a ! -e o15/
 help=$("$KD" train --help)
 n_opts=$(printf '%s\n' "$help" | grep -c '^  --')
 missing=$(printf '%s\n' "$help" | grep '^  --' | grep -vc -e '(default' -e '(required)')
-n_table=$(sed -n '/^const kd_opt_spec kd_train_opts\[\] = {/,/^};/p' "$TESTS_DIR/../src/options.c" | grep -c '^  {"')
+n_table=$(sed -n '/^const kd_opt_spec kd_train_opts\[\] = {/,/^};/p' "$TESTS_DIR/../src/train/config.c" | grep -c '^  {"')
 expect "train --help lists all $n_table options of the table (got $n_opts)" test "$n_opts" -eq "$n_table" -a "$n_table" -gt 30
 expect "every option shows its default" test "$missing" -eq 0
 for o in data teacher student alpha temperature optimizer lr momentum weight-decay schedule warmup clip epochs \

@@ -9,7 +9,8 @@
 
 #include "check.h"
 #include "kd/data.h"
-#include "kd/h5io.h"
+#include "kd/teacher.h"
+#include "core/h5io.h"
 
 static char dir[1024];
 
@@ -21,34 +22,70 @@ static const char *fx(const char *name) {
   return buf[k];
 }
 
+/* The rows [lo, hi) of a file as a source and its teacher logits. */
+typedef struct rows {
+  kd_source *src;
+  kd_teacher *t;
+  kd_batch b;
+  const float *logits;
+} rows;
+
+static int load(rows *r, const char *data, const char *teacher, int64_t lo, int64_t hi, kd_err *e) {
+  memset(r, 0, sizeof *r);
+  kd_split_info info;
+  int classes = 0;
+  if (kd_source_probe(data, "train", &info, e)) return e->code;
+  if (teacher && info.present && kd_teacher_probe(teacher, "train", data, info.rows, &classes, e)) return e->code;
+  if (kd_source_open(&r->src, data, "train", lo, hi, e)) return e->code;
+  if (teacher && kd_teacher_open(&r->t, teacher, "train", lo, hi, info.rows, KD_TEACH_LOGITS, e)) return e->code;
+  if (kd_batch_init(&r->b, KD_INPUT_FEATURES, hi - lo > 0 ? (int)(hi - lo) : 1, info.width, e)) return e->code;
+  if (kd_source_gather_range(r->src, 0, (int)(hi - lo), &r->b, e)) return e->code;
+  r->logits = kd_teacher_logits_at(r->t, 0);
+  return KD_OK;
+}
+
+static void drop(rows *r) {
+  kd_batch_free(&r->b);
+  kd_teacher_free(r->t);
+  kd_source_free(r->src);
+}
+
+static int validate(const rows *r, int classes, int allow_unlabelled, kd_err *e) {
+  if (kd_source_validate(r->src, classes, allow_unlabelled, e)) return e->code;
+  return r->t ? kd_teacher_validate(r->t, e) : KD_OK;
+}
+
 static void compare(const char *name, int64_t lo, int64_t hi) {
   kd_err e;
   kd_err_clear(&e);
-  kd_split ref, got;
-  int rc = kd_split_load(&ref, fx("ref.h5"), fx("ref.h5"), "train", lo, hi, &e);
+  rows ref, got;
+  int rc = load(&ref, fx("ref.h5"), fx("ref.h5"), lo, hi, &e);
   CHECK(rc == KD_OK, "ref: %s", e.msg);
-  rc = kd_split_load(&got, fx(name), fx(name), "train", lo, hi, &e);
+  rc = load(&got, fx(name), fx(name), lo, hi, &e);
   CHECK(rc == KD_OK, "%s: %s", name, e.msg);
-  if (rc) { kd_split_free(&ref); return; }
-  CHECK(got.n == hi - lo && got.row0 == lo && got.dim == ref.dim && got.classes == ref.classes,
-        "%s: shape n=%lld dim=%d classes=%d", name, (long long)got.n, got.dim, got.classes);
-  CHECK(memcmp(got.x, ref.x, sizeof(float) * got.n * got.dim) == 0, "%s rows [%lld,%lld): x differs", name,
+  if (rc) { drop(&ref); drop(&got); return; }
+  const int64_t n = kd_source_rows(got.src);
+  const int dim = kd_source_width(got.src), classes = kd_teacher_classes(got.t);
+  CHECK(n == hi - lo && kd_source_row0(got.src) == lo && dim == kd_source_width(ref.src) &&
+        classes == kd_teacher_classes(ref.t),
+        "%s: shape n=%lld dim=%d classes=%d", name, (long long)n, dim, classes);
+  CHECK(memcmp(got.b.x, ref.b.x, sizeof(float) * n * dim) == 0, "%s rows [%lld,%lld): x differs", name,
         (long long)lo, (long long)hi);
-  CHECK(memcmp(got.y, ref.y, sizeof(int32_t) * got.n) == 0, "%s: y differs", name);
-  CHECK(memcmp(got.logits, ref.logits, sizeof(float) * got.n * got.classes) == 0, "%s: logits differ", name);
-  CHECK(kd_split_validate(&got, 4, 0, fx(name), fx(name), &e) == KD_OK, "%s: validate: %s", name, e.msg);
-  kd_split_free(&ref);
-  kd_split_free(&got);
+  CHECK(memcmp(got.b.y, ref.b.y, sizeof(int32_t) * n) == 0, "%s: y differs", name);
+  CHECK(memcmp(got.logits, ref.logits, sizeof(float) * n * classes) == 0, "%s: logits differ", name);
+  CHECK(validate(&got, 4, 0, &e) == KD_OK, "%s: validate: %s", name, e.msg);
+  drop(&ref);
+  drop(&got);
 }
 
 static void expect_error(const char *data, const char *teacher, const char *needle) {
   kd_err e;
   kd_err_clear(&e);
-  kd_split s;
-  int rc = kd_split_load(&s, data, teacher, "train", 0, 5, &e);
+  rows s;
+  int rc = load(&s, data, teacher, 0, 5, &e);
   CHECK(rc == KD_ERR_RUNTIME, "%s: expected a data error, got %d", data, rc);
   CHECK(strstr(e.msg, needle) != NULL, "message '%s' lacks '%s'", e.msg, needle);
-  if (!rc) kd_split_free(&s);
+  drop(&s);
 }
 
 int main(int argc, char **argv) {
@@ -76,22 +113,24 @@ int main(int argc, char **argv) {
   expect_error(fx("not_hdf5.h5"), NULL, "not an HDF5 file");
   expect_error(fx("ref.h5"), fx("short_logits.h5"), "made for other data");
 
-  /* Validation names the file, dataset and global row. */
+  /* Validation names the file, dataset and global row: files with a bad
+   * label or a NaN at row 13 / 11 of rows [10, 20). */
   kd_err e;
   kd_err_clear(&e);
-  kd_split s;
-  CHECK(kd_split_load(&s, fx("ref.h5"), NULL, "train", 10, 20, &e) == KD_OK, "%s", e.msg);
-  s.y[3] = 9;
-  CHECK(kd_split_validate(&s, 4, 0, fx("ref.h5"), NULL, &e) == KD_ERR_RUNTIME, "label 9 accepted");
+  rows s;
+  CHECK(load(&s, fx("label9.h5"), NULL, 10, 20, &e) == KD_OK, "%s", e.msg);
+  CHECK(validate(&s, 4, 0, &e) == KD_ERR_RUNTIME, "label 9 accepted");
   CHECK(strstr(e.msg, "row 13") && strstr(e.msg, "/train/y"), "message: %s", e.msg);
+  drop(&s);
   kd_err_clear(&e);
-  s.y[3] = -1;
-  CHECK(kd_split_validate(&s, 4, 0, fx("ref.h5"), NULL, &e) == KD_ERR_RUNTIME, "-1 accepted without teacher");
+  CHECK(load(&s, fx("unlabelled.h5"), NULL, 10, 20, &e) == KD_OK, "%s", e.msg);
+  CHECK(validate(&s, 4, 0, &e) == KD_ERR_RUNTIME, "-1 accepted without teacher");
   kd_err_clear(&e);
-  CHECK(kd_split_validate(&s, 4, 1, fx("ref.h5"), NULL, &e) == KD_OK, "-1 refused with teacher: %s", e.msg);
-  s.x[7] = NAN;
-  CHECK(kd_split_validate(&s, 4, 1, fx("ref.h5"), NULL, &e) == KD_ERR_RUNTIME, "NaN accepted");
+  CHECK(validate(&s, 4, 1, &e) == KD_OK, "-1 refused with teacher: %s", e.msg);
+  drop(&s);
+  CHECK(load(&s, fx("nan.h5"), NULL, 10, 20, &e) == KD_OK, "%s", e.msg);
+  CHECK(validate(&s, 4, 1, &e) == KD_ERR_RUNTIME, "NaN accepted");
   CHECK(strstr(e.msg, "NaN") && strstr(e.msg, "row 11"), "message: %s", e.msg);
-  kd_split_free(&s);
+  drop(&s);
   return check_summary("test_data");
 }

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "kd/gemm.h"
-#include "kd/rng.h"
+#include "nn/gemm.h"
+#include "core/rng.h"
 
 int main(void) {
   const int M = 37, N = 23, K = 51;

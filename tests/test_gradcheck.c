@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "kd/hint.h"
+#include "loss/hint.h"
 #include "kd/loss.h"
-#include "kd/mlp.h"
-#include "kd/rng.h"
+#include "models/mlp.h"
+#include "core/rng.h"
 
 enum { B = 6 };
 
@@ -18,13 +18,14 @@ typedef struct fixture {
   float *params, *grads, *x, *tl, *logits, *dlogits;
   int32_t y[B];
   int64_t rows[B];
+  kd_batch bt;
 } fixture;
 
 static double total_loss(fixture *f, const kd_targets *t, const kd_loss_cfg *lc, float *dlogits) {
   kd_err e;
   kd_err_clear(&e);
-  kd_fwd fw = {1, 12345, f->rows};
-  kd_model_forward(f->m, f->logits, f->x, B, &fw, &e);
+  kd_fwd fw = {1, 12345};
+  kd_model_forward(f->m, f->logits, &f->bt, &fw, &e);
   kd_loss_sums s = {0, 0, 0, 0, 0, 0};
   kd_loss_forward_backward(dlogits, &s, f->logits, t, B, f->m->out_dim, lc, 1.0f);
   return s.loss;
@@ -62,12 +63,13 @@ static void run_case(kd_act act, float dropout, int teacher, float T, float alph
     f.rows[b] = 100 + b;
   }
   if (unlabelled) f.y[1] = f.y[4] = -1;
-  kd_targets t = {f.y, teacher ? f.tl : NULL};
+  f.bt = (kd_batch){KD_INPUT_FEATURES, B, 7, B, f.x, NULL, NULL, f.y, f.rows};
+  kd_targets t = {f.y, teacher ? f.tl : NULL, NULL};
   kd_loss_cfg lc = {alpha, T};
 
   memset(f.grads, 0, n * sizeof(float));
   total_loss(&f, &t, &lc, f.dlogits);
-  CHECK(kd_model_backward(f.m, f.dlogits, B, &e) == KD_OK, "backward: %s", e.msg);
+  CHECK(kd_model_backward(f.m, f.dlogits, &f.bt, &e) == KD_OK, "backward: %s", e.msg);
   float *ana = malloc(n * sizeof(float));
   memcpy(ana, f.grads, n * sizeof(float));
 
@@ -130,14 +132,15 @@ static void hint_case(int K, int with_kd, kd_act act) {
     y[b] = b % 4;
     rows[b] = b;
   }
-  kd_targets t = {y, tl};
+  kd_targets t = {y, tl, NULL};
   kd_loss_cfg lc = {0.3f, 2.0f};
   const float beta = 0.7f;
-  kd_fwd fw = {1, 5, rows};
+  kd_fwd fw = {1, 5};
+  kd_batch bt = {KD_INPUT_FEATURES, B, 7, B, x, NULL, NULL, y, rows};
   /* total(p) = hint (+ KD) loss, summed over rows */
 #define TOTAL(out_dl, out_dh, out_g)                                                                     \
   do {                                                                                                   \
-    kd_model_forward(m, logits, x, B, &fw, &e);                                                          \
+    kd_model_forward(m, logits, &bt, &fw, &e);                                                           \
     const float *hs = m->ops->hidden(m, K, &Hs);                                                         \
     float *W = p + nm, *bb = p + nm + (size_t)Ht * Hs;                                                  \
     hint_sum = beta * kd_hint_forward_backward(out_dh, out_g ? out_g + nm : NULL,                        \
@@ -150,7 +153,8 @@ static void hint_case(int K, int with_kd, kd_act act) {
   double hint_sum, total;
   TOTAL(dl, dh, g);
   CHECK(Hs == cfg.sizes[K], "hidden width %d", Hs);
-  CHECK(kd_model_backward_hint(m, with_kd ? dl : NULL, B, K, dh, &e) == KD_OK, "backward: %s", e.msg);
+  const kd_inject inj = {K, dh};
+  CHECK(kd_model_backward_inject(m, with_kd ? dl : NULL, &bt, &inj, 1, &e) == KD_OK, "backward: %s", e.msg);
   memcpy(ana, g, n * sizeof(float));
   int bad = 0;
   double worst = 0;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "kd/optim.h"
+#include "optim/optim.h"
 
 enum { N = 6 };
 

@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "kd/data.h"
-#include "kd/rng.h"
+#include "core/rng.h"
 
 int main(void) {
   const int64_t Ns[] = {1, 7, 10, 60000, 1000003};

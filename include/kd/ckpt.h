@@ -12,7 +12,8 @@
 
 #include "kd/error.h"
 #include "kd/model.h"
-#include "kd/optim.h"
+
+typedef struct kd_optim kd_optim; /* the optimizer state (src/optim) */
 
 #define KD_CKPT_FORMAT_VERSION 1
 #define KD_CKPT_SUMS 16 /* length of the logging accumulators */
@@ -31,7 +32,7 @@ typedef struct kd_run_state {
   double epoch_sums[KD_CKPT_SUMS]; /* since the epoch began */
   uint64_t data_fp, teacher_fp;    /* row fingerprints (0: none) */
   int64_t last_ckpt_step;          /* step of the newest checkpoint written (-1: none) */
-  char teacher_ckpt[4096];         /* self-distillation: the checkpoint teaching ("": none) */
+  char teacher_ckpt[KD_PATH_MAX];         /* self-distillation: the checkpoint teaching ("": none) */
 } kd_run_state;
 
 /* One option of the run configuration, as text. */
@@ -44,9 +45,8 @@ typedef struct kd_ckpt_meta {
   const kd_cfg_item *cfg;
   int n_cfg;
   const char *data_path, *teacher_path;
-  const char *activation;
-  /* Trained parameters beside the student (the hint regressor): views into
-   * aux_base, stored as /aux/<name>; not part of the deployed student. */
+  /* Trained parameters beside the student (loss terms' regressors): views
+   * into aux_base, stored as /aux/<name>; not part of the deployed student. */
   const kd_param_view *aux_views;
   int n_aux;
   const float *aux_base;

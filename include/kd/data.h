@@ -1,72 +1,99 @@
-/* Training data: one rank's contiguous shard of one split ("train", "test").
- * Layout (docs/format.md): data file /SPLIT/x [N, D], /SPLIT/y [N];
- * teacher file /SPLIT/logits [N, C]. Any HDF5 int/float type is converted on
- * read to float32 / int32. The trainer only touches the shard through
- * kd_split_gather, so an out-of-core shard can replace it later. */
+/* Training data: splits of a data file (docs/format.md), one rank's shard
+ * of a split held by a data source, and the batches the model reads.
+ *
+ * A split holds feature rows: /SPLIT/x [N, D] (any integer or float type,
+ * read as float32) and /SPLIT/y [N] class labels (-1: unlabelled). Sequence
+ * students will add token rows (/SPLIT/tokens [N, T]) as a second input kind.
+ *
+ * The trainer, evaluation and inference reach the rows only through the
+ * kd_source calls below (probe, load a shard, gather rows into a batch,
+ * prefetch, fingerprint), so a source that streams rows from disk can
+ * replace the in-memory one without touching them. */
 #ifndef KD_DATA_H
 #define KD_DATA_H
 
 #include <stdint.h>
+
 #include "kd/error.h"
 
-typedef struct kd_split {
-  char name[16];       /* "train" or "test" */
-  int64_t n_total;     /* rows in the file */
-  int64_t row0;        /* first global row of this shard */
-  int64_t n;           /* rows in this shard */
-  int dim;             /* D */
-  int classes;         /* C of the teacher logits, 0 without teacher */
-  float *x;            /* [n, dim] */
-  int32_t *y;          /* [n] */
-  float *logits;       /* [n, classes] or NULL */
-  int feat_dim;        /* H_t of the teacher features, 0 without */
-  float *features;     /* [n, feat_dim] teacher hidden states, or NULL */
-} kd_split;
+typedef enum kd_input {
+  KD_INPUT_FEATURES = 0, /* float rows [B, D] */
+  KD_INPUT_TOKENS = 1    /* int32 token rows [B, L] (sequence students) */
+} kd_input;
+
+/* A batch of rows as the model reads it. A model produces
+ * kd_batch_positions(b) rows of logits for it ([B * positions, C]). */
+typedef struct kd_batch {
+  kd_input kind;
+  int rows;          /* B */
+  int width;         /* features per row (D) or positions per row (L) */
+  int capacity;      /* rows allocated */
+  float *x;          /* [B, D] features */
+  int32_t *tokens;   /* [B, L] token ids */
+  uint8_t *mask;     /* [B, L] loss mask of token rows (NULL: every position after the first) */
+  int32_t *y;        /* [B] class labels of feature rows (-1: unlabelled) */
+  int64_t *row_ids;  /* [B] global row index of each row (dropout masks, label draws) */
+} kd_batch;
+
+int kd_batch_init(kd_batch *b, kd_input kind, int capacity, int width, kd_err *e);
+void kd_batch_free(kd_batch *b);
+/* Rows of logits per batch row: 1 for feature rows, L for token rows. */
+int kd_batch_positions(const kd_batch *b);
+/* Semi-supervised training (--labelled-fraction): drop the label of each
+ * row whose draw, keyed on its global row index, is >= fraction, so the
+ * subset depends on the seed and never on the number of ranks. */
+void kd_batch_unlabel(kd_batch *b, uint64_t key, double fraction);
 
 /* Rows of rank r of P over N rows: [floor(r*N/P), floor((r+1)*N/P)). */
 void kd_shard_range(int64_t N, int P, int r, int64_t *lo, int64_t *hi);
 /* Rows rank r of P contributes to a global batch of B. */
 int kd_local_batch(int B, int P, int r);
 
-/* Shapes of a split without reading rows: N, D and, if teacher_path, the
- * teacher logits' C (checked to have N rows). *present = 0 when the split's
- * x is absent from the data file (then nothing else is checked). */
-int kd_split_probe(const char *data_path, const char *teacher_path,
-                   const char *split, int *present, int64_t *n, int *dim,
-                   int *classes, kd_err *e);
+/* What a split of a data file holds, without reading its rows. */
+typedef struct kd_split_info {
+  int present;     /* 0: the data file has no such split */
+  kd_input kind;
+  int64_t rows;    /* N */
+  int width;       /* D */
+} kd_split_info;
 
-/* Read rows [lo, hi) of a split: x, y and (if teacher_path) logits. */
-int kd_split_load(kd_split *s, const char *data_path, const char *teacher_path,
-                  const char *split, int64_t lo, int64_t hi, kd_err *e);
+typedef struct kd_source kd_source;
 
-/* Local checks: labels in [0, C) (or -1 when allow_unlabelled), finite x and
- * logits. The message names the file, dataset and global row. */
-int kd_split_validate(const kd_split *s, int n_classes, int allow_unlabelled,
-                      const char *data_path, const char *teacher_path,
-                      kd_err *e);
+/* Shapes of a split, checked (x 2-D, y 1-D with as many rows, non-empty).
+ * info->present = 0 when the split is absent (nothing else checked). */
+int kd_source_probe(const char *path, const char *split, kd_split_info *info, kd_err *e);
+/* Load rows [lo, hi) of a split (a rank's shard, or a whole split). */
+int kd_source_open(kd_source **s, const char *path, const char *split, int64_t lo, int64_t hi, kd_err *e);
+void kd_source_free(kd_source *s);
 
-/* Read the shard's rows of /SPLIT/features [N, H_t] from the teacher file
- * (checked: 2-D, N rows, finite). */
-int kd_split_load_features(kd_split *s, const char *teacher_path, kd_err *e);
+const char *kd_source_path(const kd_source *s);
+const char *kd_source_split(const kd_source *s);
+kd_input kd_source_kind(const kd_source *s);
+int64_t kd_source_rows(const kd_source *s);   /* rows of this shard */
+int64_t kd_source_row0(const kd_source *s);   /* its first global row */
+int64_t kd_source_total(const kd_source *s);  /* rows of the split in the file */
+int kd_source_width(const kd_source *s);
 
-/* Copy rows idx[0..count) of the shard into contiguous batch buffers.
- * x_out [count, dim], y_out [count], t_out [count, classes] (nullable),
- * f_out [count, feat_dim] (nullable), row_ids [count] (nullable) global
- * row indices. */
-void kd_split_gather(const kd_split *s, const int64_t *idx, int count,
-                     float *x_out, int32_t *y_out, float *t_out, float *f_out,
-                     int64_t *row_ids);
-/* Ask the CPU to start loading the rows a later kd_split_gather will copy
- * (inputs and teacher logits): issued a step ahead (after the backward pass),
- * it takes the random-row cache misses off the next step's gather. */
-void kd_split_prefetch(const kd_split *s, const int64_t *idx, int count);
+/* Local checks: labels in [0, C) (or -1 when allow_unlabelled), finite
+ * inputs. The message names the file, dataset and global row. */
+int kd_source_validate(const kd_source *s, int n_classes, int allow_unlabelled, kd_err *e);
+/* Copy shard rows idx[0..count) into b (count <= b->capacity). */
+int kd_source_gather(const kd_source *s, const int64_t *idx, int count, kd_batch *b, kd_err *e);
+/* Rows [r0, r0 + count) of the shard, in order. */
+int kd_source_gather_range(const kd_source *s, int64_t r0, int count, kd_batch *b, kd_err *e);
+/* Ask the CPU to start loading the rows a later gather will copy: issued a
+ * step ahead (after the backward pass), it takes the random-row cache misses
+ * off the next step's gather. */
+void kd_source_prefetch(const kd_source *s, const int64_t *idx, int count);
 
-/* Fingerprints of the shard's rows (x as float32 and y as int32; logits as
- * float32), each row hashed with its global row index and the rows summed
- * mod 2^64: summing the parts of all ranks gives the same value for any rank
- * count, dtype or chunking. */
-void kd_split_fingerprint(const kd_split *s, uint64_t *data_fp, uint64_t *teacher_fp);
-
-void kd_split_free(kd_split *s);
+/* Fingerprint of the shard's rows (x as float32, y as int32), each row
+ * hashed with its global row index and the rows summed mod 2^64: summing the
+ * parts of all ranks gives the same value for any rank count, dtype or
+ * chunking. */
+uint64_t kd_source_fingerprint(const kd_source *s);
+/* The same for rows [lo, hi) of a split read from the file in bounded
+ * chunks (rows a run does not hold in memory). */
+int kd_source_fingerprint_file(const char *path, const char *split, int64_t lo, int64_t hi, uint64_t *fp,
+                               kd_err *e);
 
 #endif

@@ -1,15 +1,21 @@
 /* Error reporting for libkd: every fallible call takes a kd_err* and returns a
  * kd_code; the message names the file, dataset, option or value involved.
- * Only the kd driver turns a code into a process exit status. */
+ * Only the kd driver turns a code into a process exit status (or, for
+ * KD_ERR_FATAL, into MPI_Abort): the library never exits. */
 #ifndef KD_ERROR_H
 #define KD_ERROR_H
 
 #include <stddef.h>
 
+#define KD_PATH_MAX 4096 /* bytes of a path kd keeps */
+
 typedef enum kd_code {
   KD_OK = 0,
   KD_ERR_RUNTIME = 1, /* bad data, I/O failure, non-finite values: exit 1 */
   KD_ERR_USAGE = 2,   /* bad arguments or rank count alone: exit 2 */
+  KD_ERR_FATAL = 3,   /* an MPI call failed where the ranks cannot agree (peers may be
+                       * blocked in a collective): the driver prints the rank-tagged
+                       * message and aborts the whole job (MPI_Abort, exit 1) */
   KD_STOPPED = 75     /* stopped by SIGTERM/SIGUSR1 after writing a checkpoint:
                        * exit 75 (EX_TEMPFAIL), resume to continue */
 } kd_code;

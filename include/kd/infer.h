@@ -1,21 +1,82 @@
-/* Inference from checkpoints: kd eval and kd predict. The first piece of the
- * C inference API: build the student a checkpoint describes, load its
- * weights, run it over a split. */
+/* Inference and evaluation: build the student a checkpoint describes, load
+ * its weights, run it over a split; the metrics of kd eval and of the
+ * trainer's evaluations; kd predict and kd logits. The first piece of the C
+ * inference API. */
 #ifndef KD_INFER_H
 #define KD_INFER_H
 
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kd/data.h"
 #include "kd/error.h"
-#include "kd/eval.h"
 #include "kd/model.h"
-#include "kd/options.h"
+#include "kd/teacher.h"
+
+#define KD_ECE_BINS 15
+
+/* Evaluation metrics of a model's logits on labelled rows: accuracy, NLL,
+ * expected calibration error (15 equal-width confidence bins), and, with
+ * teacher logits, top-1 agreement and KL(teacher || student) at T. */
+typedef struct kd_eval_sums {
+  double n;          /* rows */
+  double labelled;   /* rows with y >= 0 */
+  double correct;
+  double nll;        /* sum of -log p(y) over labelled rows */
+  double bin_n[KD_ECE_BINS], bin_conf[KD_ECE_BINS], bin_correct[KD_ECE_BINS];
+  double teacher_rows;
+  double agree;      /* argmax student == argmax teacher */
+  double kl;         /* sum of KL(p_t^T || p_s^T) */
+} kd_eval_sums;
+
+typedef struct kd_eval_result {
+  double accuracy, nll, ece;  /* NAN when no labelled row */
+  double agreement, kl;       /* NAN without teacher logits */
+  int64_t n;
+} kd_eval_result;
+
+/* Accumulate B rows of logits [B, C] (teacher logits nullable). */
+void kd_eval_accumulate(kd_eval_sums *s, const float *logits, const int32_t *y,
+                        const float *t_logits, int B, int C, double T);
+void kd_eval_finish(kd_eval_result *r, const kd_eval_sums *s);
+
+/* Forward every row of a source through the model in chunks of its
+ * max_batch and evaluate (inference mode: no dropout), with the teacher's
+ * logits of the same rows when teacher is not NULL. logits_out (nullable)
+ * receives the [n, C] logits. */
+int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_source *src,
+                  const kd_teacher *teacher, double T, kd_err *e);
+/* The same forward without metrics: logits [n, C] of every row and, with
+ * layer > 0, hidden layer `layer` [n, H] into features (nullable). */
+int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_err *e);
+
+void kd_eval_print(FILE *f, const char *label, const kd_eval_result *r);
+void kd_eval_json(FILE *f, const kd_eval_result *r);
 
 /* Build the model of checkpoint (or weights file) `path`, parameters loaded
  * into *params (caller frees it with free() after kd_model_free). */
 int kd_model_load(kd_model **m, float **params, const char *path, int max_batch, kd_err *e);
 
+typedef struct kd_eval_cfg {
+  char ckpt[KD_PATH_MAX];
+  char data[KD_PATH_MAX];
+  char teacher[KD_PATH_MAX];
+  char split[16];
+  char out[KD_PATH_MAX];       /* kd predict, kd logits */
+  double temperature;
+  int64_t batch;
+  int json;
+  int64_t features;            /* kd logits: also write hidden layer K (0: no) */
+} kd_eval_cfg;
+
 /* kd eval: metrics of the checkpoint on cfg->split. Serial (one rank). */
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e);
 /* kd predict: write /SPLIT/logits of the checkpoint into cfg->out. Serial. */
 int kd_predict_run(const kd_eval_cfg *cfg, int64_t *rows, char *ckpt_path, size_t n, kd_err *e);
+/* kd logits: a teacher file with /SPLIT/logits (and /SPLIT/features) of
+ * every split, computed in parallel. Collective over comm. rows_out[3]:
+ * rows written for train, valid, test. */
+int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd_err *e);
 
 #endif

@@ -10,17 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kd/teacher.h" /* kd_targets */
+
 typedef struct kd_loss_cfg {
   float alpha;        /* weight of the hard-label term */
   float temperature;  /* T > 0 */
 } kd_loss_cfg;
-
-/* Targets of one batch. Dense teacher logits today; top-k sparse logits and
- * feature targets are later extensions of this struct. */
-typedef struct kd_targets {
-  const int32_t *y;        /* [B] class, or -1 for an unlabelled row */
-  const float *t_logits;   /* [B, C] raw teacher logits, or NULL */
-} kd_targets;
 
 /* Sums over the batch's rows, for logging. */
 typedef struct kd_loss_sums {

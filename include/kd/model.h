@@ -1,13 +1,16 @@
-/* The student model interface. The trainer, loss, data, allreduce, optimizer
- * and checkpoint code only see this: sizes, named parameter views into one
- * contiguous buffer, forward to logits and backward from dlogits. A new
- * student family (a small Transformer, say) implements kd_model_ops and a
- * constructor; nothing else changes. */
+/* The student model interface. The trainer, loss, optimizer, allreduce,
+ * checkpoint and inference code only see this: sizes, named parameter views
+ * into one contiguous buffer, forward from a batch to logits and backward
+ * from their gradient. A student family (src/models: mlp) implements
+ * kd_model_ops and registers a constructor (kd/registry.h); nothing here
+ * knows the families. */
 #ifndef KD_MODEL_H
 #define KD_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kd/data.h"
 #include "kd/error.h"
 
 /* One named tensor inside the parameter buffer, row-major [rows, cols]
@@ -21,28 +24,45 @@ typedef struct kd_param_view {
 
 /* Per-call forward settings. */
 typedef struct kd_fwd {
-  int train;               /* 1: dropout on, keep activations for backward */
-  uint64_t dropout_key;    /* kd_key(seed, KD_RNG_DROPOUT, step, 0) */
-  const int64_t *row_ids;  /* [B] global row index of each sample (dropout masks) */
+  int train;             /* 1: dropout on, keep activations for backward */
+  uint64_t dropout_key;  /* kd_key(seed, KD_RNG_DROPOUT, step, 0); masks also use the batch's row ids */
 } kd_fwd;
+
+/* A gradient added at a hidden layer during backward (feature distillation):
+ * dh [B, width] of hidden layer `layer` (1-based, as kd_model_ops.hidden). */
+typedef struct kd_inject {
+  int layer;
+  const float *dh;
+} kd_inject;
+
+/* A setting of the family stored beside `family` and `student` as a root
+ * attribute of checkpoints and weights files (the MLP's "activation"). */
+typedef struct kd_model_attr {
+  char name[32];
+  char value[64];
+} kd_model_attr;
+
+#define KD_MODEL_MAX_ATTRS 4
 
 typedef struct kd_model kd_model;
 
 typedef struct kd_model_ops {
-  /* logits[B, out_dim] from x[B, in_dim]; B <= max_batch. */
-  int (*forward)(kd_model *m, float *logits, const float *x, int B,
-                 const kd_fwd *f, kd_err *e);
-  /* Accumulate parameter gradients from dlogits[B, out_dim] of the last
-   * training forward (same B). With dh (nullable) the gradient dh[B, width]
-   * of hidden layer `layer` (1-based, its output after the activation) is
-   * added there (feature distillation); with dlogits NULL the backward pass
-   * starts at that layer and the layers above it get no gradient. */
-  int (*backward)(kd_model *m, const float *dlogits, int B, int layer, const float *dh, kd_err *e);
+  /* logits [B * positions, out_dim] from batch b (B <= max_batch). */
+  int (*forward)(kd_model *m, float *logits, const kd_batch *b, const kd_fwd *f, kd_err *e);
+  /* Accumulate parameter gradients from dlogits of the last training
+   * forward (the same batch), plus the injected hidden-state gradients. With
+   * dlogits NULL the backward pass starts at the highest injected layer and
+   * the layers above it get no gradient. */
+  int (*backward)(kd_model *m, const float *dlogits, const kd_batch *b, const kd_inject *inj, int n_inj,
+                  kd_err *e);
   /* Output of hidden layer `layer` (1-based) of the last forward [B, *width],
    * or NULL when the model has no such layer. */
   const float *(*hidden)(const kd_model *m, int layer, int *width);
   /* Number of hidden layers (valid `layer` values are 1..n). */
   int (*n_hidden)(const kd_model *m);
+  /* How many of the first views hidden layer `layer` depends on (the views
+   * are ordered from the input up): what training up to that layer updates. */
+  int (*views_through)(const kd_model *m, int layer);
   /* Fill params from a seed (deterministic, independent of ranks). */
   void (*init_params)(kd_model *m, uint64_t seed);
   void (*destroy)(kd_model *m);
@@ -50,8 +70,9 @@ typedef struct kd_model_ops {
 
 struct kd_model {
   const kd_model_ops *ops;
-  const char *family;     /* "mlp" */
-  char spec[256];         /* canonical text form, e.g. "784-800-800-10" */
+  const char *family;     /* its registry name */
+  char spec[256];         /* canonical spec text, e.g. "784-800-800-10": the `student` attribute */
+  kd_input input;         /* the batches it reads */
   int in_dim, out_dim;    /* input features, classes */
   int max_batch;
   size_t n_params;
@@ -59,6 +80,8 @@ struct kd_model {
   float *grads;           /* bound by kd_model_bind: [n_params] */
   int n_views;
   kd_param_view *views;
+  int n_attrs;            /* the family's settings, for files */
+  kd_model_attr attrs[KD_MODEL_MAX_ATTRS];
   /* Optional, set by the trainer: backward calls it whenever
    * grads[from, n_params) are final, and between its GEMMs, so gradient
    * communication can start and progress during the backward pass. */
@@ -72,36 +95,21 @@ static inline void kd_model_grads_ready(kd_model *m, size_t from) {
   if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, from);
 }
 
-/* What a student is, as the command line and checkpoints give it. */
-typedef struct kd_model_spec {
-  char family[16];      /* "mlp" (a small Transformer comes next) */
-  char sizes[256];      /* family-specific shape text, e.g. "784-800-800-10" */
-  char activation[16];  /* "relu" | "gelu" */
-  float dropout;        /* training only */
-  int init_xavier;      /* 0: He for hidden layers */
-} kd_model_spec;
-
-/* The one place that knows the student families: build the model a spec
- * describes, with activation buffers for max_batch rows (parameters are
- * bound separately). */
-int kd_model_create(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e);
-
 /* Point the model at caller-owned parameter and gradient buffers. */
 void kd_model_bind(kd_model *m, float *params, float *grads);
 void kd_model_free(kd_model *m);
-static inline int kd_model_forward(kd_model *m, float *logits, const float *x,
-                                   int B, const kd_fwd *f, kd_err *e) {
-  return m->ops->forward(m, logits, x, B, f, e);
-}
-static inline int kd_model_backward(kd_model *m, const float *dlogits, int B,
-                                    kd_err *e) {
-  return m->ops->backward(m, dlogits, B, 0, NULL, e);
-}
+/* The value of family attribute `name`, or NULL. */
+const char *kd_model_attr_get(const kd_model *m, const char *name);
 
-/* Backward with a hint gradient dh at hidden layer `layer` (see ops). */
-static inline int kd_model_backward_hint(kd_model *m, const float *dlogits, int B, int layer,
-                                         const float *dh, kd_err *e) {
-  return m->ops->backward(m, dlogits, B, layer, dh, e);
+static inline int kd_model_forward(kd_model *m, float *logits, const kd_batch *b, const kd_fwd *f, kd_err *e) {
+  return m->ops->forward(m, logits, b, f, e);
+}
+static inline int kd_model_backward(kd_model *m, const float *dlogits, const kd_batch *b, kd_err *e) {
+  return m->ops->backward(m, dlogits, b, NULL, 0, e);
+}
+static inline int kd_model_backward_inject(kd_model *m, const float *dlogits, const kd_batch *b,
+                                           const kd_inject *inj, int n_inj, kd_err *e) {
+  return m->ops->backward(m, dlogits, b, inj, n_inj, e);
 }
 
 #endif

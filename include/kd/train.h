@@ -1,10 +1,82 @@
-/* kd train: data -> model -> loss -> gradients -> allreduce -> optimizer. */
+/* kd train: data -> model -> loss -> gradients -> allreduce -> optimizer,
+ * data-parallel over the ranks of a communicator, with checkpoints,
+ * evaluation, self-distillation and born-again generations beside the loop
+ * (src/train). */
 #ifndef KD_TRAIN_H
 #define KD_TRAIN_H
 
 #include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+
 #include "kd/error.h"
-#include "kd/options.h"
+
+/* The number of kd train options: the size of the option table
+ * (src/train/config.c checks it at compile time) and of `given`. */
+#define KD_TRAIN_N_OPTS 51
+
+/* What a training run is, as kd train's options give it (kd train --help). */
+typedef struct kd_train_cfg {
+  char data[KD_PATH_MAX];
+  char teacher[KD_PATH_MAX];   /* "" : no teacher */
+  char out[KD_PATH_MAX];
+  char student[256];           /* [family:]spec */
+  char activation[16];         /* relu | gelu (MLP) */
+  char weight_init[16];        /* he | xavier (MLP) */
+  char resume[KD_PATH_MAX];    /* checkpoint or run directory to continue */
+  char init_from[KD_PATH_MAX]; /* checkpoint whose weights start a new run */
+  int64_t ckpt_every;          /* 0: at epoch ends and the end only */
+  int64_t ckpt_epochs;         /* checkpoint every N epoch ends (0: none at epoch ends) */
+  int64_t keep;
+  int64_t eval_every;          /* 0: at checkpoints and the end only */
+  int64_t val_rows;
+  char best_metric[16];        /* accuracy | nll */
+  double dropout;
+  double alpha;
+  double temperature;
+  char optimizer[16];          /* sgd | adamw */
+  double lr;
+  double momentum;
+  int nesterov;
+  double weight_decay;
+  double beta1, beta2, eps;
+  char schedule[16];           /* const | cosine */
+  int64_t warmup;
+  double clip;                 /* 0: off */
+  int64_t epochs;
+  int64_t batch;               /* global batch */
+  int64_t max_steps;           /* 0: no limit (benchmarks, smoke tests) */
+  int64_t seed;
+  int64_t threads;             /* 0: automatic */
+  int64_t log_every;
+  char progress[8];            /* auto | on | off */
+  int force;
+  int self_distill;            /* teacher = an earlier checkpoint of this run */
+  char teacher_ckpt[KD_PATH_MAX]; /* best | latest | step:N | FILE */
+  int64_t refresh_every;       /* epochs between snapshot refreshes (0: never) */
+  char snapshot_logits[KD_PATH_MAX]; /* write each snapshot's training logits here */
+  int64_t generations;         /* born-again generations */
+  int64_t generation;          /* which one this run is (set by kd) */
+  int64_t hint_layer;          /* FitNets: student hidden layer K (1-based), 0: off */
+  double hint_weight;          /* BETA */
+  int64_t hint_epochs;         /* stage 1: hint loss alone for E epochs */
+  char on_nonfinite[8];        /* stop | skip */
+  int64_t bucket_kib;          /* largest gradient bucket */
+  char overlap[8];             /* auto | on | off: gradient buckets start during the backward pass */
+  char shard_optimizer[8];     /* auto | on | off: reduce-scatter, update a 1/p slice, allgather */
+  int64_t train_rows;          /* 0: all of /train */
+  double labelled_fraction;    /* 1: every row keeps its label */
+  unsigned char given[KD_TRAIN_N_OPTS]; /* options named on the command line, in table order */
+} kd_train_cfg;
+
+/* Defaults of every option (what kd train with no options would run). */
+int kd_train_cfg_defaults(kd_train_cfg *c, kd_err *e);
+/* Fill c from kd train's command line (defaults first); marks `given`. */
+int kd_train_cfg_parse(kd_train_cfg *c, int argc, char **argv, kd_err *e);
+/* Cross-option checks that the option table cannot express. */
+int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e);
+/* kd train's options and their defaults, as --help prints them. */
+void kd_train_help(FILE *f);
 
 /* Phases of a training step, timed on every rank (docs/performance.md). */
 enum { KD_PH_GATHER, KD_PH_FORWARD, KD_PH_LOSS, KD_PH_BACKWARD, KD_PH_ALLREDUCE, KD_PH_UPDATE, KD_PHASES };

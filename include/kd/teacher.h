@@ -1,0 +1,69 @@
+/* Teacher targets: what the loss and the auxiliary loss terms learn from.
+ * A teacher store holds the teacher's outputs for one shard of a split, read
+ * from a teacher file (docs/format.md): dense logits /SPLIT/logits [N, C]
+ * and FitNets features /SPLIT/features [N, H], any float type, read as
+ * float32; or it is filled by the trainer (a self-distillation snapshot).
+ * Sparse top-k logits and attention maps will be further kinds of target. */
+#ifndef KD_TEACHER_H
+#define KD_TEACHER_H
+
+#include <stdint.h>
+
+#include "kd/error.h"
+
+/* One batch's targets, as the loss and the terms read them. */
+typedef struct kd_targets {
+  const int32_t *y;          /* [P] class of each position (-1: unlabelled) */
+  const float *t_logits;     /* [P, C] raw teacher logits, or NULL */
+  const float *features;     /* [B, H] teacher hidden states (FitNets), or NULL */
+} kd_targets;
+
+/* Buffers one batch's teacher outputs are gathered into. */
+typedef struct kd_teacher_batch {
+  float *logits;    /* [capacity, C] or NULL */
+  float *features;  /* [capacity, H] or NULL */
+} kd_teacher_batch;
+
+enum { KD_TEACH_LOGITS = 1, KD_TEACH_FEATURES = 2 };
+
+typedef struct kd_teacher kd_teacher;
+
+/* Shape of /SPLIT/logits of a teacher file: 2-D with the data split's row
+ * count (data_path and rows name the split it must match). */
+int kd_teacher_probe(const char *path, const char *split, const char *data_path, int64_t rows, int *classes,
+                     kd_err *e);
+/* Does the teacher file hold /SPLIT/<what> ("logits", "features")? */
+int kd_teacher_has(const char *path, const char *split, const char *what, int *has, kd_err *e);
+/* Rows [lo, hi) of a split of `total` rows: what = KD_TEACH_LOGITS and/or
+ * KD_TEACH_FEATURES (each checked for shape). */
+int kd_teacher_open(kd_teacher **t, const char *path, const char *split, int64_t lo, int64_t hi, int64_t total,
+                    unsigned what, kd_err *e);
+/* Add /SPLIT/features of the same rows from the store's file. */
+int kd_teacher_load_features(kd_teacher *t, kd_err *e);
+/* A store of dense logits [rows, classes] for the trainer to fill
+ * (zeros), rows [row0, row0 + rows) of split. */
+int kd_teacher_new(kd_teacher **t, const char *split, int64_t row0, int64_t rows, int classes, kd_err *e);
+void kd_teacher_free(kd_teacher *t);
+
+int kd_teacher_classes(const kd_teacher *t);   /* 0: no logits */
+int kd_teacher_feat_dim(const kd_teacher *t);  /* 0: no features */
+/* The dense logits [rows, classes], writable (a snapshot fills them). */
+float *kd_teacher_logits(kd_teacher *t);
+
+/* Finite values; the message names the file, dataset, row and column. */
+int kd_teacher_validate(const kd_teacher *t, kd_err *e);
+
+int kd_teacher_batch_init(kd_teacher_batch *b, int capacity, int classes, int feat_dim, kd_err *e);
+void kd_teacher_batch_free(kd_teacher_batch *b);
+/* Copy the outputs of shard rows idx[0..count) into b: logits when b has a
+ * logits buffer, features when it has a features buffer. */
+int kd_teacher_gather(const kd_teacher *t, const int64_t *idx, int count, kd_teacher_batch *b, kd_err *e);
+void kd_teacher_prefetch(const kd_teacher *t, const int64_t *idx, int count);
+/* Rows [r0, r0 + count) of the dense logits (NULL without logits). */
+const float *kd_teacher_logits_at(const kd_teacher *t, int64_t r0);
+
+/* Fingerprint of the logits (as float32), each row hashed with its global
+ * row index, rows summed mod 2^64 (see kd_source_fingerprint). */
+uint64_t kd_teacher_fingerprint(const kd_teacher *t);
+
+#endif

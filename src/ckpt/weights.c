@@ -1,0 +1,82 @@
+#include "ckpt/weights.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/atomic.h"
+#include "core/h5io.h"
+
+int kd_write_views(hid_t f, const char *path, const char *group, const kd_param_view *views, int n,
+                   const float *base, kd_err *e) {
+  for (int i = 0; i < n; i++) {
+    const kd_param_view *v = &views[i];
+    char ds[128];
+    snprintf(ds, sizeof ds, "%s/%s", group, v->name);
+    int64_t dims[2] = {v->rows, v->cols};
+    if (kd_h5_write_f32(f, path, ds, v->cols == 1 ? 1 : 2, dims, base + v->offset, e)) return e->code;
+  }
+  return KD_OK;
+}
+
+int kd_write_model_attrs(hid_t f, const char *path, const kd_model *m, kd_err *e) {
+  (void)path;
+  if (kd_h5_attr_str(f, "/", "family", m->family, e) || kd_h5_attr_str(f, "/", "student", m->spec, e)) return e->code;
+  for (int i = 0; i < m->n_attrs; i++)
+    if (kd_h5_attr_str(f, "/", m->attrs[i].name, m->attrs[i].value, e)) return e->code;
+  return KD_OK;
+}
+
+int kd_weights_spec(const char *path, kd_model_spec *spec, kd_err *e) {
+  memset(spec, 0, sizeof *spec);
+  hid_t f;
+  if (kd_h5_open_ro(&f, path, e)) return e->code;
+  int rc = kd_h5_get_attr_str(f, path, "/", "family", spec->family, sizeof spec->family, e);
+  if (!rc) rc = kd_h5_get_attr_str(f, path, "/", "student", spec->text, sizeof spec->text, e);
+  const kd_family *fam = rc ? NULL : kd_family_find(spec->family);
+  if (!rc && !fam) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: student family '%s' is not known to kd %s", path, spec->family, KD_VERSION);
+  for (int i = 0; !rc && fam->file_attrs && fam->file_attrs[i]; i++) {
+    char v[64];
+    rc = kd_h5_get_attr_str(f, path, "/", fam->file_attrs[i], v, sizeof v, e);
+    const size_t l = strlen(spec->options);
+    if (!rc) snprintf(spec->options + l, sizeof spec->options - l, "%s%s=%s", l ? "," : "", fam->file_attrs[i], v);
+  }
+  H5Fclose(f);
+  return rc;
+}
+
+int kd_weights_write(const char *path, const kd_model *m, kd_err *e) {
+  kd_atomic a;
+  hid_t f = H5I_INVALID_HID;
+  if (kd_atomic_begin(&a, path, e) || kd_h5_create(&f, a.tmp, e)) return e->code;
+  int rc = KD_OK;
+  if (kd_h5_attr_str(f, "/", "kd_format", "weights", e) ||
+      kd_h5_attr_i64(f, "/", "format_version", KD_FORMAT_VERSION, e) ||
+      kd_h5_attr_str(f, "/", "kd_version", KD_VERSION, e) || kd_write_model_attrs(f, a.tmp, m, e))
+    rc = e->code;
+  if (!rc) rc = kd_write_views(f, a.tmp, "/model", m->views, m->n_views, m->params, e);
+  rc = kd_h5_close(f, a.tmp, rc, e);
+  if (!rc) rc = kd_atomic_commit(&a, e);
+  if (rc) kd_atomic_abort(&a);
+  return rc;
+}
+
+int kd_weights_read(const char *path, kd_model *m, kd_err *e) {
+  hid_t f;
+  if (kd_h5_open_ro(&f, path, e)) return e->code;
+  int rc = KD_OK;
+  for (int i = 0; i < m->n_views && !rc; i++) {
+    const kd_param_view *v = &m->views[i];
+    char ds[96];
+    snprintf(ds, sizeof ds, "/model/%s", v->name);
+    int nd;
+    int64_t dims[KD_H5_MAX_DIMS];
+    rc = kd_h5_shape(f, path, ds, &nd, dims, e);
+    if (!rc && (nd > 2 || dims[0] != v->rows || dims[1] != v->cols))
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s is [%lld, %lld], the student %s needs [%d, %d]", path, ds,
+                   (long long)dims[0], (long long)dims[1], m->spec, v->rows, v->cols);
+    if (!rc) rc = kd_h5_read_rows(f, path, ds, 0, v->rows, H5T_NATIVE_FLOAT, m->params + v->offset, e);
+  }
+  H5Fclose(f);
+  return rc;
+}

@@ -1,0 +1,42 @@
+/* kd logits: a teacher's logits (and hidden features) for every split of
+ * a data file, computed on all ranks. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "kd/infer.h"
+
+#define E_(f) offsetof(kd_eval_cfg, f)
+static const kd_opt_spec opts[] = {
+  {"ckpt", KD_OPT_STR, E_(ckpt), STR(kd_eval_cfg, ckpt), NULL, NULL, 0, 0, 0, 0,
+   "teacher checkpoint FILE or DIR[:latest|best|step:N]"},
+  {"data", KD_OPT_STR, E_(data), STR(kd_eval_cfg, data), NULL, NULL, 0, 0, 0, 0, "HDF5 data file"},
+  {"out", KD_OPT_STR, E_(out), STR(kd_eval_cfg, out), NULL, NULL, 0, 0, 0, 0,
+   "teacher file to write: /SPLIT/logits for every split of the data file"},
+  {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+  {"features", KD_OPT_INT, E_(features), 0, "0", NULL, 0, 1000, 0, 0,
+   "also write hidden layer K (1-based, after the activation) as /SPLIT/features, for --hint-layer"},
+};
+
+int cmd_logits(int argc, char **argv, kd_err *e) {
+  if (cmd_wants_help(argc, argv)) {
+    cmd_help("usage: mpirun -np N kd logits --ckpt TEACHER --data FILE --out FILE\n\n"
+             "Writes the teacher's raw logits for every split of the data file (/train, /valid, /test) as\n"
+             "/SPLIT/logits, each rank computing its own rows, with the teacher checkpoint, the data file and\n"
+             "its /train fingerprint recorded as attributes.\n\noptions:\n",
+             opts, N_OPTS(opts));
+    return KD_OK;
+  }
+  kd_eval_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(opts, N_OPTS(opts), &cfg, argc, argv, "kd logits", NULL, e)) return e->code;
+  int64_t rows[3] = {0, 0, 0};
+  int rc = kd_logits_run(&cfg, MPI_COMM_WORLD, rows, e);
+  if (!rc && g_rank == 0) {
+    printf("kd logits: wrote %s (train %lld, valid %lld, test %lld rows)\n", cfg.out, (long long)rows[0],
+           (long long)rows[1], (long long)rows[2]);
+    fflush(stdout);
+  }
+  return rc;
+}

@@ -1,0 +1,35 @@
+/* MPI helpers: collective error agreement, thread defaults. */
+#ifndef KD_DIST_H
+#define KD_DIST_H
+
+#include <mpi.h>
+#include "kd/error.h"
+
+/* Collective: every rank passes its local result (rc, e). Returns the same
+ * code on all ranks: KD_OK if all succeeded, otherwise the error of the
+ * lowest failing rank, whose message is copied into e on every rank
+ * (e->rank names it). Use at every validation point so no rank is left
+ * waiting in a later collective while another has given up. */
+int kd_agree(MPI_Comm comm, int rc, kd_err *e);
+
+/* Turn the error in e (or, if none, `what`) into KD_ERR_FATAL, tagged with
+ * rank: for an MPI call that failed where the other ranks cannot be told
+ * (they may be blocked in a collective). Returns KD_ERR_FATAL. */
+int kd_fatal(kd_err *e, int rank, const char *what);
+
+/* A failed MPI call (mpi_rc) that leaves peers waiting: e becomes that
+ * KD_ERR_FATAL error, replacing any earlier one. KD_OK on success. */
+int kd_mpi_fatal(int mpi_rc, const char *what, int rank, kd_err *e);
+
+/* Check an MPI return code. */
+int kd_mpi_check(int mpi_rc, const char *what, kd_err *e);
+
+/* Cores this process may run on (sched_getaffinity) divided among the ranks
+ * of comm that share its node (MPI_Comm_split_type), at least 1. */
+int kd_default_threads(MPI_Comm comm);
+
+/* *single = 1 when every rank of comm shares this node's memory (the same
+ * answer on all ranks). */
+int kd_single_node(MPI_Comm comm, int *single, kd_err *e);
+
+#endif

@@ -1,0 +1,26 @@
+/* kd logits: a trained model's raw logits for every split of a data file,
+ * computed in parallel (each rank its own contiguous rows) and gathered to
+ * rank 0 in bounded chunks, which writes the teacher file with serial HDF5.
+ * (Collective HDF5 writes through Open MPI's OMPIO have been reported to hang
+ * with HDF5 1.10; point-to-point chunks cannot.) */
+#ifndef KD_LOGITS_H
+#define KD_LOGITS_H
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include <stdint.h>
+
+#include "kd/error.h"
+
+/* Rank 0: create dataset `ds` [n, C] float32 in an open file. */
+int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int C, kd_err *e);
+/* Collective: every rank holds rows [lo, hi) of an n-row split (shards as
+ * kd_shard_range(n, P, r)) in `local`; rank 0 receives them in bounded
+ * chunks and writes them into `ds` of f. Rank 0 keeps receiving after a
+ * write error so no sender blocks; the error is returned on rank 0 only
+ * (agree on it afterwards). A failed send or receive is KD_ERR_FATAL. */
+int kd_logits_gather(MPI_Comm comm, hid_t f, const char *path, const char *ds, int64_t n, int C,
+                     const float *local, kd_err *e);
+
+#endif

@@ -1,0 +1,152 @@
+#include "train/config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define T_(f) offsetof(kd_train_cfg, f)
+#define STR(cfg, f) sizeof(((cfg *)0)->f)
+
+/* name, type, offset, size, default, choices, lo, hi, lo_open, hi_open, help */
+const kd_opt_spec kd_train_opts[] = {
+  {"data", KD_OPT_STR, T_(data), STR(kd_train_cfg, data), "", NULL, 0, 0, 0, 0,
+   "HDF5 data file: /train/x [N,D], /train/y [N] (optional /valid, /test); required unless --resume"},
+  {"teacher", KD_OPT_STR, T_(teacher), STR(kd_train_cfg, teacher), "", NULL, 0, 0, 0, 0,
+   "HDF5 teacher file with /train/logits [N,C] (may be the data file); none: supervised training"},
+  {"out", KD_OPT_STR, T_(out), STR(kd_train_cfg, out), "", NULL, 0, 0, 0, 0,
+   "run directory (checkpoints, metrics.csv, final.h5); refused if it holds a run, unless --force; "
+   "required unless --resume"},
+  {"student", KD_OPT_STR, T_(student), STR(kd_train_cfg, student), "", NULL, 0, 0, 0, 0,
+   "MLP sizes input-hidden...-classes, e.g. 784-800-800-10; required unless --resume"},
+  {"resume", KD_OPT_STR, T_(resume), STR(kd_train_cfg, resume), "", NULL, 0, 0, 0, 0,
+   "continue a run: a checkpoint FILE or DIR[:latest|best|step:N]; needs no other option"},
+  {"init", KD_OPT_STR, T_(init_from), STR(kd_train_cfg, init_from), "", NULL, 0, 0, 0, 0,
+   "start a new run from a checkpoint's weights (fresh optimizer, step 0): FILE or DIR[:latest|best|step:N]"},
+  {"activation", KD_OPT_CHOICE, T_(activation), STR(kd_train_cfg, activation), "relu", "relu|gelu", 0, 0, 0, 0,
+   "hidden activation"},
+  {"weight-init", KD_OPT_CHOICE, T_(weight_init), STR(kd_train_cfg, weight_init), "he", "he|xavier", 0, 0, 0, 0,
+   "hidden-layer initialisation (the output layer is always Xavier)"},
+  {"dropout", KD_OPT_REAL, T_(dropout), 0, "0", NULL, 0, 1, 0, 1,
+   "dropout probability on hidden layers, in [0, 1)"},
+  {"alpha", KD_OPT_REAL, T_(alpha), 0, "0.1", NULL, 0, 1, 0, 0,
+   "weight of the hard-label loss, in [0, 1]; 1 - alpha weighs the soft loss"},
+  {"temperature", KD_OPT_REAL, T_(temperature), 0, "4", NULL, 0, 1000, 1, 0,
+   "distillation temperature T > 0"},
+  {"optimizer", KD_OPT_CHOICE, T_(optimizer), STR(kd_train_cfg, optimizer), "sgd", "sgd|adamw", 0, 0, 0, 0,
+   "optimizer"},
+  {"lr", KD_OPT_REAL, T_(lr), 0, "0.05", NULL, 0, 100, 1, 0, "peak learning rate > 0"},
+  {"momentum", KD_OPT_REAL, T_(momentum), 0, "0.9", NULL, 0, 1, 0, 1, "SGD momentum, in [0, 1)"},
+  {"nesterov", KD_OPT_FLAG, T_(nesterov), 0, "0", NULL, 0, 0, 0, 0, "Nesterov momentum (SGD)"},
+  {"weight-decay", KD_OPT_REAL, T_(weight_decay), 0, "0", NULL, 0, 10, 0, 0,
+   "weight decay on weights (not biases): coupled for SGD, decoupled for AdamW"},
+  {"beta1", KD_OPT_REAL, T_(beta1), 0, "0.9", NULL, 0, 1, 0, 1, "AdamW beta1, in [0, 1)"},
+  {"beta2", KD_OPT_REAL, T_(beta2), 0, "0.999", NULL, 0, 1, 0, 1, "AdamW beta2, in [0, 1)"},
+  {"eps", KD_OPT_REAL, T_(eps), 0, "1e-8", NULL, 0, 1, 1, 0, "AdamW epsilon > 0"},
+  {"schedule", KD_OPT_CHOICE, T_(schedule), STR(kd_train_cfg, schedule), "cosine", "const|cosine", 0, 0, 0, 0,
+   "learning-rate schedule after warmup"},
+  {"warmup", KD_OPT_INT, T_(warmup), 0, "0", NULL, 0, 1e12, 0, 0, "linear warmup steps"},
+  {"clip", KD_OPT_REAL, T_(clip), 0, "0", NULL, 0, 1e30, 0, 0, "clip the global gradient norm to this (0: off)"},
+  {"epochs", KD_OPT_INT, T_(epochs), 0, "10", NULL, 1, 1e9, 0, 0, "passes over the training rows, >= 1"},
+  {"batch", KD_OPT_INT, T_(batch), 0, "128", NULL, 1, 1 << 24, 0, 0,
+   "global batch (all ranks together), >= number of ranks"},
+  {"max-steps", KD_OPT_INT, T_(max_steps), 0, "0", NULL, 0, 1e15, 0, 0,
+   "stop after this many steps (0: no limit; the schedule still spans --epochs)"},
+  {"seed", KD_OPT_INT, T_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed of initialisation, shuffling and dropout"},
+  {"threads", KD_OPT_INT, T_(threads), 0, "0", NULL, 0, 4096, 0, 0,
+   "OpenBLAS threads per rank (0: cores available to the rank / ranks sharing them)"},
+  {"bucket-kib", KD_OPT_INT, T_(bucket_kib), 0, "4096", NULL, 1, 1 << 20, 0, 0,
+   "largest gradient bucket in KiB (a layer boundary closes one at a quarter of it): the unit of "
+   "communication, and of overlap with --overlap"},
+  {"overlap", KD_OPT_CHOICE, T_(overlap), STR(kd_train_cfg, overlap), "auto", "auto|on|off", 0, 0, 0, 0,
+   "start each gradient bucket's reduction as soon as the backward pass has finished it, overlapping "
+   "communication with the layers below (off: all buckets after the backward pass, blocking; auto: on when "
+   "the ranks span several nodes, off on one node, where the copies compete with the compute for the same cores)"},
+  {"shard-optimizer", KD_OPT_CHOICE, T_(shard_optimizer), STR(kd_train_cfg, shard_optimizer), "auto",
+   "auto|on|off", 0, 0, 0, 0,
+   "reduce-scatter the gradients, each rank updates its 1/p slice of the parameters, allgather them (off: "
+   "allreduce, every rank updates everything; auto: on from 3 ranks)"},
+  {"log-every", KD_OPT_INT, T_(log_every), 0, "50", NULL, 1, 1e15, 0, 0, "steps between metrics.csv rows"},
+  {"ckpt-every", KD_OPT_INT, T_(ckpt_every), 0, "0", NULL, 0, 1e15, 0, 0,
+   "steps between checkpoints (0: none between epoch ends); there is always one at the end"},
+  {"ckpt-epochs", KD_OPT_INT, T_(ckpt_epochs), 0, "1", NULL, 0, 1e9, 0, 0,
+   "also checkpoint (and evaluate) at every N-th epoch end (0: not at epoch ends)"},
+  {"keep", KD_OPT_INT, T_(keep), 0, "3", NULL, 1, 1e9, 0, 0, "checkpoints kept (plus the best one)"},
+  {"eval-every", KD_OPT_INT, T_(eval_every), 0, "0", NULL, 0, 1e15, 0, 0,
+   "steps between evaluations (0: at each checkpoint and the end only)"},
+  {"val-rows", KD_OPT_INT, T_(val_rows), 0, "0", NULL, 0, 1e15, 0, 0,
+   "hold out the last N rows of /train for validation (when the data file has no /valid)"},
+  {"best-metric", KD_OPT_CHOICE, T_(best_metric), STR(kd_train_cfg, best_metric), "accuracy", "accuracy|nll", 0, 0,
+   0, 0, "validation metric that picks the best checkpoint (ties keep the earlier)"},
+  {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|off", 0, 0, 0, 0,
+   "live progress line (auto: only on a terminal outside a batch job)"},
+  {"force", KD_OPT_FLAG, T_(force), 0, "0", NULL, 0, 0, 0, 0, "reuse an --out directory that holds a run"},
+  {"self-distill", KD_OPT_FLAG, T_(self_distill), 0, "0", NULL, 0, 0, 0, 0,
+   "self-distillation: the teacher is a frozen snapshot of an earlier checkpoint of this run (no teacher file)"},
+  {"teacher-ckpt", KD_OPT_STR, T_(teacher_ckpt), STR(kd_train_cfg, teacher_ckpt), "best", NULL, 0, 0, 0, 0,
+   "with --self-distill: which checkpoint teaches: best, latest, step:N, or a checkpoint FILE"},
+  {"refresh-every", KD_OPT_INT, T_(refresh_every), 0, "0", NULL, 0, 1e9, 0, 0,
+   "with --self-distill: replace the snapshot by a newer checkpoint every E epochs (0: keep the first)"},
+  {"snapshot-logits", KD_OPT_STR, T_(snapshot_logits), STR(kd_train_cfg, snapshot_logits), "", NULL, 0, 0, 0, 0,
+   "with --self-distill: write each snapshot's logits for the training rows to this teacher file"},
+  {"generations", KD_OPT_INT, T_(generations), 0, "1", NULL, 1, 1000, 0, 0,
+   "born-again generations: generation g+1 is a fresh student distilled from generation g's best checkpoint; "
+   "each lives in OUT/gen{g}"},
+  {"generation", KD_OPT_INT, T_(generation), 0, "0", NULL, 0, 1000, 0, 0,
+   "which generation this run is (set by kd; leave it)"},
+  {"hint-layer", KD_OPT_INT, T_(hint_layer), 0, "0", NULL, 0, 1000, 0, 0,
+   "FitNets hints: match student hidden layer K (1-based, after the activation) to the teacher file's "
+   "/train/features through a learned linear regressor (0: off)"},
+  {"hint-weight", KD_OPT_REAL, T_(hint_weight), 0, "1", NULL, 0, 1e6, 1, 0,
+   "BETA: the hint loss BETA * 0.5 * mean ||W h_s + b - h_t||^2 is added to the loss"},
+  {"hint-epochs", KD_OPT_INT, T_(hint_epochs), 0, "0", NULL, 0, 1e9, 0, 0,
+   "stage-wise FitNets: the first E epochs (counted in --epochs) train the layers up to K and the regressor on "
+   "the hint loss alone"},
+  {"on-nonfinite", KD_OPT_CHOICE, T_(on_nonfinite), STR(kd_train_cfg, on_nonfinite), "stop", "stop|skip", 0, 0, 0, 0,
+   "a non-finite loss or gradient: stop the run (the last checkpoint stays the latest), or skip that step's "
+   "update on every rank and count it"},
+  {"train-rows", KD_OPT_INT, T_(train_rows), 0, "0", NULL, 0, 1e15, 0, 0,
+   "train on the first N rows of /train only (0: all; --val-rows are taken from the end first)"},
+  {"labelled-fraction", KD_OPT_REAL, T_(labelled_fraction), 0, "1", NULL, 0, 1, 0, 0,
+   "keep the hard label on this fraction of training rows (chosen by --seed), the rest are unlabelled "
+   "(y = -1): semi-supervised distillation, needs --teacher"},
+};
+
+/* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)
+ * fails here, at compile time. */
+_Static_assert(sizeof kd_train_opts / sizeof kd_train_opts[0] == KD_TRAIN_N_OPTS,
+               "KD_TRAIN_N_OPTS must equal the number of kd train options");
+
+int kd_train_cfg_defaults(kd_train_cfg *c, kd_err *e) {
+  memset(c, 0, sizeof *c);
+  return kd_opts_parse(kd_train_opts, KD_TRAIN_N_OPTS, c, 0, NULL, "kd train", NULL, e);
+}
+
+int kd_train_cfg_parse(kd_train_cfg *c, int argc, char **argv, kd_err *e) {
+  memset(c, 0, sizeof *c);
+  return kd_opts_parse(kd_train_opts, KD_TRAIN_N_OPTS, c, argc, argv, "kd train", c->given, e);
+}
+
+void kd_train_help(FILE *f) { kd_opts_help(kd_train_opts, KD_TRAIN_N_OPTS, f); }
+
+int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
+  if (!c->data[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --data is required (see kd train --help)");
+  if (!c->student[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --student is required (see kd train --help)");
+  if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --out is required (see kd train --help)");
+  if (c->self_distill && c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --self-distill and --teacher exclude each other");
+  if (c->labelled_fraction < 1.0 && !c->teacher[0] && !c->self_distill)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --labelled-fraction %g leaves unlabelled rows, which need --teacher",
+                   c->labelled_fraction);
+  if (c->hint_layer > 0 && !c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer needs --teacher FILE with /train/features");
+  if (c->hint_epochs > 0 && c->hint_layer == 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-epochs needs --hint-layer");
+  if (c->hint_epochs >= c->epochs && c->hint_layer > 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-epochs %lld leaves no epoch of --epochs %lld for distillation",
+                   (long long)c->hint_epochs, (long long)c->epochs);
+  if (c->resume[0] && c->init_from[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --resume and --init exclude each other");
+  if (c->nesterov && (strcmp(c->optimizer, "sgd") != 0 || c->momentum <= 0.0))
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --nesterov needs --optimizer sgd and --momentum > 0");
+  return KD_OK;
+}
+

@@ -1,0 +1,178 @@
+/* The rows a run trains and evaluates on: this rank's shard of /train with
+ * its teacher targets, rank 0's evaluation splits, and their fingerprints. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dist.h"
+#include "core/h5io.h"
+#include "train/trainer.h"
+
+/* A whole split (or rows [lo, hi) of it) on this rank, with its teacher
+ * logits when the teacher file has them for that split. */
+static int load_eval_split(trainer *t, kd_source **src, kd_teacher **teacher, const char *split, int64_t lo,
+                           int64_t hi, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  const int C = t->net.model->out_dim;
+  int has = 0, classes = 0;
+  if (c->teacher[0] && kd_teacher_has(c->teacher, split, "logits", &has, e)) return e->code;
+  if (kd_source_open(src, c->data, split, lo, hi, e)) return e->code;
+  const int64_t total = kd_source_total(*src);
+  if (has && kd_teacher_probe(c->teacher, split, c->data, total, &classes, e)) return e->code;
+  if (kd_source_width(*src) != t->net.model->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but --student %s takes %d", c->data, split,
+                   kd_source_width(*src), c->student, t->net.model->in_dim);
+  if (has) {
+    if (classes != C)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes but --student %s outputs %d", c->teacher, split,
+                     classes, c->student, C);
+    if (kd_teacher_open(teacher, c->teacher, split, lo, hi, total, KD_TEACH_LOGITS, e)) return e->code;
+  }
+  if (kd_source_validate(*src, C, 1, e)) return e->code;
+  return *teacher ? kd_teacher_validate(*teacher, e) : KD_OK;
+}
+
+/* Validation split: /valid, else the last --val-rows of /train, else /test. */
+static int choose_valid(trainer *t, const kd_split_info *tr, const kd_split_info *vi, const kd_split_info *ti,
+                        kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  t->data.n_train = tr->rows;
+  if (vi->present) {
+    snprintf(t->data.valid_name, sizeof t->data.valid_name, "valid");
+    if (c->val_rows > 0 && tr_root(t))
+      printf("kd: note: %s has /valid, so --val-rows %lld is not used\n", c->data, (long long)c->val_rows);
+  } else if (c->val_rows > 0) {
+    if (c->val_rows >= tr->rows)
+      return kd_fail(e, KD_ERR_RUNTIME, "--val-rows %lld: /train of %s has only %lld rows", (long long)c->val_rows,
+                     c->data, (long long)tr->rows);
+    t->data.n_train = tr->rows - c->val_rows;
+    snprintf(t->data.valid_name, sizeof t->data.valid_name, "train[%lld:]", (long long)t->data.n_train);
+  } else if (ti->present) {
+    snprintf(t->data.valid_name, sizeof t->data.valid_name, "test");
+  }
+  t->data.n_file_rows = tr->rows;
+  if (c->train_rows > 0) {
+    if (c->train_rows > t->data.n_train)
+      return kd_fail(e, KD_ERR_RUNTIME, "--train-rows %lld: /train of %s has only %lld rows for training",
+                     (long long)c->train_rows, c->data, (long long)t->data.n_train);
+    t->data.n_train = c->train_rows;
+  }
+  if (t->data.n_train < t->mpi.size)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train has %lld training rows, fewer than the %d ranks", c->data,
+                   (long long)t->data.n_train, t->mpi.size);
+  return KD_OK;
+}
+
+/* This rank's shard of the training rows and its teacher targets. */
+static int load_train(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  const int C = t->net.model->out_dim;
+  int64_t lo, hi;
+  kd_shard_range(t->data.n_train, t->mpi.size, t->mpi.rank, &lo, &hi);
+  if (kd_source_open(&t->data.train, c->data, "train", lo, hi, e)) return e->code;
+  const int64_t total = kd_source_total(t->data.train);
+  if (c->teacher[0] && kd_teacher_open(&t->data.teacher, c->teacher, "train", lo, hi, total, KD_TEACH_LOGITS, e))
+    return e->code;
+  if (kd_source_validate(t->data.train, C, t->data.has_teacher, e)) return e->code;
+  if (t->data.teacher && kd_teacher_validate(t->data.teacher, e)) return e->code;
+  if (c->hint_layer > 0 && kd_teacher_load_features(t->data.teacher, e)) return e->code;
+  if (c->self_distill) /* filled by each snapshot */
+    return kd_teacher_new(&t->data.teacher, "train", lo, hi - lo, C, e);
+  return KD_OK;
+}
+
+/* Evaluation data lives on rank 0, which evaluates. */
+static int load_eval(trainer *t, const kd_split_info *vi, const kd_split_info *ti, const kd_split_info *tr,
+                     kd_err *e) {
+  tr_data *d = &t->data;
+  if (!tr_root(t)) return KD_OK;
+  if (vi->present) {
+    if (load_eval_split(t, &d->valid, &d->valid_t, "valid", 0, vi->rows, e)) return e->code;
+    d->has_valid = 1;
+  } else if (t->cfg.val_rows > 0) {
+    if (load_eval_split(t, &d->valid, &d->valid_t, "train", d->n_file_rows - t->cfg.val_rows, tr->rows, e))
+      return e->code;
+    d->has_valid = 1;
+  }
+  if (ti->present) {
+    if (load_eval_split(t, &d->test, &d->test_t, "test", 0, ti->rows, e)) return e->code;
+    d->has_test = 1;
+    if (!d->has_valid)
+      printf("kd: note: no /valid split and no --val-rows: evaluating on /test, so the best checkpoint is "
+             "chosen on the test set\n");
+  }
+  return KD_OK;
+}
+
+int tr_load_data(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  const int in = t->net.model->in_dim, C = t->net.model->out_dim;
+  kd_split_info tr, vi, ti;
+  int classes = 0;
+  if (kd_source_probe(c->data, "train", &tr, e)) return e->code;
+  if (tr.present && c->teacher[0] && kd_teacher_probe(c->teacher, "train", c->data, tr.rows, &classes, e))
+    return e->code;
+  if (!tr.present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/x is missing", c->data);
+  if (tr.width != in)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/x has %d features per row but --student %s takes %d", c->data,
+                   tr.width, c->student, in);
+  if (c->teacher[0] && classes != C)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/logits has %d classes but --student %s outputs %d", c->teacher,
+                   classes, c->student, C);
+  if (kd_source_probe(c->data, "valid", &vi, e) || kd_source_probe(c->data, "test", &ti, e)) return e->code;
+  if (choose_valid(t, &tr, &vi, &ti, e) || load_train(t, e)) return e->code;
+  return load_eval(t, &vi, &ti, &tr, e);
+}
+
+/* Fingerprints: of the data file's whole /train split (x, y), which teacher
+ * files written by kd logits carry too, and of the teacher logits of the
+ * rows this run trains on (checked at resume). Each rank hashes its own
+ * share; an allreduce sums the parts. */
+static int local_fingerprints(trainer *t, uint64_t fp[2], kd_err *e) {
+  fp[0] = kd_source_fingerprint(t->data.train);
+  fp[1] = t->cfg.teacher[0] ? kd_teacher_fingerprint(t->data.teacher) : 0;
+  if (tr_root(t) && t->data.has_valid && strcmp(kd_source_split(t->data.valid), "train") == 0) {
+    fp[0] += kd_source_fingerprint(t->data.valid);
+    fp[1] += kd_teacher_fingerprint(t->data.valid_t);
+  }
+  /* The rows in memory are the whole of /train, as stored, unless the run
+   * trains on a prefix: only then read it again, in bounded chunks of this
+   * rank's share. */
+  if (t->cfg.train_rows > 0) {
+    int64_t lo, hi;
+    kd_shard_range(t->data.n_file_rows, t->mpi.size, t->mpi.rank, &lo, &hi);
+    return kd_source_fingerprint_file(t->cfg.data, "train", lo, hi, &fp[0], e);
+  }
+  return KD_OK;
+}
+
+/* A teacher file written by kd logits names the data it was made from. */
+static int check_provenance(trainer *t, kd_err *e) {
+  hid_t f;
+  if (kd_h5_open_ro(&f, t->cfg.teacher, e)) return e->code;
+  char hex[64] = "";
+  int rc = KD_OK, has = H5Aexists(f, "data_fingerprint") > 0;
+  if (has) rc = kd_h5_get_attr_str(f, t->cfg.teacher, "/", "data_fingerprint", hex, sizeof hex, e);
+  H5Fclose(f);
+  if (!rc && has && strtoull(hex, NULL, 16) != t->st.data_fp)
+    rc = kd_fail(e, KD_ERR_RUNTIME,
+                 "%s: the teacher logits were computed from other data (its data_fingerprint %s, /train of %s has "
+                 "%016llx)",
+                 t->cfg.teacher, hex, t->cfg.data, (unsigned long long)t->st.data_fp);
+  if (!rc && !has && tr_root(t))
+    printf("kd: note: %s carries no data fingerprint (written by another tool): only its row counts were checked\n",
+           t->cfg.teacher);
+  return rc;
+}
+
+int tr_fingerprint(trainer *t, kd_err *e) {
+  uint64_t fp[2] = {0, 0};
+  int rc = local_fingerprints(t, fp, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
+    return e->code;
+  t->st.data_fp = fp[0];
+  t->st.teacher_fp = t->cfg.teacher[0] ? fp[1] : 0;
+  if (!t->cfg.teacher[0]) return KD_OK;
+  return kd_agree(t->mpi.comm, check_provenance(t, e), e);
+}

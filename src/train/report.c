@@ -1,0 +1,130 @@
+/* What rank 0 prints: the banner, the epoch lines, the end of the run. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "ckpt/weights.h"
+#include "core/dist.h"
+#include "nn/gemm.h"
+#include "train/trainer.h"
+
+const char *const kd_phase_names[KD_PHASES] = {"gather", "forward", "loss", "backward", "allreduce", "update"};
+
+static void print_loss_line(const trainer *t) {
+  const kd_train_cfg *c = &t->cfg;
+  if (t->data.has_teacher)
+    printf("loss: %.3g * CE + %.3g * T^2 * KL at T = %g\n", c->alpha, 1.0 - c->alpha, c->temperature);
+  else
+    printf("loss: CE on hard labels (no teacher)\n");
+}
+
+static void print_blas_line(void) {
+  const char *forced = getenv("OPENBLAS_CORETYPE");
+  printf("blas: OpenBLAS %s kernels", kd_blas_core());
+  if (kd_blas_avx512_unused()) /* worth knowing: its AVX-512 kernels ran sgemm 1.8x faster here */
+    printf(" on a CPU with AVX-512 (%s%s)", forced && *forced ? "set by OPENBLAS_CORETYPE=" : "OpenBLAS does not know this CPU",
+           forced && *forced ? forced : "");
+  printf("\n");
+}
+
+void tr_print_banner(const trainer *t) {
+  const kd_train_cfg *c = &t->cfg;
+  if (!tr_root(t)) return;
+  const int P = t->mpi.size, th = t->mpi.threads;
+  const kd_model *m = t->net.model;
+  printf("kd %s train: %d rank%s x %d OpenBLAS thread%s, student %s %s (%zu parameters)\n", KD_VERSION, P,
+         P > 1 ? "s" : "", th, th > 1 ? "s" : "", m->family, m->spec, m->n_params);
+  const int64_t n = t->data.n_train;
+  printf("data: %s (/train %lld training rows, %lld per rank or fewer)%s%s", c->data, (long long)n,
+         (long long)((n + P - 1) / P),
+         c->self_distill ? ", teacher: a snapshot of this run (self-distillation, --teacher-ckpt "
+                         : c->teacher[0] ? ", teacher: " : ", no teacher",
+         c->self_distill ? c->teacher_ckpt : c->teacher);
+  printf("%s\n", c->self_distill ? ")" : "");
+  if (t->data.has_valid || t->data.has_test)
+    printf("evaluation by rank 0 on /%s (%lld rows)\n", t->data.valid_name,
+           (long long)kd_source_rows(t->data.has_valid ? t->data.valid : t->data.test));
+  print_loss_line(t);
+  printf("steps: %lld per epoch x %lld epochs, global batch %d, %s lr %g, %s schedule\n",
+         (long long)t->sched.steps_per_epoch, (long long)c->epochs, t->sched.B, c->optimizer, c->lr, c->schedule);
+  print_blas_line();
+  const kd_gsync *gs = &t->sync.gs;
+  if (P > 1)
+    printf("gradients: %d bucket%s, %s, %s\n", gs->n_buckets, gs->n_buckets > 1 ? "s" : "",
+           gs->shard ? "reduce-scatter + sharded optimizer + allgather" : "allreduce",
+           gs->overlap ? "overlapped with the backward pass" : "after the backward pass");
+  fflush(stdout);
+}
+
+void tr_print_epoch(trainer *t, int64_t epoch, const double *sums, double sps, double elapsed, double eta_s) {
+  const kd_train_cfg *cfg = &t->cfg;
+  char eta[32], el[32];
+  kd_progress_clear(&t->log.progress);
+  kd_format_duration(eta, sizeof eta, eta_s);
+  kd_format_duration(el, sizeof el, elapsed);
+  const double loss = sums[ST_LOSS] / sums[ST_ROWS];
+  const double acc = sums[ST_LABELLED] > 0 ? sums[ST_CORRECT] / sums[ST_LABELLED] : NAN;
+  printf("epoch %lld/%lld  loss %.4f", (long long)epoch + 1, (long long)cfg->epochs, loss);
+  if (t->data.has_teacher)
+    printf(" (ce %.4f, kd %.4f)", sums[ST_LABELLED] > 0 ? sums[ST_CE] / sums[ST_LABELLED] : 0,
+           sums[ST_KD] / sums[ST_ROWS]);
+  for (int i = 0; i < t->net.n_terms; i++) {
+    const kd_term *term = t->net.terms[i];
+    const int alone = epoch < term->alone_epochs;
+    printf(" (%s %.4f%s%s)", term->name, sums[tr_term_slot(i)] / sums[ST_ROWS], alone ? ", stage 1: " : "",
+           alone ? term->alone_note : "");
+  }
+  printf("  train acc %.4f  %.0f samples/s  elapsed %s  ETA %s\n", acc, sps, el, eta);
+  fflush(stdout);
+}
+
+/* Rank 0: the end-of-run evaluations and the deployable weights. */
+static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
+  kd_eval_result ev;
+  tr_data *d = &t->data;
+  const double T = t->cfg.temperature;
+  if (d->has_valid && kd_eval_model(&ev, NULL, t->net.model, d->valid, d->valid_t, T, e) == KD_OK)
+    kd_eval_print(stdout, "valid", &ev);
+  if (!e->code && d->has_test && kd_eval_model(&ev, NULL, t->net.model, d->test, d->test_t, T, e) == KD_OK) {
+    kd_eval_print(stdout, "test", &ev);
+    res->test_accuracy = ev.accuracy;
+    res->test_agreement = isnan(ev.agreement) ? -1 : ev.agreement;
+    res->test_rows = ev.n;
+  }
+  if (e->code) return e->code;
+  char path[KD_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/final.h5", t->cfg.out);
+  if (kd_weights_write(path, t->net.model, e)) return e->code;
+  return kd_metrics_close(&t->log.metrics, e);
+}
+
+static void print_final(const trainer *t, const kd_train_result *res) {
+  printf("final: steps=%lld", (long long)res->steps);
+  if (res->steps_run > 0) printf(" train_loss=%.4f train_acc=%.4f", res->final_loss, res->train_accuracy);
+  if (res->test_accuracy >= 0) printf(" test_acc=%.4f", res->test_accuracy);
+  if (res->test_agreement >= 0) printf(" test_agreement=%.4f", res->test_agreement);
+  if (t->st.skipped) printf(" skipped=%lld", (long long)t->st.skipped);
+  printf(" samples_per_s=%.0f", res->samples_per_s);
+  if (t->mpi.size > 1) printf(" allreduce_share=%.3f", res->allreduce_share);
+  printf(" peak_rss_mib=%.0f weights=%s/final.h5\n", res->peak_rss_mib, t->cfg.out);
+  if (res->steps_run > 1) { /* where a step's time goes (rank 0) */
+    printf("step_ms:");
+    for (int k = 0; k < KD_PHASES; k++) printf(" %s=%.3f", kd_phase_names[k], res->step_ms[k]);
+    printf(" other=%.3f\n", res->step_ms[KD_PHASES]);
+  }
+  fflush(stdout);
+}
+
+int tr_finish_run(trainer *t, kd_train_result *res, kd_err *e) {
+  int rc = tr_root(t) ? finish_root(t, res, e) : KD_OK;
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  /* Peak resident memory of the largest rank (ru_maxrss is in KiB on Linux). */
+  struct rusage ru;
+  double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;
+  if (kd_mpi_check(MPI_Allreduce(&mine, &res->peak_rss_mib, 1, MPI_DOUBLE, MPI_MAX, t->mpi.comm), "MPI_Allreduce", e))
+    return e->code;
+  if (tr_root(t)) print_final(t, res);
+  return KD_OK;
+}

@@ -1,0 +1,124 @@
+/* One training run, from the command line's configuration to final.h5. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dist.h"
+#include "core/h5io.h"
+#include "nn/gemm.h"
+#include "train/trainer.h"
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+int tr_stop_signal(void) { return (int)g_stop_signal; }
+
+/* SIGTERM and SIGUSR1 set a flag that the next step's allreduce carries to
+ * every rank (tr_step); installed once for the whole run, generations
+ * included, so a signal between two generations is not lost. */
+int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
+  struct sigaction sa, old_term, old_usr1;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  g_stop_signal = 0;
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGUSR1, &sa, &old_usr1);
+  int rc = tr_run_chain(cli, comm, res, e);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGUSR1, &old_usr1, NULL);
+  return rc;
+}
+
+/* Validation point 1: options (identical on every rank), resume, --out. */
+static int setup_options(trainer *t, const kd_train_cfg *cli, kd_err *e) {
+  t->cfg = *cli;
+  int rc = cli->resume[0] ? tr_open_resume(t, cli, e) : KD_OK;
+  if (rc) return rc;
+  rc = tr_check_setup(t, e);
+  if (!rc) rc = tr_prepare_out_dir(t, e);
+  return kd_agree(t->mpi.comm, rc, e);
+}
+
+/* Every rank runs the same number of steps: the fewest any rank can fill. */
+static int setup_schedule(trainer *t, kd_err *e) {
+  int64_t mine = kd_source_rows(t->data.train) / t->sched.b_local;
+  if (kd_mpi_check(MPI_Allreduce(&mine, &t->sched.steps_per_epoch, 1, MPI_INT64_T, MPI_MIN, t->mpi.comm),
+                   "MPI_Allreduce", e))
+    return e->code;
+  if (t->sched.steps_per_epoch < 1)
+    return kd_fail(e, KD_ERR_RUNTIME,
+                   "%s: /train has %lld training rows, too few for one global batch of %d on %d ranks; lower --batch",
+                   t->cfg.data, (long long)t->data.n_train, t->sched.B, t->mpi.size);
+  t->sched.total_steps = t->sched.steps_per_epoch * t->cfg.epochs;
+  t->sched.end_step =
+      t->cfg.max_steps > 0 && t->cfg.max_steps < t->sched.total_steps ? t->cfg.max_steps : t->sched.total_steps;
+  return KD_OK;
+}
+
+/* Parameters from the checkpoint (resume, --init) or initialised on rank
+ * 0, broadcast so replicas start bitwise equal; then the run state. */
+static int setup_state(trainer *t, kd_err *e) {
+  kd_run_state saved;
+  memset(&saved, 0, sizeof saved);
+  int rc = tr_restore_params(t, &saved, e);
+  if (!rc && t->cfg.resume[0]) rc = tr_restore_state(t, &saved, e);
+  if (!rc && t->cfg.self_distill && t->st.teacher_ckpt[0]) rc = tr_refresh_snapshot(t, 1, e);
+  if (rc) return rc;
+  const char *const *cols = t->log.cols;
+  if (tr_root(t))
+    rc = t->cfg.resume[0] ? kd_metrics_open_resume(&t->log.metrics, t->cfg.out, t->st.step, cols, t->log.n_cols, e)
+                          : kd_metrics_open(&t->log.metrics, t->cfg.out, cols, t->log.n_cols, e);
+  return kd_agree(t->mpi.comm, rc, e);
+}
+
+static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
+  int rc = setup_options(t, cli, e);
+  if (rc) return rc;
+  t->mpi.threads = t->cfg.threads > 0 ? (int)t->cfg.threads : kd_default_threads(t->mpi.comm);
+  kd_blas_set_threads(t->mpi.threads);
+  /* Validation point 2: data shapes and values, each rank its own rows. */
+  rc = tr_load_data(t, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if ((rc = tr_fingerprint(t, e)) || (rc = setup_schedule(t, e))) return rc;
+  rc = kd_single_node(t->mpi.comm, &t->mpi.single_node, e); /* collective: before anything may fail alone */
+  if (!rc) rc = tr_build(t, e);
+  if (!rc) rc = tr_config_items(t, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  return setup_state(t, e);
+}
+
+int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_train_cfg *eff, kd_err *e) {
+  trainer *t = calloc(1, sizeof *t);
+  if (!t) return kd_fail(e, KD_ERR_RUNTIME, "out of memory (trainer)");
+  memset(res, 0, sizeof *res);
+  res->test_accuracy = res->test_agreement = -1;
+  t->mpi.comm = comm;
+  MPI_Comm_rank(comm, &t->mpi.rank);
+  MPI_Comm_size(comm, &t->mpi.size);
+  t->st.best_metric = NAN;
+  t->st.best_step = -1;
+  t->st.last_ckpt_step = -1;
+  kd_h5_quiet();
+  int rc = setup(t, cli, e);
+  if (!rc) {
+    tr_print_banner(t);
+    if (tr_root(t) && t->cfg.resume[0])
+      printf("kd: resume at step %lld (epoch %lld, step %lld of %lld)\n", (long long)t->st.step,
+             (long long)t->st.epoch + 1, (long long)t->st.step_in_epoch, (long long)t->sched.steps_per_epoch);
+    kd_progress_init(&t->log.progress, t->cfg.progress);
+    rc = tr_run_loop(t, res, e);
+  }
+  if (!rc) rc = tr_finish_run(t, res, e);
+  if (eff) *eff = t->cfg;
+  if (tr_root(t) && t->log.metrics.csv) {
+    kd_err ignore;
+    kd_err_clear(&ignore);
+    kd_metrics_close(&t->log.metrics, &ignore);
+  }
+  tr_free(t);
+  free(t);
+  return rc;
+}

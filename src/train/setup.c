@@ -1,0 +1,262 @@
+/* Set-up of a run: the student and its loss terms, the output directory,
+ * and the one buffer per role (parameters, gradients + statistics,
+ * optimizer moments) with their views and gradient buckets. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/dist.h"
+#include "kd/registry.h"
+#include "loss/hint.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+/* The student the options describe. */
+static int model_spec(const kd_train_cfg *c, kd_model_spec *ms, kd_err *e) {
+  memset(ms, 0, sizeof *ms);
+  if (kd_model_spec_parse(ms, c->student, e)) return e->code;
+  snprintf(ms->options, sizeof ms->options, "activation=%s,init=%s", c->activation, c->weight_init);
+  ms->dropout = (float)c->dropout;
+  return KD_OK;
+}
+
+int tr_check_setup(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  if (kd_train_cfg_check(c, e)) return e->code;
+  if (c->batch < t->mpi.size)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --batch %lld is smaller than the %d ranks: every rank needs a row",
+                   (long long)c->batch, t->mpi.size);
+  t->sched.B = (int)c->batch;
+  t->sched.b_local = kd_local_batch(t->sched.B, t->mpi.size, t->mpi.rank);
+  t->data.has_teacher = c->teacher[0] != '\0' || c->self_distill;
+  t->data.teacher_live = c->teacher[0] != '\0';
+  kd_model_spec ms;
+  if (model_spec(c, &ms, e)) return e->code;
+  const int b = t->sched.b_local;
+  if (kd_model_create(&t->net.model, &ms, b > 256 ? b : 256, e)) return e->code;
+  if (c->hint_layer > 0) {
+    const int nh = t->net.model->ops->n_hidden(t->net.model);
+    if (c->hint_layer > nh)
+      return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer %lld: the student %s has %d hidden layer%s",
+                     (long long)c->hint_layer, c->student, nh, nh == 1 ? "" : "s");
+  }
+  return KD_OK;
+}
+
+static int mkdir_p(const char *dir, kd_err *e) {
+  char path[KD_PATH_MAX];
+  snprintf(path, sizeof path, "%s", dir);
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    const char ch = *p;
+    *p = '\0';
+    struct stat pb;
+    if (stat(path, &pb) == 0 && !S_ISDIR(pb.st_mode))
+      return kd_fail(e, KD_ERR_USAGE, "--out %s: %s exists and is not a directory", dir, path);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+      return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot create directory %s (%s)", dir, path, strerror(errno));
+    if (!ch) break;
+    *p = ch;
+  }
+  return KD_OK;
+}
+
+int tr_prepare_out_dir(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  if (!tr_root(t)) return KD_OK;
+  if (mkdir_p(c->out, e)) return e->code;
+  struct stat sb;
+  if (stat(c->out, &sb) != 0 || !S_ISDIR(sb.st_mode)) return kd_fail(e, KD_ERR_USAGE, "--out %s: not a directory", c->out);
+  char m[KD_PATH_MAX + 32];
+  snprintf(m, sizeof m, "%s/metrics.csv", c->out);
+  if (access(m, F_OK) == 0 && !c->force)
+    return kd_fail(e, KD_ERR_USAGE,
+                   "--out %s already holds a run (metrics.csv); continue it with --resume %s, or pass --force to "
+                   "overwrite it",
+                   c->out, c->out);
+  if (access(c->out, W_OK) != 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "--out %s: directory is not writable (%s)", c->out, strerror(errno));
+  return KD_OK;
+}
+
+/* The loss terms the options ask for (the teacher's features are loaded). */
+static int build_terms(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  if (c->hint_layer > 0) {
+    kd_term *hint;
+    if (kd_hint_term_create(&hint, t->net.model, (int)c->hint_layer, kd_teacher_feat_dim(t->data.teacher),
+                            (float)c->hint_weight, (int)c->hint_epochs, e))
+      return e->code;
+    t->net.terms[t->net.n_terms++] = hint;
+  }
+  return KD_OK;
+}
+
+/* metrics.csv's extra columns: feature-row runs always had "hint"; each
+ * term fills the column of its name, added when it is not there. */
+static void metrics_columns(trainer *t) {
+  tr_log *l = &t->log;
+  l->n_cols = 0;
+  if (t->net.model->input == KD_INPUT_FEATURES) {
+    l->cols[l->n_cols] = "hint";
+    l->col_slot[l->n_cols++] = -1;
+  }
+  for (int i = 0; i < t->net.n_terms; i++) {
+    int k = 0;
+    while (k < l->n_cols && strcmp(l->cols[k], t->net.terms[i]->name) != 0) k++;
+    if (k == l->n_cols && k < KD_METRICS_MAX_EXTRA) l->cols[l->n_cols++] = t->net.terms[i]->name;
+    if (k < KD_METRICS_MAX_EXTRA) l->col_slot[k] = tr_term_slot(i);
+  }
+}
+
+/* Views: the student's, then each term's placed after it; and those a
+ * stage where terms train alone updates (the student's layers below them). */
+static int build_views(trainer *t, kd_err *e) {
+  tr_net *n = &t->net;
+  const int nv = n->model->n_views;
+  int nt = 0, top = 0;
+  size_t off = n->model->n_params;
+  for (int i = 0; i < n->n_terms; i++) {
+    kd_term_place(n->terms[i], off);
+    off += n->terms[i]->n_params;
+    nt += n->terms[i]->n_views;
+    if (n->terms[i]->alone_epochs > 0 && n->terms[i]->layer > top) top = n->terms[i]->layer;
+  }
+  n->n_total = off;
+  n->views = kd_calloc((size_t)(nv + nt), sizeof(kd_param_view), "parameter views", e);
+  n->alone_views = kd_calloc((size_t)(nv + nt), sizeof(kd_param_view), "parameter views", e);
+  if (e->code) return e->code;
+  memcpy(n->views, n->model->views, sizeof(kd_param_view) * (size_t)nv);
+  n->n_views = nv;
+  n->n_alone_views = top ? n->model->ops->views_through(n->model, top) : 0;
+  memcpy(n->alone_views, n->model->views, sizeof(kd_param_view) * (size_t)n->n_alone_views);
+  for (int i = 0; i < n->n_terms; i++)
+    for (int k = 0; k < n->terms[i]->n_views; k++) {
+      n->views[n->n_views++] = n->terms[i]->views[k];
+      if (n->terms[i]->alone_epochs > 0) n->alone_views[n->n_alone_views++] = n->terms[i]->views[k];
+    }
+  return KD_OK;
+}
+
+static void grads_ready(void *ctx, size_t from) { kd_gsync_ready(ctx, from); }
+
+/* Gradient buckets may begin at any view boundary of the student; the tail
+ * (the terms' gradients and the step statistics) is allreduced last. */
+static int build_sync(trainer *t, kd_err *e) {
+  tr_net *n = &t->net;
+  const size_t nm = n->model->n_params;
+  const int nv = n->model->n_views;
+  size_t *cuts = kd_malloc((size_t)nv * sizeof(size_t), "bucket boundaries", e);
+  if (!cuts) return e->code;
+  for (int k = 0; k < nv; k++) cuts[k] = n->model->views[k].offset;
+  /* auto (docs/performance.md): on one node the "communication" is memory
+   * copies by the same cores that compute, so overlap only adds contention;
+   * at 2 ranks a reduce-scatter + allgather cost more than one allreduce. */
+  const kd_train_cfg *c = &t->cfg;
+  const int overlap = strcmp(c->overlap, "on") == 0 || (strcmp(c->overlap, "auto") == 0 && !t->mpi.single_node);
+  const int shard = strcmp(c->shard_optimizer, "on") == 0 || (strcmp(c->shard_optimizer, "auto") == 0 && t->mpi.size >= 3);
+  int rc = kd_gsync_init(&t->sync.gs, t->mpi.comm, n->grads, nm, n->n_total - nm + (size_t)n->n_stats, cuts, nv,
+                         (size_t)c->bucket_kib * 1024 / sizeof(float), overlap, shard, e);
+  free(cuts);
+  if (rc) return rc;
+  int n_own;
+  const kd_range *own = kd_gsync_owned(&t->sync.gs, &n_own);
+  t->sync.upd = kd_calloc((size_t)n_own + 1, sizeof *t->sync.upd, "update ranges", e);
+  if (!t->sync.upd) return e->code;
+  memcpy(t->sync.upd, own, sizeof *own * (size_t)n_own);
+  t->sync.n_upd = n_own;
+  if (n->n_total > nm) { /* every rank updates the (replicated) terms */
+    t->sync.upd[t->sync.n_upd].lo = nm;
+    t->sync.upd[t->sync.n_upd++].hi = n->n_total;
+  }
+  n->model->grads_ready = grads_ready;
+  n->model->grads_ready_ctx = &t->sync.gs;
+  return KD_OK;
+}
+
+static int build_batch(trainer *t, kd_err *e) {
+  kd_model *m = t->net.model;
+  const int C = m->out_dim, b = m->max_batch;
+  if (kd_batch_init(&t->batch.in, m->input, b, m->in_dim, e) ||
+      kd_teacher_batch_init(&t->batch.tb, b, C, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0, e))
+    return e->code;
+  const int P = kd_batch_positions(&t->batch.in);
+  t->batch.logits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logits", e);
+  t->batch.dlogits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logit gradients", e);
+  const int64_t n = kd_source_rows(t->data.train);
+  t->batch.perm = kd_malloc((size_t)(n ? n : 1) * sizeof(int64_t), "shuffle order", e);
+  return e->code;
+}
+
+int tr_build(trainer *t, kd_err *e) {
+  tr_net *n = &t->net;
+  if (build_terms(t, e) || build_views(t, e)) return e->code;
+  n->n_stats = ST_BASE + (n->n_terms > 1 ? n->n_terms - 1 : 0);
+  n->params = kd_malloc(n->n_total * sizeof(float), "parameters", e);
+  n->grads = kd_malloc((n->n_total + (size_t)n->n_stats) * sizeof(float), "gradients", e);
+  if (e->code || build_batch(t, e)) return e->code;
+  kd_model_bind(n->model, n->params, n->grads);
+  if (build_sync(t, e)) return e->code;
+  metrics_columns(t);
+  const kd_train_cfg *c = &t->cfg;
+  kd_optim_cfg ocfg = {strcmp(c->optimizer, "adamw") == 0 ? KD_OPT_ADAMW : KD_OPT_SGD, (float)c->momentum,
+                       c->nesterov, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
+  return kd_optim_init(&t->sync.opt, &ocfg, n->n_total, e);
+}
+
+int tr_terms_alone(const trainer *t, int64_t epoch) {
+  for (int i = 0; i < t->net.n_terms; i++)
+    if (epoch < t->net.terms[i]->alone_epochs) return 1;
+  return 0;
+}
+
+/* The run configuration as text, for checkpoints. */
+int tr_config_items(trainer *t, kd_err *e) {
+  free(t->resume.items);
+  t->resume.items = kd_calloc((size_t)KD_TRAIN_N_OPTS + 2, sizeof(kd_cfg_item), "configuration", e);
+  if (!t->resume.items) return e->code;
+  kd_cfg_item *it = t->resume.items;
+  int k = 0;
+  for (int i = 0; i < KD_TRAIN_N_OPTS; i++, k++) {
+    snprintf(it[k].name, sizeof it[k].name, "%s", kd_train_opts[i].name);
+    kd_opts_format(&kd_train_opts[i], &t->cfg, it[k].value, sizeof it[k].value);
+  }
+  /* Resolved values, for the record (not options). */
+  snprintf(it[k].name, sizeof it[k].name, "_ranks");
+  snprintf(it[k++].value, sizeof it[0].value, "%d", t->mpi.size);
+  snprintf(it[k].name, sizeof it[k].name, "_threads");
+  snprintf(it[k++].value, sizeof it[0].value, "%d", t->mpi.threads);
+  t->resume.n_items = k;
+  return KD_OK;
+}
+
+void tr_free(trainer *t) {
+  kd_model_free(t->net.model);
+  for (int i = 0; i < t->net.n_terms; i++) kd_term_free(t->net.terms[i]);
+  kd_model_free(t->snap.model);
+  free(t->snap.params);
+  kd_optim_free(&t->sync.opt);
+  kd_gsync_free(&t->sync.gs);
+  free(t->sync.upd);
+  kd_source_free(t->data.train);
+  kd_source_free(t->data.valid);
+  kd_source_free(t->data.test);
+  kd_teacher_free(t->data.teacher);
+  kd_teacher_free(t->data.valid_t);
+  kd_teacher_free(t->data.test_t);
+  free(t->net.params);
+  free(t->net.grads);
+  free(t->net.views);
+  free(t->net.alone_views);
+  kd_batch_free(&t->batch.in);
+  kd_teacher_batch_free(&t->batch.tb);
+  free(t->batch.logits);
+  free(t->batch.dlogits);
+  free(t->batch.perm);
+  free(t->resume.items);
+}

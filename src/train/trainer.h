@@ -1,0 +1,186 @@
+/* The trainer's state, grouped by role, and the parts of kd train:
+ *   run.c          one run: set-up, the loop, the end (and the signals)
+ *   setup.c        the student, the loss terms, the output directory, the buffers
+ *   data.c         the shard, its teacher targets, the evaluation splits, fingerprints
+ *   resume.c       the checkpoint to continue, its configuration, its state
+ *   step.c         one training step: gather, forward, loss, backward, sync, update
+ *   loop.c         epochs and steps, and what each step's end schedules
+ *   checkpoint.c   evaluation and checkpoints (rank 0 writes; all agree)
+ *   selfdistill.c  snapshot teachers from earlier checkpoints
+ *   generations.c  born-again generations
+ *   report.c       the banner, the epoch lines and the final summary
+ * Data flows one way through a step: shard -> batch -> model -> loss and
+ * terms -> model backward -> gradient buckets (+ step statistics) ->
+ * optimizer. Checkpoints, evaluation and logging sit beside the loop. */
+#ifndef KD_TRAIN_TRAINER_H
+#define KD_TRAIN_TRAINER_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "kd/ckpt.h"
+#include "kd/data.h"
+#include "kd/infer.h"
+#include "kd/model.h"
+#include "kd/teacher.h"
+#include "kd/train.h"
+#include "loss/term.h"
+#include "optim/gradsync.h"
+#include "optim/optim.h"
+#include "train/metrics.h"
+
+/* Step statistics travel at the end of the gradient buffer, so one
+ * allreduce per step carries gradients, losses and control flags. The
+ * first slots are also the indexes of the checkpoint's log sums: the first
+ * loss term keeps slot 6 (the FitNets hint's since format 1); further terms
+ * come after the control flags. */
+enum { ST_LOSS, ST_CE, ST_KD, ST_CORRECT, ST_LABELLED, ST_ROWS, ST_TERM0, ST_NONFINITE, ST_ERROR, ST_STOP, ST_BASE };
+#define TR_MAX_TERMS (KD_CKPT_SUMS - ST_BASE + 1)
+static inline int tr_term_slot(int i) { return i == 0 ? ST_TERM0 : ST_BASE + i - 1; }
+
+typedef struct tr_mpi {
+  MPI_Comm comm;
+  int rank, size, threads;
+  int single_node;            /* all ranks share one node */
+} tr_mpi;
+
+/* The student, its loss terms and the one buffer per role. */
+typedef struct tr_net {
+  kd_model *model;
+  kd_term *terms[TR_MAX_TERMS];
+  int n_terms;
+  float *params;              /* [n_total]: the student's n_params, then each term's */
+  float *grads;               /* [n_total + n_stats]: their gradient, then the step statistics */
+  size_t n_total;
+  int n_stats;
+  kd_param_view *views;       /* the student's views, then the terms': what the optimizer updates */
+  int n_views;
+  kd_param_view *alone_views; /* while terms train alone: the layers below them and their own views */
+  int n_alone_views;
+} tr_net;
+
+/* Training rows and evaluation splits. */
+typedef struct tr_data {
+  kd_source *train;           /* this rank's shard */
+  kd_teacher *teacher;        /* its teacher outputs (a file's, or a snapshot's) */
+  kd_source *valid, *test;    /* rank 0: whole splits for evaluation */
+  kd_teacher *valid_t, *test_t;
+  int has_teacher;            /* a teacher file or a self-distillation snapshot */
+  int teacher_live;           /* teacher logits are there now */
+  int has_valid, has_test;
+  char valid_name[64];
+  int64_t n_train;            /* rows of /train used for training */
+  int64_t n_file_rows;        /* rows of /train in the file */
+} tr_data;
+
+/* Self-distillation: the frozen teacher snapshot. */
+typedef struct tr_snap {
+  kd_model *model;
+  float *params;
+  int active, announced;
+} tr_snap;
+
+/* Gradient synchronisation and the optimizer. */
+typedef struct tr_sync {
+  kd_gsync gs;
+  kd_optim opt;
+  kd_range *upd;              /* what this rank updates: its model slices, then the terms */
+  int n_upd;
+} tr_sync;
+
+typedef struct tr_sched {
+  int B, b_local;             /* global and local batch */
+  int64_t steps_per_epoch, total_steps, end_step;
+} tr_sched;
+
+/* One step's buffers. */
+typedef struct tr_batch {
+  kd_batch in;
+  kd_teacher_batch tb;
+  float *logits, *dlogits;
+  int64_t *perm;              /* this epoch's order of the shard's rows */
+} tr_batch;
+
+typedef struct tr_log {
+  kd_metrics metrics;
+  kd_progress progress;
+  int n_cols;                 /* metrics.csv's extra columns ... */
+  const char *cols[KD_METRICS_MAX_EXTRA];
+  int col_slot[KD_METRICS_MAX_EXTRA]; /* ... and the statistic each one logs (-1: none in this run) */
+} tr_log;
+
+typedef struct tr_resume {
+  char path[KD_PATH_MAX];     /* the checkpoint continued */
+  kd_cfg_item *items;         /* the run configuration, as text (checkpoints) */
+  int n_items;
+} tr_resume;
+
+typedef struct trainer {
+  kd_train_cfg cfg;           /* effective configuration (after a resume merge) */
+  tr_mpi mpi;
+  tr_net net;
+  tr_data data;
+  tr_snap snap;
+  tr_sync sync;
+  tr_sched sched;
+  tr_batch batch;
+  tr_log log;
+  tr_resume resume;
+  kd_run_state st;
+} trainer;
+
+static inline int tr_root(const trainer *t) { return t->mpi.rank == 0; }
+
+/* Seconds per phase of the training step: each mark charges the time since
+ * the previous mark to phase k. */
+typedef struct phase_clock {
+  double s[KD_PHASES];
+  double last;
+  int on;
+} phase_clock;
+void tr_phase_mark(phase_clock *c, int k);
+
+/* What one step decided (the same on every rank). */
+typedef struct tr_step_out {
+  const float *stats;         /* the reduced statistics */
+  double norm;                /* gradient norm */
+  float lr;
+  int stop;                   /* a rank was asked to stop */
+} tr_step_out;
+
+/* run.c */
+int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_train_cfg *eff, kd_err *e);
+int tr_stop_signal(void);
+/* setup.c */
+int tr_check_setup(trainer *t, kd_err *e);
+int tr_prepare_out_dir(trainer *t, kd_err *e);
+int tr_build(trainer *t, kd_err *e);
+int tr_config_items(trainer *t, kd_err *e);
+int tr_terms_alone(const trainer *t, int64_t epoch);
+void tr_free(trainer *t);
+/* data.c */
+int tr_load_data(trainer *t, kd_err *e);
+int tr_fingerprint(trainer *t, kd_err *e);
+/* resume.c */
+int tr_open_resume(trainer *t, const kd_train_cfg *cli, kd_err *e);
+int tr_restore_params(trainer *t, kd_run_state *saved, kd_err *e);
+int tr_restore_state(trainer *t, const kd_run_state *saved, kd_err *e);
+/* step.c */
+int tr_step(trainer *t, int64_t s, phase_clock *clock, tr_step_out *o, kd_err *e);
+/* loop.c */
+int tr_run_loop(trainer *t, kd_train_result *res, kd_err *e);
+/* checkpoint.c */
+int tr_evaluate(trainer *t, kd_eval_result *ev, int *have, kd_err *e);
+int tr_checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e);
+int tr_check_replicas(trainer *t, kd_err *e);
+int tr_bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e);
+/* selfdistill.c */
+int tr_refresh_snapshot(trainer *t, int keep_current, kd_err *e);
+/* generations.c */
+int tr_run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e);
+/* report.c */
+void tr_print_banner(const trainer *t);
+void tr_print_epoch(trainer *t, int64_t epoch, const double *sums, double sps, double elapsed, double eta);
+int tr_finish_run(trainer *t, kd_train_result *res, kd_err *e);
+
+#endif
