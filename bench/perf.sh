@@ -5,8 +5,49 @@
 # thread: samples/s, GFLOP/s (6 x parameters x samples/s), the sgemm rate at the model's own GEMM
 # shapes, the share of step time in the allreduce, peak resident memory per rank against the bound
 # (shard + 5 x parameters + one step's activations + 128 MiB), and kd / PyTorch. Prints; asserts nothing.
+#
+# bench/perf.sh --vs OTHER_KD [--runs N]: instead, this build against another kd binary (an older
+# build, say) on the small and reference students in the same three configurations, runs interleaved
+# (A B A B ...), median samples/s of each and the ratio.
 set -u
 source "$(dirname "$0")/lib.sh"
+vs="" runs=5
+while [ $# -gt 0 ]; do
+  case $1 in
+    --vs) vs=$(realpath "$2"); shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "usage: bench/perf.sh [--vs OTHER_KD [--runs N]]" >&2; exit 2 ;;
+  esac
+done
+
+# sps BIN NP THREADS SPEC BATCH STEPS: samples/s of one run
+sps() {
+  mpirun -q -np "$2" --oversubscribe --bind-to none "$1" train --data "$work/d.h5" --teacher "$work/t.h5" \
+    --student "$4" --batch "$5" --epochs 100 --max-steps "$6" --threads "$3" --optimizer sgd --schedule const \
+    --lr 0.01 --ckpt-epochs 0 --progress off --log-every 1000000 --force --out "$work/r" |
+    sed -n 's/^final:.*samples_per_s=\([0-9]*\).*/\1/p'
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+if [ -n "$vs" ]; then
+  bench_header "A: $KD_BUILD/kd, B: $vs, $runs interleaved runs each"
+  printf '%-10s %-7s %12s %12s %8s\n' model config "A samp/s" "B samp/s" "A/B"
+  for m in "small 784-32-10 64 3000" "reference 784-800-800-10 128 300"; do
+    set -- $m
+    name=$1 spec=$2 batch=$3 steps=$4
+    for cfg in "1 2" "1 1" "2 1"; do
+      set -- $cfg
+      a="" b=""
+      for ((k = 0; k < runs; k++)); do
+        a+=" $(sps "$KD_BUILD/kd" "$1" "$2" "$spec" "$batch" "$steps")"
+        b+=" $(sps "$vs" "$1" "$2" "$spec" "$batch" "$steps")"
+      done
+      ma=$(median <<<"$a") mb=$(median <<<"$b")
+      printf '%-10s %-7s %12s %12s %8s\n' "$name" "${1}x${2}" "$ma" "$mb" \
+        "$(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
+    done
+  done
+  exit 0
+fi
 have_torch=1
 /usr/bin/python3 -c "import torch" 2>/dev/null || { have_torch=0; echo "(python3-torch missing: apt-get install python3-torch for the PyTorch column)"; }
 bench_header

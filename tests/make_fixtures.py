@@ -64,4 +64,8 @@ for name, edit in (("label9.h5", "y9"), ("unlabelled.h5", "y-1"), ("nan.h5", "na
     with h5py.File(os.path.join(out, name), "w") as f:
         f["train/x"] = xe
         f["train/y"] = ye
+with h5py.File(os.path.join(out, "nd.h5"), "w") as f:  # 3-D and 4-D datasets, value = flat index
+    f.create_dataset("t3", data=np.arange(5 * 3 * 4, dtype=np.int64).reshape(5, 3, 4), compression="gzip", chunks=(2, 3, 2))
+    f["t4"] = np.arange(4 * 2 * 3 * 2, dtype=np.float16).reshape(4, 2, 3, 2)
+    f["t5"] = np.zeros((2, 1, 1, 1, 1), dtype=np.float32)
 print("fixtures written to", out)

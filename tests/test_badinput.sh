@@ -78,6 +78,7 @@ case_ 2 "--optimizer adam: unknown value, expected one of sgd|adamw" train --dat
 case_ 2 "--schedule step: unknown value" train --data $G "${base[@]}" --schedule step --out o
 case_ 2 "--student '784-x-10'" train --data $G --student 784-x-10 --out o
 case_ 2 "--student '784': need at least an input and a class count" train --data $G --student 784 --out o
+case_ 2 "unknown student family 'tree'" train --data $G --student tree:8-16-3 --out o
 case_ 2 "--batch 1 is smaller than the 2 ranks" train --data $G "${base[@]}" --batch 1 --out o
 case_ 2 "unknown option '--bogus'" train --data $G "${base[@]}" --bogus 1 --out o
 case_ 2 "--out keep already holds a run" train --data $G "${base[@]}" --out keep

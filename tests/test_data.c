@@ -88,6 +88,33 @@ static void expect_error(const char *data, const char *teacher, const char *need
   drop(&s);
 }
 
+/* Rows of 3-D and 4-D datasets (sequence data: tokens [N, T], logits
+ * [N, T, V], attention [N, H, T, T]); 5-D is refused by name. */
+static void nd_datasets(void) {
+  kd_err e;
+  kd_err_clear(&e);
+  hid_t f;
+  CHECK(kd_h5_open_ro(&f, fx("nd.h5"), &e) == KD_OK, "%s", e.msg);
+  int nd;
+  int64_t dims[KD_H5_MAX_DIMS];
+  CHECK(kd_h5_shape(f, fx("nd.h5"), "/t3", &nd, dims, &e) == KD_OK && nd == 3 && dims[0] == 5 && dims[1] == 3 &&
+            dims[2] == 4 && dims[3] == 1 && kd_h5_count(dims) == 60,
+        "t3 shape: %s", e.msg);
+  int32_t t3[2 * 12];
+  CHECK(kd_h5_read_rows(f, fx("nd.h5"), "/t3", 2, 2, H5T_NATIVE_INT32, t3, &e) == KD_OK, "t3 rows: %s", e.msg);
+  int ok = 1;
+  for (int i = 0; i < 24; i++) ok &= t3[i] == 24 + i;
+  CHECK(ok, "t3 rows [2, 4) hold 24..47");
+  float t4[3 * 12];
+  CHECK(kd_h5_read_rows(f, fx("nd.h5"), "/t4", 1, 3, H5T_NATIVE_FLOAT, t4, &e) == KD_OK, "t4 rows: %s", e.msg);
+  ok = 1;
+  for (int i = 0; i < 36; i++) ok &= t4[i] == (float)(12 + i);
+  CHECK(ok, "t4 rows [1, 4) hold 12..47");
+  CHECK(kd_h5_shape(f, fx("nd.h5"), "/t5", &nd, dims, &e) == KD_ERR_RUNTIME && strstr(e.msg, "/t5 has 5 dimensions"),
+        "5-D: %s", e.msg);
+  H5Fclose(f);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_data FIXTURE_DIR\n");
@@ -132,5 +159,6 @@ int main(int argc, char **argv) {
   CHECK(validate(&s, 4, 1, &e) == KD_ERR_RUNTIME, "NaN accepted");
   CHECK(strstr(e.msg, "NaN") && strstr(e.msg, "row 11"), "message: %s", e.msg);
   drop(&s);
+  nd_datasets();
   return check_summary("test_data");
 }

@@ -16,7 +16,8 @@ const kd_opt_spec kd_train_opts[] = {
    "run directory (checkpoints, metrics.csv, final.h5); refused if it holds a run, unless --force; "
    "required unless --resume"},
   {"student", KD_OPT_STR, T_(student), STR(kd_train_cfg, student), "", NULL, 0, 0, 0, 0,
-   "MLP sizes input-hidden...-classes, e.g. 784-800-800-10; required unless --resume"},
+   "the student, [FAMILY:]SPEC; family mlp (the default): sizes input-hidden...-classes, e.g. 784-800-800-10; "
+   "required unless --resume"},
   {"resume", KD_OPT_STR, T_(resume), STR(kd_train_cfg, resume), "", NULL, 0, 0, 0, 0,
    "continue a run: a checkpoint FILE or DIR[:latest|best|step:N]; needs no other option"},
   {"init", KD_OPT_STR, T_(init_from), STR(kd_train_cfg, init_from), "", NULL, 0, 0, 0, 0,
