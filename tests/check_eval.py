@@ -13,14 +13,14 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "docs", "examples"))
-from predict_from_checkpoint import forward, load_student  # noqa: E402
+from predict_from_checkpoint import forward, load_preprocess, load_student, normalize  # noqa: E402
 
 ckpt, data, teacher, predicted, ev_path, T = sys.argv[1:7]
 T = float(T)
 layers, act = load_student(ckpt)
 with h5py.File(data, "r") as f:
     x, y = f["test/x"][()], f["test/y"][()]
-mine = forward(layers, act, x)
+mine = forward(layers, act, normalize(load_preprocess(ckpt), x))
 with h5py.File(predicted, "r") as f:
     theirs = f["test/logits"][()]
 assert theirs.shape == mine.shape, (theirs.shape, mine.shape)

@@ -19,6 +19,7 @@ H=(train --data d.h5 --teacher t.h5 --student 16-12-12-12-4 --epochs 4 --hint-la
    --hint-epochs 1 --batch 50 --ckpt-every 30 --threads 1 --progress off --dropout 0.1)
 kdrun 2 "${H[@]}" --out a > a.log || fail "hint run"
 expect "stage 1 reported" grep -q "stage 1: hints alone" a.log
+expect "the banner's loss line names the hint term" grep -Eq "^loss: .* \+ 0\.5 \* hint \(FitNets.*; the first 1 epoch train the hint alone" a.log
 expect "hint column filled" grep -Eq '^50,1,.*,[0-9.e-]+$' a/metrics.csv
 expect "regressor checkpointed under /aux/hint, left out of final.h5" "$PY" -c "
 import h5py

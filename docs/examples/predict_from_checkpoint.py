@@ -20,6 +20,20 @@ def load_student(path):
         return layers, f.attrs["activation"]
 
 
+def load_preprocess(path):
+    """(offset, scale) of a run trained with --normalize, or None."""
+    with h5py.File(path, "r") as f:
+        if "preprocess" not in f:
+            return None
+        return f["preprocess/offset"][()], f["preprocess/scale"][()]
+
+
+def normalize(pre, x):
+    """The inputs as the student reads them: (x - offset) / scale, in float32."""
+    x = x.astype(np.float32)
+    return x if pre is None else (x - pre[0]) / pre[1]
+
+
 def forward(layers, activation, x):
     h = x.astype(np.float32)
     for i, (w, b) in enumerate(layers):
@@ -36,8 +50,9 @@ if __name__ == "__main__":
     ckpt, data = sys.argv[1], sys.argv[2]
     split = sys.argv[3] if len(sys.argv) > 3 else "test"
     layers, act = load_student(ckpt)
+    pre = load_preprocess(ckpt)
     with h5py.File(data, "r") as f:
-        logits = forward(layers, act, f[f"{split}/x"][()])
+        logits = forward(layers, act, normalize(pre, f[f"{split}/x"][()]))
     if len(sys.argv) > 4:
         np.save(sys.argv[4], logits)
     print(f"{logits.shape[0]} rows, {logits.shape[1]} classes; first row: {np.round(logits[0], 4)}")

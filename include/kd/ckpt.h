@@ -50,6 +50,7 @@ typedef struct kd_ckpt_meta {
   const kd_param_view *aux_views;
   int n_aux;
   const float *aux_base;
+  const kd_preprocess *pre;   /* input normalisation (/preprocess), or NULL */
 } kd_ckpt_meta;
 
 /* "DIR/ckpt-00000042.h5" */
@@ -83,10 +84,17 @@ int kd_ckpt_resolve(const char *spec, int fallback, char *path, size_t n,
 
 /* The stored configuration (name/value pairs); caller frees *items. */
 int kd_ckpt_read_config(const char *path, kd_cfg_item **items, int *n, kd_err *e);
+/* One stored option of a checkpoint's (or weights file's) /config into val:
+ * 1 when present, 0 when not (or the file has no /config). */
+int kd_ckpt_config_get(const char *path, const char *name, char *val, size_t n);
 /* Model parameters (shapes checked against m), and optionally the
  * optimizer state and run state. */
 int kd_ckpt_read(const char *path, kd_model *m, kd_optim *o, kd_run_state *st,
                  kd_err *e);
+
+/* The input normalisation of a checkpoint or weights file (kind none when
+ * it has no /preprocess). */
+int kd_ckpt_read_preprocess(const char *path, kd_preprocess *p, kd_err *e);
 
 /* Read /aux/<name> of each view into base (shapes checked). */
 int kd_ckpt_read_aux(const char *path, const kd_param_view *views, int n, float *base, kd_err *e);

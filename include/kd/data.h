@@ -59,6 +59,25 @@ typedef struct kd_split_info {
 
 typedef struct kd_source kd_source;
 
+/* Input normalisation (--normalize): x' = (x - offset) / scale per
+ * feature, with statistics of the training rows; stored in checkpoints and
+ * weights files under /preprocess and applied wherever the model reads. */
+typedef enum kd_norm { KD_NORM_NONE = 0, KD_NORM_STANDARD = 1, KD_NORM_MINMAX = 2 } kd_norm;
+typedef struct kd_preprocess {
+  kd_norm kind;
+  int dim;
+  float *offset;  /* [dim] mean (standard) or minimum (minmax) */
+  float *scale;   /* [dim] standard deviation or max - min, floored at 1e-6 */
+} kd_preprocess;
+
+/* "none" | "standard" | "minmax" and back. */
+const char *kd_norm_name(kd_norm k);
+int kd_norm_parse(const char *name, kd_norm *k);
+/* From per-feature sums over n rows (sum, sum of squares) or extremes. */
+int kd_preprocess_build(kd_preprocess *p, kd_norm kind, int dim, double n, const double *sum, const double *sumsq,
+                        const double *lo, const double *hi, kd_err *e);
+void kd_preprocess_free(kd_preprocess *p);
+
 /* Shapes of a split, checked (x 2-D, y 1-D with as many rows, non-empty).
  * info->present = 0 when the split is absent (nothing else checked). */
 int kd_source_probe(const char *path, const char *split, kd_split_info *info, kd_err *e);
@@ -86,11 +105,20 @@ int kd_source_gather_range(const kd_source *s, int64_t r0, int count, kd_batch *
  * off the next step's gather. */
 void kd_source_prefetch(const kd_source *s, const int64_t *idx, int count);
 
+/* Per-feature statistics of the shard's rows, added into sum, sumsq
+ * [width] and folded into lo, hi [width] (start them at +inf / -inf);
+ * *absmax = the largest |x|. */
+void kd_source_stats(const kd_source *s, double *sum, double *sumsq, double *lo, double *hi, double *absmax);
+/* Apply p to every row gathered from now on (NULL: none); p stays the caller's. */
+int kd_source_set_preprocess(kd_source *s, const kd_preprocess *p, kd_err *e);
+
 /* Fingerprint of the shard's rows (x as float32, y as int32), each row
  * hashed with its global row index and the rows summed mod 2^64: summing the
  * parts of all ranks gives the same value for any rank count, dtype or
  * chunking. */
 uint64_t kd_source_fingerprint(const kd_source *s);
+/* The same for n rows held in memory: x [n, D], y [n], first global row row0. */
+uint64_t kd_fingerprint_rows(int64_t row0, int64_t n, const float *x, int D, const int32_t *y);
 /* The same for rows [lo, hi) of a split read from the file in bounded
  * chunks (rows a run does not hold in memory). */
 int kd_source_fingerprint_file(const char *path, const char *split, int64_t lo, int64_t hi, uint64_t *fp,

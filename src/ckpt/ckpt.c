@@ -77,6 +77,11 @@ static uint64_t checksum_of(const kd_model *m, const kd_optim *o, const kd_ckpt_
     snprintf(name, sizeof name, "/model/%s", v->name);
     sum += hash_tensor(name, m->params + v->offset, (size_t)v->rows * v->cols);
   }
+  const kd_preprocess *p = meta ? meta->pre : NULL;
+  if (p && p->kind != KD_NORM_NONE) {
+    sum += hash_tensor("/preprocess/offset", p->offset, (size_t)p->dim);
+    sum += hash_tensor("/preprocess/scale", p->scale, (size_t)p->dim);
+  }
   if (o && o->m) sum += hash_tensor("/optim/m", o->m, o->n);
   if (o && o->v) sum += hash_tensor("/optim/v", o->v, o->n);
   return sum;
@@ -147,11 +152,7 @@ static int write_body(hid_t f, const char *tmp, const kd_model *m, const kd_opti
   if (kd_h5_attr_str(f, "/optim", "kind", o->cfg.kind == KD_OPT_ADAMW ? "adamw" : "sgd", e) ||
       kd_h5_attr_i64(f, "/optim", "t", o->t, e) || write_state(f, tmp, st, e))
     return e->code;
-  hid_t g = H5Gcreate2(f, "/config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create group /config", tmp);
-  H5Gclose(g);
-  for (int i = 0; i < meta->n_cfg; i++)
-    if (kd_h5_attr_str(f, "/config", meta->cfg[i].name, meta->cfg[i].value, e)) return e->code;
+  if (kd_write_run_meta(f, tmp, meta, e)) return e->code;
   if (kd_h5_attr_str(f, "/data", "data_path", meta->data_path, e) ||
       kd_h5_attr_str(f, "/data", "teacher_path", meta->teacher_path ? meta->teacher_path : "", e))
     return e->code;
@@ -349,6 +350,12 @@ int kd_ckpt_verify(const char *path, kd_err *e) {
       c.rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot walk /aux (damaged file)", path);
     rc = c.rc;
   }
+  if (!rc && kd_h5_exists(f, "/preprocess")) {
+    c.group = "/preprocess";
+    if (H5Ovisit_by_name(f, "/preprocess", H5_INDEX_NAME, H5_ITER_INC, verify_visit, &c, H5P_DEFAULT) < 0 && !c.rc)
+      c.rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot walk /preprocess (damaged file)", path);
+    rc = c.rc;
+  }
   if (!rc && kd_h5_exists(f, "/optim")) {
     c.group = "/optim";
     if (H5Ovisit_by_name(f, "/optim", H5_INDEX_NAME, H5_ITER_INC, verify_visit, &c, H5P_DEFAULT) < 0 && !c.rc)
@@ -502,6 +509,19 @@ int kd_ckpt_read_config(const char *path, kd_cfg_item **items, int *n, kd_err *e
   *items = c.items;
   *n = c.n;
   return KD_OK;
+}
+
+int kd_ckpt_config_get(const char *path, const char *name, char *val, size_t n) {
+  hid_t f;
+  kd_err ignore;
+  kd_err_clear(&ignore);
+  val[0] = '\0';
+  if (kd_h5_open_ro(&f, path, &ignore)) return 0;
+  int found = kd_h5_exists(f, "/config") && H5Aexists_by_name(f, "/config", name, H5P_DEFAULT) > 0 &&
+              kd_h5_get_attr_str(f, path, "/config", name, val, n, &ignore) == KD_OK;
+  H5Eclear2(H5E_DEFAULT);
+  H5Fclose(f);
+  return found;
 }
 
 static int read_state(hid_t f, const char *p, kd_run_state *st, kd_err *e) {

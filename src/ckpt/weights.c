@@ -45,7 +45,55 @@ int kd_weights_spec(const char *path, kd_model_spec *spec, kd_err *e) {
   return rc;
 }
 
-int kd_weights_write(const char *path, const kd_model *m, kd_err *e) {
+static int write_preprocess(hid_t f, const char *path, const kd_preprocess *p, kd_err *e) {
+  if (!p || p->kind == KD_NORM_NONE) return KD_OK;
+  int64_t d = p->dim;
+  if (kd_h5_write_f32(f, path, "/preprocess/offset", 1, &d, p->offset, e) ||
+      kd_h5_write_f32(f, path, "/preprocess/scale", 1, &d, p->scale, e) ||
+      kd_h5_attr_str(f, "/preprocess", "kind", kd_norm_name(p->kind), e) ||
+      kd_h5_attr_str(f, "/preprocess", "formula", "x' = (x - offset) / scale, per feature", e))
+    return e->code;
+  return KD_OK;
+}
+
+int kd_write_run_meta(hid_t f, const char *path, const kd_ckpt_meta *meta, kd_err *e) {
+  if (!meta) return KD_OK;
+  hid_t g = H5Gcreate2(f, "/config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create group /config", path);
+  H5Gclose(g);
+  for (int i = 0; i < meta->n_cfg; i++)
+    if (kd_h5_attr_str(f, "/config", meta->cfg[i].name, meta->cfg[i].value, e)) return e->code;
+  return write_preprocess(f, path, meta->pre, e);
+}
+
+int kd_ckpt_read_preprocess(const char *path, kd_preprocess *p, kd_err *e) {
+  memset(p, 0, sizeof *p);
+  hid_t f;
+  if (kd_h5_open_ro(&f, path, e)) return e->code;
+  int rc = KD_OK;
+  if (kd_h5_exists(f, "/preprocess/offset")) {
+    char kind[32];
+    int nd;
+    int64_t d[KD_H5_MAX_DIMS];
+    rc = kd_h5_get_attr_str(f, path, "/preprocess", "kind", kind, sizeof kind, e);
+    if (!rc && kd_norm_parse(kind, &p->kind))
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /preprocess kind '%s' is not standard or minmax", path, kind);
+    if (!rc) rc = kd_h5_shape(f, path, "/preprocess/offset", &nd, d, e);
+    if (!rc) {
+      p->dim = (int)d[0];
+      p->offset = kd_malloc(sizeof(float) * (size_t)p->dim, "normalisation offsets", e);
+      p->scale = kd_malloc(sizeof(float) * (size_t)p->dim, "normalisation scales", e);
+      rc = e->code;
+    }
+    if (!rc) rc = kd_h5_read_rows(f, path, "/preprocess/offset", 0, p->dim, H5T_NATIVE_FLOAT, p->offset, e);
+    if (!rc) rc = kd_h5_read_rows(f, path, "/preprocess/scale", 0, p->dim, H5T_NATIVE_FLOAT, p->scale, e);
+    if (rc) kd_preprocess_free(p);
+  }
+  H5Fclose(f);
+  return rc;
+}
+
+int kd_weights_write(const char *path, const kd_model *m, const kd_ckpt_meta *meta, kd_err *e) {
   kd_atomic a;
   hid_t f = H5I_INVALID_HID;
   if (kd_atomic_begin(&a, path, e) || kd_h5_create(&f, a.tmp, e)) return e->code;
@@ -55,6 +103,7 @@ int kd_weights_write(const char *path, const kd_model *m, kd_err *e) {
       kd_h5_attr_str(f, "/", "kd_version", KD_VERSION, e) || kd_write_model_attrs(f, a.tmp, m, e))
     rc = e->code;
   if (!rc) rc = kd_write_views(f, a.tmp, "/model", m->views, m->n_views, m->params, e);
+  if (!rc) rc = kd_write_run_meta(f, a.tmp, meta, e);
   rc = kd_h5_close(f, a.tmp, rc, e);
   if (!rc) rc = kd_atomic_commit(&a, e);
   if (rc) kd_atomic_abort(&a);

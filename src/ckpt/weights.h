@@ -14,8 +14,13 @@
 
 #define KD_FORMAT_VERSION 1
 
-/* Serial: call on one rank. */
-int kd_weights_write(const char *path, const kd_model *m, kd_err *e);
+#include "kd/ckpt.h"
+
+/* Serial: call on one rank. meta (nullable) adds the run's /config and
+ * /preprocess, so a weights file alone says how to evaluate it. */
+int kd_weights_write(const char *path, const kd_model *m, const kd_ckpt_meta *meta, kd_err *e);
+/* /config (the run's options as text) and /preprocess of meta into an open file. */
+int kd_write_run_meta(hid_t f, const char *path, const kd_ckpt_meta *meta, kd_err *e);
 /* Read /model/<view> into m->params (shapes checked). */
 int kd_weights_read(const char *path, kd_model *m, kd_err *e);
 

@@ -15,7 +15,8 @@ static const kd_opt_spec opts[] = {
   {"teacher", KD_OPT_STR, E_(teacher), STR(kd_eval_cfg, teacher), "", NULL, 0, 0, 0, 0,
    "teacher file: with /SPLIT/logits, adds teacher agreement and KL(teacher || student)"},
   {"split", KD_OPT_STR, E_(split), STR(kd_eval_cfg, split), "test", NULL, 0, 0, 0, 0, "split to evaluate"},
-  {"temperature", KD_OPT_REAL, E_(temperature), 0, "4", NULL, 0, 1000, 1, 0, "temperature of the KL"},
+  {"temperature", KD_OPT_REAL, E_(temperature), 0, "", NULL, 0, 1000, 1, 0,
+   "temperature of the KL (default: the run's own --temperature, from the checkpoint; 4 without one)"},
   {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
   {"json", KD_OPT_FLAG, E_(json), 0, "0", NULL, 0, 0, 0, 0,
    "print one JSON object with accuracy, nll, ece, agreement, kl, n"},
@@ -25,7 +26,8 @@ int cmd_eval(int argc, char **argv, kd_err *e) {
   if (cmd_wants_help(argc, argv)) {
     cmd_help("usage: kd eval --ckpt CKPT --data FILE [--teacher FILE] [--temperature T] [--split test] [--json]\n\n"
              "Accuracy, NLL, expected calibration error (15 bins) and, with teacher logits for the split, top-1\n"
-             "agreement and KL(teacher || student) at T.\n"
+             "agreement and KL(teacher || student) at T. --split valid of a data file without /valid evaluates the\n"
+             "rows the run held out with --val-rows (the checkpoint records them).\n"
              "CKPT is a checkpoint or weights file, or DIR[:latest|best|step:N] (a bare run directory means its "
              "latest checkpoint).\nRuns on rank 0.\n\noptions:\n",
              opts, N_OPTS(opts));

@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "core/dist.h"
@@ -24,6 +25,7 @@ static const kd_opt_spec opts[] = {
   {"teacher-temperature", KD_OPT_REAL, S_(teacher_temperature), 0, "1.0", NULL, 0, 1e6, 1, 0,
    "divides the teacher's log-likelihood logits (larger: softer teacher)"},
   {"seed", KD_OPT_INT, S_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed"},
+  {"force", KD_OPT_FLAG, S_(force), 0, "0", NULL, 0, 0, 0, 0, "replace output files that exist"},
 };
 
 int cmd_synth(int argc, char **argv, kd_err *e) {
@@ -37,6 +39,12 @@ int cmd_synth(int argc, char **argv, kd_err *e) {
   kd_synth_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   if (kd_opts_parse(opts, N_OPTS(opts), &cfg, argc, argv, "kd synth", NULL, e)) return e->code;
+  for (int i = 0; i < 2 && !cfg.force; i++) {
+    const char *out = i ? cfg.teacher_out : cfg.out;
+    if (out[0] && access(out, F_OK) == 0)
+      return kd_fail(e, KD_ERR_USAGE, "kd synth: --%s %s exists; pass --force to replace it", i ? "teacher-out" : "out",
+                     out);
+  }
   int rc = KD_OK;
   if (g_rank == 0) {
     kd_synth_stats st;

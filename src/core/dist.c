@@ -83,6 +83,22 @@ int kd_default_threads(MPI_Comm comm) {
   return t < 1 ? 1 : t;
 }
 
+int kd_node_load(MPI_Comm comm, int *ranks, int *cores, kd_err *e) {
+  cpu_set_t mine, all;
+  CPU_ZERO(&mine);
+  if (sched_getaffinity(0, sizeof mine, &mine) != 0) CPU_SET(0, &mine);
+  MPI_Comm node;
+  if (kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e))
+    return e->code;
+  int rc = kd_mpi_check(MPI_Comm_size(node, ranks), "MPI_Comm_size", e);
+  /* The cores any rank of the node may run on: the union of their masks. */
+  if (!rc)
+    rc = kd_mpi_check(MPI_Allreduce(&mine, &all, (int)sizeof mine, MPI_BYTE, MPI_BOR, node), "MPI_Allreduce", e);
+  if (kd_mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", e)) rc = e->code;
+  *cores = rc ? 1 : CPU_COUNT(&all);
+  return rc;
+}
+
 int kd_single_node(MPI_Comm comm, int *single, kd_err *e) {
   int size, local;
   MPI_Comm node;

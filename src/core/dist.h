@@ -28,6 +28,10 @@ int kd_mpi_check(int mpi_rc, const char *what, kd_err *e);
  * of comm that share its node (MPI_Comm_split_type), at least 1. */
 int kd_default_threads(MPI_Comm comm);
 
+/* Ranks of comm on this rank's node and the cores they may run on (the
+ * union of their affinity masks). */
+int kd_node_load(MPI_Comm comm, int *ranks, int *cores, kd_err *e);
+
 /* *single = 1 when every rank of comm shares this node's memory (the same
  * answer on all ranks). */
 int kd_single_node(MPI_Comm comm, int *single, kd_err *e);

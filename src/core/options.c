@@ -1,5 +1,7 @@
 #include "core/options.h"
 
+#include "core/fmt.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -54,6 +56,10 @@ static int set_value(const kd_opt_spec *s, void *cfg, const char *val, const cha
       return KD_OK;
     }
     case KD_OPT_REAL: {
+      if (!*val && s->def && !s->def[0]) { /* an empty default: unset, the command decides */
+        *(double *)base = NAN;
+        return KD_OK;
+      }
       char *end;
       errno = 0;
       double v = strtod(val, &end);
@@ -69,6 +75,21 @@ static int set_value(const kd_opt_spec *s, void *cfg, const char *val, const cha
       return KD_OK;
   }
   return KD_OK;
+}
+
+int kd_opts_equal(const kd_opt_spec *s, const void *a, const void *b) {
+  const char *pa = (const char *)a + s->offset, *pb = (const char *)b + s->offset;
+  switch (s->type) {
+    case KD_OPT_STR:
+    case KD_OPT_CHOICE: return strcmp(pa, pb) == 0;
+    case KD_OPT_INT: return *(const int64_t *)pa == *(const int64_t *)pb;
+    case KD_OPT_REAL: {
+      const double x = *(const double *)pa, y = *(const double *)pb;
+      return x == y || (isnan(x) && isnan(y));
+    }
+    case KD_OPT_FLAG: return !*(const int *)pa == !*(const int *)pb;
+  }
+  return 0;
 }
 
 int kd_opts_index(const kd_opt_spec *specs, int n, const char *name) {
@@ -93,9 +114,34 @@ void kd_opts_format(const kd_opt_spec *s, const void *cfg, char *buf, size_t n) 
     case KD_OPT_STR:
     case KD_OPT_CHOICE: snprintf(buf, n, "%s", base); break;
     case KD_OPT_INT: snprintf(buf, n, "%lld", (long long)*(const int64_t *)base); break;
-    case KD_OPT_REAL: snprintf(buf, n, "%.17g", *(const double *)base); break;
+    case KD_OPT_REAL:
+      if (isnan(*(const double *)base)) buf[0] = '\0'; /* unset */
+      else kd_fmt_num(buf, n, *(const double *)base);
+      break;
     case KD_OPT_FLAG: snprintf(buf, n, "%d", *(const int *)base ? 1 : 0); break;
   }
+}
+
+/* The option name closest to a mistyped one, or NULL when none is close:
+ * within 2 edits (a third of the name's length for long names), or a
+ * name the typed text is a prefix of. */
+static const char *nearest(const kd_opt_spec *specs, int n, const char *name, size_t len) {
+  char typed[64];
+  if (len >= sizeof typed) return NULL;
+  memcpy(typed, name, len);
+  typed[len] = '\0';
+  const char *best = NULL;
+  int best_d = 1 << 30;
+  for (int i = 0; i < n; i++) {
+    int d = kd_edit_distance(typed, specs[i].name);
+    if (len >= 3 && strncmp(specs[i].name, typed, len) == 0) d = 1;
+    if (d < best_d) {
+      best_d = d;
+      best = specs[i].name;
+    }
+  }
+  const int limit = len > 6 ? (int)len / 3 : 2;
+  return best_d <= limit ? best : NULL;
 }
 
 /* One "--name[=value]" at argv[*i] (its value may be the next word). */
@@ -108,7 +154,11 @@ static int parse_one(const kd_opt_spec *specs, int n, void *cfg, int argc, char 
   const char *name = a + 2, *eq = strchr(name, '=');
   size_t len = eq ? (size_t)(eq - name) : strlen(name);
   const kd_opt_spec *s = find(specs, n, name, len);
-  if (!s) return kd_fail(e, KD_ERR_USAGE, "%s: unknown option '--%.*s' (see %s --help)", cmd, (int)len, name, cmd);
+  if (!s) {
+    const char *near = nearest(specs, n, name, len);
+    return kd_fail(e, KD_ERR_USAGE, "%s: unknown option '--%.*s' (%s%s%ssee %s --help)", cmd, (int)len, name,
+                   near ? "did you mean --" : "", near ? near : "", near ? "? " : "", cmd);
+  }
   const char *val;
   if (s->type == KD_OPT_FLAG) {
     if (eq) return kd_fail(e, KD_ERR_USAGE, "%s: --%s takes no value", cmd, s->name);
@@ -151,7 +201,8 @@ void kd_opts_help(const kd_opt_spec *specs, int n, FILE *f) {
     if (s->type == KD_OPT_CHOICE) fprintf(f, " {%s}", s->choices);
     if (!s->def) fprintf(f, " (required)");
     else if (s->type == KD_OPT_FLAG) fprintf(f, " (default: off)");
-    else if (!s->def[0]) fprintf(f, " (default: none)");
+    else if (!s->def[0] && s->type == KD_OPT_REAL) { /* unset: the help text says what decides */
+    } else if (!s->def[0]) fprintf(f, " (default: none)");
     else fprintf(f, " (default: %s)", s->def);
     fputc('\n', f);
   }

@@ -35,7 +35,11 @@ int kd_opts_parse(const kd_opt_spec *specs, int n, void *cfg, int argc,
 /* Set one option from text (as if given on the command line). */
 int kd_opts_set(const kd_opt_spec *specs, int n, void *cfg, const char *name,
                 const char *value, const char *cmd, kd_err *e);
-/* An option's current value as text (round-trips through kd_opts_set). */
+/* The same value in two config structs (numbers compared as numbers, so
+ * "0.05" and "0.050000000000000003" agree). */
+int kd_opts_equal(const kd_opt_spec *s, const void *a, const void *b);
+/* An option's current value as text (round-trips through kd_opts_set): the
+ * shortest decimal that reads back as the same number. */
 void kd_opts_format(const kd_opt_spec *s, const void *cfg, char *buf, size_t n);
 int kd_opts_index(const kd_opt_spec *specs, int n, const char *name);
 void kd_opts_help(const kd_opt_spec *specs, int n, FILE *f);

@@ -1,5 +1,6 @@
 #include "kd/data.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,4 +53,49 @@ void kd_batch_unlabel(kd_batch *b, uint64_t key, double fraction) {
   if (!b->y) return;
   for (int i = 0; i < b->rows; i++)
     if (kd_uniform(key, (uint64_t)b->row_ids[i]) >= fraction) b->y[i] = -1;
+}
+
+const char *kd_norm_name(kd_norm k) { return k == KD_NORM_STANDARD ? "standard" : k == KD_NORM_MINMAX ? "minmax" : "none"; }
+
+int kd_norm_parse(const char *name, kd_norm *k) {
+  if (strcmp(name, "none") == 0) *k = KD_NORM_NONE;
+  else if (strcmp(name, "standard") == 0) *k = KD_NORM_STANDARD;
+  else if (strcmp(name, "minmax") == 0) *k = KD_NORM_MINMAX;
+  else return -1;
+  return 0;
+}
+
+int kd_preprocess_build(kd_preprocess *p, kd_norm kind, int dim, double n, const double *sum, const double *sumsq,
+                        const double *lo, const double *hi, kd_err *e) {
+  memset(p, 0, sizeof *p);
+  p->kind = kind;
+  p->dim = dim;
+  if (kind == KD_NORM_NONE) return KD_OK;
+  p->offset = kd_malloc(sizeof(float) * (size_t)dim, "normalisation offsets", e);
+  p->scale = kd_malloc(sizeof(float) * (size_t)dim, "normalisation scales", e);
+  if (e->code) {
+    kd_preprocess_free(p);
+    return e->code;
+  }
+  for (int j = 0; j < dim; j++) {
+    double off, sc;
+    if (kind == KD_NORM_STANDARD) {
+      off = sum[j] / n;
+      const double var = sumsq[j] / n - off * off;
+      sc = var > 0 ? sqrt(var) : 0;
+    } else {
+      off = lo[j];
+      sc = hi[j] - lo[j];
+    }
+    p->offset[j] = (float)off;
+    p->scale[j] = (float)(sc > 1e-6 ? sc : 1e-6); /* a constant feature maps to 0, not to inf */
+  }
+  return KD_OK;
+}
+
+void kd_preprocess_free(kd_preprocess *p) {
+  free(p->offset);
+  free(p->scale);
+  p->offset = p->scale = NULL;
+  p->kind = KD_NORM_NONE;
 }

@@ -17,6 +17,7 @@ struct kd_source {
   int64_t row0, n;     /* this shard: rows [row0, row0 + n) */
   float *x;            /* [n, width] */
   int32_t *y;          /* [n] */
+  const kd_preprocess *pre; /* applied on gather, or NULL */
 };
 
 /* /SPLIT/y: 1-D, or 2-D with one column (as written from an [N, 1] array). */
@@ -162,6 +163,40 @@ static int check_batch(const kd_source *s, int count, const kd_batch *b, kd_err 
   return KD_OK;
 }
 
+/* x' = (x - offset) / scale of rows [0, count) of the batch. */
+static void apply_pre(const kd_source *s, kd_batch *b, int count) {
+  const kd_preprocess *p = s->pre;
+  if (!p || p->kind == KD_NORM_NONE) return;
+  const int D = s->info.width;
+  for (int i = 0; i < count; i++) {
+    float *x = b->x + (size_t)i * D;
+    for (int j = 0; j < D; j++) x[j] = (x[j] - p->offset[j]) / p->scale[j];
+  }
+}
+
+int kd_source_set_preprocess(kd_source *s, const kd_preprocess *p, kd_err *e) {
+  if (p && p->kind != KD_NORM_NONE && p->dim != s->info.width)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features but the normalisation has %d", s->path, s->split,
+                   s->info.width, p->dim);
+  s->pre = p;
+  return KD_OK;
+}
+
+void kd_source_stats(const kd_source *s, double *sum, double *sumsq, double *lo, double *hi, double *absmax) {
+  const int D = s->info.width;
+  for (int64_t i = 0; i < s->n; i++) {
+    const float *x = s->x + (size_t)i * D;
+    for (int j = 0; j < D; j++) {
+      const double v = x[j];
+      sum[j] += v;
+      sumsq[j] += v * v;
+      if (v < lo[j]) lo[j] = v;
+      if (v > hi[j]) hi[j] = v;
+      if (fabs(v) > *absmax) *absmax = fabs(v);
+    }
+  }
+}
+
 int kd_source_gather(const kd_source *s, const int64_t *idx, int count, kd_batch *b, kd_err *e) {
   if (check_batch(s, count, b, e)) return e->code;
   const size_t D = (size_t)s->info.width;
@@ -175,6 +210,7 @@ int kd_source_gather(const kd_source *s, const int64_t *idx, int count, kd_batch
     b->row_ids[i] = s->row0 + r;
   }
   b->rows = count;
+  apply_pre(s, b, count);
   return KD_OK;
 }
 
@@ -188,6 +224,7 @@ int kd_source_gather_range(const kd_source *s, int64_t r0, int count, kd_batch *
   memcpy(b->y, s->y + r0, (size_t)count * sizeof(int32_t));
   for (int i = 0; i < count; i++) b->row_ids[i] = s->row0 + r0 + i;
   b->rows = count;
+  apply_pre(s, b, count);
   return KD_OK;
 }
 
@@ -210,11 +247,14 @@ static uint64_t row_hash(uint64_t row, const float *x, int D, int32_t y) {
   return kd_mix64(h ^ (uint32_t)y);
 }
 
-uint64_t kd_source_fingerprint(const kd_source *s) {
+uint64_t kd_fingerprint_rows(int64_t row0, int64_t n, const float *x, int D, const int32_t *y) {
   uint64_t d = 0;
-  const int D = s->info.width;
-  for (int64_t i = 0; i < s->n; i++) d += row_hash((uint64_t)(s->row0 + i), s->x + (size_t)i * D, D, s->y[i]);
+  for (int64_t i = 0; i < n; i++) d += row_hash((uint64_t)(row0 + i), x + (size_t)i * D, D, y[i]);
   return d;
+}
+
+uint64_t kd_source_fingerprint(const kd_source *s) {
+  return kd_fingerprint_rows(s->row0, s->n, s->x, s->info.width, s->y);
 }
 
 int kd_source_fingerprint_file(const char *path, const char *split, int64_t lo, int64_t hi, uint64_t *fp,

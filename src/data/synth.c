@@ -11,6 +11,7 @@
 #include "core/h5io.h"
 #include "core/provenance.h"
 #include "core/rng.h"
+#include "kd/data.h"
 
 /* A Gaussian mixture: each class owns `clusters` centres in R^D, rows are a
  * centre plus isotropic noise. Centres are spread so that neighbouring
@@ -62,17 +63,24 @@ static int make_split(const synth *s, int64_t n, uint64_t split, float *x, int32
   return KD_OK;
 }
 
-static int write_file_attrs(hid_t f, const char *path, const char *kind, const kd_synth_cfg *c, kd_err *e) {
+/* What the file is; a teacher file also names the /train rows its logits
+ * belong to (kd train checks the data file against it). */
+static int write_file_attrs(hid_t f, const char *path, const char *kind, const kd_synth_cfg *c, uint64_t fp,
+                            kd_err *e) {
   kd_provenance p = kd_provenance_of(kind);
   p.generator = "kd synth (Gaussian mixture)";
   p.seed = c->seed;
+  p.has_fingerprint = 1;
+  p.data_fingerprint = fp;
+  p.rows[0] = c->train;
+  p.rows[2] = c->test;
   return kd_provenance_write(f, path, &p, e);
 }
 
 /* One split: rows, labels and (want_t) the teacher's logits, written into
  * the data file fd and the teacher file ft. */
 static int write_split(const synth *s, int sp, hid_t fd, const char *dpath, hid_t ft, const char *tpath,
-                       kd_synth_stats *stats, kd_err *e) {
+                       kd_synth_stats *stats, uint64_t *fp, kd_err *e) {
   static const char *splits[2] = {"train", "test"};
   const kd_synth_cfg *c = s->c;
   const int64_t n = sp == 0 ? c->train : c->test;
@@ -82,6 +90,7 @@ static int write_split(const synth *s, int sp, hid_t fd, const char *dpath, hid_
   int32_t *y = kd_malloc(sizeof(int32_t) * (size_t)n, "synth y", e);
   float *lg = want_t ? kd_malloc(sizeof(float) * (size_t)n * C, "synth logits", e) : NULL;
   int rc = e->code ? e->code : make_split(s, n, (uint64_t)sp, x, y, lg, e);
+  if (!rc && sp == 0) *fp = kd_fingerprint_rows(0, n, x, D, y);
   if (!rc && stats && lg) {
     int64_t hit = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -136,9 +145,10 @@ int kd_synth_write(const kd_synth_cfg *c, kd_synth_stats *stats, kd_err *e) {
   if (!rc && separate) rc = kd_h5_create(&ft, at.tmp, e);
   if (same) ft = fd;
   const char *tpath = separate ? at.tmp : ad.tmp;
-  if (!rc) rc = write_file_attrs(fd, ad.tmp, same ? "data+teacher" : "data", c, e);
-  if (!rc && separate) rc = write_file_attrs(ft, at.tmp, "teacher", c, e);
-  for (int sp = 0; sp < 2 && !rc; sp++) rc = write_split(&s, sp, fd, ad.tmp, ft, tpath, stats, e);
+  uint64_t fp = 0;
+  for (int sp = 0; sp < 2 && !rc; sp++) rc = write_split(&s, sp, fd, ad.tmp, ft, tpath, stats, &fp, e);
+  if (!rc) rc = write_file_attrs(fd, ad.tmp, same ? "data+teacher" : "data", c, fp, e);
+  if (!rc && separate) rc = write_file_attrs(ft, at.tmp, "teacher", c, fp, e);
   if (separate) rc = kd_h5_close(ft, at.tmp, rc, e);
   rc = kd_h5_close(fd, ad.tmp, rc, e);
   if (!rc && separate) rc = kd_atomic_commit(&at, e);

@@ -14,6 +14,7 @@ typedef struct kd_synth_cfg {
   double noise;
   double separation;
   double teacher_temperature;
+  int force;                   /* replace existing output files */
 } kd_synth_cfg;
 
 typedef struct kd_synth_stats {

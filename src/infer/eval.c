@@ -1,5 +1,7 @@
 #include "kd/infer.h"
 
+#include "core/fmt.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,8 +141,11 @@ void kd_eval_print(FILE *f, const char *label, const kd_eval_result *r) {
 }
 
 static void json_num(FILE *f, const char *key, double v, int last) {
-  if (isnan(v)) fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
-  else fprintf(f, "\"%s\": %.17g%s", key, v, last ? "" : ", ");
+  if (!isfinite(v)) fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+  else {
+    char num[40];
+    fprintf(f, "\"%s\": %s%s", key, kd_fmt_num(num, sizeof num, v), last ? "" : ", ");
+  }
 }
 
 void kd_eval_json(FILE *f, const kd_eval_result *r) {

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,54 +35,105 @@ int kd_model_load(kd_model **m, float **params, const char *path, int max_batch,
   return rc;
 }
 
-/* The split's rows for a model: present, as wide as it takes. */
-static int open_split(kd_source **src, const kd_eval_cfg *cfg, const kd_model *m, const char *ckpt_path, kd_err *e) {
-  kd_split_info info;
-  if (kd_source_probe(cfg->data, cfg->split, &info, e)) return e->code;
-  if (!info.present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/x is missing", cfg->data, cfg->split);
-  if (info.width != m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but the student %s of %s takes %d", cfg->data,
-                   cfg->split, info.width, m->spec, ckpt_path, m->in_dim);
-  return kd_source_open(src, cfg->data, cfg->split, 0, info.rows, e);
+/* What kd eval and kd predict work on. */
+typedef struct inference {
+  kd_model *m;
+  float *params;
+  kd_preprocess pre;       /* the checkpoint's input normalisation */
+  kd_source *src;
+  kd_teacher *teacher;
+  char split[16];          /* the file's split holding the rows ... */
+  int64_t lo, hi;          /* ... and which of them */
+} inference;
+
+static void inference_free(inference *in) {
+  kd_teacher_free(in->teacher);
+  kd_source_free(in->src);
+  kd_model_free(in->m);
+  free(in->params);
+  kd_preprocess_free(&in->pre);
 }
 
-/* The teacher's logits of the split (kd eval --teacher). */
-static int open_teacher(kd_teacher **t, const kd_eval_cfg *cfg, const kd_source *src, const kd_model *m, kd_err *e) {
+/* --split valid of a data file without /valid: the rows the run held out
+ * with --val-rows (the last N of /train), as its checkpoint records. */
+static int held_out_rows(inference *in, const kd_eval_cfg *cfg, const char *ckpt_path, kd_err *e) {
+  char v[64];
+  const long long n = kd_ckpt_config_get(ckpt_path, "val-rows", v, sizeof v) ? atoll(v) : 0;
+  if (n <= 0)
+    return kd_fail(e, KD_ERR_RUNTIME,
+                   "%s: dataset /valid/x is missing, and %s was not trained with --val-rows (its evaluations used "
+                   "/valid or /test of its data)",
+                   cfg->data, ckpt_path);
+  kd_split_info info;
+  if (kd_source_probe(cfg->data, "train", &info, e)) return e->code;
+  if (!info.present || info.rows <= n)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train has %lld rows, not more than the --val-rows %lld of %s", cfg->data,
+                   (long long)info.rows, n, ckpt_path);
+  snprintf(in->split, sizeof in->split, "train");
+  in->lo = info.rows - n;
+  in->hi = info.rows;
+  return KD_OK;
+}
+
+/* The split's rows for the model: present, as wide as it takes. */
+static int open_split(inference *in, const kd_eval_cfg *cfg, const char *ckpt_path, kd_err *e) {
+  kd_split_info info;
+  snprintf(in->split, sizeof in->split, "%s", cfg->split);
+  if (kd_source_probe(cfg->data, cfg->split, &info, e)) return e->code;
+  in->lo = 0;
+  in->hi = info.rows;
+  if (!info.present && strcmp(cfg->split, "valid") == 0) {
+    if (held_out_rows(in, cfg, ckpt_path, e)) return e->code;
+    if (kd_source_probe(cfg->data, "train", &info, e)) return e->code;
+  }
+  if (!info.present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/x is missing", cfg->data, cfg->split);
+  if (info.width != in->m->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but the student %s of %s takes %d", cfg->data,
+                   in->split, info.width, in->m->spec, ckpt_path, in->m->in_dim);
+  if (kd_source_open(&in->src, cfg->data, in->split, in->lo, in->hi, e)) return e->code;
+  return kd_source_set_preprocess(in->src, &in->pre, e);
+}
+
+/* The teacher's logits of the same rows (kd eval --teacher). */
+static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   char ls[64];
-  snprintf(ls, sizeof ls, "/%s/logits", cfg->split);
+  snprintf(ls, sizeof ls, "/%s/logits", in->split);
   int has, classes;
-  if (kd_teacher_has(cfg->teacher, cfg->split, "logits", &has, e)) return e->code;
+  const int64_t total = kd_source_total(in->src);
+  if (kd_teacher_has(cfg->teacher, in->split, "logits", &has, e)) return e->code;
   if (!has) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s is missing", cfg->teacher, ls);
-  if (kd_teacher_probe(cfg->teacher, cfg->split, cfg->data, kd_source_rows(src), &classes, e)) return e->code;
-  if (classes != m->out_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes, the student %d", cfg->teacher, cfg->split,
-                   classes, m->out_dim);
-  return kd_teacher_open(t, cfg->teacher, cfg->split, 0, kd_source_rows(src), kd_source_rows(src), KD_TEACH_LOGITS, e);
+  if (kd_teacher_probe(cfg->teacher, in->split, cfg->data, total, &classes, e)) return e->code;
+  if (classes != in->m->out_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes, the student %d", cfg->teacher, in->split,
+                   classes, in->m->out_dim);
+  return kd_teacher_open(&in->teacher, cfg->teacher, in->split, in->lo, in->hi, total, KD_TEACH_LOGITS, e);
 }
 
 /* The checkpoint, the split's rows and (want_teacher) the teacher's logits. */
-static int load_for_inference(const kd_eval_cfg *cfg, kd_model **m, float **params, kd_source **src,
-                              kd_teacher **teacher, char *ckpt_path, size_t n, kd_err *e) {
+static int load_for_inference(inference *in, const kd_eval_cfg *cfg, int want_teacher, char *ckpt_path, size_t n,
+                              kd_err *e) {
   kd_h5_quiet();
+  memset(in, 0, sizeof *in);
   if (kd_ckpt_resolve(cfg->ckpt, 0, ckpt_path, n, NULL, 0, e)) return e->code;
-  if (kd_model_load(m, params, ckpt_path, (int)cfg->batch, e)) return e->code;
-  if (open_split(src, cfg, *m, ckpt_path, e)) return e->code;
-  if (teacher && cfg->teacher[0] && open_teacher(teacher, cfg, *src, *m, e)) return e->code;
-  if (kd_source_validate(*src, (*m)->out_dim, 1, e)) return e->code;
-  return teacher && *teacher ? kd_teacher_validate(*teacher, e) : KD_OK;
+  if (kd_model_load(&in->m, &in->params, ckpt_path, (int)cfg->batch, e)) return e->code;
+  if (kd_ckpt_read_preprocess(ckpt_path, &in->pre, e) || open_split(in, cfg, ckpt_path, e)) return e->code;
+  if (want_teacher && cfg->teacher[0] && open_teacher(in, cfg, e)) return e->code;
+  if (kd_source_validate(in->src, in->m->out_dim, 1, e)) return e->code;
+  return in->teacher ? kd_teacher_validate(in->teacher, e) : KD_OK;
+}
+
+/* --temperature unset: the run's own (from its /config), else 4. */
+static double eval_temperature(const kd_eval_cfg *cfg, const char *ckpt_path) {
+  char v[64];
+  if (!isnan(cfg->temperature)) return cfg->temperature;
+  return kd_ckpt_config_get(ckpt_path, "temperature", v, sizeof v) && atof(v) > 0 ? atof(v) : 4.0;
 }
 
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e) {
-  kd_model *m = NULL;
-  float *params = NULL;
-  kd_source *src = NULL;
-  kd_teacher *teacher = NULL;
-  int rc = load_for_inference(cfg, &m, &params, &src, &teacher, ckpt_path, n, e);
-  if (!rc) rc = kd_eval_model(r, NULL, m, src, teacher, cfg->temperature, e);
-  kd_teacher_free(teacher);
-  kd_source_free(src);
-  kd_model_free(m);
-  free(params);
+  inference in;
+  int rc = load_for_inference(&in, cfg, 1, ckpt_path, n, e);
+  if (!rc) rc = kd_eval_model(r, NULL, in.m, in.src, in.teacher, eval_temperature(cfg, ckpt_path), e);
+  inference_free(&in);
   return rc;
 }
 
@@ -97,6 +149,12 @@ static int write_predictions(const kd_eval_cfg *cfg, const char *ckpt_path, cons
   kd_provenance p = kd_provenance_of("teacher");
   p.source_checkpoint = ckpt_path;
   p.source_data = cfg->data;
+  kd_split_info train;
+  if (!rc) rc = kd_source_probe(cfg->data, "train", &train, e);
+  if (!rc && train.present) { /* what kd train checks a teacher file against */
+    p.has_fingerprint = 1;
+    rc = kd_source_fingerprint_file(cfg->data, "train", 0, train.rows, &p.data_fingerprint, e);
+  }
   if (!rc) rc = kd_provenance_write(f, a.tmp, &p, e);
   rc = kd_h5_close(f, a.tmp, rc, e);
   if (!rc) rc = kd_atomic_commit(&a, e);
@@ -105,20 +163,18 @@ static int write_predictions(const kd_eval_cfg *cfg, const char *ckpt_path, cons
 }
 
 int kd_predict_run(const kd_eval_cfg *cfg, int64_t *rows, char *ckpt_path, size_t n, kd_err *e) {
-  kd_model *m = NULL;
-  float *params = NULL, *logits = NULL;
-  kd_source *src = NULL;
-  int rc = load_for_inference(cfg, &m, &params, &src, NULL, ckpt_path, n, e);
+  inference in;
+  float *logits = NULL;
+  int rc = load_for_inference(&in, cfg, 0, ckpt_path, n, e);
+  const int64_t nr = rc ? 0 : kd_source_rows(in.src);
   if (!rc) {
-    logits = kd_malloc(sizeof(float) * (size_t)kd_source_rows(src) * m->out_dim, "predicted logits", e);
+    logits = kd_malloc(sizeof(float) * (size_t)nr * in.m->out_dim, "predicted logits", e);
     rc = logits ? KD_OK : e->code;
   }
-  if (!rc) rc = kd_infer_rows(logits, NULL, 0, m, src, e);
-  if (!rc) rc = write_predictions(cfg, ckpt_path, logits, kd_source_rows(src), m->out_dim, e);
-  if (!rc) *rows = kd_source_rows(src);
+  if (!rc) rc = kd_infer_rows(logits, NULL, 0, in.m, in.src, e);
+  if (!rc) rc = write_predictions(cfg, ckpt_path, logits, nr, in.m->out_dim, e);
+  if (!rc) *rows = nr;
   free(logits);
-  kd_source_free(src);
-  kd_model_free(m);
-  free(params);
+  inference_free(&in);
   return rc;
 }

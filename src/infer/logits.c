@@ -101,6 +101,7 @@ typedef struct logits_job {
   char ckpt[KD_PATH_MAX];
   kd_model *m;
   float *params;
+  kd_preprocess pre;       /* the teacher's input normalisation */
   kd_split_info info[3];
   int H;                   /* width of the hidden layer written as features (0: none) */
   kd_atomic out;           /* rank 0: the teacher file, under its temporary name */
@@ -116,6 +117,7 @@ static int job_model(logits_job *j, kd_err *e) {
   if ((rc = kd_agree(j->comm, rc, e))) return rc;
   if (kd_mpi_check(MPI_Bcast(j->ckpt, sizeof j->ckpt, MPI_CHAR, 0, j->comm), "MPI_Bcast", e)) return e->code;
   rc = kd_model_load(&j->m, &j->params, j->ckpt, (int)cfg->batch, e);
+  if (!rc) rc = kd_ckpt_read_preprocess(j->ckpt, &j->pre, e);
   for (int s = 0; s < 3 && !rc; s++) {
     rc = kd_source_probe(cfg->data, splits[s], &j->info[s], e);
     if (!rc && j->info[s].present && j->info[s].width != j->m->in_dim)
@@ -154,13 +156,14 @@ static int job_split(logits_job *j, int s, kd_err *e) {
   kd_source *part = NULL;
   float *logits = NULL, *feats = NULL;
   int rc = kd_source_open(&part, j->cfg->data, splits[s], lo, hi, e);
+  if (!rc) rc = kd_source_set_preprocess(part, &j->pre, e);
+  if (!rc && s == 0) j->fp = kd_source_fingerprint(part);
   if (!rc) {
     logits = kd_malloc(sizeof(float) * (size_t)(hi - lo) * C, "logits", e);
     if (j->H) feats = kd_malloc(sizeof(float) * (size_t)(hi - lo) * j->H, "features", e);
     rc = e->code;
   }
   if (!rc) rc = kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, e);
-  if (!rc && s == 0) j->fp = kd_source_fingerprint(part);
   kd_source_free(part);
   if (!(rc = kd_agree(j->comm, rc, e))) {
     char ds[64];
@@ -219,5 +222,6 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   if (j.rank == 0 && rc && j.out.tmp[0]) kd_atomic_abort(&j.out);
   kd_model_free(j.m);
   free(j.params);
+  kd_preprocess_free(&j.pre);
   return rc;
 }

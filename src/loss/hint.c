@@ -101,6 +101,10 @@ int kd_hint_term_create(kd_term **out, const kd_model *m, int layer, int teacher
     return e->code;
   }
   snprintf(t->name, sizeof t->name, "hint");
+  snprintf(t->summary, sizeof t->summary,
+           "%g * hint (FitNets: 0.5 * mean ||W h + b - h_t||^2, student hidden layer %d of width %d to teacher "
+           "features of width %d)",
+           beta, layer, Hs, teacher_width);
   t->alone_note = "hints alone";
   t->alone_epochs = alone_epochs;
   t->layer = layer;

@@ -46,6 +46,7 @@ typedef struct kd_term_ops {
 struct kd_term {
   const kd_term_ops *ops;
   char name[16];           /* metrics column and /aux/<name>/ group */
+  char summary[160];       /* the term as the banner's loss line shows it */
   const char *alone_note;  /* the epoch line's note while the term trains alone */
   int alone_epochs;        /* the first E epochs train the term alone (and the layers below it) */
   int layer;               /* the student's hidden layer it reads */

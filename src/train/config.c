@@ -109,6 +109,9 @@ const kd_opt_spec kd_train_opts[] = {
   {"labelled-fraction", KD_OPT_REAL, T_(labelled_fraction), 0, "1", NULL, 0, 1, 0, 0,
    "keep the hard label on this fraction of training rows (chosen by --seed), the rest are unlabelled "
    "(y = -1): semi-supervised distillation, needs --teacher"},
+  {"normalize", KD_OPT_CHOICE, T_(normalize), STR(kd_train_cfg, normalize), "none", "none|standard|minmax", 0, 0, 0, 0,
+   "input normalisation, per feature, from the training rows: standard (x - mean) / std, minmax (x - min) / "
+   "(max - min); stored with the model (/preprocess) and applied by kd eval, predict and logits"},
 };
 
 /* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)

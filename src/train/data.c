@@ -1,5 +1,6 @@
 /* The rows a run trains and evaluates on: this rank's shard of /train with
  * its teacher targets, rank 0's evaluation splits, and their fingerprints. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,4 +176,65 @@ int tr_fingerprint(trainer *t, kd_err *e) {
   t->st.teacher_fp = t->cfg.teacher[0] ? fp[1] : 0;
   if (!t->cfg.teacher[0]) return KD_OK;
   return kd_agree(t->mpi.comm, check_provenance(t, e), e);
+}
+
+/* Statistics of the training rows over all ranks: per-feature sums (for
+ * --normalize) and the largest |x| (for the scale warning). */
+static int fit(trainer *t, kd_err *e) {
+  const int D = kd_source_width(t->data.train);
+  double *st = kd_calloc((size_t)4 * D + 2, sizeof(double), "input statistics", e);
+  if (!st) return e->code;
+  double *sum = st, *sumsq = st + D, *lo = st + 2 * D, *hi = st + 3 * D, *tail = st + 4 * D;
+  for (int j = 0; j < D; j++) {
+    lo[j] = INFINITY;
+    hi[j] = -INFINITY;
+  }
+  kd_source_stats(t->data.train, sum, sumsq, lo, hi, &tail[1]);
+  tail[0] = (double)kd_source_rows(t->data.train);
+  for (int j = 0; j < D; j++) lo[j] = -lo[j]; /* one MAX reduction for both extremes */
+  const MPI_Comm comm = t->mpi.comm;
+  int rc = KD_OK;
+  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, sum, 2 * D, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e) ||
+      kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, lo, 2 * D, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce", e) ||
+      kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, &tail[0], 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e) ||
+      kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, &tail[1], 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce", e))
+    rc = e->code;
+  for (int j = 0; j < D; j++) lo[j] = -lo[j];
+  kd_norm kind = KD_NORM_NONE;
+  kd_norm_parse(t->cfg.normalize, &kind);
+  if (!rc) rc = kd_preprocess_build(&t->data.pre, kind, D, tail[0], sum, sumsq, lo, hi, e);
+  if (!rc && tr_root(t) && kind == KD_NORM_NONE && tail[1] > 100)
+    printf("kd: warning: /train/x of %s is far from unit scale (max |x| = %g over the training rows); training may "
+           "diverge or stall: consider --normalize standard (or minmax), or scale the inputs\n",
+           t->cfg.data, tail[1]);
+  free(st);
+  return rc;
+}
+
+/* The normalisation of a resumed run is the checkpoint's: rank 0 reads it, all receive it. */
+static int restore(trainer *t, kd_err *e) {
+  kd_preprocess *p = &t->data.pre;
+  int rc = tr_root(t) ? kd_ckpt_read_preprocess(t->resume.path, p, e) : KD_OK;
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  int hdr[2] = {(int)p->kind, p->dim};
+  if (kd_mpi_check(MPI_Bcast(hdr, 2, MPI_INT, 0, t->mpi.comm), "MPI_Bcast", e)) return e->code;
+  if (!tr_root(t) && hdr[0] != KD_NORM_NONE) {
+    p->kind = (kd_norm)hdr[0];
+    p->dim = hdr[1];
+    p->offset = kd_malloc(sizeof(float) * (size_t)p->dim, "normalisation offsets", e);
+    p->scale = kd_malloc(sizeof(float) * (size_t)p->dim, "normalisation scales", e);
+  }
+  if ((rc = kd_agree(t->mpi.comm, e->code, e)) || hdr[0] == KD_NORM_NONE) return rc;
+  if ((rc = tr_bcast_floats(p->offset, (size_t)p->dim, 0, t->mpi.comm, e))) return rc;
+  return tr_bcast_floats(p->scale, (size_t)p->dim, 0, t->mpi.comm, e);
+}
+
+int tr_preprocess(trainer *t, kd_err *e) {
+  int rc = t->cfg.resume[0] ? restore(t, e) : fit(t, e);
+  if (rc) return rc;
+  tr_data *d = &t->data;
+  rc = kd_source_set_preprocess(d->train, &d->pre, e);
+  if (!rc && d->valid) rc = kd_source_set_preprocess(d->valid, &d->pre, e);
+  if (!rc && d->test) rc = kd_source_set_preprocess(d->test, &d->pre, e);
+  return kd_agree(t->mpi.comm, rc, e);
 }

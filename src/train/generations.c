@@ -21,11 +21,14 @@ static int generation_ckpt(const char *top, int g, char *path, size_t n, kd_err 
 }
 
 /* Rank 0: one generation's test logits into logits (added into sum). */
-static int member_logits(const char *path, const kd_source *test, float **sum, float **logits, int *C,
+static int member_logits(const char *path, kd_source *test, float **sum, float **logits, int *C,
                          kd_eval_result *r, const kd_train_cfg *c, kd_err *e) {
   kd_model *m = NULL;
   float *params = NULL;
-  int rc = kd_model_load(&m, &params, path, 1024, e);
+  kd_preprocess pre;
+  int rc = kd_ckpt_read_preprocess(path, &pre, e);
+  if (!rc) rc = kd_source_set_preprocess(test, &pre, e);
+  if (!rc) rc = kd_model_load(&m, &params, path, 1024, e);
   const size_t n = (size_t)kd_source_rows(test);
   if (!rc) {
     *C = m->out_dim;
@@ -37,6 +40,8 @@ static int member_logits(const char *path, const kd_source *test, float **sum, f
   }
   if (!rc)
     for (size_t i = 0; i < n * *C; i++) (*sum)[i] += (*logits)[i];
+  kd_source_set_preprocess(test, NULL, e);
+  kd_preprocess_free(&pre);
   kd_model_free(m);
   free(params);
   return rc;
@@ -117,31 +122,92 @@ static void next_generation(kd_train_cfg *cfg, const kd_train_cfg *eff, const kd
   cfg->max_steps = cli->max_steps;
 }
 
-/* Where a chain starts: a new one in OUT/gen0, or the newest generation of
- * a resumed one that has a checkpoint. */
+/* --resume TOP/genK[:SELECTOR] of a chain: TOP, K and the selector ("" : none). */
+static int chain_member(const char *resume, char *top, size_t n, int *k, char *sel, size_t sn) {
+  char dir[KD_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", resume);
+  sel[0] = '\0';
+  char *colon = strchr(dir, ':');
+  if (colon) {
+    snprintf(sel, sn, "%s", colon);
+    *colon = '\0';
+  }
+  size_t l = strlen(dir);
+  while (l > 1 && dir[l - 1] == '/') dir[--l] = '\0';
+  char *slash = strrchr(dir, '/');
+  const char *base = slash ? slash + 1 : dir;
+  char *end;
+  if (strncmp(base, "gen", 3) != 0 || !base[3]) return 0;
+  const long g = strtol(base + 3, &end, 10);
+  if (*end || g < 0) return 0;
+  if (slash) *slash = '\0';
+  snprintf(top, n, "%s", slash ? (dir[0] ? dir : "/") : ".");
+  *k = (int)g;
+  return is_generations_dir(top);
+}
+
+/* The newest generation of TOP that has a checkpoint (-1: none). */
+static int newest_generation(const char *top) {
+  int g = -1;
+  for (int k = 0; k < 1000; k++) {
+    char p[KD_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/gen%d/latest", top, k);
+    if (access(p, F_OK) == 0) g = k;
+  }
+  return g;
+}
+
+/* Where a chain starts: a new one in OUT/gen0; a resumed one (--resume
+ * TOP, or TOP/genK) at its newest generation with a checkpoint, or at genK
+ * when a checkpoint selector names one there. */
 static int chain_start(const kd_train_cfg *cli, int resuming, char *top, size_t n, kd_train_cfg *cfg, int *g,
                        kd_err *e) {
-  const char *dir = resuming ? cli->resume : cli->out;
-  if (strlen(dir) >= n) return kd_fail(e, KD_ERR_USAGE, "--%s %s: path too long", resuming ? "resume" : "out", dir);
-  memcpy(top, dir, strlen(dir) + 1);
   *cfg = *cli;
   *g = 0;
-  if (resuming) {
-    for (int k = 0; k < 1000; k++) {
-      char p[KD_PATH_MAX + 32];
-      snprintf(p, sizeof p, "%s/gen%d/latest", top, k);
-      if (access(p, F_OK) == 0) *g = k;
-    }
-    snprintf(cfg->resume, sizeof cfg->resume, "%s/gen%d", top, *g);
-  } else {
+  char sel[KD_PATH_MAX] = "";
+  int k = -1, rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (resuming && !chain_member(cli->resume, top, n, &k, sel, sizeof sel)) {
+    if (strlen(cli->resume) >= n) return kd_fail(e, KD_ERR_USAGE, "--resume %s: path too long", cli->resume);
+    snprintf(top, n, "%s", cli->resume);
+  }
+  if (!resuming) {
+    if (strlen(cli->out) >= n) return kd_fail(e, KD_ERR_USAGE, "--out %s: path too long", cli->out);
+    snprintf(top, n, "%s", cli->out);
     snprintf(cfg->out, sizeof cfg->out, "%s/gen0", top);
     cfg->generation = 0;
+    return KD_OK;
   }
+  const int newest = newest_generation(top);
+  *g = sel[0] && k >= 0 ? k : newest > k ? newest : k;
+  if (*g < 0) *g = 0;
+  if (k >= 0 && *g != k && rank == 0)
+    printf("kd: %s/gen%d is part of the chain %s, whose newest generation is %d: continuing the chain there\n", top, k,
+           top, *g);
+  snprintf(cfg->resume, sizeof cfg->resume, "%s/gen%d%s", top, *g, sel);
   return KD_OK;
 }
 
+/* A stop inside generation g: the command that continues the whole chain. */
+static int chain_stopped(kd_err *e, int g, const char *top) {
+  char head[sizeof e->msg];
+  snprintf(head, sizeof head, "%s", e->msg);
+  char *cut = strstr(head, "; checkpoint written");
+  if (cut) *cut = '\0';
+  snprintf(e->msg, sizeof e->msg, "%.200s of generation %d; checkpoint written; continue the chain with: kd train --resume %.700s",
+           head, g, top);
+  return KD_STOPPED;
+}
+
+/* A --resume of a chain: its top directory, or one generation's (TOP/genK). */
+static int resumes_chain(const char *resume) {
+  char top[KD_PATH_MAX], sel[KD_PATH_MAX];
+  int k;
+  return resume[0] && (is_generations_dir(resume) || chain_member(resume, top, sizeof top, &k, sel, sizeof sel));
+}
+
 int tr_run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
-  const int resuming = cli->resume[0] && is_generations_dir(cli->resume);
+  const int resuming = resumes_chain(cli->resume);
   if (cli->generations <= 1 && !resuming) return tr_run_one(cli, comm, res, NULL, e);
   int rank, g = 0, rc;
   MPI_Comm_rank(comm, &rank);
@@ -154,7 +220,7 @@ int tr_run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, k
       printf("== generation %d%s\n", g, cfg.resume[0] ? " (resumed)" : "");
       fflush(stdout);
     }
-    if ((rc = tr_run_one(&cfg, comm, res, &eff, e))) return rc;
+    if ((rc = tr_run_one(&cfg, comm, res, &eff, e))) return rc == KD_STOPPED ? chain_stopped(e, g, top) : rc;
     G = (int)eff.generations;
     if (!res->completed) { /* --max-steps ended this generation early: so ends the chain */
       if (rank == 0) printf("kd: generation %d stopped at --max-steps; kd train --resume %s continues the chain\n", g, top);

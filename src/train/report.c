@@ -15,9 +15,17 @@ const char *const kd_phase_names[KD_PHASES] = {"gather", "forward", "loss", "bac
 static void print_loss_line(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
   if (t->data.has_teacher)
-    printf("loss: %.3g * CE + %.3g * T^2 * KL at T = %g\n", c->alpha, 1.0 - c->alpha, c->temperature);
+    printf("loss: %.3g * CE + %.3g * T^2 * KL at T = %g", c->alpha, 1.0 - c->alpha, c->temperature);
   else
-    printf("loss: CE on hard labels (no teacher)\n");
+    printf("loss: CE on hard labels (no teacher)");
+  for (int i = 0; i < t->net.n_terms; i++) {
+    const kd_term *term = t->net.terms[i];
+    printf(" + %s", term->summary);
+    if (term->alone_epochs > 0)
+      printf("; the first %d epoch%s train the %s alone", term->alone_epochs, term->alone_epochs > 1 ? "s" : "",
+             term->name);
+  }
+  printf("\n");
 }
 
 static void print_blas_line(void) {
@@ -96,7 +104,10 @@ static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
   if (e->code) return e->code;
   char path[KD_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/final.h5", t->cfg.out);
-  if (kd_weights_write(path, t->net.model, e)) return e->code;
+  const int nv = t->net.model->n_views;
+  const kd_ckpt_meta meta = {t->resume.items, t->resume.n_items, t->cfg.data, t->cfg.teacher,
+                             t->net.views + nv, 0, t->net.params, &t->data.pre};
+  if (kd_weights_write(path, t->net.model, &meta, e)) return e->code;
   return kd_metrics_close(&t->log.metrics, e);
 }
 

@@ -60,7 +60,7 @@ static int merge_option(trainer *t, const kd_train_cfg *cli, int i, kd_err *e) {
       return kd_fail(e, KD_ERR_USAGE, "--out %s: a resumed run continues in its own directory %s", cli->out, c->out);
     return KD_OK;
   }
-  if (strcmp(mine, theirs) == 0) return KD_OK;
+  if (kd_opts_equal(s, cli, c)) return KD_OK;
   if (!may_change(s->name))
     return kd_fail(e, KD_ERR_USAGE,
                    "--%s %s contradicts the checkpoint (%s has --%s %s); resume without it, or start a new run",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/dist.h"
 #include "core/h5io.h"
@@ -74,20 +75,57 @@ static int setup_state(trainer *t, kd_err *e) {
   return kd_agree(t->mpi.comm, rc, e);
 }
 
+/* More ranks than cores on a node: every step waits for the slowest of
+ * the ranks sharing a core. A warning, never an error (tests oversubscribe
+ * on purpose). */
+static int warn_oversubscribed(trainer *t, kd_err *e) {
+  int ranks, cores;
+  if (kd_node_load(t->mpi.comm, &ranks, &cores, e)) return e->code;
+  int mine[2] = {ranks > cores ? ranks - cores : 0, (ranks << 16) | (cores & 0xffff)}, worst[2];
+  if (kd_mpi_check(MPI_Allreduce(mine, worst, 1, MPI_2INT, MPI_MAXLOC, t->mpi.comm), "MPI_Allreduce", e))
+    return e->code;
+  if (tr_root(t) && worst[0] > 0)
+    printf("kd: warning: %d ranks share %d cores on one node (oversubscribed): ranks wait for each other's cores and "
+           "the run is slower than with %d ranks there\n",
+           worst[1] >> 16, worst[1] & 0xffff, worst[1] & 0xffff);
+  return KD_OK;
+}
+
 static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   int rc = setup_options(t, cli, e);
   if (rc) return rc;
+  if ((rc = warn_oversubscribed(t, e))) return rc;
   t->mpi.threads = t->cfg.threads > 0 ? (int)t->cfg.threads : kd_default_threads(t->mpi.comm);
   kd_blas_set_threads(t->mpi.threads);
   /* Validation point 2: data shapes and values, each rank its own rows. */
   rc = tr_load_data(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
-  if ((rc = tr_fingerprint(t, e)) || (rc = setup_schedule(t, e))) return rc;
+  if ((rc = tr_fingerprint(t, e)) || (rc = tr_preprocess(t, e)) || (rc = setup_schedule(t, e))) return rc;
   rc = kd_single_node(t->mpi.comm, &t->mpi.single_node, e); /* collective: before anything may fail alone */
   if (!rc) rc = tr_build(t, e);
   if (!rc) rc = tr_config_items(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   return setup_state(t, e);
+}
+
+/* A resumed run whose schedule is done and whose final.h5 is written has
+ * nothing left to do: say so (instead of evaluating again). */
+static int already_complete(trainer *t, kd_train_result *res) {
+  if (!t->cfg.resume[0] || t->st.step < t->sched.total_steps) return 0;
+  char path[KD_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/final.h5", t->cfg.out);
+  int have = tr_root(t) && access(path, F_OK) == 0;
+  MPI_Bcast(&have, 1, MPI_INT, 0, t->mpi.comm);
+  if (!have) return 0; /* stopped between its last checkpoint and final.h5: finish it */
+  res->steps = t->st.step;
+  res->completed = 1;
+  if (tr_root(t)) {
+    printf("kd: %s is complete: step %lld of %lld (%lld epochs), weights in %s; nothing to do (resume with a "
+           "larger --epochs to train on)\n",
+           t->cfg.out, (long long)t->st.step, (long long)t->sched.total_steps, (long long)t->cfg.epochs, path);
+    fflush(stdout);
+  }
+  return 1;
 }
 
 int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_train_cfg *eff, kd_err *e) {
@@ -103,7 +141,8 @@ int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_
   t->st.last_ckpt_step = -1;
   kd_h5_quiet();
   int rc = setup(t, cli, e);
-  if (!rc) {
+  const int done = !rc && already_complete(t, res);
+  if (!rc && !done) {
     tr_print_banner(t);
     if (tr_root(t) && t->cfg.resume[0])
       printf("kd: resume at step %lld (epoch %lld, step %lld of %lld)\n", (long long)t->st.step,
@@ -111,7 +150,7 @@ int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_
     kd_progress_init(&t->log.progress, t->cfg.progress);
     rc = tr_run_loop(t, res, e);
   }
-  if (!rc) rc = tr_finish_run(t, res, e);
+  if (!rc && !done) rc = tr_finish_run(t, res, e);
   if (eff) *eff = t->cfg;
   if (tr_root(t) && t->log.metrics.csv) {
     kd_err ignore;

@@ -47,6 +47,26 @@ static void eval_columns(kd_metrics_row *row, const kd_eval_result *ev) {
   row->eval_kl = ev->kl;
 }
 
+/* Rank 0: a logged loss more than 100 times the lowest logged so far means
+ * the run is diverging; say so once. */
+static void watch_divergence(trainer *t, double loss, int64_t step) {
+  tr_log *l = &t->log;
+  if (!isfinite(loss)) return;
+  if (!l->have_low || loss < l->low_loss) {
+    l->have_low = 1;
+    l->low_loss = loss;
+    l->low_step = step;
+    return;
+  }
+  if (l->warned_diverging || loss <= 100.0 * l->low_loss) return;
+  l->warned_diverging = 1;
+  kd_progress_clear(&l->progress);
+  printf("kd: warning: the run is diverging from step %lld: its logged loss %.4g is over 100x the lowest so far (%.4g "
+         "at step %lld); lower --lr, add --warmup or --clip\n",
+         (long long)step, loss, l->low_loss, (long long)l->low_step);
+  fflush(stdout);
+}
+
 /* Rank 0: the progress line, the evaluation that is due, the metrics row. */
 static int root_log(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d, double now,
                     kd_eval_result *ev, int *have_ev, kd_err *e) {
@@ -69,6 +89,7 @@ static int root_log(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch
   row.epoch = epoch + 1;
   if (d.log) {
     log_columns(t, &row, log_s);
+    watch_divergence(t, row.loss, now_step);
     row.lr = o->lr;
     row.grad_norm = o->norm;
     row.samples_per_s = (double)t->st.log_steps * B / (now - c->log_t0);

@@ -53,6 +53,8 @@ static int write_snapshot_logits(trainer *t, const char *ckpt, kd_err *e) {
     p.source_checkpoint = ckpt;
     p.source_data = t->cfg.data;
     p.rows[0] = t->data.n_train;
+    p.has_fingerprint = 1;
+    p.data_fingerprint = t->st.data_fp;
     if (!rc) rc = kd_provenance_write(f, a.tmp, &p, e);
     rc = kd_h5_close(f, a.tmp, rc, e);
     if (!rc) rc = kd_atomic_commit(&a, e);

@@ -25,6 +25,22 @@ static int model_spec(const kd_train_cfg *c, kd_model_spec *ms, kd_err *e) {
   return KD_OK;
 }
 
+/* Options that do nothing in this run: one line each on rank 0. */
+static void warn_unused(const trainer *t) {
+  const kd_train_cfg *c = &t->cfg;
+  if (!tr_root(t) || t->data.has_teacher || c->generations > 1) return;
+  static const char *const soft[] = {"alpha", "temperature"};
+  for (int i = 0; i < 2; i++) {
+    const int k = kd_opts_index(kd_train_opts, KD_TRAIN_N_OPTS, soft[i]);
+    char v[64];
+    if (k < 0 || !c->given[k]) continue;
+    kd_opts_format(&kd_train_opts[k], c, v, sizeof v);
+    printf("kd: warning: --%s %s has no effect without a teacher (--teacher, --self-distill or --generations > 1): "
+           "this run trains on the hard labels alone\n",
+           soft[i], v);
+  }
+}
+
 int tr_check_setup(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
   if (kd_train_cfg_check(c, e)) return e->code;
@@ -35,6 +51,7 @@ int tr_check_setup(trainer *t, kd_err *e) {
   t->sched.b_local = kd_local_batch(t->sched.B, t->mpi.size, t->mpi.rank);
   t->data.has_teacher = c->teacher[0] != '\0' || c->self_distill;
   t->data.teacher_live = c->teacher[0] != '\0';
+  warn_unused(t);
   kd_model_spec ms;
   if (model_spec(c, &ms, e)) return e->code;
   const int b = t->sched.b_local;
@@ -249,6 +266,7 @@ void tr_free(trainer *t) {
   kd_teacher_free(t->data.teacher);
   kd_teacher_free(t->data.valid_t);
   kd_teacher_free(t->data.test_t);
+  kd_preprocess_free(&t->data.pre);
   free(t->net.params);
   free(t->net.grads);
   free(t->net.views);

@@ -69,6 +69,7 @@ typedef struct tr_data {
   int teacher_live;           /* teacher logits are there now */
   int has_valid, has_test;
   char valid_name[64];
+  kd_preprocess pre;          /* input normalisation, applied by every source above */
   int64_t n_train;            /* rows of /train used for training */
   int64_t n_file_rows;        /* rows of /train in the file */
 } tr_data;
@@ -107,6 +108,9 @@ typedef struct tr_log {
   int n_cols;                 /* metrics.csv's extra columns ... */
   const char *cols[KD_METRICS_MAX_EXTRA];
   int col_slot[KD_METRICS_MAX_EXTRA]; /* ... and the statistic each one logs (-1: none in this run) */
+  int have_low, warned_diverging;     /* the lowest loss logged so far, for the divergence warning */
+  double low_loss;
+  int64_t low_step;
 } tr_log;
 
 typedef struct tr_resume {
@@ -161,6 +165,7 @@ void tr_free(trainer *t);
 /* data.c */
 int tr_load_data(trainer *t, kd_err *e);
 int tr_fingerprint(trainer *t, kd_err *e);
+int tr_preprocess(trainer *t, kd_err *e);
 /* resume.c */
 int tr_open_resume(trainer *t, const kd_train_cfg *cli, kd_err *e);
 int tr_restore_params(trainer *t, kd_run_state *saved, kd_err *e);
