@@ -77,17 +77,26 @@ static int setup_state(trainer *t, kd_err *e) {
 
 /* More ranks than cores on a node: every step waits for the slowest of
  * the ranks sharing a core. A warning, never an error (tests oversubscribe
- * on purpose). */
+ * on purpose). When the masks leave CPUs of the node unused, the launcher
+ * (or what it inherited its mask from) is the cause: say so. */
 static int warn_oversubscribed(trainer *t, kd_err *e) {
-  int ranks, cores;
-  if (kd_node_load(t->mpi.comm, &ranks, &cores, e)) return e->code;
-  int mine[2] = {ranks > cores ? ranks - cores : 0, (ranks << 16) | (cores & 0xffff)}, worst[2];
-  if (kd_mpi_check(MPI_Allreduce(mine, worst, 1, MPI_2INT, MPI_MAXLOC, t->mpi.comm), "MPI_Allreduce", e))
+  int v[3];
+  if (kd_node_load(t->mpi.comm, &v[0], &v[1], e)) return e->code;
+  v[2] = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  int mine[2] = {v[0] > v[1] ? v[0] - v[1] : 0, t->mpi.rank}, worst[2];
+  if (kd_mpi_check(MPI_Allreduce(mine, worst, 1, MPI_2INT, MPI_MAXLOC, t->mpi.comm), "MPI_Allreduce", e) ||
+      kd_mpi_check(MPI_Bcast(v, 3, MPI_INT, worst[1], t->mpi.comm), "MPI_Bcast", e))
     return e->code;
-  if (tr_root(t) && worst[0] > 0)
+  if (!tr_root(t) || worst[0] <= 0) return KD_OK;
+  if (v[1] < v[2])
+    printf("kd: warning: %d ranks on one node may run on only %d of its %d CPUs (their affinity masks, set by the "
+           "launcher or inherited from the process that started it): oversubscribed and slower; bind the ranks to "
+           "cores of their own (srun --cpu-bind=cores where Slurm has task/affinity, or mpirun)\n",
+           v[0], v[1], v[2]);
+  else
     printf("kd: warning: %d ranks share %d cores on one node (oversubscribed): ranks wait for each other's cores and "
            "the run is slower than with %d ranks there\n",
-           worst[1] >> 16, worst[1] & 0xffff, worst[1] & 0xffff);
+           v[0], v[1], v[1]);
   return KD_OK;
 }
 

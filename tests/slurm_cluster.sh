@@ -1,0 +1,132 @@
+# A real single-node Slurm on this machine, for tests and benchmarks: munged, slurmctld and slurmd
+# started from a configuration written into a temporary directory (the machine's /etc is not
+# touched), on free ports, with the settings of a stock Debian site: MpiDefault=none,
+# TaskPlugin=task/none, SelectType=select/cons_tres. Source it, then
+#   slurm_up [--pin-slurmd CPUS]   start; exports SLURM_CONF; --pin-slurmd starts slurmd under
+#                                  taskset (its tasks inherit that mask, as under a launcher that
+#                                  binds nothing)
+#   slurm_down                     stop exactly the daemons slurm_up started (by pid), then wait for them
+#   slurm_wait_state JOB STATE...  wait (up to 60 s) until the job is in one of the states
+#   slurm_release JOB              start a requeued job now instead of after its BeginTime
+# slurm_up installs a trap so the daemons are stopped on exit, also when the caller fails.
+SLURM_DIR=""
+SLURM_PIDS=()
+
+slurm_free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 30000))
+    (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+slurm_down() {
+  local pid
+  for pid in "${SLURM_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${SLURM_PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null
+  done
+  SLURM_PIDS=()
+  [ -n "$SLURM_DIR" ] && rm -rf "$SLURM_DIR"
+  SLURM_DIR=""
+}
+
+# slurm_pidfile FILE: the pid a daemon wrote (it forks into the background).
+slurm_pidfile() {
+  for _ in $(seq 100); do [ -s "$1" ] && { cat "$1"; return 0; }; sleep 0.05; done
+  return 1
+}
+
+slurm_up() {
+  local pin=""
+  [ "${1:-}" = --pin-slurmd ] && pin=$2
+  for tool in munged slurmctld slurmd sbatch scontrol; do
+    command -v "$tool" >/dev/null || { echo "slurm_up: $tool missing (apt-get install slurm-wlm munge)" >&2; return 1; }
+  done
+  SLURM_DIR=$(mktemp -d /tmp/kd-slurm.XXXXXX)
+  local S=$SLURM_DIR host ctl_port d_port mem
+  local prev
+  prev=$(trap -p EXIT | sed "s/^trap -- '//; s/' EXIT\$//")
+  trap "slurm_down; $prev" EXIT
+  mkdir -p "$S/munge" "$S/spool/d" "$S/spool/ctld" "$S/log"
+  chmod 755 "$S" "$S/munge"
+  dd if=/dev/urandom of="$S/munge/munge.key" bs=128 count=1 2>/dev/null
+  chmod 400 "$S/munge/munge.key"
+  munged --force -S "$S/munge/socket" --key-file="$S/munge/munge.key" --log-file="$S/log/munged.log" \
+    --pid-file="$S/munge/munged.pid" --seed-file="$S/munge/munged.seed" || return 1
+  SLURM_PIDS+=("$(slurm_pidfile "$S/munge/munged.pid")")
+  host=$(hostname -s)
+  ctl_port=$(slurm_free_port) && d_port=$(slurm_free_port) || return 1
+  mem=$(awk '/MemTotal/ { print int($2 / 1024) - 1024 }' /proc/meminfo)
+  cat > "$S/slurm.conf" <<CONF
+ClusterName=kdtest
+SlurmctldHost=$host
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$ctl_port
+SlurmdPort=$d_port
+AuthType=auth/munge
+AuthInfo=socket=$S/munge/socket
+CredType=cred/munge
+StateSaveLocation=$S/spool/ctld
+SlurmdSpoolDir=$S/spool/d
+SlurmctldPidFile=$S/slurmctld.pid
+SlurmdPidFile=$S/slurmd.pid
+SlurmctldLogFile=$S/log/slurmctld.log
+SlurmdLogFile=$S/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+ReturnToService=2
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+KillWait=5
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc --all) RealMemory=$mem State=UNKNOWN
+PartitionName=kd Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+  export SLURM_CONF=$S/slurm.conf
+  slurmctld -f "$SLURM_CONF" || return 1
+  SLURM_PIDS+=("$(slurm_pidfile "$S/slurmctld.pid")")
+  if [ -n "$pin" ]; then taskset -c "$pin" slurmd -f "$SLURM_CONF" || return 1
+  else slurmd -f "$SLURM_CONF" || return 1; fi
+  SLURM_PIDS+=("$(slurm_pidfile "$S/slurmd.pid")")
+  for _ in $(seq 100); do
+    sinfo -h -o %T 2>/dev/null | grep -q '^idle' && return 0
+    sleep 0.1
+  done
+  echo "slurm_up: the node did not come up; $S/log:" >&2
+  tail -5 "$S"/log/*.log >&2
+  return 1
+}
+
+slurm_job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
+
+slurm_wait_state() {
+  local job=$1 st
+  shift
+  for _ in $(seq 600); do
+    st=$(slurm_job_state "$job")
+    for want in "$@"; do [ "$st" = "$want" ] && return 0; done
+    sleep 0.1
+  done
+  echo "slurm_wait_state: job $job is $st, not $*" >&2
+  return 1
+}
+
+# A requeued job is held until its BeginTime (about two minutes on): move it to now until it runs.
+# The requeue sets BeginTime once the old batch step has finished, so one early update may be undone.
+slurm_release() {
+  local st
+  for _ in $(seq 60); do
+    scontrol update JobId="$1" StartTime=now 2>/dev/null
+    sleep 0.5
+    st=$(slurm_job_state "$1")
+    case $st in RUNNING | COMPLETING | COMPLETED | FAILED) return 0 ;; esac
+  done
+  return 1
+}
