@@ -1,6 +1,9 @@
 /* The distillation loss over a batch:
  *   labelled row (y >= 0):  alpha * CE(y, softmax(z_s)) + (1 - alpha) * T^2 * KL(p_t^T || p_s^T)
  *   unlabelled row (y = -1): T^2 * KL(p_t^T || p_s^T)
+ *   no target (y = KD_Y_IGNORE): nothing (zero gradient, not counted)
+ * A "row" is a position of the logits: one per feature row, one per token
+ * of a token row.
  * with p^T = softmax(z / T). Without teacher logits every row is CE alone.
  * The gradient written is d(sum of row losses)/dz_s * grad_scale; the trainer
  * passes grad_scale = 1 / global batch so the allreduced sum is the mean. */

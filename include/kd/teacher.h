@@ -11,9 +11,13 @@
 
 #include "kd/error.h"
 
+/* y of a position that is no target (the last position of a token row, a
+ * masked or padded one): the loss skips it. */
+#define KD_Y_IGNORE (-2)
+
 /* One batch's targets, as the loss and the terms read them. */
 typedef struct kd_targets {
-  const int32_t *y;          /* [P] class of each position (-1: unlabelled) */
+  const int32_t *y;          /* [P] class of each position (-1: unlabelled, KD_Y_IGNORE: no target) */
   const float *t_logits;     /* [P, C] raw teacher logits, or NULL */
   const float *features;     /* [B, H] teacher hidden states (FitNets), or NULL */
 } kd_targets;

@@ -22,6 +22,11 @@ static double lse_scaled(const float *z, int C, double s, double *max_out) {
  * Returns 0 for such a row (its gradient zeroed, its count taken). */
 static int row_weights(float *dl, kd_loss_sums *sums, int has_teacher, int y, int C, const kd_loss_cfg *cfg,
                        double *w_hard, double *w_soft) {
+  if (y == KD_Y_IGNORE) { /* a position that is no target: no loss, no gradient, not counted */
+    if (dl)
+      for (int c = 0; c < C; c++) dl[c] = 0.0f;
+    return 0;
+  }
   const int labelled = y >= 0;
   *w_hard = has_teacher ? (labelled ? cfg->alpha : 0.0) : 1.0;
   *w_soft = has_teacher ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;

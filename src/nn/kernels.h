@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum kd_act { KD_ACT_NONE = 0, KD_ACT_RELU = 1, KD_ACT_GELU = 2 } kd_act;
+/* GELU is the exact (erf) form, as nn.GELU(); GELU_TANH the tanh
+ * approximation GPT-2 uses, as nn.GELU(approximate="tanh"). */
+typedef enum kd_act { KD_ACT_NONE = 0, KD_ACT_RELU = 1, KD_ACT_GELU = 2, KD_ACT_GELU_TANH = 3 } kd_act;
 
 /* y[b, n] <- act(y[b, n] + bias[n]) in place (y holds the GEMM result on entry).
  * pre (nullable, [B, N]) keeps y + bias before the activation (GELU needs it
@@ -31,5 +33,7 @@ void kd_bias_backward(float *dbias, const float *dy, int B, int N);
 
 float kd_gelu(float x);
 float kd_gelu_grad(float x);
+float kd_gelu_tanh(float x);
+float kd_gelu_tanh_grad(float x);
 
 #endif

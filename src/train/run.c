@@ -28,8 +28,13 @@ int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, k
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGUSR1, &sa, &old_usr1);
   int rc = tr_run_chain(cli, comm, res, e);
-  sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGUSR1, &old_usr1, NULL);
+  /* After a stop the flag handler stays: a launcher that sees the first
+   * rank exit 75 sends SIGTERM to the others (mpirun does), and a rank still
+   * on its way out must exit 75 too, not die of the signal. */
+  if (rc != KD_STOPPED) {
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+  }
   return rc;
 }
 
