@@ -64,6 +64,13 @@ for name, edit in (("label9.h5", "y9"), ("unlabelled.h5", "y-1"), ("nan.h5", "na
     with h5py.File(os.path.join(out, name), "w") as f:
         f["train/x"] = xe
         f["train/y"] = ye
+with h5py.File(os.path.join(out, "half.h5"), "w") as f:  # float32 values and numpy's float16 of them
+    v = np.concatenate([rng.normal(scale=s, size=4000) for s in (1e-6, 1e-3, 1, 30, 3e4)]).astype(np.float32)
+    edges = np.array([0, -0.0, 65504, 65519.99, 65520, 1e9, -1e9, 5.96e-8, 2.98e-8, 2.99e-8, 6.1e-5, 6.0975e-5,
+                      3.9999976, 2.0009766, 2.00146484, 1 + 2 ** -11, 1 + 3 * 2 ** -11, np.inf, -np.inf], np.float32)
+    v = np.concatenate([v, edges, np.nextafter(edges, np.float32(np.inf))]).astype(np.float32)
+    f["f32"] = v
+    f["f16_bits"] = v.astype(np.float16).view(np.uint16)
 with h5py.File(os.path.join(out, "nd.h5"), "w") as f:  # 3-D and 4-D datasets, value = flat index
     f.create_dataset("t3", data=np.arange(5 * 3 * 4, dtype=np.int64).reshape(5, 3, 4), compression="gzip", chunks=(2, 3, 2))
     f["t4"] = np.arange(4 * 2 * 3 * 2, dtype=np.float16).reshape(4, 2, 3, 2)

@@ -11,6 +11,7 @@
 #include "kd/data.h"
 #include "kd/teacher.h"
 #include "core/h5io.h"
+#include "core/half.h"
 
 static char dir[1024];
 
@@ -28,6 +29,7 @@ typedef struct rows {
   kd_teacher *t;
   kd_batch b;
   const float *logits;
+  float *buf;
 } rows;
 
 static int load(rows *r, const char *data, const char *teacher, int64_t lo, int64_t hi, kd_err *e) {
@@ -35,16 +37,20 @@ static int load(rows *r, const char *data, const char *teacher, int64_t lo, int6
   kd_split_info info;
   int classes = 0;
   if (kd_source_probe(data, "train", &info, e)) return e->code;
-  if (teacher && info.present && kd_teacher_probe(teacher, "train", data, info.rows, &classes, e)) return e->code;
+  if (teacher && info.present && kd_teacher_probe(teacher, "train", data, info.rows, 0, &classes, e)) return e->code;
   if (kd_source_open(&r->src, data, "train", lo, hi, e)) return e->code;
   if (teacher && kd_teacher_open(&r->t, teacher, "train", lo, hi, info.rows, KD_TEACH_LOGITS, e)) return e->code;
   if (kd_batch_init(&r->b, KD_INPUT_FEATURES, hi - lo > 0 ? (int)(hi - lo) : 1, info.width, e)) return e->code;
   if (kd_source_gather_range(r->src, 0, (int)(hi - lo), &r->b, e)) return e->code;
-  r->logits = kd_teacher_logits_at(r->t, 0);
+  if (r->t) {
+    r->logits = r->buf = malloc(sizeof(float) * (size_t)(hi - lo + 1) * kd_teacher_classes(r->t));
+    if (kd_teacher_gather_range(r->t, 0, (int)(hi - lo), r->buf, e)) return e->code;
+  }
   return KD_OK;
 }
 
 static void drop(rows *r) {
+  free(r->buf);
   kd_batch_free(&r->b);
   kd_teacher_free(r->t);
   kd_source_free(r->src);
@@ -115,6 +121,36 @@ static void nd_datasets(void) {
   H5Fclose(f);
 }
 
+/* float16 both ways: kd's conversions against numpy's bits. */
+static void half_conversions(void) {
+  kd_err e;
+  kd_err_clear(&e);
+  hid_t f;
+  CHECK(kd_h5_open_ro(&f, fx("half.h5"), &e) == KD_OK, "%s", e.msg);
+  int nd;
+  int64_t d[KD_H5_MAX_DIMS];
+  CHECK(kd_h5_shape(f, fx("half.h5"), "/f32", &nd, d, &e) == KD_OK, "%s", e.msg);
+  float *v = malloc(sizeof(float) * (size_t)d[0]);
+  int32_t *bits = malloc(sizeof(int32_t) * (size_t)d[0]);
+  kd_h5_read_rows(f, fx("half.h5"), "/f32", 0, d[0], H5T_NATIVE_FLOAT, v, &e);
+  kd_h5_read_rows(f, fx("half.h5"), "/f16_bits", 0, d[0], H5T_NATIVE_INT32, bits, &e);
+  H5Fclose(f);
+  int down = 0, up = 0;
+  for (int64_t i = 0; i < d[0]; i++) {
+    down += kd_float_to_half(v[i]) != (uint16_t)bits[i];
+    const float back = kd_half_to_float((uint16_t)bits[i]), want = v[i];
+    (void)want;
+    up += kd_float_to_half(back) != (uint16_t)bits[i]; /* half -> float -> half is the identity */
+  }
+  CHECK(down == 0, "float -> half differs from numpy for %d of %lld values", down, (long long)d[0]);
+  CHECK(up == 0, "half -> float -> half differs for %d values", up);
+  CHECK(kd_half_to_float(0x3c00) == 1.0f && kd_half_to_float(0x0001) == 5.9604644775390625e-8f &&
+            kd_half_to_float(0x7bff) == 65504.0f && isinf(kd_half_to_float(0x7c00)) && isnan(kd_half_to_float(0x7e00)),
+        "half -> float of 1, the smallest subnormal, the largest normal, inf, NaN");
+  free(v);
+  free(bits);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_data FIXTURE_DIR\n");
@@ -160,5 +196,6 @@ int main(int argc, char **argv) {
   CHECK(strstr(e.msg, "NaN") && strstr(e.msg, "row 11"), "message: %s", e.msg);
   drop(&s);
   nd_datasets();
+  half_conversions();
   return check_summary("test_data");
 }

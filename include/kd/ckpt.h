@@ -51,6 +51,7 @@ typedef struct kd_ckpt_meta {
   int n_aux;
   const float *aux_base;
   const kd_preprocess *pre;   /* input normalisation (/preprocess), or NULL */
+  const kd_tokenizer *tok;    /* the data's tokenizer record (/tokenizer), or NULL */
 } kd_ckpt_meta;
 
 /* "DIR/ckpt-00000042.h5" */

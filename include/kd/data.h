@@ -30,8 +30,9 @@ typedef struct kd_batch {
   int capacity;      /* rows allocated */
   float *x;          /* [B, D] features */
   int32_t *tokens;   /* [B, L] token ids */
-  uint8_t *mask;     /* [B, L] loss mask of token rows (NULL: every position after the first) */
-  int32_t *y;        /* [B] class labels of feature rows (-1: unlabelled) */
+  uint8_t *mask;     /* [B, L] 1: the token at this position is a target (position 0 never is) */
+  int32_t *y;        /* [B] class labels of feature rows (-1: unlabelled); token rows: 0, or -1 for a row
+                      * whose targets are unlabelled (their CE term is dropped) */
   int64_t *row_ids;  /* [B] global row index of each row (dropout masks, label draws) */
 } kd_batch;
 
@@ -39,6 +40,12 @@ int kd_batch_init(kd_batch *b, kd_input kind, int capacity, int width, kd_err *e
 void kd_batch_free(kd_batch *b);
 /* Rows of logits per batch row: 1 for feature rows, L for token rows. */
 int kd_batch_positions(const kd_batch *b);
+/* The target of each position into y [B * positions]: a feature row's
+ * label; for token rows, the next token where it is a target (the logits
+ * at position p predict token p + 1 when mask[p + 1] is set), -1 in an
+ * unlabelled row, KD_Y_IGNORE elsewhere (the last position, masked ones).
+ * Returns the number of targets. */
+int64_t kd_batch_targets(const kd_batch *b, int32_t *y);
 /* Semi-supervised training (--labelled-fraction): drop the label of each
  * row whose draw, keyed on its global row index, is >= fraction, so the
  * subset depends on the seed and never on the number of ranks. */
@@ -58,6 +65,24 @@ typedef struct kd_split_info {
 } kd_split_info;
 
 typedef struct kd_source kd_source;
+
+/* The tokenizer record of a token data file (/tokenizer, docs/format.md):
+ * what the ids mean, so a checkpoint alone can encode and decode text. */
+typedef struct kd_tokenizer {
+  char kind[16];                    /* "bytes", "bpe", "symbols" */
+  int32_t pad_id, sep_id, end_id;   /* -1: absent */
+  int vocab;                        /* entries */
+  int64_t *offsets;                 /* [vocab + 1]: token i is bytes[offsets[i], offsets[i + 1]) */
+  uint8_t *bytes;
+  int n_merges;                     /* bpe: merge rules, pairs of ids, in order */
+  int32_t *merges;                  /* [n_merges, 2] */
+} kd_tokenizer;
+
+/* *present = 0 when the file has no /tokenizer. */
+int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e);
+/* The byte-level tokenizer: 256 ids, id i is the byte i. */
+int kd_tokenizer_bytes(kd_tokenizer *t, kd_err *e);
+void kd_tokenizer_free(kd_tokenizer *t);
 
 /* Input normalisation (--normalize): x' = (x - offset) / scale per
  * feature, with statistics of the training rows; stored in checkpoints and
@@ -92,6 +117,9 @@ int64_t kd_source_rows(const kd_source *s);   /* rows of this shard */
 int64_t kd_source_row0(const kd_source *s);   /* its first global row */
 int64_t kd_source_total(const kd_source *s);  /* rows of the split in the file */
 int kd_source_width(const kd_source *s);
+/* Token rows: the byte length of each id [vocab] from the file's tokenizer
+ * record (NULL without one). */
+const int32_t *kd_source_token_bytes(const kd_source *s);
 
 /* Local checks: labels in [0, C) (or -1 when allow_unlabelled), finite
  * inputs. The message names the file, dataset and global row. */

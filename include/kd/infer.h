@@ -28,15 +28,20 @@ typedef struct kd_eval_sums {
   double teacher_rows;
   double agree;      /* argmax student == argmax teacher */
   double kl;         /* sum of KL(p_t^T || p_s^T) */
+  int tokens;        /* the rows are target tokens of a language model */
+  double bytes;      /* UTF-8 bytes of those targets (from the tokenizer record) */
 } kd_eval_sums;
 
 typedef struct kd_eval_result {
-  double accuracy, nll, ece;  /* NAN when no labelled row */
+  double accuracy, nll, ece;  /* NAN when no labelled row; for token rows per target token */
   double agreement, kl;       /* NAN without teacher logits */
-  int64_t n;
+  double ppl, bpb;            /* token rows: exp(nll), bits per byte (sum of NLL / ln 2 over the targets' bytes) */
+  int64_t n;                  /* rows evaluated (target tokens for token rows) */
+  int64_t tokens;             /* 0 for feature rows */
 } kd_eval_result;
 
-/* Accumulate B rows of logits [B, C] (teacher logits nullable). */
+/* Accumulate B rows of logits [B, C] (teacher logits nullable); rows whose
+ * y is KD_Y_IGNORE are skipped. */
 void kd_eval_accumulate(kd_eval_sums *s, const float *logits, const int32_t *y,
                         const float *t_logits, int B, int C, double T);
 void kd_eval_finish(kd_eval_result *r, const kd_eval_sums *s);
@@ -68,7 +73,13 @@ typedef struct kd_eval_cfg {
   int64_t batch;
   int json;
   int64_t features;            /* kd logits: also write hidden layer K (0: no) */
+  char dtype[8];               /* kd logits, kd predict: f32 | f16 */
 } kd_eval_cfg;
+
+/* The rows of a split fit model m (of checkpoint ckpt): the kind it reads,
+ * as wide as its input (feature rows) or within its context (token rows). */
+int kd_infer_check_fit(const kd_model *m, const char *ckpt, const char *data, const char *split,
+                       const kd_split_info *info, kd_err *e);
 
 /* kd eval: metrics of the checkpoint on cfg->split. Serial (one rank). */
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e);

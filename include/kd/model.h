@@ -82,6 +82,11 @@ struct kd_model {
   kd_param_view *views;
   int n_attrs;            /* the family's settings, for files */
   kd_model_attr attrs[KD_MODEL_MAX_ATTRS];
+  /* Weights written by other tools (--init of a bare /model file): a dataset
+   * that must equal one of the views (a tied head: {"lm_head/weight",
+   * "transformer/wte/weight"}), and the name endings of buffers to skip. */
+  const char *tied[2];
+  const char *const *skip_suffixes;
   /* Optional, set by the trainer: backward calls it whenever
    * grads[from, n_params) are final, and between its GEMMs, so gradient
    * communication can start and progress during the backward pass. */

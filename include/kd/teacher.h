@@ -1,9 +1,12 @@
 /* Teacher targets: what the loss and the auxiliary loss terms learn from.
  * A teacher store holds the teacher's outputs for one shard of a split, read
- * from a teacher file (docs/format.md): dense logits /SPLIT/logits [N, C]
- * and FitNets features /SPLIT/features [N, H], any float type, read as
- * float32; or it is filled by the trainer (a self-distillation snapshot).
- * Sparse top-k logits and attention maps will be further kinds of target. */
+ * from a teacher file (docs/format.md): dense logits /SPLIT/logits, [N, C]
+ * for feature rows or [N, T, V] for token rows (exactly what a PyTorch
+ * model(tokens).logits gives), and FitNets features /SPLIT/features [N, H];
+ * any float type, held in memory as float32 except float16, which stays 2
+ * bytes a value until a batch is gathered. Or it is filled by the trainer
+ * (a self-distillation snapshot). Sparse top-k logits and attention maps
+ * will be further kinds of target. */
 #ifndef KD_TEACHER_H
 #define KD_TEACHER_H
 
@@ -32,10 +35,11 @@ enum { KD_TEACH_LOGITS = 1, KD_TEACH_FEATURES = 2 };
 
 typedef struct kd_teacher kd_teacher;
 
-/* Shape of /SPLIT/logits of a teacher file: 2-D with the data split's row
- * count (data_path and rows name the split it must match). */
-int kd_teacher_probe(const char *path, const char *split, const char *data_path, int64_t rows, int *classes,
-                     kd_err *e);
+/* Shape of /SPLIT/logits of a teacher file: [rows, C] for feature rows
+ * (positions 0), [rows, positions, C] for token rows, with the data split's
+ * row count (data_path and rows name the split it must match). */
+int kd_teacher_probe(const char *path, const char *split, const char *data_path, int64_t rows, int positions,
+                     int *classes, kd_err *e);
 /* Does the teacher file hold /SPLIT/<what> ("logits", "features")? */
 int kd_teacher_has(const char *path, const char *split, const char *what, int *has, kd_err *e);
 /* Rows [lo, hi) of a split of `total` rows: what = KD_TEACH_LOGITS and/or
@@ -44,14 +48,18 @@ int kd_teacher_open(kd_teacher **t, const char *path, const char *split, int64_t
                     unsigned what, kd_err *e);
 /* Add /SPLIT/features of the same rows from the store's file. */
 int kd_teacher_load_features(kd_teacher *t, kd_err *e);
-/* A store of dense logits [rows, classes] for the trainer to fill
- * (zeros), rows [row0, row0 + rows) of split. */
-int kd_teacher_new(kd_teacher **t, const char *split, int64_t row0, int64_t rows, int classes, kd_err *e);
+/* A store of dense float32 logits [rows, positions, classes] for the
+ * trainer to fill (zeros), rows [row0, row0 + rows) of split. */
+int kd_teacher_new(kd_teacher **t, const char *split, int64_t row0, int64_t rows, int positions, int classes,
+                   kd_err *e);
 void kd_teacher_free(kd_teacher *t);
 
 int kd_teacher_classes(const kd_teacher *t);   /* 0: no logits */
+int kd_teacher_positions(const kd_teacher *t); /* logits rows per data row */
 int kd_teacher_feat_dim(const kd_teacher *t);  /* 0: no features */
-/* The dense logits [rows, classes], writable (a snapshot fills them). */
+int kd_teacher_is_f16(const kd_teacher *t);    /* logits held as float16 */
+/* The dense float32 logits of a store from kd_teacher_new, writable (a
+ * snapshot fills them); NULL for a file's float16 store. */
 float *kd_teacher_logits(kd_teacher *t);
 
 /* Finite values; the message names the file, dataset, row and column. */
@@ -63,8 +71,9 @@ void kd_teacher_batch_free(kd_teacher_batch *b);
  * logits buffer, features when it has a features buffer. */
 int kd_teacher_gather(const kd_teacher *t, const int64_t *idx, int count, kd_teacher_batch *b, kd_err *e);
 void kd_teacher_prefetch(const kd_teacher *t, const int64_t *idx, int count);
-/* Rows [r0, r0 + count) of the dense logits (NULL without logits). */
-const float *kd_teacher_logits_at(const kd_teacher *t, int64_t r0);
+/* Rows [r0, r0 + count) of the logits as float32 into out
+ * [count * positions, classes]. */
+int kd_teacher_gather_range(const kd_teacher *t, int64_t r0, int count, float *out, kd_err *e);
 
 /* Fingerprint of the logits (as float32), each row hashed with its global
  * row index, rows summed mod 2^64 (see kd_source_fingerprint). */

@@ -30,7 +30,7 @@ typedef struct kd_train_cfg {
   int64_t keep;
   int64_t eval_every;          /* 0: at checkpoints and the end only */
   int64_t val_rows;
-  char best_metric[16];        /* accuracy | nll */
+  char best_metric[16];        /* auto | accuracy | nll (auto resolved by the family at set-up) */
   double dropout;
   double alpha;
   double temperature;

@@ -2,10 +2,12 @@
 
 #include <hdf5.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/atomic.h"
 #include "core/h5io.h"
+#include "data/tokenizer.h"
 
 int kd_write_views(hid_t f, const char *path, const char *group, const kd_param_view *views, int n,
                    const float *base, kd_err *e) {
@@ -63,6 +65,7 @@ int kd_write_run_meta(hid_t f, const char *path, const kd_ckpt_meta *meta, kd_er
   H5Gclose(g);
   for (int i = 0; i < meta->n_cfg; i++)
     if (kd_h5_attr_str(f, "/config", meta->cfg[i].name, meta->cfg[i].value, e)) return e->code;
+  if (meta->tok && kd_tokenizer_write(f, path, meta->tok, e)) return e->code;
   return write_preprocess(f, path, meta->pre, e);
 }
 
@@ -108,6 +111,86 @@ int kd_weights_write(const char *path, const kd_model *m, const kd_ckpt_meta *me
   if (!rc) rc = kd_atomic_commit(&a, e);
   if (rc) kd_atomic_abort(&a);
   return rc;
+}
+
+/* ---- weights written by other tools (h5py) ---- */
+
+typedef struct bare_ctx {
+  const kd_model *m;
+  const char *path;
+  char unknown[160];
+} bare_ctx;
+
+static int known_name(const kd_model *m, const char *name) {
+  for (int i = 0; i < m->n_views; i++)
+    if (strcmp(m->views[i].name, name) == 0) return 1;
+  if (m->tied[0] && strcmp(m->tied[0], name) == 0) return 1;
+  const size_t n = strlen(name);
+  for (int i = 0; m->skip_suffixes && m->skip_suffixes[i]; i++) {
+    const size_t k = strlen(m->skip_suffixes[i]);
+    if (n >= k && strcmp(name + n - k, m->skip_suffixes[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+static herr_t visit_bare(hid_t g, const char *name, const H5O_info_t *info, void *data) {
+  (void)g;
+  bare_ctx *c = data;
+  if (info->type != H5O_TYPE_DATASET || known_name(c->m, name)) return 0;
+  snprintf(c->unknown, sizeof c->unknown, "%s", name);
+  return 1;
+}
+
+/* A tied dataset present must hold the very values of its view. */
+static int check_tied(hid_t f, const char *path, const kd_model *m, kd_err *e) {
+  if (!m->tied[0]) return KD_OK;
+  char ds[96], to[96];
+  snprintf(ds, sizeof ds, "/model/%s", m->tied[0]);
+  snprintf(to, sizeof to, "/model/%s", m->tied[1]);
+  if (!kd_h5_exists(f, ds)) return KD_OK;
+  const kd_param_view *v = NULL;
+  for (int i = 0; i < m->n_views; i++)
+    if (strcmp(m->views[i].name, m->tied[1]) == 0) v = &m->views[i];
+  int nd;
+  int64_t d[KD_H5_MAX_DIMS];
+  if (!v || kd_h5_shape(f, path, ds, &nd, d, e)) return e->code;
+  const size_t n = (size_t)v->rows * v->cols;
+  float *buf = (d[0] == v->rows && d[1] == v->cols) ? kd_malloc(sizeof(float) * n, ds, e) : NULL;
+  int rc = buf ? kd_h5_read_rows(f, path, ds, 0, d[0], H5T_NATIVE_FLOAT, buf, e) : KD_ERR_RUNTIME;
+  if (!rc && memcmp(buf, m->params + v->offset, sizeof(float) * n) != 0) rc = KD_ERR_RUNTIME;
+  free(buf);
+  if (rc && !e->code)
+    kd_fail(e, KD_ERR_RUNTIME, "%s: %s differs from %s: the student ties its head to %s, so they must be equal", path,
+            ds, to, to);
+  return rc ? e->code : KD_OK;
+}
+
+int kd_weights_read_bare(const char *path, kd_model *m, kd_err *e) {
+  if (kd_weights_read(path, m, e)) return e->code;
+  hid_t f;
+  if (kd_h5_open_ro(&f, path, e)) return e->code;
+  bare_ctx c = {m, path, ""};
+  int rc = KD_OK;
+  if (H5Ovisit_by_name(f, "/model", H5_INDEX_NAME, H5_ITER_INC, visit_bare, &c, H5P_DEFAULT) < 0 && !c.unknown[0])
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot walk /model", path);
+  if (!rc && c.unknown[0])
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /model/%s is not a parameter of the student %s %s (its names follow "
+                 "docs/format.md)", path, c.unknown, m->family, m->spec);
+  if (!rc) rc = check_tied(f, path, m, e);
+  H5Eclear2(H5E_DEFAULT);
+  H5Fclose(f);
+  return rc;
+}
+
+int kd_is_bare_weights(const char *path) {
+  hid_t f;
+  kd_err ignore;
+  kd_err_clear(&ignore);
+  if (kd_h5_open_ro(&f, path, &ignore)) return 0;
+  const int bare = kd_h5_exists(f, "/model") && H5Aexists(f, "kd_format") <= 0;
+  H5Eclear2(H5E_DEFAULT);
+  H5Fclose(f);
+  return bare;
 }
 
 int kd_weights_read(const char *path, kd_model *m, kd_err *e) {

@@ -24,6 +24,13 @@ int kd_write_run_meta(hid_t f, const char *path, const kd_ckpt_meta *meta, kd_er
 /* Read /model/<view> into m->params (shapes checked). */
 int kd_weights_read(const char *path, kd_model *m, kd_err *e);
 
+/* Weights written by another tool (h5py, say): /model/<view> of every view,
+ * checked by name and shape; besides them only the model's tied dataset
+ * (equal to its view) and its skipped buffers may be there. */
+int kd_weights_read_bare(const char *path, kd_model *m, kd_err *e);
+/* An HDF5 file with /model and no kd_format attribute. */
+int kd_is_bare_weights(const char *path);
+
 /* Root attributes family, student and the model's family settings. */
 int kd_write_model_attrs(hid_t f, const char *path, const kd_model *m, kd_err *e);
 /* The spec a checkpoint or weights file describes (from those attributes). */

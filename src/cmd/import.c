@@ -1,11 +1,14 @@
 /* kd import idx: IDX files (MNIST, Fashion-MNIST) into a kd data file (rank 0). */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "core/dist.h"
 #include "data/idx.h"
+#include "data/text.h"
 
 #define I_(f) offsetof(kd_import_cfg, f)
 static const kd_opt_spec idx_opts[] = {
@@ -35,14 +38,80 @@ static int import_idx(int argc, char **argv, kd_err *e) {
   return kd_agree(MPI_COMM_WORLD, rc, e);
 }
 
+#define X_(f) offsetof(kd_text_cfg, f)
+static const kd_opt_spec text_opts[] = {
+  {"in", KD_OPT_STR, X_(in_given), STR(kd_text_cfg, in_given), NULL, NULL, 0, 0, 0, 0,
+   "text files (one or more: --in a.txt b.txt ...)"},
+  {"ctx", KD_OPT_INT, X_(ctx), 0, NULL, NULL, 2, 1 << 20, 0, 0, "tokens per row (T): rows overlap by one token"},
+  {"out", KD_OPT_STR, X_(out), STR(kd_text_cfg, out), NULL, NULL, 0, 0, 0, 0, "kd data file to write"},
+  {"doc-sep", KD_OPT_STR, X_(doc_sep), STR(kd_text_cfg, doc_sep), "", NULL, 0, 0, 0, 0,
+   "a line that separates documents inside a file ('%' for fortune files); none: every file is a document"},
+  {"valid-frac", KD_OPT_REAL, X_(valid_frac), 0, "0.05", NULL, 0, 1, 0, 1,
+   "fraction of the documents (by a hash of their bytes) for /valid"},
+  {"test-frac", KD_OPT_REAL, X_(test_frac), 0, "0.05", NULL, 0, 1, 0, 1, "fraction for /test"},
+  {"tokenizer", KD_OPT_STR, X_(tokenizer), STR(kd_text_cfg, tokenizer), "bytes", NULL, 0, 0, 0, 0,
+   "bytes: one token per byte, vocabulary 256"},
+  {"force", KD_OPT_FLAG, X_(force), 0, "0", NULL, 0, 0, 0, 0, "replace an existing --out file"},
+};
+
+static const char text_help[] =
+    "usage: kd import text --in FILE... --ctx T --out data.h5 [--doc-sep SEP] [--valid-frac F --test-frac F]\n\n"
+    "Token rows for sequence students: /SPLIT/tokens [N, T], /SPLIT/mask [N, T] (the targets) and the\n"
+    "/tokenizer record. Documents go to /train, /valid or /test by a hash of their bytes; each split's\n"
+    "documents joined by the separator line are cut into rows at stride T - 1, so every token after the\n"
+    "first is a target exactly once. Runs on rank 0.\n\noptions:\n";
+
+/* --in takes every following word up to the next option. */
+static int import_text(int argc, char **argv, kd_err *e) {
+  kd_text_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  char **rest = kd_calloc((size_t)argc + 2, sizeof(char *), "arguments", e);
+  if (!rest) return e->code;
+  int nr = 0;
+  static char in_given[] = "--in=given";
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--in") != 0) {
+      rest[nr++] = argv[i];
+      continue;
+    }
+    while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && cfg.n_in < KD_TEXT_MAX_FILES) cfg.in[cfg.n_in++] = argv[++i];
+    rest[nr++] = in_given;
+  }
+  int rc = kd_opts_parse(text_opts, N_OPTS(text_opts), &cfg, nr, rest, "kd import text", NULL, e);
+  free(rest);
+  if (!rc && cfg.n_in == 0) rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --in needs at least one file");
+  if (!rc && !cfg.force && access(cfg.out, F_OK) == 0)
+    rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --out %s exists; pass --force to replace it", cfg.out);
+  if (rc) return rc;
+  if (g_rank == 0) {
+    kd_text_stats st;
+    rc = kd_import_text(&cfg, &st, e);
+    if (!rc)
+      printf("kd import: wrote %s (byte tokens, rows of %lld): train %lld documents, %lld tokens, %lld rows; valid "
+             "%lld, %lld, %lld; test %lld, %lld, %lld\n",
+             cfg.out, (long long)cfg.ctx, (long long)st.docs[0], (long long)st.tokens[0], (long long)st.rows[0],
+             (long long)st.docs[1], (long long)st.tokens[1], (long long)st.rows[1], (long long)st.docs[2],
+             (long long)st.tokens[2], (long long)st.rows[2]);
+    fflush(stdout);
+  }
+  return kd_agree(MPI_COMM_WORLD, rc, e);
+}
+
 int cmd_import(int argc, char **argv, kd_err *e) {
+  if (argc >= 1 && strcmp(argv[0], "text") == 0) {
+    if (cmd_wants_help(argc - 1, argv + 1)) {
+      cmd_help(text_help, text_opts, N_OPTS(text_opts));
+      return KD_OK;
+    }
+    return import_text(argc - 1, argv + 1, e);
+  }
   if (argc < 1 || strcmp(argv[0], "idx") != 0) {
     if (cmd_wants_help(argc, argv)) {
-      cmd_help("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\noptions:\n",
+      cmd_help("usage: kd import idx|text ... (kd import idx --help, kd import text --help)\n\nidx options:\n",
                idx_opts, N_OPTS(idx_opts));
       return KD_OK;
     }
-    return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx' (kd import idx --help)");
+    return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx' or 'text' (kd import idx --help)");
   }
   if (cmd_wants_help(argc - 1, argv + 1)) {
     cmd_help("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\n"

@@ -17,6 +17,8 @@ static const kd_opt_spec opts[] = {
   {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
   {"features", KD_OPT_INT, E_(features), 0, "0", NULL, 0, 1000, 0, 0,
    "also write hidden layer K (1-based, after the activation) as /SPLIT/features, for --hint-layer"},
+  {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
+   "type of the logits written (f16: half the bytes; kd reads float16 teacher files as they are)"},
 };
 
 int cmd_logits(int argc, char **argv, kd_err *e) {

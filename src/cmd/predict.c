@@ -16,6 +16,8 @@ static const kd_opt_spec opts[] = {
    "HDF5 file to write /SPLIT/logits into (created, or replaced)"},
   {"split", KD_OPT_STR, E_(split), STR(kd_eval_cfg, split), "test", NULL, 0, 0, 0, 0, "split to predict"},
   {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+  {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
+   "type of the logits written (f16: half the bytes; kd reads float16 teacher files as they are)"},
 };
 
 int cmd_predict(int argc, char **argv, kd_err *e) {

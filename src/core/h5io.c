@@ -28,6 +28,16 @@ int64_t kd_h5_count(const int64_t dims[KD_H5_MAX_DIMS]) {
   return n;
 }
 
+hid_t kd_h5_f16_type(void) {
+  /* IEEE binary16, little-endian, as numpy's float16 (and h5py) store it */
+  hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+  H5Tset_fields(t, 15, 10, 5, 0, 10);
+  H5Tset_size(t, 2);
+  H5Tset_ebias(t, 15);
+  H5Tset_precision(t, 16);
+  return t;
+}
+
 int kd_h5_create(hid_t *file, const char *path, kd_err *e) {
   *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (*file < 0) {
@@ -204,6 +214,11 @@ static int write_ds(hid_t file, const char *path, const char *dset, int ndims,
   if (s >= 0) H5Sclose(s);
   if (lcpl >= 0) H5Pclose(lcpl);
   return rc;
+}
+
+int kd_h5_write(hid_t file, const char *path, const char *dset, int ndims, const int64_t *dims, hid_t file_type,
+                hid_t mem_type, const void *data, kd_err *e) {
+  return write_ds(file, path, dset, ndims, dims, file_type, mem_type, data, e);
 }
 
 int kd_h5_write_f32(hid_t file, const char *path, const char *dset, int ndims,

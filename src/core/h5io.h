@@ -13,6 +13,9 @@ void kd_h5_quiet(void);
 
 #define KD_H5_MAX_DIMS 4
 
+/* A new IEEE float16 type (close it with H5Tclose). */
+hid_t kd_h5_f16_type(void);
+
 /* Create (truncate) a file for writing; the message names path. */
 int kd_h5_create(hid_t *file, const char *path, kd_err *e);
 /* Close a file being written; a failed close becomes the error when rc is
@@ -44,6 +47,8 @@ int kd_h5_read_rows(hid_t file, const char *path, const char *dset,
 
 /* Write a whole float32 / int32 dataset of 1 to KD_H5_MAX_DIMS dimensions
  * (intermediate groups are created). */
+int kd_h5_write(hid_t file, const char *path, const char *dset, int ndims, const int64_t *dims, hid_t file_type,
+                hid_t mem_type, const void *data, kd_err *e);
 int kd_h5_write_f32(hid_t file, const char *path, const char *dset, int ndims,
                     const int64_t *dims, const float *data, kd_err *e);
 int kd_h5_write_i32(hid_t file, const char *path, const char *dset, int ndims,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "kd/teacher.h"
 
 void kd_shard_range(int64_t N, int P, int r, int64_t *lo, int64_t *hi) {
   /* 128-bit products: N * P may exceed 2^63 only in theory, but be exact. */
@@ -28,6 +29,7 @@ int kd_batch_init(kd_batch *b, kd_input kind, int capacity, int width, kd_err *e
   } else {
     b->tokens = kd_malloc(cells * sizeof(int32_t), "batch tokens", e);
     b->mask = kd_malloc(cells, "batch loss mask", e);
+    b->y = kd_malloc((size_t)capacity * sizeof(int32_t), "batch row labels", e);
   }
   b->row_ids = kd_malloc((size_t)capacity * sizeof(int64_t), "batch row ids", e);
   if (e->code) kd_batch_free(b);
@@ -48,6 +50,23 @@ void kd_batch_free(kd_batch *b) {
 }
 
 int kd_batch_positions(const kd_batch *b) { return b->kind == KD_INPUT_TOKENS ? b->width : 1; }
+
+int64_t kd_batch_targets(const kd_batch *b, int32_t *y) {
+  int64_t n = 0;
+  if (b->kind == KD_INPUT_FEATURES) {
+    memcpy(y, b->y, sizeof(int32_t) * (size_t)b->rows);
+    return b->rows;
+  }
+  const int T = b->width;
+  for (int r = 0; r < b->rows; r++)
+    for (int p = 0; p < T; p++) {
+      const size_t k = (size_t)r * T + p;
+      const int target = p + 1 < T && b->mask[k + 1];
+      y[k] = !target ? KD_Y_IGNORE : b->y[r] < 0 ? -1 : b->tokens[k + 1];
+      n += target;
+    }
+  return n;
+}
 
 void kd_batch_unlabel(kd_batch *b, uint64_t key, double fraction) {
   if (!b->y) return;

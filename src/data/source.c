@@ -15,10 +15,16 @@ struct kd_source {
   char split[16];
   kd_split_info info;  /* of the whole split */
   int64_t row0, n;     /* this shard: rows [row0, row0 + n) */
-  float *x;            /* [n, width] */
+  float *x;            /* feature rows: [n, width] */
   int32_t *y;          /* [n] */
+  int32_t *tokens;     /* token rows: [n, width] */
+  uint8_t *mask;       /* [n, width] 1: a target (from /SPLIT/mask, or every position after the first) */
+  int has_mask;        /* the file has /SPLIT/mask */
+  int32_t *token_bytes; /* [vocab] byte length of each id, from /tokenizer (or NULL) */
   const kd_preprocess *pre; /* applied on gather, or NULL */
 };
+
+static int read_token_bytes(kd_source *s, kd_err *e);
 
 /* /SPLIT/y: 1-D, or 2-D with one column (as written from an [N, 1] array). */
 static int probe_labels(hid_t f, const char *path, const char *ys, int64_t rows, const char *xs, kd_err *e) {
@@ -56,13 +62,43 @@ static int probe_features(hid_t f, const char *path, const char *split, kd_split
   return KD_OK;
 }
 
+/* /SPLIT/tokens [N, T] of integers, and /SPLIT/mask [N, T] when present. */
+static int probe_tokens(hid_t f, const char *path, const char *split, kd_split_info *info, kd_err *e) {
+  char ts[64], ms[64];
+  snprintf(ts, sizeof ts, "/%s/tokens", split);
+  snprintf(ms, sizeof ms, "/%s/mask", split);
+  int nd;
+  int64_t td[KD_H5_MAX_DIMS], md[KD_H5_MAX_DIMS];
+  if (kd_h5_shape(f, path, ts, &nd, td, e)) return e->code;
+  if (nd != 2) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s must be 2-D [rows, positions], it is %d-D", path, ts, nd);
+  if (kd_h5_is_float(f, ts)) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s must hold integer token ids", path, ts);
+  if (td[0] < 1) return kd_fail(e, KD_ERR_RUNTIME, "%s: split /%s is empty (0 rows)", path, split);
+  if (td[1] < 2 || td[1] > 1 << 20)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: %s rows have %lld positions (at least 2: a token and its target)", path, ts,
+                   (long long)td[1]);
+  if (kd_h5_exists(f, ms)) {
+    if (kd_h5_shape(f, path, ms, &nd, md, e)) return e->code;
+    if (nd != 2 || md[0] != td[0] || md[1] != td[1])
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s is [%lld, %lld] but %s is [%lld, %lld]", path, ms, (long long)md[0],
+                     (long long)md[1], ts, (long long)td[0], (long long)td[1]);
+  }
+  info->present = 1;
+  info->kind = KD_INPUT_TOKENS;
+  info->rows = td[0];
+  info->width = (int)td[1];
+  return KD_OK;
+}
+
 int kd_source_probe(const char *path, const char *split, kd_split_info *info, kd_err *e) {
   memset(info, 0, sizeof *info);
-  char xs[64];
+  char xs[64], ts[64];
   snprintf(xs, sizeof xs, "/%s/x", split);
+  snprintf(ts, sizeof ts, "/%s/tokens", split);
   hid_t f;
   if (kd_h5_open_ro(&f, path, e)) return e->code;
-  int rc = kd_h5_exists(f, xs) ? probe_features(f, path, split, info, e) : KD_OK;
+  int rc = kd_h5_exists(f, xs)   ? probe_features(f, path, split, info, e)
+           : kd_h5_exists(f, ts) ? probe_tokens(f, path, split, info, e)
+                                 : KD_OK;
   if (rc) memset(info, 0, sizeof *info);
   H5Fclose(f);
   return rc;
@@ -82,7 +118,33 @@ static int check_float_labels(hid_t f, const kd_source *s, const char *ys, kd_er
   return rc;
 }
 
+/* Token ids as int32; the mask as 0/1 (any integer, non-zero: a target). */
+static int read_token_rows(kd_source *s, kd_err *e) {
+  char ts[64], ms[64];
+  snprintf(ts, sizeof ts, "/%s/tokens", s->split);
+  snprintf(ms, sizeof ms, "/%s/mask", s->split);
+  const size_t cells = (size_t)s->n * s->info.width;
+  s->tokens = kd_malloc(cells * sizeof(int32_t), ts, e);
+  s->mask = kd_malloc(cells ? cells : 1, ms, e);
+  if (e->code) return e->code;
+  hid_t f;
+  if (kd_h5_open_ro(&f, s->path, e)) return e->code;
+  int rc = kd_h5_read_rows(f, s->path, ts, s->row0, s->n, H5T_NATIVE_INT32, s->tokens, e);
+  s->has_mask = kd_h5_exists(f, ms);
+  if (!rc && s->has_mask) {
+    int32_t *m = kd_malloc(cells * sizeof(int32_t), ms, e);
+    rc = m ? kd_h5_read_rows(f, s->path, ms, s->row0, s->n, H5T_NATIVE_INT32, m, e) : e->code;
+    for (size_t i = 0; !rc && i < cells; i++) s->mask[i] = m[i] != 0;
+    free(m);
+  } else if (!rc) {
+    for (size_t i = 0; i < cells; i++) s->mask[i] = i % (size_t)s->info.width != 0;
+  }
+  H5Fclose(f);
+  return rc;
+}
+
 static int read_rows(kd_source *s, kd_err *e) {
+  if (s->info.kind == KD_INPUT_TOKENS) return read_token_rows(s, e);
   char xs[64], ys[64];
   snprintf(xs, sizeof xs, "/%s/x", s->split);
   snprintf(ys, sizeof ys, "/%s/y", s->split);
@@ -105,13 +167,15 @@ int kd_source_open(kd_source **out, const char *path, const char *split, int64_t
   snprintf(s->path, sizeof s->path, "%s", path);
   snprintf(s->split, sizeof s->split, "%s", split);
   int rc = kd_source_probe(path, split, &s->info, e);
-  if (!rc && !s->info.present) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/x is missing", path, split);
+  if (!rc && !s->info.present)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/x (or /%s/tokens) is missing", path, split, split);
   if (!rc && (lo < 0 || hi > s->info.rows || lo > hi))
     rc = kd_fail(e, KD_ERR_RUNTIME, "%s: shard rows [%lld, %lld) outside /%s of %lld rows", path, (long long)lo,
                  (long long)hi, split, (long long)s->info.rows);
   s->row0 = lo;
   s->n = hi - lo;
   if (!rc) rc = read_rows(s, e);
+  if (!rc && s->info.kind == KD_INPUT_TOKENS) rc = read_token_bytes(s, e);
   if (rc) {
     kd_source_free(s);
     return rc;
@@ -124,6 +188,9 @@ void kd_source_free(kd_source *s) {
   if (!s) return;
   free(s->x);
   free(s->y);
+  free(s->tokens);
+  free(s->mask);
+  free(s->token_bytes);
   free(s);
 }
 
@@ -134,8 +201,32 @@ int64_t kd_source_rows(const kd_source *s) { return s->n; }
 int64_t kd_source_row0(const kd_source *s) { return s->row0; }
 int64_t kd_source_total(const kd_source *s) { return s->info.rows; }
 int kd_source_width(const kd_source *s) { return s->info.width; }
+const int32_t *kd_source_token_bytes(const kd_source *s) { return s->token_bytes; }
+
+/* The byte length of each id, from the tokenizer record (bytes: 1 each). */
+static int read_token_bytes(kd_source *s, kd_err *e) {
+  kd_tokenizer t;
+  int present;
+  if (kd_tokenizer_read(&t, s->path, &present, e)) return e->code;
+  if (present && t.vocab > 0) {
+    s->token_bytes = kd_malloc(sizeof(int32_t) * (size_t)t.vocab, "token lengths", e);
+    for (int i = 0; s->token_bytes && i < t.vocab; i++) s->token_bytes[i] = (int32_t)(t.offsets[i + 1] - t.offsets[i]);
+  }
+  kd_tokenizer_free(&t);
+  return e->code;
+}
+
+static int validate_tokens(const kd_source *s, int vocab, kd_err *e) {
+  const int T = s->info.width;
+  for (size_t i = 0; i < (size_t)s->n * T; i++)
+    if (s->tokens[i] < 0 || s->tokens[i] >= vocab)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens row %lld position %d holds %d, outside the vocabulary [0, %d)",
+                     s->path, s->split, (long long)(s->row0 + (int64_t)(i / T)), (int)(i % T), (int)s->tokens[i], vocab);
+  return KD_OK;
+}
 
 int kd_source_validate(const kd_source *s, int n_classes, int allow_unlabelled, kd_err *e) {
+  if (s->info.kind == KD_INPUT_TOKENS) return validate_tokens(s, n_classes, e);
   for (int64_t i = 0; i < s->n; i++) {
     int32_t y = s->y[i];
     if (y >= n_classes || y < -1 || (y == -1 && !allow_unlabelled)) {
@@ -157,7 +248,8 @@ int kd_source_validate(const kd_source *s, int n_classes, int allow_unlabelled, 
 static int check_batch(const kd_source *s, int count, const kd_batch *b, kd_err *e) {
   if (count < 0 || count > b->capacity)
     return kd_fail(e, KD_ERR_RUNTIME, "gather: %d rows into a batch of %d", count, b->capacity);
-  if (b->kind != s->info.kind || b->width != s->info.width || !b->x || !b->y)
+  const int tok = s->info.kind == KD_INPUT_TOKENS;
+  if (b->kind != s->info.kind || b->width != s->info.width || !b->y || (tok ? !b->tokens : !b->x))
     return kd_fail(e, KD_ERR_RUNTIME, "gather: a batch of width %d for /%s of %s (width %d)", b->width, s->split,
                    s->path, s->info.width);
   return KD_OK;
@@ -183,6 +275,7 @@ int kd_source_set_preprocess(kd_source *s, const kd_preprocess *p, kd_err *e) {
 }
 
 void kd_source_stats(const kd_source *s, double *sum, double *sumsq, double *lo, double *hi, double *absmax) {
+  if (s->info.kind != KD_INPUT_FEATURES) return;
   const int D = s->info.width;
   for (int64_t i = 0; i < s->n; i++) {
     const float *x = s->x + (size_t)i * D;
@@ -197,17 +290,28 @@ void kd_source_stats(const kd_source *s, double *sum, double *sumsq, double *lo,
   }
 }
 
+/* Row r of the shard into slot i of the batch. */
+static void copy_row(const kd_source *s, int64_t r, int i, kd_batch *b) {
+  const size_t W = (size_t)s->info.width;
+  if (s->info.kind == KD_INPUT_TOKENS) {
+    memcpy(b->tokens + i * W, s->tokens + (size_t)r * W, W * sizeof(int32_t));
+    memcpy(b->mask + i * W, s->mask + (size_t)r * W, W);
+    b->y[i] = 0; /* a labelled row (kd_batch_unlabel may drop it) */
+  } else {
+    memcpy(b->x + i * W, s->x + (size_t)r * W, W * sizeof(float));
+    b->y[i] = s->y[r];
+  }
+  b->row_ids[i] = s->row0 + r;
+}
+
 int kd_source_gather(const kd_source *s, const int64_t *idx, int count, kd_batch *b, kd_err *e) {
   if (check_batch(s, count, b, e)) return e->code;
-  const size_t D = (size_t)s->info.width;
   for (int i = 0; i < count; i++) {
     const int64_t r = idx[i];
     if (r < 0 || r >= s->n)
       return kd_fail(e, KD_ERR_RUNTIME, "gather: row %lld outside the shard of %lld rows of /%s", (long long)r,
                      (long long)s->n, s->split);
-    memcpy(b->x + i * D, s->x + (size_t)r * D, D * sizeof(float));
-    b->y[i] = s->y[r];
-    b->row_ids[i] = s->row0 + r;
+    copy_row(s, r, i, b);
   }
   b->rows = count;
   apply_pre(s, b, count);
@@ -219,10 +323,7 @@ int kd_source_gather_range(const kd_source *s, int64_t r0, int count, kd_batch *
   if (r0 < 0 || r0 + count > s->n)
     return kd_fail(e, KD_ERR_RUNTIME, "gather: rows [%lld, %lld) outside the shard of %lld rows of /%s",
                    (long long)r0, (long long)(r0 + count), (long long)s->n, s->split);
-  const size_t D = (size_t)s->info.width;
-  memcpy(b->x, s->x + (size_t)r0 * D, (size_t)count * D * sizeof(float));
-  memcpy(b->y, s->y + r0, (size_t)count * sizeof(int32_t));
-  for (int i = 0; i < count; i++) b->row_ids[i] = s->row0 + r0 + i;
+  for (int i = 0; i < count; i++) copy_row(s, r0 + i, i, b);
   b->rows = count;
   apply_pre(s, b, count);
   return KD_OK;
@@ -230,6 +331,7 @@ int kd_source_gather_range(const kd_source *s, int64_t r0, int count, kd_batch *
 
 void kd_source_prefetch(const kd_source *s, const int64_t *idx, int count) {
 #if defined(__GNUC__) || defined(__clang__)
+  if (!s->x) return;
   const size_t D = (size_t)s->info.width;
   for (int i = 0; i < count; i++) {
     const char *x = (const char *)(s->x + (size_t)idx[i] * D);
@@ -253,7 +355,20 @@ uint64_t kd_fingerprint_rows(int64_t row0, int64_t n, const float *x, int D, con
   return d;
 }
 
+/* Token rows: each row's ids and mask hashed with its global row index. */
+static uint64_t token_fingerprint(const kd_source *s) {
+  uint64_t d = 0;
+  const int T = s->info.width;
+  for (int64_t i = 0; i < s->n; i++) {
+    uint64_t h = kd_mix64((uint64_t)(s->row0 + i) ^ 0x746bu);
+    for (int t = 0; t < T; t++) h = kd_mix64(h ^ ((uint64_t)(uint32_t)s->tokens[(size_t)i * T + t] << 1 | s->mask[(size_t)i * T + t]));
+    d += h;
+  }
+  return d;
+}
+
 uint64_t kd_source_fingerprint(const kd_source *s) {
+  if (s->info.kind == KD_INPUT_TOKENS) return token_fingerprint(s);
   return kd_fingerprint_rows(s->row0, s->n, s->x, s->info.width, s->y);
 }
 

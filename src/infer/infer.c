@@ -6,6 +6,7 @@
 #include "ckpt/weights.h"
 #include "core/atomic.h"
 #include "core/h5io.h"
+#include "core/half.h"
 #include "core/provenance.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
@@ -33,6 +34,21 @@ int kd_model_load(kd_model **m, float **params, const char *path, int max_batch,
     *params = NULL;
   }
   return rc;
+}
+
+int kd_infer_check_fit(const kd_model *m, const char *ckpt, const char *data, const char *split,
+                       const kd_split_info *info, kd_err *e) {
+  if (info->kind != m->input)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s holds %s rows but the student %s %s of %s reads %s rows", data, split,
+                   info->kind == KD_INPUT_TOKENS ? "token" : "feature", m->family, m->spec, ckpt,
+                   m->input == KD_INPUT_TOKENS ? "token" : "feature");
+  if (info->kind == KD_INPUT_FEATURES && info->width != m->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but the student %s of %s takes %d", data, split,
+                   info->width, m->spec, ckpt, m->in_dim);
+  if (info->kind == KD_INPUT_TOKENS && info->width > m->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens rows have %d positions but the student %s of %s has a context of %d",
+                   data, split, info->width, m->spec, ckpt, m->in_dim);
+  return KD_OK;
 }
 
 /* What kd eval and kd predict work on. */
@@ -86,10 +102,10 @@ static int open_split(inference *in, const kd_eval_cfg *cfg, const char *ckpt_pa
     if (held_out_rows(in, cfg, ckpt_path, e)) return e->code;
     if (kd_source_probe(cfg->data, "train", &info, e)) return e->code;
   }
-  if (!info.present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/x is missing", cfg->data, cfg->split);
-  if (info.width != in->m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but the student %s of %s takes %d", cfg->data,
-                   in->split, info.width, in->m->spec, ckpt_path, in->m->in_dim);
+  if (!info.present)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/%s is missing", cfg->data, cfg->split,
+                   in->m->input == KD_INPUT_TOKENS ? "tokens" : "x");
+  if (kd_infer_check_fit(in->m, ckpt_path, cfg->data, in->split, &info, e)) return e->code;
   if (kd_source_open(&in->src, cfg->data, in->split, in->lo, in->hi, e)) return e->code;
   return kd_source_set_preprocess(in->src, &in->pre, e);
 }
@@ -102,7 +118,8 @@ static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   const int64_t total = kd_source_total(in->src);
   if (kd_teacher_has(cfg->teacher, in->split, "logits", &has, e)) return e->code;
   if (!has) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s is missing", cfg->teacher, ls);
-  if (kd_teacher_probe(cfg->teacher, in->split, cfg->data, total, &classes, e)) return e->code;
+  const int pos = kd_source_kind(in->src) == KD_INPUT_TOKENS ? kd_source_width(in->src) : 0;
+  if (kd_teacher_probe(cfg->teacher, in->split, cfg->data, total, pos, &classes, e)) return e->code;
   if (classes != in->m->out_dim)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes, the student %d", cfg->teacher, in->split,
                    classes, in->m->out_dim);
@@ -137,15 +154,24 @@ int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size
   return rc;
 }
 
-static int write_predictions(const kd_eval_cfg *cfg, const char *ckpt_path, const float *logits, int64_t rows, int C,
-                             kd_err *e) {
+static int write_predictions(const kd_eval_cfg *cfg, const char *ckpt_path, const float *logits, int64_t rows, int P,
+                             int C, kd_err *e) {
   char ds[64];
   snprintf(ds, sizeof ds, "/%s/logits", cfg->split);
   kd_atomic a;
   hid_t f = H5I_INVALID_HID;
   if (kd_atomic_begin(&a, cfg->out, e) || kd_h5_create(&f, a.tmp, e)) return e->code;
-  int64_t dims[2] = {rows, C};
-  int rc = kd_h5_write_f32(f, a.tmp, ds, 2, dims, logits, e);
+  const int64_t d2[2] = {rows, C}, d3[3] = {rows, P, C};
+  const int half = strcmp(cfg->dtype, "f16") == 0;
+  const size_t n = (size_t)rows * P * C;
+  uint16_t *h = half ? kd_malloc(sizeof(uint16_t) * (n ? n : 1), "float16 logits", e) : NULL;
+  for (size_t i = 0; h && i < n; i++) h[i] = kd_float_to_half(logits[i]);
+  hid_t ft = half ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+  int rc = half && !h ? e->code
+                      : kd_h5_write(f, a.tmp, ds, P > 1 ? 3 : 2, P > 1 ? d3 : d2, ft, half ? ft : H5T_NATIVE_FLOAT,
+                                    half ? (const void *)h : (const void *)logits, e);
+  H5Tclose(ft);
+  free(h);
   kd_provenance p = kd_provenance_of("teacher");
   p.source_checkpoint = ckpt_path;
   p.source_data = cfg->data;
@@ -167,12 +193,13 @@ int kd_predict_run(const kd_eval_cfg *cfg, int64_t *rows, char *ckpt_path, size_
   float *logits = NULL;
   int rc = load_for_inference(&in, cfg, 0, ckpt_path, n, e);
   const int64_t nr = rc ? 0 : kd_source_rows(in.src);
+  const int P = rc || in.m->input != KD_INPUT_TOKENS ? 1 : kd_source_width(in.src);
   if (!rc) {
-    logits = kd_malloc(sizeof(float) * (size_t)nr * in.m->out_dim, "predicted logits", e);
+    logits = kd_malloc(sizeof(float) * (size_t)nr * P * in.m->out_dim, "predicted logits", e);
     rc = logits ? KD_OK : e->code;
   }
   if (!rc) rc = kd_infer_rows(logits, NULL, 0, in.m, in.src, e);
-  if (!rc) rc = write_predictions(cfg, ckpt_path, logits, nr, in.m->out_dim, e);
+  if (!rc) rc = write_predictions(cfg, ckpt_path, logits, nr, P, in.m->out_dim, e);
   if (!rc) *rows = nr;
   free(logits);
   inference_free(&in);

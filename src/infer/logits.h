@@ -13,14 +13,19 @@
 
 #include "kd/error.h"
 
-/* Rank 0: create dataset `ds` [n, C] float32 in an open file. */
-int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int C, kd_err *e);
+/* Rank 0: create dataset `ds` [n, C] (P = 0) or [n, P, C] in an open file,
+ * float32 or (f16) IEEE float16. */
+int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int P, int C, int f16, kd_err *e);
 /* Collective: every rank holds rows [lo, hi) of an n-row split (shards as
- * kd_shard_range(n, P, r)) in `local`; rank 0 receives them in bounded
+ * kd_shard_range(n, P, r)) in `local`, C values a row; rank 0 receives them in bounded
  * chunks and writes them into `ds` of f. Rank 0 keeps receiving after a
  * write error so no sender blocks; the error is returned on rank 0 only
  * (agree on it afterwards). A failed send or receive is KD_ERR_FATAL. */
 int kd_logits_gather(MPI_Comm comm, hid_t f, const char *path, const char *ds, int64_t n, int C,
                      const float *local, kd_err *e);
+/* One round of it: each rank sends its shard's rows [first, first + chunk)
+ * (relative to its shard, clipped), held in `local`. */
+int kd_logits_gather_round(MPI_Comm comm, hid_t f, const char *path, const char *ds, int64_t n, int C, int64_t first,
+                           int64_t chunk, const float *local, kd_err *e);
 
 #endif

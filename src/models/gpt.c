@@ -406,6 +406,10 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, kd_err *
   m->in_dim = cfg->ctx;
   m->out_dim = cfg->vocab;
   m->max_batch = max_batch;
+  static const char *const skip[] = {"attn/bias", "attn/masked_bias", NULL}; /* nanoGPT's causal-mask buffers */
+  m->tied[0] = "lm_head/weight";
+  m->tied[1] = "transformer/wte/weight";
+  m->skip_suffixes = skip;
   im->cfg = *cfg;
   kd_gpt_spec_text(m->spec, sizeof m->spec, cfg);
   m->n_views = 2 + PER_BLOCK * cfg->layers + 2;

@@ -65,7 +65,8 @@ static int write_checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
   t->st.steps_per_epoch = t->sched.steps_per_epoch;
   const int nv = t->net.model->n_views;
   kd_ckpt_meta meta = {t->resume.items, t->resume.n_items, t->cfg.data, t->cfg.teacher,
-                       t->net.views + nv, t->net.n_views - nv, t->net.params, &t->data.pre};
+                       t->net.views + nv, t->net.n_views - nv, t->net.params, &t->data.pre,
+                       t->data.have_tok ? &t->data.tok : NULL};
   char path[KD_PATH_MAX + 64], best_name[64] = "";
   int rc = kd_ckpt_write(t->cfg.out, t->net.model, &t->sync.opt, &t->st, &meta, path, sizeof path, e);
   if (t->st.best_step >= 0) snprintf(best_name, sizeof best_name, "ckpt-%08lld.h5", (long long)t->st.best_step);

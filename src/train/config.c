@@ -75,8 +75,9 @@ const kd_opt_spec kd_train_opts[] = {
    "steps between evaluations (0: at each checkpoint and the end only)"},
   {"val-rows", KD_OPT_INT, T_(val_rows), 0, "0", NULL, 0, 1e15, 0, 0,
    "hold out the last N rows of /train for validation (when the data file has no /valid)"},
-  {"best-metric", KD_OPT_CHOICE, T_(best_metric), STR(kd_train_cfg, best_metric), "accuracy", "accuracy|nll", 0, 0,
-   0, 0, "validation metric that picks the best checkpoint (ties keep the earlier)"},
+  {"best-metric", KD_OPT_CHOICE, T_(best_metric), STR(kd_train_cfg, best_metric), "auto", "auto|accuracy|nll", 0, 0,
+   0, 0, "validation metric that picks the best checkpoint (ties keep the earlier); auto: accuracy for classifiers, "
+   "nll for language models (gpt)"},
   {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|off", 0, 0, 0, 0,
    "live progress line (auto: only on a terminal outside a batch job)"},
   {"force", KD_OPT_FLAG, T_(force), 0, "0", NULL, 0, 0, 0, 0, "reuse an --out directory that holds a run"},

@@ -9,6 +9,35 @@
 #include "core/h5io.h"
 #include "train/trainer.h"
 
+/* The rows of a split fit the student: the kind it reads, as wide as its
+ * input (feature rows) or no longer than its context (token rows). */
+static int check_fit(const trainer *t, const char *split, kd_input kind, int width, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  const kd_model *m = t->net.model;
+  if (kind != m->input)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s holds %s rows but --student %s reads %s rows (/%s/%s)", c->data, split,
+                   kind == KD_INPUT_TOKENS ? "token" : "feature", c->student,
+                   m->input == KD_INPUT_TOKENS ? "token" : "feature", split, m->input == KD_INPUT_TOKENS ? "tokens" : "x");
+  if (kind == KD_INPUT_FEATURES && width != m->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but --student %s takes %d", c->data, split,
+                   width, c->student, m->in_dim);
+  if (kind == KD_INPUT_TOKENS && width > m->in_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens rows have %d positions but --student %s has a context of %d",
+                   c->data, split, width, c->student, m->in_dim);
+  return KD_OK;
+}
+
+/* The teacher's logits have the student's classes (or vocabulary). */
+static int check_classes(const trainer *t, const char *split, int classes, kd_err *e) {
+  const kd_model *m = t->net.model;
+  if (classes == m->out_dim) return KD_OK;
+  if (m->input == KD_INPUT_TOKENS)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits are over a vocabulary of %d but --student %s has vocab=%d",
+                   t->cfg.teacher, split, classes, t->cfg.student, m->out_dim);
+  return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes but --student %s outputs %d", t->cfg.teacher, split,
+                 classes, t->cfg.student, m->out_dim);
+}
+
 /* A whole split (or rows [lo, hi) of it) on this rank, with its teacher
  * logits when the teacher file has them for that split. */
 static int load_eval_split(trainer *t, kd_source **src, kd_teacher **teacher, const char *split, int64_t lo,
@@ -19,14 +48,11 @@ static int load_eval_split(trainer *t, kd_source **src, kd_teacher **teacher, co
   if (c->teacher[0] && kd_teacher_has(c->teacher, split, "logits", &has, e)) return e->code;
   if (kd_source_open(src, c->data, split, lo, hi, e)) return e->code;
   const int64_t total = kd_source_total(*src);
-  if (has && kd_teacher_probe(c->teacher, split, c->data, total, &classes, e)) return e->code;
-  if (kd_source_width(*src) != t->net.model->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but --student %s takes %d", c->data, split,
-                   kd_source_width(*src), c->student, t->net.model->in_dim);
+  const int pos = kd_source_kind(*src) == KD_INPUT_TOKENS ? kd_source_width(*src) : 0;
+  if (has && kd_teacher_probe(c->teacher, split, c->data, total, pos, &classes, e)) return e->code;
+  if (check_fit(t, split, kd_source_kind(*src), kd_source_width(*src), e)) return e->code;
   if (has) {
-    if (classes != C)
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes but --student %s outputs %d", c->teacher, split,
-                     classes, c->student, C);
+    if (check_classes(t, split, classes, e)) return e->code;
     if (kd_teacher_open(teacher, c->teacher, split, lo, hi, total, KD_TEACH_LOGITS, e)) return e->code;
   }
   if (kd_source_validate(*src, C, 1, e)) return e->code;
@@ -78,7 +104,8 @@ static int load_train(trainer *t, kd_err *e) {
   if (t->data.teacher && kd_teacher_validate(t->data.teacher, e)) return e->code;
   if (c->hint_layer > 0 && kd_teacher_load_features(t->data.teacher, e)) return e->code;
   if (c->self_distill) /* filled by each snapshot */
-    return kd_teacher_new(&t->data.teacher, "train", lo, hi - lo, C, e);
+    return kd_teacher_new(&t->data.teacher, "train", lo, hi - lo,
+                          kd_source_kind(t->data.train) == KD_INPUT_TOKENS ? kd_source_width(t->data.train) : 1, C, e);
   return KD_OK;
 }
 
@@ -107,21 +134,20 @@ static int load_eval(trainer *t, const kd_split_info *vi, const kd_split_info *t
 
 int tr_load_data(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
-  const int in = t->net.model->in_dim, C = t->net.model->out_dim;
   kd_split_info tr, vi, ti;
   int classes = 0;
   if (kd_source_probe(c->data, "train", &tr, e)) return e->code;
-  if (tr.present && c->teacher[0] && kd_teacher_probe(c->teacher, "train", c->data, tr.rows, &classes, e))
+  const int pos = tr.kind == KD_INPUT_TOKENS ? tr.width : 0;
+  if (tr.present && c->teacher[0] && kd_teacher_probe(c->teacher, "train", c->data, tr.rows, pos, &classes, e))
     return e->code;
-  if (!tr.present) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/x is missing", c->data);
-  if (tr.width != in)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/x has %d features per row but --student %s takes %d", c->data,
-                   tr.width, c->student, in);
-  if (c->teacher[0] && classes != C)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/logits has %d classes but --student %s outputs %d", c->teacher,
-                   classes, c->student, C);
+  if (!tr.present)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/%s is missing", c->data,
+                   t->net.model->input == KD_INPUT_TOKENS ? "tokens" : "x");
+  if (check_fit(t, "train", tr.kind, tr.width, e)) return e->code;
+  if (c->teacher[0] && check_classes(t, "train", classes, e)) return e->code;
   if (kd_source_probe(c->data, "valid", &vi, e) || kd_source_probe(c->data, "test", &ti, e)) return e->code;
   if (choose_valid(t, &tr, &vi, &ti, e) || load_train(t, e)) return e->code;
+  if (tr_root(t) && kd_tokenizer_read(&t->data.tok, c->data, &t->data.have_tok, e)) return e->code;
   return load_eval(t, &vi, &ti, &tr, e);
 }
 

@@ -106,7 +106,8 @@ static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
   snprintf(path, sizeof path, "%s/final.h5", t->cfg.out);
   const int nv = t->net.model->n_views;
   const kd_ckpt_meta meta = {t->resume.items, t->resume.n_items, t->cfg.data, t->cfg.teacher,
-                             t->net.views + nv, 0, t->net.params, &t->data.pre};
+                             t->net.views + nv, 0, t->net.params, &t->data.pre,
+                             t->data.have_tok ? &t->data.tok : NULL};
   if (kd_weights_write(path, t->net.model, &meta, e)) return e->code;
   return kd_metrics_close(&t->log.metrics, e);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt/weights.h"
 #include "core/dist.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -119,7 +120,10 @@ static int read_params(trainer *t, kd_run_state *saved, kd_err *e) {
     if (n_aux) rc = kd_ckpt_read_aux(t->resume.path, aux, n_aux, t->net.params, e);
     return rc ? rc : kd_ckpt_read(t->resume.path, t->net.model, &t->sync.opt, saved, e);
   }
-  if (c->init_from[0]) {
+  if (c->init_from[0] && kd_is_bare_weights(c->init_from)) { /* written by h5py: checked by name and shape */
+    rc = kd_weights_read_bare(c->init_from, t->net.model, e);
+    if (!rc) printf("kd: initial weights from %s (a /model file without kd attributes)\n", c->init_from);
+  } else if (c->init_from[0]) {
     char path[KD_PATH_MAX];
     rc = kd_ckpt_resolve(c->init_from, 0, path, sizeof path, NULL, 0, e);
     if (!rc) rc = kd_ckpt_read(path, t->net.model, NULL, NULL, e);

@@ -38,7 +38,12 @@ static void log_columns(const trainer *t, kd_metrics_row *row, const double *log
   }
 }
 
-static void eval_columns(kd_metrics_row *row, const kd_eval_result *ev) {
+static void eval_columns(const trainer *t, kd_metrics_row *row, const kd_eval_result *ev) {
+  for (int i = 0; i < t->log.n_cols; i++)
+    if (t->log.col_slot[i] == TR_COL_BPB) {
+      row->has_extra[i] = 1;
+      row->extra[i] = ev->bpb;
+    }
   row->has_eval = 1;
   row->eval_accuracy = ev->accuracy;
   row->eval_nll = ev->nll;
@@ -95,7 +100,7 @@ static int root_log(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch
     row.samples_per_s = (double)t->st.log_steps * B / (now - c->log_t0);
     row.elapsed_s = now - c->t_start;
   }
-  if (*have_ev) eval_columns(&row, ev);
+  if (*have_ev) eval_columns(t, &row, ev);
   if (kd_metrics_write(&t->log.metrics, &row, e)) return kd_fatal(e, 0, "metrics.csv");
   return KD_OK;
 }

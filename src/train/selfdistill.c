@@ -41,13 +41,15 @@ static int write_snapshot_logits(trainer *t, const char *ckpt, kd_err *e) {
   if (tr_root(t)) {
     rc = kd_atomic_begin(&a, t->cfg.snapshot_logits, e);
     if (!rc) rc = kd_h5_create(&f, a.tmp, e);
-    if (!rc) rc = kd_logits_create(f, a.tmp, "/train/logits", t->data.n_train, C, e);
+    const int P = kd_teacher_positions(t->data.teacher);
+    if (!rc) rc = kd_logits_create(f, a.tmp, "/train/logits", t->data.n_train, P > 1 ? P : 0, C, 0, e);
   }
   if ((rc = kd_agree(t->mpi.comm, rc, e))) {
     if (f >= 0) H5Fclose(f);
     return rc;
   }
-  rc = kd_logits_gather(t->mpi.comm, f, a.tmp, "/train/logits", t->data.n_train, C, kd_teacher_logits(t->data.teacher), e);
+  rc = kd_logits_gather(t->mpi.comm, f, a.tmp, "/train/logits", t->data.n_train,
+                        C * kd_teacher_positions(t->data.teacher), kd_teacher_logits(t->data.teacher), e);
   if (tr_root(t) && rc != KD_ERR_FATAL) {
     kd_provenance p = kd_provenance_of("teacher");
     p.source_checkpoint = ckpt;
@@ -107,7 +109,7 @@ static int snapshot_logits(trainer *t, kd_err *e) {
   if (!rc && tr_root(t) && d->has_valid) {
     if (!d->valid_t)
       rc = kd_teacher_new(&d->valid_t, kd_source_split(d->valid), kd_source_row0(d->valid), kd_source_rows(d->valid),
-                          t->net.model->out_dim, e);
+                          kd_batch_positions(&t->batch.in), t->net.model->out_dim, e);
     if (!rc) rc = kd_eval_model(&r, kd_teacher_logits(d->valid_t), t->snap.model, d->valid, NULL, 1.0, e);
   }
   return kd_agree(t->mpi.comm, rc, e);

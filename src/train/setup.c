@@ -17,10 +17,21 @@
 #include "train/trainer.h"
 
 /* The student the options describe. */
+/* The student the options describe. The MLP's settings (--activation,
+ * --weight-init) reach the family only when set: given on the command line,
+ * or stored by the run being resumed with a value other than the default. */
 static int model_spec(const kd_train_cfg *c, kd_model_spec *ms, kd_err *e) {
   memset(ms, 0, sizeof *ms);
   if (kd_model_spec_parse(ms, c->student, e)) return e->code;
-  snprintf(ms->options, sizeof ms->options, "activation=%s,init=%s", c->activation, c->weight_init);
+  static const char *const opt[2] = {"activation", "weight-init"}, *const key[2] = {"activation", "init"};
+  for (int i = 0; i < 2; i++) {
+    const int k = kd_opts_index(kd_train_opts, KD_TRAIN_N_OPTS, opt[i]);
+    char v[64];
+    kd_opts_format(&kd_train_opts[k], c, v, sizeof v);
+    if (!c->given[k] && strcmp(v, kd_train_opts[k].def) == 0) continue;
+    const size_t l = strlen(ms->options);
+    snprintf(ms->options + l, sizeof ms->options - l, "%s%s=%s", l ? "," : "", key[i], v);
+  }
   ms->dropout = (float)c->dropout;
   return KD_OK;
 }
@@ -56,6 +67,17 @@ int tr_check_setup(trainer *t, kd_err *e) {
   if (model_spec(c, &ms, e)) return e->code;
   const int b = t->sched.b_local;
   if (kd_model_create(&t->net.model, &ms, b > 256 ? b : 256, e)) return e->code;
+  if (t->net.model->input == KD_INPUT_TOKENS) {
+    if (c->hint_layer > 0)
+      return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer (FitNets) is for mlp students; a %s student's hidden "
+                     "states are matched per token (hidden-state distillation)", t->net.model->family);
+    if (strcmp(c->normalize, "none") != 0)
+      return kd_fail(e, KD_ERR_USAGE, "kd train: --normalize %s is for feature rows; a %s student reads token ids",
+                     c->normalize, t->net.model->family);
+  }
+  if (strcmp(c->best_metric, "auto") == 0) /* a language model ranks checkpoints by NLL, a classifier by accuracy */
+    snprintf(t->cfg.best_metric, sizeof t->cfg.best_metric, "%s",
+             t->net.model->input == KD_INPUT_TOKENS ? "nll" : "accuracy");
   if (c->hint_layer > 0) {
     const int nh = t->net.model->ops->n_hidden(t->net.model);
     if (c->hint_layer > nh)
@@ -122,6 +144,9 @@ static void metrics_columns(trainer *t) {
   if (t->net.model->input == KD_INPUT_FEATURES) {
     l->cols[l->n_cols] = "hint";
     l->col_slot[l->n_cols++] = -1;
+  } else { /* language models: held-out bits per byte */
+    l->cols[l->n_cols] = "eval_bpb";
+    l->col_slot[l->n_cols++] = TR_COL_BPB;
   }
   for (int i = 0; i < t->net.n_terms; i++) {
     int k = 0;
@@ -199,10 +224,12 @@ static int build_sync(trainer *t, kd_err *e) {
 static int build_batch(trainer *t, kd_err *e) {
   kd_model *m = t->net.model;
   const int C = m->out_dim, b = m->max_batch;
-  if (kd_batch_init(&t->batch.in, m->input, b, m->in_dim, e) ||
-      kd_teacher_batch_init(&t->batch.tb, b, C, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0, e))
-    return e->code;
+  const int W = kd_source_width(t->data.train); /* features, or the data's positions (<= the model's ctx) */
+  if (kd_batch_init(&t->batch.in, m->input, b, W, e)) return e->code;
   const int P = kd_batch_positions(&t->batch.in);
+  if (kd_teacher_batch_init(&t->batch.tb, b * P, C, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0, e))
+    return e->code;
+  t->batch.targets = kd_malloc((size_t)b * P * sizeof(int32_t), "batch targets", e);
   t->batch.logits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logits", e);
   t->batch.dlogits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logit gradients", e);
   const int64_t n = kd_source_rows(t->data.train);
@@ -267,12 +294,14 @@ void tr_free(trainer *t) {
   kd_teacher_free(t->data.valid_t);
   kd_teacher_free(t->data.test_t);
   kd_preprocess_free(&t->data.pre);
+  kd_tokenizer_free(&t->data.tok);
   free(t->net.params);
   free(t->net.grads);
   free(t->net.views);
   free(t->net.alone_views);
   kd_batch_free(&t->batch.in);
   kd_teacher_batch_free(&t->batch.tb);
+  free(t->batch.targets);
   free(t->batch.logits);
   free(t->batch.dlogits);
   free(t->batch.perm);

@@ -28,16 +28,34 @@ static int gather(trainer *t, int64_t s, kd_err *e) {
   return KD_OK;
 }
 
+/* The loss is the mean over the global batch's targets: its rows for
+ * feature rows (B, known), its target tokens for token rows (counted on
+ * every rank and summed before any gradient is scaled, so any rank count and
+ * any spread of targets give the same step). Collective for token rows: every
+ * rank calls it, also after a local failure (its count is then 0). */
+static int target_scale(trainer *t, int64_t local, float *scale, kd_err *e) {
+  if (t->batch.in.kind == KD_INPUT_FEATURES) {
+    *scale = 1.0f / (float)t->sched.B;
+    return KD_OK;
+  }
+  int64_t global = 0;
+  if (kd_mpi_fatal(MPI_Allreduce(&local, &global, 1, MPI_INT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", t->mpi.rank, e))
+    return e->code;
+  *scale = global > 0 ? (float)(1.0 / (double)global) : 0.0f;
+  return KD_OK;
+}
+
 /* Loss and terms of this rank's rows; their gradients (scaled by 1 / the
- * global batch) into dlogits, the terms' parameters and their injections.
- * While terms train alone the logits get no gradient and the KD loss does
- * not count. */
-static int loss_and_terms(trainer *t, int alone, kd_loss_sums *ls, double *term_loss, kd_inject *inj, kd_err *e) {
+ * global batch's targets) into dlogits, the terms' parameters and their
+ * injections. While terms train alone the logits get no gradient and the
+ * KD loss does not count. */
+static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, double *term_loss, kd_inject *inj,
+                          kd_err *e) {
   const kd_train_cfg *cfg = &t->cfg;
   const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature};
-  const kd_targets tg = {t->batch.in.y, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
-  kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, t->batch.in.rows,
-                           t->net.model->out_dim, &lcfg, 1.0f / (float)t->sched.B);
+  const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
+  kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg,
+                           t->batch.in.rows * kd_batch_positions(&t->batch.in), t->net.model->out_dim, &lcfg, scale);
   const kd_term_step ts = {t->net.model, &t->batch.in, &tg, t->net.params, t->net.grads, t->sched.B};
   for (int i = 0; i < t->net.n_terms; i++) {
     kd_term *term = t->net.terms[i];
@@ -70,6 +88,10 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   kd_model *m = t->net.model;
   const int alone = tr_terms_alone(t, t->st.epoch);
   int rc = gather(t, s, e);
+  const int64_t local = rc ? 0 : kd_batch_targets(&t->batch.in, t->batch.targets);
+  float scale = 0.0f;
+  const int fatal = target_scale(t, local, &scale, e);
+  if (fatal) return fatal;
   const kd_fwd fwd = {1, kd_key((uint64_t)t->cfg.seed, KD_RNG_DROPOUT, (uint64_t)t->st.step, 0)};
   tr_phase_mark(clock, KD_PH_GATHER);
   if (!rc) rc = kd_model_forward(m, t->batch.logits, &t->batch.in, &fwd, e);
@@ -78,7 +100,7 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   kd_loss_sums ls = {0, 0, 0, 0, 0, 0};
   double term_loss[TR_MAX_TERMS] = {0};
   kd_inject inj[TR_MAX_TERMS];
-  if (!rc) rc = loss_and_terms(t, alone, &ls, term_loss, inj, e);
+  if (!rc) rc = loss_and_terms(t, alone, scale, &ls, term_loss, inj, e);
   tr_phase_mark(clock, KD_PH_LOSS);
   kd_gsync_begin(&t->sync.gs);
   if (!rc)
@@ -140,6 +162,7 @@ static int update(trainer *t, tr_step_out *o, phase_clock *clock, kd_err *e) {
 int tr_step(trainer *t, int64_t s, phase_clock *clock, tr_step_out *o, kd_err *e) {
   memset(o, 0, sizeof *o);
   const int rc = compute(t, s, clock, e);
+  if (rc == KD_ERR_FATAL) return rc;
   /* Gradients and this step's statistics are summed together; the model
    * buckets may already be under way (--overlap). A failed MPI call cannot
    * be agreed on: it is fatal. */

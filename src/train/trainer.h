@@ -37,6 +37,7 @@
 enum { ST_LOSS, ST_CE, ST_KD, ST_CORRECT, ST_LABELLED, ST_ROWS, ST_TERM0, ST_NONFINITE, ST_ERROR, ST_STOP, ST_BASE };
 #define TR_MAX_TERMS (KD_CKPT_SUMS - ST_BASE + 1)
 static inline int tr_term_slot(int i) { return i == 0 ? ST_TERM0 : ST_BASE + i - 1; }
+#define TR_COL_BPB (-2)
 
 typedef struct tr_mpi {
   MPI_Comm comm;
@@ -70,6 +71,8 @@ typedef struct tr_data {
   int has_valid, has_test;
   char valid_name[64];
   kd_preprocess pre;          /* input normalisation, applied by every source above */
+  kd_tokenizer tok;           /* rank 0: the data file's tokenizer record (have_tok), copied into checkpoints */
+  int have_tok;
   int64_t n_train;            /* rows of /train used for training */
   int64_t n_file_rows;        /* rows of /train in the file */
 } tr_data;
@@ -98,6 +101,7 @@ typedef struct tr_sched {
 typedef struct tr_batch {
   kd_batch in;
   kd_teacher_batch tb;
+  int32_t *targets;           /* [rows * positions] each position's target (kd_batch_targets) */
   float *logits, *dlogits;
   int64_t *perm;              /* this epoch's order of the shard's rows */
 } tr_batch;
@@ -107,7 +111,8 @@ typedef struct tr_log {
   kd_progress progress;
   int n_cols;                 /* metrics.csv's extra columns ... */
   const char *cols[KD_METRICS_MAX_EXTRA];
-  int col_slot[KD_METRICS_MAX_EXTRA]; /* ... and the statistic each one logs (-1: none in this run) */
+  int col_slot[KD_METRICS_MAX_EXTRA]; /* ... and the statistic each one logs (-1: none in this run,
+                                       * TR_COL_BPB: the evaluation's bits per byte) */
   int have_low, warned_diverging;     /* the lowest loss logged so far, for the divergence warning */
   double low_loss;
   int64_t low_step;

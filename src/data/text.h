@@ -1,0 +1,37 @@
+/* kd import text: plain text files into token rows for sequence students.
+ * Documents (a file, or each piece between --doc-sep lines) go to train,
+ * valid or test by a hash of their bytes, so no held-out text is in a
+ * training row and any later tokenizer gets the same held-out documents.
+ * Each split's documents, joined by the separator line, form one token
+ * stream, cut into rows of T tokens at stride T - 1: every token after a
+ * stream's first is a target exactly once (the last row is padded, its
+ * padding masked out). */
+#ifndef KD_DATA_TEXT_H
+#define KD_DATA_TEXT_H
+
+#include <stdint.h>
+
+#include "kd/error.h"
+
+#define KD_TEXT_MAX_FILES 4096
+
+typedef struct kd_text_cfg {
+  const char *in[KD_TEXT_MAX_FILES];
+  int n_in;
+  char in_given[8];       /* the option parser's mark that --in was there */
+  int64_t ctx;
+  char doc_sep[256];      /* "" : every file is one document */
+  double valid_frac, test_frac;
+  char tokenizer[32];     /* bytes */
+  char out[KD_PATH_MAX];
+  int force;
+} kd_text_cfg;
+
+typedef struct kd_text_stats {
+  int64_t docs[3], tokens[3], rows[3];  /* train, valid, test */
+} kd_text_stats;
+
+/* Serial. */
+int kd_import_text(const kd_text_cfg *cfg, kd_text_stats *st, kd_err *e);
+
+#endif

@@ -1,0 +1,152 @@
+#include "data/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/h5io.h"
+
+void kd_tokenizer_free(kd_tokenizer *t) {
+  free(t->offsets);
+  free(t->bytes);
+  free(t->merges);
+  memset(t, 0, sizeof *t);
+}
+
+int kd_tokenizer_bytes(kd_tokenizer *t, kd_err *e) {
+  memset(t, 0, sizeof *t);
+  snprintf(t->kind, sizeof t->kind, "bytes");
+  t->pad_id = t->sep_id = t->end_id = -1;
+  t->vocab = 256;
+  t->offsets = kd_malloc(sizeof(int64_t) * 257, "tokenizer", e);
+  t->bytes = kd_malloc(256, "tokenizer", e);
+  if (e->code) {
+    kd_tokenizer_free(t);
+    return e->code;
+  }
+  for (int i = 0; i <= 256; i++) t->offsets[i] = i;
+  for (int i = 0; i < 256; i++) t->bytes[i] = (uint8_t)i;
+  return KD_OK;
+}
+
+/* The vocabulary's entries, stored as vlen uint8 (h5py: vlen_dtype(uint8))
+ * or as strings (h5py: string_dtype()), into offsets/bytes. */
+static int read_vocab(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
+  hid_t d = H5Dopen2(f, "/tokenizer/vocab", H5P_DEFAULT);
+  hid_t ft = d >= 0 ? H5Dget_type(d) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+  int rc = KD_OK;
+  const hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  const H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+  if (n < 1 || (cls != H5T_VLEN && cls != H5T_STRING)) {
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/vocab must be a 1-D dataset of byte strings (vlen uint8 or strings)",
+                 path);
+    goto out;
+  }
+  t->vocab = (int)n;
+  t->offsets = kd_malloc(sizeof(int64_t) * (size_t)(n + 1), "tokenizer", e);
+  void *buf = kd_calloc((size_t)n, cls == H5T_VLEN ? sizeof(hvl_t) : sizeof(char *), "tokenizer", e);
+  hid_t mt = cls == H5T_VLEN ? H5Tvlen_create(H5T_NATIVE_UINT8) : H5Tcopy(H5T_C_S1);
+  if (cls == H5T_STRING) H5Tset_size(mt, H5T_VARIABLE);
+  if (!e->code && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read /tokenizer/vocab", path);
+  if (!rc && !e->code) {
+    size_t total = 0;
+    for (hssize_t i = 0; i < n; i++)
+      total += cls == H5T_VLEN ? ((hvl_t *)buf)[i].len : strlen(((char **)buf)[i] ? ((char **)buf)[i] : "");
+    t->bytes = kd_malloc(total ? total : 1, "tokenizer", e);
+    size_t pos = 0;
+    for (hssize_t i = 0; t->bytes && i < n; i++) {
+      const void *src = cls == H5T_VLEN ? ((hvl_t *)buf)[i].p : ((char **)buf)[i];
+      const size_t len = cls == H5T_VLEN ? ((hvl_t *)buf)[i].len : strlen(src ? src : "");
+      t->offsets[i] = (int64_t)pos;
+      if (len) memcpy(t->bytes + pos, src, len);
+      pos += len;
+    }
+    t->offsets[n] = (int64_t)pos;
+    H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, buf);
+  }
+  rc = rc ? rc : e->code;
+  free(buf);
+  H5Tclose(mt);
+out:
+  if (sp >= 0) H5Sclose(sp);
+  if (ft >= 0) H5Tclose(ft);
+  if (d >= 0) H5Dclose(d);
+  return rc;
+}
+
+static int read_merges(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
+  if (!kd_h5_exists(f, "/tokenizer/merges")) return KD_OK;
+  int nd;
+  int64_t d[KD_H5_MAX_DIMS];
+  if (kd_h5_shape(f, path, "/tokenizer/merges", &nd, d, e)) return e->code;
+  if (nd != 2 || d[1] != 2) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges must be [M, 2]", path);
+  t->n_merges = (int)d[0];
+  t->merges = kd_malloc(sizeof(int32_t) * 2 * (size_t)(d[0] ? d[0] : 1), "tokenizer merges", e);
+  if (!t->merges) return e->code;
+  return kd_h5_read_rows(f, path, "/tokenizer/merges", 0, d[0], H5T_NATIVE_INT32, t->merges, e);
+}
+
+static int read_id(hid_t f, const char *path, const char *name, int32_t *v, kd_err *e) {
+  int64_t x = -1;
+  if (H5Aexists_by_name(f, "/tokenizer", name, H5P_DEFAULT) > 0 && kd_h5_get_attr_i64(f, path, "/tokenizer", name, &x, e))
+    return e->code;
+  *v = (int32_t)x;
+  return KD_OK;
+}
+
+int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e) {
+  memset(t, 0, sizeof *t);
+  *present = 0;
+  hid_t f;
+  if (kd_h5_open_ro(&f, path, e)) return e->code;
+  int rc = KD_OK;
+  if (kd_h5_exists(f, "/tokenizer")) {
+    *present = 1;
+    rc = kd_h5_get_attr_str(f, path, "/tokenizer", "kind", t->kind, sizeof t->kind, e);
+    if (!rc) rc = read_id(f, path, "pad_id", &t->pad_id, e);
+    if (!rc) rc = read_id(f, path, "sep_id", &t->sep_id, e);
+    if (!rc) rc = read_id(f, path, "end_id", &t->end_id, e);
+    if (!rc && kd_h5_exists(f, "/tokenizer/vocab")) rc = read_vocab(t, f, path, e);
+    if (!rc) rc = read_merges(t, f, path, e);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  H5Fclose(f);
+  if (rc) kd_tokenizer_free(t);
+  return rc;
+}
+
+static int write_vocab(hid_t f, const char *path, const kd_tokenizer *t, kd_err *e) {
+  hvl_t *v = kd_calloc((size_t)t->vocab, sizeof(hvl_t), "tokenizer", e);
+  if (!v) return e->code;
+  for (int i = 0; i < t->vocab; i++) {
+    v[i].len = (size_t)(t->offsets[i + 1] - t->offsets[i]);
+    v[i].p = t->bytes + t->offsets[i];
+  }
+  hsize_t n = (hsize_t)t->vocab;
+  hid_t ty = H5Tvlen_create(H5T_NATIVE_UINT8), sp = H5Screate_simple(1, &n, NULL);
+  hid_t d = H5Dcreate2(f, "/tokenizer/vocab", ty, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = d < 0 || H5Dwrite(d, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0
+               ? kd_fail(e, KD_ERR_RUNTIME, "%s: cannot write /tokenizer/vocab", path)
+               : KD_OK;
+  if (d >= 0) H5Dclose(d);
+  H5Sclose(sp);
+  H5Tclose(ty);
+  free(v);
+  return rc;
+}
+
+int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err *e) {
+  hid_t g = H5Gcreate2(f, "/tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create /tokenizer", path);
+  H5Gclose(g);
+  if (kd_h5_attr_str(f, "/tokenizer", "kind", t->kind, e) || kd_h5_attr_i64(f, "/tokenizer", "pad_id", t->pad_id, e) ||
+      kd_h5_attr_i64(f, "/tokenizer", "sep_id", t->sep_id, e) || kd_h5_attr_i64(f, "/tokenizer", "end_id", t->end_id, e))
+    return e->code;
+  if (t->vocab && write_vocab(f, path, t, e)) return e->code;
+  if (t->n_merges) {
+    int64_t d[2] = {t->n_merges, 2};
+    return kd_h5_write_i32(f, path, "/tokenizer/merges", 2, d, t->merges, e);
+  }
+  return KD_OK;
+}
