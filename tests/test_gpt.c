@@ -47,6 +47,35 @@ static void attention_vs_reference(int B, int T, int D, int H) {
   free(qkv), free(dout), free(o1), free(o2), free(a1), free(a2), free(d1), free(d2), free(scratch);
 }
 
+/* The attention kernel (with dropout) by finite differences of sum(out * r) over qkv. */
+static void attention_gradcheck(void) {
+  enum { B = 2, T = 9, D = 8, H = 2 };
+  const size_t n = (size_t)B * T;
+  float qkv[B * T * 3 * D], r[B * T * D], out[B * T * D], att[B * H * T * T], ad[B * H * T * T], dq[B * T * 3 * D],
+      scratch[T * T];
+  uint8_t mask[B * H * T * T];
+  const int64_t ids[B] = {3, 8};
+  for (size_t i = 0; i < n * 3 * D; i++) qkv[i] = (float)kd_normal(71, i);
+  for (size_t i = 0; i < n * D; i++) r[i] = (float)kd_normal(72, i);
+  const float p = 0.25f;
+  kd_attention_forward(out, att, ad, mask, qkv, ids, 77, p, B, T, D, H);
+  kd_attention_backward(dq, scratch, r, qkv, att, ad, mask, p, B, T, D, H);
+  double worst = 0;
+  for (size_t i = 0; i < n * 3 * D; i++) {
+    const float q0 = qkv[i], h = 1e-3f;
+    double l[2];
+    for (int s = 0; s < 2; s++) {
+      qkv[i] = q0 + (s ? -h : h);
+      kd_attention_forward(out, att, ad, mask, qkv, ids, 77, p, B, T, D, H);
+      l[s] = 0;
+      for (size_t k = 0; k < n * D; k++) l[s] += (double)out[k] * r[k];
+    }
+    qkv[i] = q0;
+    worst = fmax(worst, rel((l[0] - l[1]) / (2 * h), dq[i]));
+  }
+  CHECK(worst < 1e-2, "attention (dropout %.2g) gradient off by %.3g", p, worst);
+}
+
 /* LayerNorm and the tanh GELU by finite differences of sum(y * r). */
 static void layer_checks(void) {
   enum { N = 3, D = 7 };
@@ -214,6 +243,7 @@ int main(void) {
   attention_vs_reference(2, 70, 8, 2);   /* across a tile boundary */
   attention_vs_reference(1, 130, 12, 3); /* three tiles */
   layer_checks();
+  attention_gradcheck();
   whole_model(0.0f);
   whole_model(0.3f);
   injection();

@@ -29,7 +29,8 @@ static int member_logits(const char *path, kd_source *test, float **sum, float *
   int rc = kd_ckpt_read_preprocess(path, &pre, e);
   if (!rc) rc = kd_source_set_preprocess(test, &pre, e);
   if (!rc) rc = kd_model_load(&m, &params, path, 1024, e);
-  const size_t n = (size_t)kd_source_rows(test);
+  /* logits values of the split: rows x positions x classes */
+  const size_t n = (size_t)kd_source_rows(test) * (kd_source_kind(test) == KD_INPUT_TOKENS ? kd_source_width(test) : 1);
   if (!rc) {
     *C = m->out_dim;
     if (!*sum) {
@@ -45,6 +46,31 @@ static int member_logits(const char *path, kd_source *test, float **sum, float *
   kd_model_free(m);
   free(params);
   return rc;
+}
+
+/* The accuracy of the averaged logits sum / members on every target of test. */
+static void ensemble_row(const kd_source *test, float *sum, int members, int C) {
+  const int64_t n = kd_source_rows(test);
+  kd_err e;
+  kd_err_clear(&e);
+  kd_batch b;
+  if (kd_batch_init(&b, kd_source_kind(test), (int)n, kd_source_width(test), &e) == KD_OK &&
+      kd_source_gather_range(test, 0, (int)n, &b, &e) == KD_OK) {
+    const int P = kd_batch_positions(&b);
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)n * P);
+    for (size_t i = 0; y && i < (size_t)n * P * C; i++) sum[i] /= (float)members;
+    kd_eval_sums es;
+    memset(&es, 0, sizeof es);
+    if (y) {
+      kd_batch_targets(&b, y);
+      kd_eval_accumulate(&es, sum, y, NULL, (int)(n * P), C, 1.0);
+      kd_eval_result r;
+      kd_eval_finish(&r, &es);
+      printf("  %-12s %.4f  (averaged logits of %d generations)\n", "ensemble", r.accuracy, members);
+    }
+    free(y);
+  }
+  kd_batch_free(&b);
 }
 
 /* Rank 0: test accuracy of each generation's best checkpoint and of the
@@ -73,21 +99,7 @@ static void generation_table(const char *top, int G, const kd_train_cfg *c) {
       members++;
     }
   }
-  if (members > 1) {
-    const int64_t n = kd_source_rows(test);
-    kd_batch b;
-    kd_eval_sums es;
-    memset(&es, 0, sizeof es);
-    for (size_t i = 0; i < (size_t)n * C; i++) sum[i] /= (float)members;
-    if (kd_batch_init(&b, KD_INPUT_FEATURES, (int)n, kd_source_width(test), &e) == KD_OK &&
-        kd_source_gather_range(test, 0, (int)n, &b, &e) == KD_OK) {
-      kd_eval_accumulate(&es, sum, b.y, NULL, (int)n, C, 1.0);
-      kd_eval_result r;
-      kd_eval_finish(&r, &es);
-      printf("  %-12s %.4f  (averaged logits of %d generations)\n", "ensemble", r.accuracy, members);
-    }
-    kd_batch_free(&b);
-  }
+  if (members > 1) ensemble_row(test, sum, members, C);
   free(sum);
   free(logits);
   kd_source_free(test);
