@@ -119,6 +119,8 @@ static void print_final(const trainer *t, const kd_train_result *res) {
   if (res->test_agreement >= 0) printf(" test_agreement=%.4f", res->test_agreement);
   if (t->st.skipped) printf(" skipped=%lld", (long long)t->st.skipped);
   printf(" samples_per_s=%.0f", res->samples_per_s);
+  if (t->batch.in.kind == KD_INPUT_TOKENS) /* sequences x positions, as nanoGPT counts tokens */
+    printf(" tokens_per_s=%.0f", res->samples_per_s * t->batch.in.width);
   if (t->mpi.size > 1) printf(" allreduce_share=%.3f", res->allreduce_share);
   printf(" peak_rss_mib=%.0f weights=%s/final.h5\n", res->peak_rss_mib, t->cfg.out);
   if (res->steps_run > 1) { /* where a step's time goes (rank 0) */
