@@ -95,12 +95,12 @@ CONF
   if [ -n "$pin" ]; then taskset -c "$pin" slurmd -f "$SLURM_CONF" || return 1
   else slurmd -f "$SLURM_CONF" || return 1; fi
   SLURM_PIDS+=("$(slurm_pidfile "$S/slurmd.pid")")
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     sinfo -h -o %T 2>/dev/null | grep -q '^idle' && return 0
     sleep 0.1
   done
-  echo "slurm_up: the node did not come up; $S/log:" >&2
-  tail -5 "$S"/log/*.log >&2
+  echo "slurm_up: the node did not come up ($(sinfo -h -o '%N %T' 2>&1)); $S/log:" >&2
+  tail -n 5 "$S"/log/*.log >&2
   return 1
 }
 
@@ -119,14 +119,19 @@ slurm_wait_state() {
 }
 
 # A requeued job is held until its BeginTime (about two minutes on): move it to now until it runs.
-# The requeue sets BeginTime once the old batch step has finished, so one early update may be undone.
+# Not within the second of the requeue: slurmd revoked the old run's credential then, and a start in
+# that same second is killed as "Job credential revoked" (seen here under load).
 slurm_release() {
-  local st
-  for _ in $(seq 60); do
-    scontrol update JobId="$1" StartTime=now 2>/dev/null
-    sleep 0.5
+  local st reason
+  sleep 2
+  for _ in $(seq 120); do
     st=$(slurm_job_state "$1")
-    case $st in RUNNING | COMPLETING | COMPLETED | FAILED) return 0 ;; esac
+    reason=$(scontrol show job "$1" 2>/dev/null | sed -n 's/.*Reason=\([A-Za-z_]*\).*/\1/p')
+    case $st in RUNNING | COMPLETED) return 0 ;; FAILED | CANCELLED) return 1 ;; esac
+    # only a job held for its BeginTime, its old run cleaned up, takes the new start time
+    [ "$st" = PENDING ] && [ "$reason" = BeginTime ] && scontrol update JobId="$1" StartTime=now 2>/dev/null
+    sleep 0.5
   done
+  echo "slurm_release: job $1 is $st ($reason)" >&2
   return 1
 }

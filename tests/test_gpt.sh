@@ -138,6 +138,21 @@ bad 2 "--hint-layer (FitNets) is for mlp students" train --data fx/eq.h5 --teach
 bad 2 "heads=3 does not divide dim=8" train --data fx/eq.h5 --student gpt:vocab=13,ctx=10,layers=1,dim=8,heads=3 --out bad
 bad 2 "ctx is missing" train --data fx/eq.h5 --student gpt:vocab=13,layers=1,dim=8,heads=2 --out bad
 
+# kd generate: greedy is deterministic; a checkpoint without a tokenizer record is a clear error.
+"$KD" generate --ckpt lm --prompt "the quick" --max-new 40 --decode greedy > g1.txt 2> g1.err || fail "kd generate"
+"$KD" generate --ckpt lm --prompt "the quick" --max-new 40 --decode greedy > g2.txt 2> /dev/null
+expect "greedy generation twice gives the same text" cmp -s g1.txt g2.txt
+expect "and states its rate" grep -Eq "^kd generate: 40 new tokens in [0-9.]+ s \([0-9]+ tokens/s, batch 1, greedy\)" g1.err
+"$KD" generate --ckpt lm --prompt "the quick" --max-new 40 --seed 5 > s1.txt 2> /dev/null || fail "sampling"
+"$PY" -c "
+import h5py
+with h5py.File('lm/final.h5') as f, h5py.File('notok.h5', 'w') as g:
+    for k, v in f.attrs.items(): g.attrs[k] = v
+    f.copy('model', g)
+"
+"$KD" generate --ckpt notok.h5 --prompt x > /dev/null 2> notok.err
+expect "generate without a tokenizer record: exit 1, one line" test $? -eq 1 -a "$(grep -c 'no /tokenizer record' notok.err)" -eq 1
+
 # 7. Non-finite steps skipped; self-distillation and generations with a gpt.
 kdrun 2 train --data c.h5 "${S[@]}" --epochs 1 --lr 100 --optimizer sgd --on-nonfinite skip --out nf > nf.log 2>&1 ||
   fail "--on-nonfinite skip"

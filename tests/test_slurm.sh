@@ -30,7 +30,13 @@ for launcher in srun mpirun; do
   slurm_wait_state "$job" PENDING || fail "$launcher: the job did not requeue"
   slurm_release "$job" || fail "$launcher: the requeued job did not start again"
   slurm_wait_state "$job" COMPLETED FAILED CANCELLED
-  expect "$launcher: the job completed after its requeue" test "$(slurm_job_state "$job")" = COMPLETED
+  st=$(slurm_job_state "$job")
+  expect "$launcher: the job completed after its requeue ($st)" test "$st" = COMPLETED
+  if [ "$st" != COMPLETED ]; then # what went wrong, for the log
+    grep -v '^epoch\|^checkpoint' $launcher.out | tail -20 >&2
+    scontrol show job "$job" >&2
+    tail -20 "$SLURM_DIR/log/slurmctld.log" >&2
+  fi
   expect "$launcher: stopped by SIGUSR1, exit 75, requeued" grep -q "requeueing job $job" $launcher.out
   expect "$launcher: the requeued job resumed" grep -q "^kd: resume at step" $launcher.out
   expect "$launcher: weights bitwise equal to the uninterrupted run" \

@@ -83,6 +83,11 @@ int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e
 /* The byte-level tokenizer: 256 ids, id i is the byte i. */
 int kd_tokenizer_bytes(kd_tokenizer *t, kd_err *e);
 void kd_tokenizer_free(kd_tokenizer *t);
+/* Text to ids (byte tokenizers: one id per byte) into ids [cap]; *n ids. */
+int kd_tokenizer_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n,
+                        kd_err *e);
+/* The bytes of ids[0..n) into out [cap] (truncated there); returns the byte count. */
+size_t kd_tokenizer_decode(const kd_tokenizer *t, const int32_t *ids, int n, uint8_t *out, size_t cap);
 
 /* Input normalisation (--normalize): x' = (x - offset) / scale per
  * feature, with statistics of the training rows; stored in checkpoints and

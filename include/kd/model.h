@@ -66,6 +66,15 @@ typedef struct kd_model_ops {
   /* Fill params from a seed (deterministic, independent of ranks). */
   void (*init_params)(kd_model *m, uint64_t seed);
   void (*destroy)(kd_model *m);
+  /* Incremental decoding, for autoregressive families (NULL otherwise): a
+   * key/value cache for n sequences; each step feeds one token per sequence
+   * at its position pos[i] (0-based, < the context) and gives the logits
+   * there, [n, out_dim], as a full forward over the prefix would. */
+  int (*decode_begin)(kd_model *m, int n, kd_err *e);
+  int (*decode_step)(kd_model *m, float *logits, const int32_t *tokens, const int *pos, int n, kd_err *e);
+  /* Sequence i continues from sequence src[i]'s cache (beam search). */
+  int (*decode_reorder)(kd_model *m, const int *src, int n, kd_err *e);
+  void (*decode_end)(kd_model *m);
 } kd_model_ops;
 
 struct kd_model {

@@ -29,6 +29,7 @@ static void usage(FILE *f) {
           "  logits  write a teacher's logits for every split, in parallel (a teacher file)\n"
           "  import  convert IDX files (MNIST, Fashion-MNIST) or plain text into a kd data file\n"
           "  synth   write a synthetic data set and a fixed teacher's logits\n"
+          "  generate continue a prompt with a gpt checkpoint (one rank)\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
           "  kd --version prints the version.\n"
@@ -163,8 +164,10 @@ int main(int argc, char **argv) {
     code = report(&e, cmd_predict(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "synth") == 0) {
     code = report(&e, cmd_synth(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "generate") == 0) {
+    code = report(&e, cmd_generate(argc - 2, argv + 2, &e));
   } else {
-    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth; see kd --help)", argv[1]);
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth, generate; see kd --help)", argv[1]);
     code = report(&e, KD_ERR_USAGE);
   }
   fflush(stdout);

@@ -150,3 +150,28 @@ int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
   }
   return KD_OK;
 }
+
+int kd_tokenizer_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n,
+                        kd_err *e) {
+  *n = 0;
+  if (strcmp(t->kind, "bytes") != 0)
+    return kd_fail(e, KD_ERR_USAGE, "encoding text for a '%s' tokenizer is not in this kd (byte tokenizers are)",
+                   t->kind);
+  for (size_t i = 0; i < len; i++) {
+    if (*n >= cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %d tokens", cap);
+    ids[(*n)++] = text[i];
+  }
+  return KD_OK;
+}
+
+size_t kd_tokenizer_decode(const kd_tokenizer *t, const int32_t *ids, int n, uint8_t *out, size_t cap) {
+  size_t pos = 0;
+  for (int i = 0; i < n; i++) {
+    if (ids[i] < 0 || ids[i] >= t->vocab) continue;
+    const size_t a = (size_t)t->offsets[ids[i]], l = (size_t)t->offsets[ids[i] + 1] - a;
+    if (pos + l > cap) break;
+    memcpy(out + pos, t->bytes + a, l);
+    pos += l;
+  }
+  return pos;
+}

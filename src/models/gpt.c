@@ -39,7 +39,18 @@ typedef struct gpt_impl {
   float *d_res, *d_br, *d_ln, *d_y, *d_qkv, *d_fc, *d_att;
   const int32_t *tokens;       /* of the last forward */
   int B, T, train;
+  struct gpt_cache *cache;     /* incremental decoding, or NULL */
 } gpt_impl;
+
+/* The key/value cache of incremental decoding, and its step's scratch:
+ * one allocation. */
+typedef struct gpt_cache {
+  int n;                       /* sequences */
+  char *mem;
+  float **k, **v;              /* [L] each [n, ctx, D] */
+  float *x, *ln, *qkv, *y, *br, *fc, *fc_pre, *scores, *ln_m, *ln_r;
+  float *swap;                 /* [n, ctx, D] reordering */
+} gpt_cache;
 
 /* ---- the spec ---- */
 
@@ -344,8 +355,139 @@ static void gpt_init_params(kd_model *m, uint64_t seed) {
   }
 }
 
+static void gpt_decode_end(kd_model *m) {
+  gpt_impl *im = m->impl;
+  if (!im->cache) return;
+  free(im->cache->mem);
+  free(im->cache->k);
+  free(im->cache->v);
+  free(im->cache);
+  im->cache = NULL;
+}
+
+static void carve_cache(gpt_cache *c, const kd_gpt_cfg *g, arena *a) {
+  const size_t n = (size_t)c->n, D = (size_t)g->dim, kv = n * g->ctx * D;
+  for (int l = 0; l < g->layers; l++) {
+    c->k[l] = TAKE_F(a, kv);
+    c->v[l] = TAKE_F(a, kv);
+  }
+  c->x = TAKE_F(a, n * D);
+  c->ln = TAKE_F(a, n * D);
+  c->qkv = TAKE_F(a, 3 * n * D);
+  c->y = TAKE_F(a, n * D);
+  c->br = TAKE_F(a, n * D);
+  c->fc = TAKE_F(a, 4 * n * D);
+  c->fc_pre = TAKE_F(a, 4 * n * D);
+  c->scores = TAKE_F(a, (size_t)g->ctx);
+  c->ln_m = TAKE_F(a, n);
+  c->ln_r = TAKE_F(a, n);
+  c->swap = TAKE_F(a, kv);
+}
+
+static int gpt_decode_begin(kd_model *m, int n, kd_err *e) {
+  gpt_impl *im = m->impl;
+  gpt_decode_end(m);
+  gpt_cache *c = kd_calloc(1, sizeof *c, "decode cache", e);
+  if (!c) return e->code;
+  c->n = n;
+  c->k = kd_calloc((size_t)im->cfg.layers, sizeof *c->k, "decode cache", e);
+  c->v = kd_calloc((size_t)im->cfg.layers, sizeof *c->v, "decode cache", e);
+  arena a = {NULL, 0};
+  if (!e->code) carve_cache(c, &im->cfg, &a);
+  c->mem = e->code ? NULL : kd_malloc(a.used, "decode cache", e);
+  im->cache = c; /* freed by gpt_decode_end, also on failure */
+  if (e->code) {
+    gpt_decode_end(m);
+    return e->code;
+  }
+  a.base = c->mem;
+  a.used = 0;
+  carve_cache(c, &im->cfg, &a);
+  return KD_OK;
+}
+
+/* Causal attention of one new query per sequence over its cached keys and
+ * values at positions 0..pos[i]. */
+static void cached_attention(gpt_cache *c, const kd_gpt_cfg *g, int l, const int *pos, int n) {
+  const int D = g->dim, H = g->heads, hd = D / H;
+  const float scale = 1.0f / sqrtf((float)hd);
+  for (int i = 0; i < n; i++) {
+    const float *q = c->qkv + (size_t)i * 3 * D;
+    const float *K = c->k[l] + (size_t)i * g->ctx * D, *V = c->v[l] + (size_t)i * g->ctx * D;
+    for (int h = 0; h < H; h++) {
+      float mx = -INFINITY, sum = 0.0f, *s = c->scores;
+      for (int j = 0; j <= pos[i]; j++) {
+        float d = 0.0f;
+        for (int k = 0; k < hd; k++) d += q[h * hd + k] * K[(size_t)j * D + h * hd + k];
+        s[j] = d * scale;
+        mx = s[j] > mx ? s[j] : mx;
+      }
+      for (int j = 0; j <= pos[i]; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+      }
+      float *y = c->y + (size_t)i * D + h * hd;
+      for (int k = 0; k < hd; k++) y[k] = 0.0f;
+      for (int j = 0; j <= pos[i]; j++) {
+        const float p = s[j] / sum, *v = V + (size_t)j * D + h * hd;
+        for (int k = 0; k < hd; k++) y[k] += p * v[k];
+      }
+    }
+  }
+}
+
+static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, const int *pos, int n, kd_err *e) {
+  gpt_impl *im = m->impl;
+  const kd_gpt_cfg *g = &im->cfg;
+  gpt_cache *c = im->cache;
+  const int D = g->dim;
+  if (!c || n > c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: %d sequences, the cache holds %d", n, c ? c->n : 0);
+  for (int i = 0; i < n; i++) {
+    if (pos[i] < 0 || pos[i] >= g->ctx || tokens[i] < 0 || tokens[i] >= g->vocab)
+      return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: token %d at position %d (vocab %d, ctx %d)", tokens[i], pos[i],
+                     g->vocab, g->ctx);
+    const float *te = P(m, WTE) + (size_t)tokens[i] * D, *pe = P(m, WPE) + (size_t)pos[i] * D;
+    for (int k = 0; k < D; k++) c->x[(size_t)i * D + k] = te[k] + pe[k];
+  }
+  for (int l = 0; l < g->layers; l++) {
+    kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, vb(l, LN1W)), P(m, vb(l, LN1B)), n, D);
+    linear(c->qkv, c->ln, P(m, vb(l, ATTW)), P(m, vb(l, ATTB)), n, 3 * D, D);
+    for (int i = 0; i < n; i++) { /* append this position's key and value */
+      memcpy(c->k[l] + ((size_t)i * g->ctx + pos[i]) * D, c->qkv + (size_t)i * 3 * D + D, sizeof(float) * D);
+      memcpy(c->v[l] + ((size_t)i * g->ctx + pos[i]) * D, c->qkv + (size_t)i * 3 * D + 2 * D, sizeof(float) * D);
+    }
+    cached_attention(c, g, l, pos, n);
+    linear(c->br, c->y, P(m, vb(l, PROJW)), P(m, vb(l, PROJB)), n, D, D);
+    for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];
+    kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, vb(l, LN2W)), P(m, vb(l, LN2B)), n, D);
+    kd_gemm(c->fc, 4 * D, c->ln, D, 0, P(m, vb(l, FCW)), D, 1, n, 4 * D, D, 1.0f, 0.0f);
+    kd_bias_act_forward(c->fc, c->fc_pre, P(m, vb(l, FCB)), KD_ACT_GELU_TANH, n, 4 * D);
+    linear(c->br, c->fc, P(m, vb(l, MPW)), P(m, vb(l, MPB)), n, D, 4 * D);
+    for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];
+  }
+  const int lnf = vb(g->layers, 0);
+  kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, lnf), P(m, lnf + 1), n, D);
+  kd_gemm(logits, g->vocab, c->ln, D, 0, P(m, WTE), D, 1, n, g->vocab, D, 1.0f, 0.0f);
+  return KD_OK;
+}
+
+static int gpt_decode_reorder(kd_model *m, const int *src, int n, kd_err *e) {
+  gpt_impl *im = m->impl;
+  gpt_cache *c = im->cache;
+  if (!c || n > c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder of %d sequences", n);
+  const size_t row = (size_t)im->cfg.ctx * im->cfg.dim;
+  for (int l = 0; l < im->cfg.layers; l++)
+    for (int kv = 0; kv < 2; kv++) {
+      float *buf = kv ? c->v[l] : c->k[l];
+      for (int i = 0; i < n; i++) memcpy(c->swap + i * row, buf + (size_t)src[i] * row, sizeof(float) * row);
+      memcpy(buf, c->swap, sizeof(float) * row * n);
+    }
+  return KD_OK;
+}
+
 static void gpt_destroy(kd_model *m) {
   gpt_impl *im = m->impl;
+  if (im) gpt_decode_end(m);
   if (im) {
     free(im->arena);
     free(im->xs);
@@ -356,8 +498,9 @@ static void gpt_destroy(kd_model *m) {
   free(m);
 }
 
-static const kd_model_ops gpt_ops = {gpt_forward, gpt_backward, gpt_hidden, gpt_n_hidden, gpt_views_through,
-                                     gpt_init_params, gpt_destroy};
+static const kd_model_ops gpt_ops = {gpt_forward,      gpt_backward,     gpt_hidden,         gpt_n_hidden,
+                                     gpt_views_through, gpt_init_params, gpt_destroy,        gpt_decode_begin,
+                                     gpt_decode_step,   gpt_decode_reorder, gpt_decode_end};
 
 static void set_view(kd_param_view *v, size_t *pos, const char *name, int rows, int cols, int decay) {
   snprintf(v->name, sizeof v->name, "%s", name);

@@ -199,7 +199,7 @@ static void mlp_destroy(kd_model *m) {
 }
 
 static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_hidden, mlp_n_hidden, mlp_views_through,
-                                     mlp_init_params, mlp_destroy};
+                                     mlp_init_params, mlp_destroy, NULL, NULL, NULL, NULL}; /* no decoding */
 
 int kd_mlp_create(kd_model **out, const kd_mlp_cfg *cfg, int max_batch, kd_err *e) {
   *out = NULL;

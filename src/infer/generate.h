@@ -1,0 +1,26 @@
+/* kd generate: autoregressive decoding from a checkpoint with the model's
+ * key/value cache. */
+#ifndef KD_INFER_GENERATE_H
+#define KD_INFER_GENERATE_H
+
+#include <stdint.h>
+
+#include "kd/error.h"
+#include "kd/model.h"
+
+typedef struct kd_decode_cfg {
+  int greedy;           /* 1: argmax; 0: sample */
+  double temperature;   /* sampling: softmax(z / temperature) */
+  int top_k;            /* sampling: only the k most likely (0: all) */
+  uint64_t seed;
+} kd_decode_cfg;
+
+/* Continue ids[0..n_prompt) by max_new tokens into ids (capacity
+ * n_prompt + max_new), stopping early at stop_id (>= 0). When the context
+ * fills, decoding goes on from its last three quarters (recomputed). */
+int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_id, const kd_decode_cfg *cfg, int *n_out,
+                kd_err *e);
+/* One token from logits z [V]: argmax, or a draw (keyed on seed and step). */
+int32_t kd_pick_token(const float *z, int V, const kd_decode_cfg *cfg, uint64_t step, float *scratch);
+
+#endif
