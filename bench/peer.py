@@ -1,13 +1,23 @@
 #!/usr/bin/python3
-"""PyTorch peer of kd's training step, for bench/perf.sh: the same MLP (ReLU), the same KD loss
-(alpha * CE + (1 - alpha) * T^2 * KL, mean over the global batch), SGD with momentum 0.9, the same
-global batch, on random inputs and teacher logits. Prints one line: 'pytorch samples/s N'.
+"""PyTorch peer of kd's training step, for bench/perf.sh and bench/gpt.sh.
+
+MLP (the default): the same MLP (ReLU), the same KD loss (alpha * CE + (1 - alpha) * T^2 * KL, mean
+over the global batch), SGD with momentum 0.9, the same global batch, on random inputs and teacher
+logits. Prints one line: 'pytorch samples/s N'.
 
     peer.py --sizes 784-800-800-10 --batch 128 --threads 1 --steps 200 [--ranks 2]
+
+GPT (--gpt V,T,L,D,H): nanoGPT's model (pre-LayerNorm blocks, tanh GELU, causal attention written
+out as nanoGPT's non-flash path, lm_head tied to wte, no dropout), the per-token KD loss against
+float16 teacher logits (averaged over the global target count), AdamW (foreach). Prints
+'pytorch tokens/s N'.
+
+    peer.py --gpt 256,128,4,256,4 --batch 32 --threads 2 --steps 20
 
 With --ranks 2, two processes train with DistributedDataParallel over gloo (loopback only), each
 with batch / 2 rows per step and --threads threads."""
 import argparse
+import math
 import os
 import time
 
@@ -30,7 +40,90 @@ def kd_loss(z, zt, y, T=4.0, alpha=0.1):
     return alpha * ce + (1 - alpha) * T * T * kl
 
 
+class Block(torch.nn.Module):
+    def __init__(self, D, H):
+        super().__init__()
+        self.H = H
+        self.ln_1 = torch.nn.LayerNorm(D)
+        self.c_attn = torch.nn.Linear(D, 3 * D)
+        self.c_proj = torch.nn.Linear(D, D)
+        self.ln_2 = torch.nn.LayerNorm(D)
+        self.c_fc = torch.nn.Linear(D, 4 * D)
+        self.mlp_proj = torch.nn.Linear(4 * D, D)
+
+    def forward(self, x, causal):
+        B, T, D = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(D, dim=2)
+        q, k, v = (t.view(B, T, self.H, D // self.H).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = F.softmax(att.masked_fill(causal[:, :, :T, :T] == 0, float("-inf")), dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, D)
+        x = x + self.c_proj(y)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class GPT(torch.nn.Module):
+    def __init__(self, V, T, L, D, H):
+        super().__init__()
+        self.wte = torch.nn.Embedding(V, D)
+        self.wpe = torch.nn.Embedding(T, D)
+        self.h = torch.nn.ModuleList([Block(D, H) for _ in range(L)])
+        self.ln_f = torch.nn.LayerNorm(D)
+        self.register_buffer("causal", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        for b in self.h:
+            x = b(x, self.causal)
+        return self.ln_f(x) @ self.wte.weight.t()
+
+
+def gpt_loss(z, zt, y, n_targets, T=2.0, alpha=0.5):
+    """Per-token KD, summed over the rank's tokens and divided by the global target count."""
+    z = z.reshape(-1, z.size(-1))
+    zt = zt.reshape(-1, zt.size(-1)).float()
+    ce = F.cross_entropy(z, y.reshape(-1), reduction="sum")
+    kl = F.kl_div(F.log_softmax(z / T, 1), F.log_softmax(zt / T, 1), log_target=True, reduction="sum")
+    return (alpha * ce + (1 - alpha) * T * T * kl) / n_targets
+
+
+def run_gpt(rank, args):
+    torch.set_num_threads(args.threads)
+    V, T, L, D, H = (int(v) for v in args.gpt.split(","))
+    b = args.batch // args.ranks
+    if args.ranks > 1:
+        torch.distributed.init_process_group("gloo", rank=rank, world_size=args.ranks)
+    torch.manual_seed(rank)
+    model = GPT(V, T, L, D, H)
+    if args.ranks > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=3e-4, foreach=True)
+    n = 4 * b
+    idx = torch.randint(0, V, (n, T))
+    y = torch.randint(0, V, (n, T))
+    zt = (torch.randn(n, T, V) * 3).half()
+    t0 = None
+    for step in range(args.steps + args.warmup):
+        if step == args.warmup:
+            t0 = time.perf_counter()
+        i = (step % 4) * b
+        opt.zero_grad(set_to_none=True)
+        loss = gpt_loss(model(idx[i:i + b]), zt[i:i + b], y[i:i + b], args.batch * T)
+        loss.backward()
+        opt.step()
+    dt = time.perf_counter() - t0
+    if rank == 0:
+        print(f"pytorch tokens/s {args.steps * args.batch * T / dt:.0f}", flush=True)
+    if args.ranks > 1:
+        torch.distributed.destroy_process_group()
+
+
 def run(rank, args):
+    if args.gpt:
+        return run_gpt(rank, args)
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split("-")]
     b = args.batch // args.ranks
@@ -69,6 +162,7 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--ranks", type=int, default=1)
+    p.add_argument("--gpt", default="", help="V,T,L,D,H: the GPT peer instead of the MLP")
     a = p.parse_args()
     if a.ranks == 1:
         run(0, a)

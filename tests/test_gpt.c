@@ -13,6 +13,7 @@
 #include "kd/loss.h"
 #include "models/gpt.h"
 #include "nn/kernels.h"
+#include "nn/fastmath.h"
 #include "nn/transformer.h"
 
 static double rel(double a, double b) { return fabs(a - b) / (1e-2 + fabs(a) + fabs(b)); }
@@ -76,6 +77,47 @@ static void attention_gradcheck(void) {
   CHECK(worst < 1e-2, "attention (dropout %.2g) gradient off by %.3g", p, worst);
 }
 
+/* The vectorized element-wise passes against plain references: exp
+ * against exp in double, the fused bias + GELU against tanhf's form, the
+ * lane-summed LayerNorm against the double one (a wide row). */
+static void fast_math_checks(void) {
+  double worst = 0;
+  for (int i = -86900; i <= 87900; i += 7) {
+    const float x = 1e-3f * (float)i;
+    const double r = exp((double)x);
+    worst = fmax(worst, fabs(kd_exp_fast(x) - r) / r);
+  }
+  CHECK(worst < 3e-7, "kd_exp_fast off by %.3g relative", worst);
+  CHECK(kd_exp_fast(-87.0f) >= 1.17549435e-38f && kd_exp_fast(88.0f) < INFINITY, "kd_exp_fast at its range's ends");
+  enum { N = 601 };
+  float y[N], pre[N], bias[N], dz[N], dy[N], db[N] = {0};
+  for (int j = 0; j < N; j++) {
+    y[j] = 0.02f * (float)(j - 300) - 0.01f;
+    bias[j] = 0.01f;
+    dy[j] = 1.0f;
+  }
+  kd_bias_gelu_forward(y, pre, bias, 1, N);
+  kd_bias_gelu_backward(dz, db, dy, pre, 1, N);
+  double wf = 0, wb = 0;
+  for (int j = 0; j < N; j++) { /* in double: 0.5 z (1 + tanh(u)) and its derivative */
+    const double z = pre[j], c = 0.79788456080286536, u = c * (z + 0.044715 * z * z * z), t = tanh(u);
+    const double g = 0.5 * z * (1.0 + t), dg = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * z * z);
+    wf = fmax(wf, fabs(y[j] - g) / (1e-6 + fabs(g)));
+    wb = fmax(wb, fabs(dz[j] - dg) / (1e-6 + fabs(dg)));
+    if (db[j] != dz[j]) wb = 1;
+  }
+  CHECK(wf < 1e-5 && wb < 1e-5, "bias + GELU: forward off by %.3g, backward by %.3g", wf, wb);
+  enum { R = 3, D = 259 };
+  float x[R * D], w[D], b[D], ya[R * D], yb[R * D], ma[R], mb[R], ra[R], rb[R];
+  for (int i = 0; i < R * D; i++) x[i] = 3.0f + (float)kd_normal(61, i);
+  for (int j = 0; j < D; j++) w[j] = 1.0f + 0.1f * (float)kd_normal(62, j), b[j] = 0.1f * (float)kd_normal(63, j);
+  kd_layernorm_forward(ya, ma, ra, x, w, b, R, D);
+  kd_layernorm_forward_ref(yb, mb, rb, x, w, b, R, D);
+  worst = 0;
+  for (int i = 0; i < R * D; i++) worst = fmax(worst, fabs(ya[i] - yb[i]));
+  CHECK(worst < 1e-5, "layernorm differs from the double reference by %.3g", worst);
+}
+
 /* LayerNorm and the tanh GELU by finite differences of sum(y * r). */
 static void layer_checks(void) {
   enum { N = 3, D = 7 };
@@ -108,6 +150,7 @@ static void layer_checks(void) {
   }
   CHECK(worst < 5e-3, "tanh GELU gradient off by %.3g", worst);
   CHECK(fabs(kd_gelu_tanh(1.0f) - 0.8411920f) < 1e-6, "gelu_tanh(1) = %.7f", kd_gelu_tanh(1.0f));
+  fast_math_checks();
 }
 
 /* A tiny GPT and one batch: its loss (KD at T = 2, alpha 0.3, some positions ignored). */
@@ -156,7 +199,7 @@ static void make_fixture(fixture *f, float dropout) {
   }
   for (int i = 0; i < FB * FT * FV; i++) f->tl[i] = 2.0f * (float)kd_normal(54, i);
   for (int b = 0; b < FB; b++) f->ids[b] = 10 + b;
-  f->bt = (kd_batch){KD_INPUT_TOKENS, FB, FT, FB, NULL, f->tokens, f->mask, NULL, f->ids};
+  f->bt = (kd_batch){KD_INPUT_TOKENS, FB, FT, FB, NULL, f->tokens, f->mask, NULL, f->ids, FT};
 }
 
 static void free_fixture(fixture *f) {
@@ -271,6 +314,48 @@ static void kv_cache(void) {
   free_fixture(&f);
 }
 
+/* A batch whose targets end at position 4 of 7: kd_batch_trim keeps 5
+ * positions, compacts tokens, mask and teacher logits, and the forward over
+ * the trimmed rows gives the untrimmed logits at those positions. */
+static void trimmed_batch(void) {
+  fixture f;
+  make_fixture(&f, 0.0f);
+  kd_err e;
+  kd_err_clear(&e);
+  memset(f.mask, 0, sizeof f.mask);
+  for (int b = 0; b < FB; b++)
+    for (int p = 1; p <= (b == 1 ? 4 : 2); p++) f.mask[b * FT + p] = 1;
+  const kd_fwd fw = {0, 0};
+  CHECK(kd_model_forward(f.m, f.logits, &f.bt, &fw, &e) == KD_OK, "forward: %s", e.msg);
+  float *full = malloc(sizeof(float) * FB * FT * FV), *tl = malloc(sizeof(float) * FB * FT * FV);
+  memcpy(full, f.logits, sizeof(float) * FB * FT * FV);
+  memcpy(tl, f.tl, sizeof(float) * FB * FT * FV);
+  int32_t tok[FB * FT];
+  memcpy(tok, f.tokens, sizeof tok);
+  f.bt.alloc_width = FT;
+  kd_batch_trim(&f.bt, f.tl, FV);
+  CHECK(f.bt.width == 5, "trimmed to %d positions, expected 5", f.bt.width);
+  CHECK(kd_model_forward(f.m, f.logits, &f.bt, &fw, &e) == KD_OK, "trimmed forward: %s", e.msg);
+  double worst = 0;
+  int moved = 0;
+  for (int b = 0; b < FB; b++)
+    for (int p = 0; p < 5; p++) {
+      moved += f.tokens[b * 5 + p] != tok[b * FT + p] || f.mask[b * 5 + p] != (p >= 1 && p <= (b == 1 ? 4 : 2));
+      for (int c = 0; c < FV; c++) {
+        const size_t a = ((size_t)b * 5 + p) * FV + c, o = ((size_t)b * FT + p) * FV + c;
+        worst = fmax(worst, fabs(f.logits[a] - full[o]));
+        moved += f.tl[a] != tl[o];
+      }
+    }
+  CHECK(moved == 0, "%d tokens, mask bits or teacher logits misplaced by the trim", moved);
+  CHECK(worst < 1e-5, "trimmed logits differ from the full rows' by %.3g", worst);
+  kd_batch_untrim(&f.bt);
+  CHECK(f.bt.width == FT, "untrim restores %d positions, got %d", FT, f.bt.width);
+  free(full);
+  free(tl);
+  free_fixture(&f);
+}
+
 int main(void) {
   attention_vs_reference(2, 5, 8, 2);
   attention_vs_reference(2, 70, 8, 2);   /* across a tile boundary */
@@ -281,5 +366,6 @@ int main(void) {
   whole_model(0.3f);
   injection();
   kv_cache();
+  trimmed_batch();
   return check_summary("test_gpt");
 }

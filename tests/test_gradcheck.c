@@ -63,7 +63,7 @@ static void run_case(kd_act act, float dropout, int teacher, float T, float alph
     f.rows[b] = 100 + b;
   }
   if (unlabelled) f.y[1] = f.y[4] = -1;
-  f.bt = (kd_batch){KD_INPUT_FEATURES, B, 7, B, f.x, NULL, NULL, f.y, f.rows};
+  f.bt = (kd_batch){KD_INPUT_FEATURES, B, 7, B, f.x, NULL, NULL, f.y, f.rows, 7};
   kd_targets t = {f.y, teacher ? f.tl : NULL, NULL};
   kd_loss_cfg lc = {alpha, T};
 
@@ -136,7 +136,7 @@ static void hint_case(int K, int with_kd, kd_act act) {
   kd_loss_cfg lc = {0.3f, 2.0f};
   const float beta = 0.7f;
   kd_fwd fw = {1, 5};
-  kd_batch bt = {KD_INPUT_FEATURES, B, 7, B, x, NULL, NULL, y, rows};
+  kd_batch bt = {KD_INPUT_FEATURES, B, 7, B, x, NULL, NULL, y, rows, 7};
   /* total(p) = hint (+ KD) loss, summed over rows */
 #define TOTAL(out_dl, out_dh, out_g)                                                                     \
   do {                                                                                                   \

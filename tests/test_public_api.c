@@ -30,7 +30,7 @@ int main(void) {
   float x[2] = {1.0f, -2.0f}, z[2];
   int32_t y[1] = {0};
   int64_t rows[1] = {0};
-  kd_batch b = {KD_INPUT_FEATURES, 1, 2, 1, x, NULL, NULL, y, rows};
+  kd_batch b = {KD_INPUT_FEATURES, 1, 2, 1, x, NULL, NULL, y, rows, 2};
   kd_fwd f = {0, 0};
   CHECK(kd_model_forward(m, z, &b, &f, &e) == KD_OK, "forward: %s", e.msg);
   /* by hand: h = relu(W0 x + b0), z = W1 h + b1, W [out, in] row-major */

@@ -12,6 +12,7 @@
 #ifndef KD_DATA_H
 #define KD_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kd/error.h"
@@ -26,7 +27,8 @@ typedef enum kd_input {
 typedef struct kd_batch {
   kd_input kind;
   int rows;          /* B */
-  int width;         /* features per row (D) or positions per row (L) */
+  int width;         /* features per row (D) or positions per row (L); token rows: after kd_batch_trim, the
+                      * positions up to the batch's last target */
   int capacity;      /* rows allocated */
   float *x;          /* [B, D] features */
   int32_t *tokens;   /* [B, L] token ids */
@@ -34,6 +36,7 @@ typedef struct kd_batch {
   int32_t *y;        /* [B] class labels of feature rows (-1: unlabelled); token rows: 0, or -1 for a row
                       * whose targets are unlabelled (their CE term is dropped) */
   int64_t *row_ids;  /* [B] global row index of each row (dropout masks, label draws) */
+  int alloc_width;   /* the width the buffers were made for (the rows as gathered) */
 } kd_batch;
 
 int kd_batch_init(kd_batch *b, kd_input kind, int capacity, int width, kd_err *e);
@@ -46,6 +49,13 @@ int kd_batch_positions(const kd_batch *b);
  * unlabelled row, KD_Y_IGNORE elsewhere (the last position, masked ones).
  * Returns the number of targets. */
 int64_t kd_batch_targets(const kd_batch *b, int32_t *y);
+/* Token rows: drop the positions after the batch's last target (no
+ * earlier position reads them, causal attention, and none is a target),
+ * compacting tokens, mask and t_logits [rows, width, C] (nullable) in place
+ * to rows of the new width (at least 1). kd_batch_untrim restores the width
+ * for the next gather. Feature rows are left as they are. */
+void kd_batch_trim(kd_batch *b, float *t_logits, int C);
+void kd_batch_untrim(kd_batch *b);
 /* Semi-supervised training (--labelled-fraction): drop the label of each
  * row whose draw, keyed on its global row index, is >= fraction, so the
  * subset depends on the seed and never on the number of ranks. */
@@ -122,6 +132,8 @@ int64_t kd_source_rows(const kd_source *s);   /* rows of this shard */
 int64_t kd_source_row0(const kd_source *s);   /* its first global row */
 int64_t kd_source_total(const kd_source *s);  /* rows of the split in the file */
 int kd_source_width(const kd_source *s);
+/* Bytes of rows this source holds in memory (0 for NULL). */
+size_t kd_source_bytes(const kd_source *s);
 /* Token rows: the byte length of each id [vocab] from the file's tokenizer
  * record (NULL without one). */
 const int32_t *kd_source_token_bytes(const kd_source *s);

@@ -44,6 +44,19 @@ typedef struct kd_model_attr {
 
 #define KD_MODEL_MAX_ATTRS 4
 
+/* Where a model's time goes (kd train --profile): while a model's `prof`
+ * is set, its family adds each kernel's seconds and floating-point
+ * operations to the slot of that kernel. */
+#define KD_PROF_SLOTS 32
+typedef struct kd_prof_slot {
+  const char *name; /* NULL: unused */
+  double seconds, flop;
+  int64_t calls;
+} kd_prof_slot;
+typedef struct kd_profile {
+  kd_prof_slot slot[KD_PROF_SLOTS];
+} kd_profile;
+
 typedef struct kd_model kd_model;
 
 typedef struct kd_model_ops {
@@ -84,6 +97,7 @@ struct kd_model {
   kd_input input;         /* the batches it reads */
   int in_dim, out_dim;    /* input features, classes */
   int max_batch;
+  size_t act_bytes;       /* activation buffers allocated for max_batch rows (memory reports) */
   size_t n_params;
   float *params;          /* bound by kd_model_bind: [n_params] */
   float *grads;           /* bound by kd_model_bind: [n_params] */
@@ -101,6 +115,7 @@ struct kd_model {
    * communication can start and progress during the backward pass. */
   void (*grads_ready)(void *ctx, size_t from);
   void *grads_ready_ctx;
+  kd_profile *prof;       /* optional, set by the caller: per-kernel timing */
   void *impl;
 };
 

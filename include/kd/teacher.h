@@ -10,6 +10,7 @@
 #ifndef KD_TEACHER_H
 #define KD_TEACHER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kd/error.h"
@@ -55,6 +56,7 @@ int kd_teacher_new(kd_teacher **t, const char *split, int64_t row0, int64_t rows
 void kd_teacher_free(kd_teacher *t);
 
 int kd_teacher_classes(const kd_teacher *t);   /* 0: no logits */
+size_t kd_teacher_bytes(const kd_teacher *t);  /* held in memory (0 for NULL) */
 int kd_teacher_positions(const kd_teacher *t); /* logits rows per data row */
 int kd_teacher_feat_dim(const kd_teacher *t);  /* 0: no features */
 int kd_teacher_is_f16(const kd_teacher *t);    /* logits held as float16 */

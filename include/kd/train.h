@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 52
+#define KD_TRAIN_N_OPTS 53
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -67,6 +67,7 @@ typedef struct kd_train_cfg {
   int64_t train_rows;          /* 0: all of /train */
   double labelled_fraction;    /* 1: every row keeps its label */
   char normalize[16];          /* none | standard | minmax */
+  int profile;                 /* time the student's kernels, print the table at the end */
   unsigned char given[KD_TRAIN_N_OPTS]; /* options named on the command line, in table order */
 } kd_train_cfg;
 

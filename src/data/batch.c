@@ -21,6 +21,7 @@ int kd_batch_init(kd_batch *b, kd_input kind, int capacity, int width, kd_err *e
   memset(b, 0, sizeof *b);
   b->kind = kind;
   b->width = width;
+  b->alloc_width = width;
   b->capacity = capacity;
   const size_t cells = (size_t)capacity * (size_t)width;
   if (kind == KD_INPUT_FEATURES) {
@@ -67,6 +68,30 @@ int64_t kd_batch_targets(const kd_batch *b, int32_t *y) {
     }
   return n;
 }
+
+void kd_batch_trim(kd_batch *b, float *t_logits, int C) {
+  if (b->kind != KD_INPUT_TOKENS) return;
+  const int T = b->width;
+  int last = 0; /* the last position holding a target (position 0 never does) */
+  for (int r = 0; r < b->rows; r++)
+    for (int p = T - 1; p > last; p--)
+      if (b->mask[(size_t)r * T + p]) {
+        last = p;
+        break;
+      }
+  const int W = last + 1;
+  if (W == T) return;
+  /* rows move down to stride W < T: row r's new place never overlaps a later row's old one */
+  for (int r = 1; r < b->rows; r++) {
+    memmove(b->tokens + (size_t)r * W, b->tokens + (size_t)r * T, sizeof(int32_t) * (size_t)W);
+    memmove(b->mask + (size_t)r * W, b->mask + (size_t)r * T, (size_t)W);
+    if (t_logits)
+      memmove(t_logits + (size_t)r * W * C, t_logits + (size_t)r * T * C, sizeof(float) * (size_t)W * C);
+  }
+  b->width = W;
+}
+
+void kd_batch_untrim(kd_batch *b) { b->width = b->alloc_width; }
 
 void kd_batch_unlabel(kd_batch *b, uint64_t key, double fraction) {
   if (!b->y) return;

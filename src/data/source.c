@@ -201,6 +201,13 @@ int64_t kd_source_rows(const kd_source *s) { return s->n; }
 int64_t kd_source_row0(const kd_source *s) { return s->row0; }
 int64_t kd_source_total(const kd_source *s) { return s->info.rows; }
 int kd_source_width(const kd_source *s) { return s->info.width; }
+
+size_t kd_source_bytes(const kd_source *s) {
+  if (!s) return 0;
+  const size_t cells = (size_t)s->n * (size_t)s->info.width;
+  return (s->x ? cells * sizeof(float) : 0) + (s->tokens ? cells * sizeof(int32_t) : 0) + (s->mask ? cells : 0) +
+         (s->y ? (size_t)s->n * sizeof(int32_t) : 0);
+}
 const int32_t *kd_source_token_bytes(const kd_source *s) { return s->token_bytes; }
 
 /* The byte length of each id, from the tokenizer record (bytes: 1 each). */

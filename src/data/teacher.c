@@ -185,6 +185,12 @@ void kd_teacher_free(kd_teacher *t) {
 }
 
 int kd_teacher_classes(const kd_teacher *t) { return t ? t->classes : 0; }
+
+size_t kd_teacher_bytes(const kd_teacher *t) {
+  if (!t) return 0;
+  return (t->logits ? (size_t)t->n * row_values(t) * (t->f16 ? 2 : sizeof(float)) : 0) +
+         (t->features ? (size_t)t->n * t->feat_dim * sizeof(float) : 0);
+}
 int kd_teacher_positions(const kd_teacher *t) { return t ? t->positions : 1; }
 int kd_teacher_feat_dim(const kd_teacher *t) { return t ? t->feat_dim : 0; }
 int kd_teacher_is_f16(const kd_teacher *t) { return t && t->f16; }

@@ -10,6 +10,7 @@
 #include "nn/gemm.h"
 #include "nn/kernels.h"
 #include "nn/transformer.h"
+#include "models/profile.h"
 
 /* Views: wte, wpe, then per block these twelve, then ln_f. */
 enum { LN1W, LN1B, ATTW, ATTB, PROJW, PROJB, LN2W, LN2B, FCW, FCB, MPW, MPB, PER_BLOCK };
@@ -152,6 +153,22 @@ static void carve(gpt_impl *im, arena *a, int max_batch) {
   im->d_att = TAKE_F(a, (size_t)c->ctx * c->ctx);
 }
 
+/* ---- per-kernel timing (kd train --profile) ---- */
+
+enum {
+  PF_EMBED, PF_LN, PF_QKV, PF_ATT, PF_PROJ, PF_DROP, PF_FC, PF_GELU, PF_MPROJ, PF_HEAD,
+  PB_ZERO, PB_HEAD, PB_LN, PB_DROP, PB_MPROJ, PB_GELU, PB_FC, PB_PROJ, PB_ATT, PB_QKV, PB_EMBED, PF_N
+};
+static const char *const prof_names[PF_N] = {
+  "fwd embedding", "fwd residual + layernorm", "fwd c_attn gemm + bias", "fwd causal attention",
+  "fwd attn.c_proj gemm", "fwd bias + dropout", "fwd c_fc gemm", "fwd bias + gelu", "fwd mlp.c_proj gemm",
+  "fwd lm_head gemm",
+  "bwd zeroing", "bwd lm_head gemms", "bwd layernorm", "bwd dropout", "bwd mlp.c_proj gemms + bias",
+  "bwd gelu + bias", "bwd c_fc gemms", "bwd attn.c_proj gemms + bias", "bwd causal attention",
+  "bwd c_attn gemms + bias", "bwd embedding"};
+
+#define TIMED(M, SLOT, FLOP, STMT) KD_PROF_TIMED(M, SLOT, prof_names[SLOT], FLOP, STMT)
+
 /* ---- forward ---- */
 
 static const float *P(const kd_model *m, int v) { return m->params + m->views[v].offset; }
@@ -166,25 +183,48 @@ static void linear(float *out, const float *in, const float *W, const float *b, 
   kd_bias_act_forward(out, NULL, b, KD_ACT_NONE, n, N);
 }
 
+/* Block l up to its last residual add, which the caller fuses with the
+ * LayerNorm that follows (the next block's ln_1, or ln_f). On entry the
+ * block's ln1 holds ln_1(x). */
 static void block_forward(kd_model *m, gpt_impl *im, int l, const kd_batch *bt, const kd_fwd *f, float p) {
   const kd_gpt_cfg *c = &im->cfg;
   const int n = im->B * im->T, D = c->dim;
+  const double nd = (double)n * D;
   block_acts *b = &im->blk[l];
-  const float *x = im->xs[l];
-  float *out = im->xs[l + 1], *br = im->d_br; /* the branch before the residual add (d_br is free in forward) */
-  kd_layernorm_forward(b->ln1, b->ln1_m, b->ln1_r, x, P(m, vb(l, LN1W)), P(m, vb(l, LN1B)), n, D);
-  linear(b->qkv, b->ln1, P(m, vb(l, ATTW)), P(m, vb(l, ATTB)), n, 3 * D, D);
-  kd_attention_forward(b->y, b->att, b->att_drop, b->att_mask, b->qkv, bt->row_ids, site_key(f, l, 0), p, im->B,
-                       im->T, D, c->heads);
-  linear(br, b->y, P(m, vb(l, PROJW)), P(m, vb(l, PROJB)), n, D, D);
-  if (p > 0.0f) kd_dropout_forward(br, b->m1, im->pos_ids, site_key(f, l, 1), p, n, D);
-  for (size_t i = 0; i < (size_t)n * D; i++) b->a[i] = x[i] + br[i];
-  kd_layernorm_forward(b->ln2, b->ln2_m, b->ln2_r, b->a, P(m, vb(l, LN2W)), P(m, vb(l, LN2B)), n, D);
-  kd_gemm(b->fc, 4 * D, b->ln2, D, 0, P(m, vb(l, FCW)), D, 1, n, 4 * D, D, 1.0f, 0.0f);
-  kd_bias_act_forward(b->fc, b->fc_pre, P(m, vb(l, FCB)), KD_ACT_GELU_TANH, n, 4 * D);
-  linear(br, b->fc, P(m, vb(l, MPW)), P(m, vb(l, MPB)), n, D, 4 * D);
-  if (p > 0.0f) kd_dropout_forward(br, b->m2, im->pos_ids, site_key(f, l, 2), p, n, D);
-  for (size_t i = 0; i < (size_t)n * D; i++) out[i] = b->a[i] + br[i];
+  float *br = im->d_br; /* the branch before the residual add (d_br is free in forward) */
+  TIMED(m, PF_QKV, 6.0 * nd * D, linear(b->qkv, b->ln1, P(m, vb(l, ATTW)), P(m, vb(l, ATTB)), n, 3 * D, D));
+  TIMED(m, PF_ATT, 4.0 * D * im->B * kd_attention_pairs(im->T),
+        kd_attention_forward(b->y, b->att, b->att_drop, b->att_mask, b->qkv, bt->row_ids, site_key(f, l, 0), p,
+                             im->B, im->T, D, c->heads));
+  TIMED(m, PF_PROJ, 2.0 * nd * D, kd_gemm(br, D, b->y, D, 0, P(m, vb(l, PROJW)), D, 1, n, D, D, 1.0f, 0.0f));
+  const float *bias = P(m, vb(l, PROJB));
+  if (p > 0.0f) {
+    TIMED(m, PF_DROP, 0, kd_bias_dropout_forward(br, b->m1, bias, im->pos_ids, site_key(f, l, 1), p, n, D));
+    bias = NULL;
+  }
+  TIMED(m, PF_LN, 0,
+        kd_residual_layernorm_forward(b->a, b->ln2, b->ln2_m, b->ln2_r, im->xs[l], br, bias, P(m, vb(l, LN2W)),
+                                      P(m, vb(l, LN2B)), n, D));
+  TIMED(m, PF_FC, 8.0 * nd * D,
+        kd_gemm(b->fc, 4 * D, b->ln2, D, 0, P(m, vb(l, FCW)), D, 1, n, 4 * D, D, 1.0f, 0.0f));
+  TIMED(m, PF_GELU, 0, kd_bias_gelu_forward(b->fc, b->fc_pre, P(m, vb(l, FCB)), n, 4 * D));
+  TIMED(m, PF_MPROJ, 8.0 * nd * D,
+        kd_gemm(br, D, b->fc, 4 * D, 0, P(m, vb(l, MPW)), 4 * D, 1, n, D, 4 * D, 1.0f, 0.0f));
+}
+
+/* xs[l + 1] = a + drop(br + c_proj bias), and the LayerNorm that reads it. */
+static void block_residual(kd_model *m, gpt_impl *im, int l, const kd_fwd *f, float p, float *ln, float *ln_m,
+                           float *ln_r, int ln_view) {
+  const int n = im->B * im->T, D = im->cfg.dim;
+  const float *bias = P(m, vb(l, MPB));
+  if (p > 0.0f) {
+    TIMED(m, PF_DROP, 0,
+          kd_bias_dropout_forward(im->d_br, im->blk[l].m2, bias, im->pos_ids, site_key(f, l, 2), p, n, D));
+    bias = NULL;
+  }
+  TIMED(m, PF_LN, 0,
+        kd_residual_layernorm_forward(im->xs[l + 1], ln, ln_m, ln_r, im->blk[l].a, im->d_br, bias, P(m, ln_view),
+                                      P(m, ln_view + 1), n, D));
 }
 
 static int check_batch(const kd_model *m, const kd_batch *b, kd_err *e) {
@@ -209,13 +249,25 @@ static int gpt_forward(kd_model *m, float *logits, const kd_batch *bt, const kd_
   const float p = im->train ? c->dropout : 0.0f;
   for (int b = 0; b < im->B; b++)
     for (int t = 0; t < im->T; t++) im->pos_ids[(size_t)b * im->T + t] = bt->row_ids[b] * c->ctx + t;
-  kd_embed_forward(im->xs[0], bt->tokens, P(m, WTE), P(m, WPE), im->B, im->T, D);
-  if (p > 0.0f) kd_dropout_forward(im->xs[0], im->m0, im->pos_ids, site_key(f, c->layers, 7), p, n, D);
-  for (int l = 0; l < c->layers; l++) block_forward(m, im, l, bt, f, p);
-  const int lnf = vb(c->layers, 0);
-  kd_layernorm_forward(im->lnf, im->lnf_m, im->lnf_r, im->xs[c->layers], P(m, lnf), P(m, lnf + 1), n, D);
+  TIMED(m, PF_EMBED, 0, kd_embed_forward(im->xs[0], bt->tokens, P(m, WTE), P(m, WPE), im->B, im->T, D));
+  if (p > 0.0f)
+    TIMED(m, PF_DROP, 0, kd_dropout_forward(im->xs[0], im->m0, im->pos_ids, site_key(f, c->layers, 7), p, n, D));
+  /* layers >= 1 (the spec checks it) */
+  TIMED(m, PF_LN, 0,
+        kd_layernorm_forward(im->blk[0].ln1, im->blk[0].ln1_m, im->blk[0].ln1_r, im->xs[0], P(m, vb(0, LN1W)),
+                             P(m, vb(0, LN1B)), n, D));
+  for (int l = 0; l < c->layers; l++) {
+    block_forward(m, im, l, bt, f, p);
+    if (l + 1 < c->layers) {
+      block_acts *nx = &im->blk[l + 1];
+      block_residual(m, im, l, f, p, nx->ln1, nx->ln1_m, nx->ln1_r, vb(l + 1, LN1W));
+    } else {
+      block_residual(m, im, l, f, p, im->lnf, im->lnf_m, im->lnf_r, vb(c->layers, 0));
+    }
+  }
   /* the head tied to wte: logits [n, V] = ln_f(x) wte^T */
-  kd_gemm(logits, c->vocab, im->lnf, D, 0, P(m, WTE), D, 1, n, c->vocab, D, 1.0f, 0.0f);
+  TIMED(m, PF_HEAD, 2.0 * n * D * c->vocab,
+        kd_gemm(logits, c->vocab, im->lnf, D, 0, P(m, WTE), D, 1, n, c->vocab, D, 1.0f, 0.0f));
   return KD_OK;
 }
 
@@ -234,33 +286,46 @@ static void block_backward(kd_model *m, gpt_impl *im, int l, float p) {
   const kd_gpt_cfg *c = &im->cfg;
   const int n = im->B * im->T, D = c->dim;
   const size_t nd = (size_t)n * D;
+  const double fd = (double)nd * D;
   block_acts *b = &im->blk[l];
   /* what is already final while block l runs: the blocks above it (and ln_f) */
   const size_t ready = m->views[vb(l + 1, 0)].offset;
   /* x_next = a + drop(c_proj(gelu(c_fc(ln_2(a))))) */
-  const float *db = through_dropout(im->d_br, im->d_res, b->m2, p, nd);
-  kd_gemm(G(m, vb(l, MPW)), 4 * D, db, D, 1, b->fc, 4 * D, 0, D, 4 * D, n, 1.0f, 1.0f);
-  kd_bias_backward(G(m, vb(l, MPB)), db, n, D);
-  kd_gemm(im->d_fc, 4 * D, db, D, 0, P(m, vb(l, MPW)), 4 * D, 0, n, 4 * D, D, 1.0f, 0.0f);
+  const float *db;
+  TIMED(m, PB_DROP, 0, db = through_dropout(im->d_br, im->d_res, b->m2, p, nd));
+  TIMED(m, PB_MPROJ, 16.0 * fd, {
+    kd_gemm(G(m, vb(l, MPW)), 4 * D, db, D, 1, b->fc, 4 * D, 0, D, 4 * D, n, 1.0f, 1.0f);
+    kd_bias_backward(G(m, vb(l, MPB)), db, n, D);
+    kd_gemm(im->d_fc, 4 * D, db, D, 0, P(m, vb(l, MPW)), 4 * D, 0, n, 4 * D, D, 1.0f, 0.0f);
+  });
   kd_model_grads_ready(m, ready); /* progress the started buckets */
-  kd_act_backward(im->d_fc, G(m, vb(l, FCB)), im->d_fc, b->fc, b->fc_pre, NULL, 0.0f, KD_ACT_GELU_TANH, n, 4 * D);
-  kd_gemm(G(m, vb(l, FCW)), D, im->d_fc, 4 * D, 1, b->ln2, D, 0, 4 * D, D, n, 1.0f, 1.0f);
-  kd_gemm(im->d_ln, D, im->d_fc, 4 * D, 0, P(m, vb(l, FCW)), D, 0, n, D, 4 * D, 1.0f, 0.0f);
-  kd_layernorm_backward(im->d_res, G(m, vb(l, LN2W)), G(m, vb(l, LN2B)), im->d_ln, b->a, P(m, vb(l, LN2W)), b->ln2_m,
-                        b->ln2_r, n, D);
+  TIMED(m, PB_GELU, 0, kd_bias_gelu_backward(im->d_fc, G(m, vb(l, FCB)), im->d_fc, b->fc_pre, n, 4 * D));
+  TIMED(m, PB_FC, 16.0 * fd, {
+    kd_gemm(G(m, vb(l, FCW)), D, im->d_fc, 4 * D, 1, b->ln2, D, 0, 4 * D, D, n, 1.0f, 1.0f);
+    kd_gemm(im->d_ln, D, im->d_fc, 4 * D, 0, P(m, vb(l, FCW)), D, 0, n, D, 4 * D, 1.0f, 0.0f);
+  });
+  TIMED(m, PB_LN, 0,
+        kd_layernorm_backward(im->d_res, G(m, vb(l, LN2W)), G(m, vb(l, LN2B)), im->d_ln, b->a, P(m, vb(l, LN2W)),
+                              b->ln2_m, b->ln2_r, n, D));
   /* a = x + drop(c_proj(attn(ln_1(x)))) */
-  db = through_dropout(im->d_br, im->d_res, b->m1, p, nd);
-  kd_gemm(G(m, vb(l, PROJW)), D, db, D, 1, b->y, D, 0, D, D, n, 1.0f, 1.0f);
-  kd_bias_backward(G(m, vb(l, PROJB)), db, n, D);
-  kd_gemm(im->d_y, D, db, D, 0, P(m, vb(l, PROJW)), D, 0, n, D, D, 1.0f, 0.0f);
-  kd_attention_backward(im->d_qkv, im->d_att, im->d_y, b->qkv, b->att, b->att_drop, b->att_mask, p, im->B, im->T, D,
-                        c->heads);
+  TIMED(m, PB_DROP, 0, db = through_dropout(im->d_br, im->d_res, b->m1, p, nd));
+  TIMED(m, PB_PROJ, 4.0 * fd, {
+    kd_gemm(G(m, vb(l, PROJW)), D, db, D, 1, b->y, D, 0, D, D, n, 1.0f, 1.0f);
+    kd_bias_backward(G(m, vb(l, PROJB)), db, n, D);
+    kd_gemm(im->d_y, D, db, D, 0, P(m, vb(l, PROJW)), D, 0, n, D, D, 1.0f, 0.0f);
+  });
+  TIMED(m, PB_ATT, 8.0 * D * im->B * kd_attention_pairs(im->T),
+        kd_attention_backward(im->d_qkv, im->d_att, im->d_y, b->qkv, b->att, b->att_drop, b->att_mask, p, im->B,
+                              im->T, D, c->heads));
   kd_model_grads_ready(m, ready);
-  kd_gemm(G(m, vb(l, ATTW)), D, im->d_qkv, 3 * D, 1, b->ln1, D, 0, 3 * D, D, n, 1.0f, 1.0f);
-  kd_bias_backward(G(m, vb(l, ATTB)), im->d_qkv, n, 3 * D);
-  kd_gemm(im->d_ln, D, im->d_qkv, 3 * D, 0, P(m, vb(l, ATTW)), D, 0, n, D, 3 * D, 1.0f, 0.0f);
-  kd_layernorm_backward(im->d_res, G(m, vb(l, LN1W)), G(m, vb(l, LN1B)), im->d_ln, im->xs[l], P(m, vb(l, LN1W)),
-                        b->ln1_m, b->ln1_r, n, D);
+  TIMED(m, PB_QKV, 12.0 * fd, {
+    kd_gemm(G(m, vb(l, ATTW)), D, im->d_qkv, 3 * D, 1, b->ln1, D, 0, 3 * D, D, n, 1.0f, 1.0f);
+    kd_bias_backward(G(m, vb(l, ATTB)), im->d_qkv, n, 3 * D);
+    kd_gemm(im->d_ln, D, im->d_qkv, 3 * D, 0, P(m, vb(l, ATTW)), D, 0, n, D, 3 * D, 1.0f, 0.0f);
+  });
+  TIMED(m, PB_LN, 0,
+        kd_layernorm_backward(im->d_res, G(m, vb(l, LN1W)), G(m, vb(l, LN1B)), im->d_ln, im->xs[l],
+                              P(m, vb(l, LN1W)), b->ln1_m, b->ln1_r, n, D));
 }
 
 static const float *injected(const kd_inject *inj, int n_inj, int layer) {
@@ -279,10 +344,13 @@ static void add_injection(float *d_res, const kd_inject *inj, int n_inj, int lay
 static void head_backward(kd_model *m, gpt_impl *im, const float *dlogits) {
   const kd_gpt_cfg *c = &im->cfg;
   const int n = im->B * im->T, D = c->dim, lnf = vb(c->layers, 0);
-  kd_gemm(im->d_ln, D, dlogits, c->vocab, 0, P(m, WTE), D, 0, n, D, c->vocab, 1.0f, 0.0f);
-  kd_gemm(G(m, WTE), D, dlogits, c->vocab, 1, im->lnf, D, 0, c->vocab, D, n, 1.0f, 1.0f);
-  kd_layernorm_backward(im->d_res, G(m, lnf), G(m, lnf + 1), im->d_ln, im->xs[c->layers], P(m, lnf), im->lnf_m,
-                        im->lnf_r, n, D);
+  TIMED(m, PB_HEAD, 4.0 * n * D * c->vocab, {
+    kd_gemm(im->d_ln, D, dlogits, c->vocab, 0, P(m, WTE), D, 0, n, D, c->vocab, 1.0f, 0.0f);
+    kd_gemm(G(m, WTE), D, dlogits, c->vocab, 1, im->lnf, D, 0, c->vocab, D, n, 1.0f, 1.0f);
+  });
+  TIMED(m, PB_LN, 0,
+        kd_layernorm_backward(im->d_res, G(m, lnf), G(m, lnf + 1), im->d_ln, im->xs[c->layers], P(m, lnf),
+                              im->lnf_m, im->lnf_r, n, D));
   kd_model_grads_ready(m, m->views[lnf].offset);
 }
 
@@ -302,7 +370,7 @@ static int gpt_backward(kd_model *m, const float *dlogits, const kd_batch *bt, c
   if (!dlogits && !n_inj) return kd_fail(e, KD_ERR_RUNTIME, "gpt backward: no gradient to propagate");
   const size_t nd = (size_t)im->B * im->T * c->dim;
   const float p = c->dropout;
-  memset(im->d_res, 0, sizeof(float) * nd);
+  TIMED(m, PB_ZERO, 0, memset(im->d_res, 0, sizeof(float) * nd));
   if (dlogits) head_backward(m, im, dlogits);
   const int start = dlogits ? c->layers : top;
   add_injection(im->d_res, inj, n_inj, start, nd);
@@ -311,8 +379,9 @@ static int gpt_backward(kd_model *m, const float *dlogits, const kd_batch *bt, c
     add_injection(im->d_res, inj, n_inj, l, nd);
     kd_model_grads_ready(m, m->views[vb(l, 0)].offset); /* blocks l.. are done */
   }
-  const float *dx = through_dropout(im->d_br, im->d_res, im->m0, p, nd);
-  kd_embed_backward(G(m, WTE), G(m, WPE), dx, im->tokens, im->B, im->T, c->dim);
+  const float *dx;
+  TIMED(m, PB_DROP, 0, dx = through_dropout(im->d_br, im->d_res, im->m0, p, nd));
+  TIMED(m, PB_EMBED, 0, kd_embed_backward(G(m, WTE), G(m, WPE), dx, im->tokens, im->B, im->T, c->dim));
   kd_model_grads_ready(m, 0);
   return KD_OK;
 }
@@ -461,7 +530,7 @@ static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, co
     for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];
     kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, vb(l, LN2W)), P(m, vb(l, LN2B)), n, D);
     kd_gemm(c->fc, 4 * D, c->ln, D, 0, P(m, vb(l, FCW)), D, 1, n, 4 * D, D, 1.0f, 0.0f);
-    kd_bias_act_forward(c->fc, c->fc_pre, P(m, vb(l, FCB)), KD_ACT_GELU_TANH, n, 4 * D);
+    kd_bias_gelu_forward(c->fc, c->fc_pre, P(m, vb(l, FCB)), n, 4 * D);
     linear(c->br, c->fc, P(m, vb(l, MPW)), P(m, vb(l, MPB)), n, D, 4 * D);
     for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];
   }
@@ -567,6 +636,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, kd_err *
   arena a = {NULL, 0};
   carve(im, &a, max_batch);
   im->arena = kd_malloc(a.used, "activations", e);
+  m->act_bytes = a.used;
   if (!im->arena) {
     gpt_destroy(m);
     return e->code;

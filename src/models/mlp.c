@@ -248,12 +248,14 @@ int kd_mlp_create(kd_model **out, const kd_mlp_cfg *cfg, int max_batch, kd_err *
       if (cfg->act == KD_ACT_GELU) im->pre[l] = kd_malloc(cells * sizeof(float), "pre-activations", e);
       if (cfg->dropout > 0.0f) im->mask[l] = kd_malloc(cells, "dropout masks", e);
       if (e->code) { mlp_destroy(m); return e->code; }
+      m->act_bytes += cells * ((cfg->act == KD_ACT_GELU ? 2 : 1) * sizeof(float) + (cfg->dropout > 0.0f));
     }
   }
   m->n_params = pos;
   for (int i = 0; i < 2; i++) {
     im->dbuf[i] = kd_malloc((size_t)max_batch * max_w * sizeof(float), "backward scratch", e);
     if (!im->dbuf[i]) { mlp_destroy(m); return e->code; }
+    m->act_bytes += (size_t)max_batch * max_w * sizeof(float);
   }
   *out = m;
   return KD_OK;

@@ -18,6 +18,23 @@ void kd_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
 /* dx += d/dx, dw += d/dw, db += d/db of sum(dy * y). */
 void kd_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                            const float *mean, const float *rstd, int n, int D);
+/* The residual add fused with the LayerNorm that reads its result:
+ * out = x + br (+ bias[j] when bias is not NULL), then y = LayerNorm(out)
+ * as kd_layernorm_forward (skipped when y is NULL). */
+void kd_residual_layernorm_forward(float *out, float *y, float *mean, float *rstd, const float *x, const float *br,
+                                   const float *bias, const float *w, const float *b, int n, int D);
+/* In double, for the tests. */
+void kd_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                              int n, int D);
+
+/* y [n, N] <- gelu_tanh(y + bias) in place, pre keeps y + bias; as
+ * nn.GELU(approximate="tanh") to within a few float ulps. */
+void kd_bias_gelu_forward(float *y, float *pre, const float *bias, int n, int N);
+/* dz = dy * gelu_tanh'(pre) (dz may be dy), dbias += sum over rows of dz. */
+void kd_bias_gelu_backward(float *dz, float *dbias, const float *dy, const float *pre, int n, int N);
+/* y <- dropout(y + bias) in place, the mask of row r keyed on (key, ids[r], column) as kd_dropout_forward. */
+void kd_bias_dropout_forward(float *y, uint8_t *mask, const float *bias, const int64_t *ids, uint64_t key, float p,
+                             int n, int N);
 
 /* x [B*T, D] = wte[tokens[b, t]] + wpe[t]. */
 void kd_embed_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int D);
@@ -36,6 +53,8 @@ void kd_attention_forward(float *out, float *att, float *att_drop, uint8_t *mask
 /* dqkv [B*T, 3D] (overwritten) from dout [B*T, D]; scratch [T*T]. */
 void kd_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att,
                            const float *att_drop, const uint8_t *mask, float p, int B, int T, int D, int H);
+/* Query-key pairs per sequence and head that the tiles compute (for FLOP counts). */
+double kd_attention_pairs(int T);
 /* Plain loops with the same contracts (no dropout), for the tests. */
 void kd_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int D, int H);
 void kd_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int D,

@@ -113,6 +113,9 @@ const kd_opt_spec kd_train_opts[] = {
   {"normalize", KD_OPT_CHOICE, T_(normalize), STR(kd_train_cfg, normalize), "none", "none|standard|minmax", 0, 0, 0, 0,
    "input normalisation, per feature, from the training rows: standard (x - mean) / std, minmax (x - min) / "
    "(max - min); stored with the model (/preprocess) and applied by kd eval, predict and logits"},
+  {"profile", KD_OPT_FLAG, T_(profile), 0, "0", NULL, 0, 0, 0, 0,
+   "time every kernel of the student's forward and backward passes (gpt students) and print, at the end, where "
+   "rank 0's step time went: ms per step, share and GFLOP/s per kernel"},
 };
 
 /* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)

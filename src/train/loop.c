@@ -33,9 +33,12 @@ static int run_epoch(trainer *t, tr_clock *c, int *stop, kd_train_result *res, k
     return rc;
   for (int64_t s = t->st.step_in_epoch; s < t->sched.steps_per_epoch && t->st.step < t->sched.end_step; s++) {
     c->ph.on = t->st.step > c->step0; /* the first step (warm-up) is excluded, like from samples/s */
+    t->net.model->prof = cfg->profile && c->ph.on ? &t->log.prof : NULL;
     c->ph.last = MPI_Wtime();
     tr_step_out o;
-    if ((rc = tr_step(t, s, &c->ph, &o, e))) return rc;
+    rc = tr_step(t, s, &c->ph, &o, e);
+    t->net.model->prof = NULL; /* evaluations and checkpoints are not profiled */
+    if (rc) return rc;
     *stop = o.stop;
     const int epoch_end = advance(t, c, epoch, s);
     if ((rc = tr_after_step(t, c, &o, epoch, s, tr_schedule(t, epoch, epoch_end, *stop), res, e))) return rc;

@@ -37,6 +37,22 @@ static void print_blas_line(void) {
   printf("\n");
 }
 
+/* What rank 0 holds: the per-role buffers, one step's activations, and its
+ * rows (its shard, with rank 0's evaluation splits). */
+static void print_memory_line(const trainer *t) {
+  const double mib = 1.0 / (1024.0 * 1024.0), np = (double)t->net.n_total * sizeof(float);
+  const int moments = strcmp(t->cfg.optimizer, "adamw") == 0 ? 2 : t->cfg.momentum > 0 ? 1 : 0;
+  const tr_data *d = &t->data;
+  const double rows = (double)(kd_source_bytes(d->train) + kd_teacher_bytes(d->teacher));
+  const double evals = (double)(kd_source_bytes(d->valid) + kd_source_bytes(d->test) + kd_teacher_bytes(d->valid_t) +
+                                kd_teacher_bytes(d->test_t));
+  printf("memory (rank 0): parameters, gradients and %d moment%s %.1f MiB; activations %.1f MiB; rows %.1f MiB "
+         "(shard with its teacher outputs)",
+         moments, moments == 1 ? "" : "s", (2 + moments) * np * mib, (double)t->net.model->act_bytes * mib, rows * mib);
+  if (evals > 0) printf(" + %.1f MiB (evaluation splits)", evals * mib);
+  printf("\n");
+}
+
 void tr_print_banner(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
   if (!tr_root(t)) return;
@@ -55,6 +71,7 @@ void tr_print_banner(const trainer *t) {
     printf("evaluation by rank 0 on /%s (%lld rows)\n", t->data.valid_name,
            (long long)kd_source_rows(t->data.has_valid ? t->data.valid : t->data.test));
   print_loss_line(t);
+  print_memory_line(t);
   printf("steps: %lld per epoch x %lld epochs, global batch %d, %s lr %g, %s schedule\n",
          (long long)t->sched.steps_per_epoch, (long long)c->epochs, t->sched.B, c->optimizer, c->lr, c->schedule);
   print_blas_line();
@@ -112,6 +129,41 @@ static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
   return kd_metrics_close(&t->log.metrics, e);
 }
 
+/* --profile: rank 0's step, kernel by kernel, then the trainer's phases
+ * outside the model (the loss, the allreduce, the update). */
+static void print_profile(const trainer *t, const kd_train_result *res) {
+  const int64_t timed = res->steps_run - 1;
+  const kd_profile *p = &t->log.prof;
+  double total = 0, model = 0;
+  for (int k = 0; k <= KD_PHASES; k++) total += res->step_ms[k];
+  for (int k = 0; k < KD_PROF_SLOTS; k++) model += p->slot[k].seconds;
+  if (timed < 1 || total <= 0) return;
+  if (model == 0) {
+    printf("profile: the %s family has no per-kernel timing\n", t->net.model->family);
+    return;
+  }
+  printf("profile (rank 0, ms per step over %lld steps; GFLOP/s of the kernel's own time):\n", (long long)timed);
+  printf("  %-32s %9s %7s %9s\n", "kernel", "ms/step", "share", "GFLOP/s");
+  for (int k = 0; k < KD_PROF_SLOTS; k++) {
+    const kd_prof_slot *s = &p->slot[k];
+    if (!s->name) continue;
+    const double ms = 1e3 * s->seconds / (double)timed;
+    printf("  %-32s %9.2f %6.1f%%", s->name, ms, 100.0 * ms / total);
+    if (s->flop > 0 && s->seconds > 0) printf(" %9.1f", s->flop / s->seconds * 1e-9);
+    printf("\n");
+  }
+  const double rest_model = res->step_ms[KD_PH_FORWARD] + res->step_ms[KD_PH_BACKWARD] - 1e3 * model / (double)timed;
+  printf("  %-32s %9.2f %6.1f%%\n", "model, outside the kernels", rest_model, 100.0 * rest_model / total);
+  for (int k = 0; k < KD_PHASES; k++) {
+    if (k == KD_PH_FORWARD || k == KD_PH_BACKWARD) continue;
+    char name[48];
+    snprintf(name, sizeof name, "trainer: %s", kd_phase_names[k]);
+    printf("  %-32s %9.2f %6.1f%%\n", name, res->step_ms[k], 100.0 * res->step_ms[k] / total);
+  }
+  printf("  %-32s %9.2f %6.1f%%\n", "trainer: other", res->step_ms[KD_PHASES], 100.0 * res->step_ms[KD_PHASES] / total);
+  printf("  %-32s %9.2f\n", "step", total);
+}
+
 static void print_final(const trainer *t, const kd_train_result *res) {
   printf("final: steps=%lld", (long long)res->steps);
   if (res->steps_run > 0) printf(" train_loss=%.4f train_acc=%.4f", res->final_loss, res->train_accuracy);
@@ -119,8 +171,8 @@ static void print_final(const trainer *t, const kd_train_result *res) {
   if (res->test_agreement >= 0) printf(" test_agreement=%.4f", res->test_agreement);
   if (t->st.skipped) printf(" skipped=%lld", (long long)t->st.skipped);
   printf(" samples_per_s=%.0f", res->samples_per_s);
-  if (t->batch.in.kind == KD_INPUT_TOKENS) /* sequences x positions, as nanoGPT counts tokens */
-    printf(" tokens_per_s=%.0f", res->samples_per_s * t->batch.in.width);
+  if (t->batch.in.kind == KD_INPUT_TOKENS) /* sequences x positions of the data, as nanoGPT counts tokens */
+    printf(" tokens_per_s=%.0f", res->samples_per_s * t->batch.in.alloc_width);
   if (t->mpi.size > 1) printf(" allreduce_share=%.3f", res->allreduce_share);
   printf(" peak_rss_mib=%.0f weights=%s/final.h5\n", res->peak_rss_mib, t->cfg.out);
   if (res->steps_run > 1) { /* where a step's time goes (rank 0) */
@@ -128,6 +180,7 @@ static void print_final(const trainer *t, const kd_train_result *res) {
     for (int k = 0; k < KD_PHASES; k++) printf(" %s=%.3f", kd_phase_names[k], res->step_ms[k]);
     printf(" other=%.3f\n", res->step_ms[KD_PHASES]);
   }
+  if (t->cfg.profile) print_profile(t, res);
   fflush(stdout);
 }
 

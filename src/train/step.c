@@ -21,8 +21,11 @@ static int gather(trainer *t, int64_t s, kd_err *e) {
   const int b = t->sched.b_local;
   const int64_t *idx = t->batch.perm + s * b;
   kd_teacher_batch tb = {t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
+  kd_batch_untrim(&t->batch.in);
   if (kd_source_gather(t->data.train, idx, b, &t->batch.in, e)) return e->code;
   if (t->data.teacher && kd_teacher_gather(t->data.teacher, idx, b, &tb, e)) return e->code;
+  /* token rows: no work past the batch's last target (loss terms read the rows as gathered) */
+  if (!t->net.n_terms) kd_batch_trim(&t->batch.in, tb.logits, t->net.model->out_dim);
   if (t->cfg.labelled_fraction < 1.0)
     kd_batch_unlabel(&t->batch.in, kd_key((uint64_t)t->cfg.seed, KD_RNG_LABELS, 0, 0), t->cfg.labelled_fraction);
   return KD_OK;

@@ -116,6 +116,7 @@ typedef struct tr_log {
   int have_low, warned_diverging;     /* the lowest loss logged so far, for the divergence warning */
   double low_loss;
   int64_t low_step;
+  kd_profile prof;                    /* --profile: the student's kernels, over the timed steps */
 } tr_log;
 
 typedef struct tr_resume {
