@@ -1,25 +1,39 @@
 #!/usr/bin/python3
-"""project.py [GFLOPS_PER_NODE]: alpha-beta projection of kd's data-parallel step beyond one box.
+"""project.py [--gpt] [GFLOPS_PER_NODE]: alpha-beta projection of kd's data-parallel step beyond one box.
 
-Per step and node: compute = 6 * P * b / R (P parameters, b rows per node, R the node's GFLOP/s as
-measured by bench/perf.sh), and a ring allreduce of the 4P-byte gradient:
+Per step and node: compute = F * b / R (F model FLOPs per row, b rows per node, R the node's GFLOP/s
+as measured: bench/perf.sh for the MLPs, bench/gpt.sh for the GPT), and a ring allreduce of the
+4P-byte gradient:
     T_ar = 2 (p - 1) / p * 4P / BW + 2 (p - 1) * alpha
 Efficiency = compute / (compute + T_ar) without overlap, compute / max(compute, T_ar) with perfect
 overlap (buckets started during the backward pass can hide at most the backward's share, about
-2/3 of the step: we print that bound too)."""
+2/3 of the step: we print that bound too).
+
+MLPs: F = 6P per row (sample). --gpt: the reference GPT student, F = T * (6P + 12 L T D) per row
+(sequence of T = 128 tokens), weak scaling at 32 sequences per node, strong at 512 in all."""
 import sys
 
-R = float(sys.argv[1]) * 1e9 if len(sys.argv) > 1 else 154e9  # measured: reference student, 2 ranks x 1 thread (bench/perf.sh)
+args = [a for a in sys.argv[1:] if a != "--gpt"]
+gpt = "--gpt" in sys.argv[1:]
 nets = {"100 Gb/s InfiniBand": (12.5e9, 2e-6), "10 Gb/s Ethernet": (1.25e9, 30e-6)}
-models = {"reference 784-800-800-10": 1276810, "large 784-4096-4096-10": 20037642}
+if gpt:
+    # measured: reference GPT, 2 ranks x 1 thread, bench/gpt.sh
+    R = float(args[0]) * 1e9 if args else 162e9
+    P, T, L, D = 3257856, 128, 4, 256
+    models = {"gpt:vocab=256,ctx=128,layers=4,dim=256,heads=4": (P, T * (6 * P + 12 * L * T * D))}
+    scalings = (("weak: 32 sequences per node", lambda p: 32), ("strong: global batch 512 sequences", lambda p: 512 / p))
+else:
+    R = float(args[0]) * 1e9 if args else 154e9  # measured: reference student, 2 ranks x 1 thread (bench/perf.sh)
+    models = {"reference 784-800-800-10": (1276810, 6 * 1276810), "large 784-4096-4096-10": (20037642, 6 * 20037642)}
+    scalings = (("weak: 128 rows per node", lambda p: 128), ("strong: global batch 4096", lambda p: 4096 / p))
 print(f"node compute rate R = {R / 1e9:.0f} GFLOP/s (2-core box, measured); bandwidths and latencies as stated\n")
-for mname, P in models.items():
-    for scaling, per_node in (("weak: 128 rows per node", lambda p: 128), ("strong: global batch 4096", lambda p: 4096 / p)):
+for mname, (P, F) in models.items():
+    for scaling, per_node in scalings:
         print(f"{mname}, {scaling}")
         print(f"{'nodes':>6} {'compute ms':>11} " + " ".join(f"{n[:22]:>22} {'eff':>5} {'overlap':>7}" for n in nets))
         for p in (1, 8, 16, 32, 64, 128, 256, 512):
             b = per_node(p)
-            tc = 6 * P * b / R
+            tc = F * b / R
             row = f"{p:>6} {tc * 1e3:>11.2f} "
             for bw, alpha in nets.values():
                 tar = 0.0 if p == 1 else 2 * (p - 1) / p * 4 * P / bw + 2 * (p - 1) * alpha

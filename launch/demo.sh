@@ -5,11 +5,17 @@
 #
 #   ./launch/demo.sh           reuses finished steps under checkpoints/demo/
 #   ./launch/demo.sh --fresh   redoes everything
+#   ./launch/demo.sh text      the text demo instead: a GPT teacher and student on Debian's fortunes
+#                              (launch/demo-text.sh; --fresh as above)
 #
 # The headline setting is the one where distillation pays on this data set: the student sees 5% of
 # the training rows (2,750). With all 55,000 rows the teacher (about 89%) is too close to the student
 # (about 87.5%) for its soft labels to add anything; the demo prints that row too.
 set -u -o pipefail
+if [ "${1:-}" = text ]; then
+  shift
+  exec "$(dirname "$0")/demo-text.sh" "$@"
+fi
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" dataset-fashion-mnist || exit 1
 kd_build || exit 1

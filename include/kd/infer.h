@@ -60,7 +60,11 @@ void kd_eval_print(FILE *f, const char *label, const kd_eval_result *r);
 void kd_eval_json(FILE *f, const kd_eval_result *r);
 
 /* Build the model of checkpoint (or weights file) `path`, parameters loaded
- * into *params (caller frees it with free() after kd_model_free). */
+ * into *params (caller frees it with free() after kd_model_free), with
+ * buffers for max_batch rows; max_batch 0: as many rows as fit in
+ * KD_INFER_ACT_BYTES of activations, at most 1024 (a sequence student's
+ * rows are large). */
+#define KD_INFER_ACT_BYTES ((size_t)256 << 20)
 int kd_model_load(kd_model **m, float **params, const char *path, int max_batch, kd_err *e);
 
 typedef struct kd_eval_cfg {

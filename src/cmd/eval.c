@@ -17,7 +17,8 @@ static const kd_opt_spec opts[] = {
   {"split", KD_OPT_STR, E_(split), STR(kd_eval_cfg, split), "test", NULL, 0, 0, 0, 0, "split to evaluate"},
   {"temperature", KD_OPT_REAL, E_(temperature), 0, "", NULL, 0, 1000, 1, 0,
    "temperature of the KL (default: the run's own --temperature, from the checkpoint; 4 without one)"},
-  {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+  {"batch", KD_OPT_INT, E_(batch), 0, "0", NULL, 0, 1 << 24, 0, 0,
+   "rows per forward pass (0: as many as fit in 256 MiB of activations, at most 1024)"},
   {"json", KD_OPT_FLAG, E_(json), 0, "0", NULL, 0, 0, 0, 0,
    "print one JSON object with accuracy, nll, ece, agreement, kl, n"},
 };

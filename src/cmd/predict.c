@@ -15,7 +15,8 @@ static const kd_opt_spec opts[] = {
   {"out", KD_OPT_STR, E_(out), STR(kd_eval_cfg, out), NULL, NULL, 0, 0, 0, 0,
    "HDF5 file to write /SPLIT/logits into (created, or replaced)"},
   {"split", KD_OPT_STR, E_(split), STR(kd_eval_cfg, split), "test", NULL, 0, 0, 0, 0, "split to predict"},
-  {"batch", KD_OPT_INT, E_(batch), 0, "1024", NULL, 1, 1 << 24, 0, 0, "rows per forward pass"},
+  {"batch", KD_OPT_INT, E_(batch), 0, "0", NULL, 0, 1 << 24, 0, 0,
+   "rows per forward pass (0: as many as fit in 256 MiB of activations, at most 1024)"},
   {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
    "type of the logits written (f16: half the bytes; kd reads float16 teacher files as they are)"},
 };

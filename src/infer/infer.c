@@ -19,6 +19,15 @@ int kd_model_load(kd_model **m, float **params, const char *path, int max_batch,
   if (kd_weights_spec(path, &ms, e)) return e->code;
   kd_err me;
   kd_err_clear(&me);
+  if (max_batch <= 0) { /* automatic: as many rows as fit in KD_INFER_ACT_BYTES of activations, at most 1024 */
+    if (kd_model_create(m, &ms, 1, &me))
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot build its student: %s", path, me.msg);
+    const size_t per_row = (*m)->act_bytes > 0 ? (*m)->act_bytes : 1;
+    kd_model_free(*m);
+    *m = NULL;
+    max_batch = (int)(KD_INFER_ACT_BYTES / per_row < 1024 ? KD_INFER_ACT_BYTES / per_row : 1024);
+    if (max_batch < 1) max_batch = 1;
+  }
   if (kd_model_create(m, &ms, max_batch, &me))
     return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot build its student: %s", path, me.msg);
   *params = kd_malloc((*m)->n_params * sizeof(float), "parameters", e);

@@ -28,7 +28,7 @@ static int member_logits(const char *path, kd_source *test, float **sum, float *
   kd_preprocess pre;
   int rc = kd_ckpt_read_preprocess(path, &pre, e);
   if (!rc) rc = kd_source_set_preprocess(test, &pre, e);
-  if (!rc) rc = kd_model_load(&m, &params, path, 1024, e);
+  if (!rc) rc = kd_model_load(&m, &params, path, 0, e);
   /* logits values of the split: rows x positions x classes */
   const size_t n = (size_t)kd_source_rows(test) * (kd_source_kind(test) == KD_INPUT_TOKENS ? kd_source_width(test) : 1);
   if (!rc) {
