@@ -87,9 +87,9 @@ for who in kd torch; do
 done
 echo "runs (tokens/s): $(for k in "${!got[@]}"; do printf '%s:%s; ' "$k" "${got[$k]# }"; done)"
 [ $have_torch = 1 ] && echo "kd best / PyTorch best = $(awk -v a=$best_kd -v b=$best_torch 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')  (target 1.25)"
-echo "kd 2 ranks x 1 / 1 rank x 1 = $(awk -v a="$kd_2x1" -v b="$kd_1x1" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+echo "kd 2 ranks x 1 / 1 rank x 1 = $(awk -v a="${kd_2x1:-0}" -v b="${kd_1x1:-0}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
-  t=$(env -u OPENBLAS_CORETYPE bash -c "$(declare -f kd_run); work=$work KD_BUILD=$KD_BUILD spec=$spec B=$B steps=$steps kd_run 2 1" | tps)
+  t=$(env -u OPENBLAS_CORETYPE bash -c "$(declare -f kd_run); work='$work' KD_BUILD='$KD_BUILD' spec='$spec' B=$B steps=$steps kd_run 2 1" | tps)
   echo "kd 2x1 without OPENBLAS_CORETYPE (OpenBLAS picks its kernels): $t tokens/s, $(gflops "$t") GFLOP/s"
 fi
 echo "rank 0's step on 2 ranks x 1 thread, kernel by kernel (kd train --profile):"

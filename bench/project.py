@@ -13,17 +13,26 @@ MLPs: F = 6P per row (sample). --gpt: the reference GPT student, F = T * (6P + 1
 (sequence of T = 128 tokens), weak scaling at 32 sequences per node, strong at 512 in all."""
 import sys
 
+if any(a in ("-h", "--help") for a in sys.argv[1:]):
+    print(__doc__)
+    sys.exit(0)
 args = [a for a in sys.argv[1:] if a != "--gpt"]
+try:
+    rate = float(args[0]) if args else None
+except ValueError:
+    print(f"project.py: {args[0]!r} is not a rate in GFLOP/s (usage: project.py [--gpt] [GFLOPS_PER_NODE])",
+          file=sys.stderr)
+    sys.exit(2)
 gpt = "--gpt" in sys.argv[1:]
 nets = {"100 Gb/s InfiniBand": (12.5e9, 2e-6), "10 Gb/s Ethernet": (1.25e9, 30e-6)}
 if gpt:
     # measured: reference GPT, 2 ranks x 1 thread, bench/gpt.sh
-    R = float(args[0]) * 1e9 if args else 162e9
+    R = rate * 1e9 if rate else 162e9
     P, T, L, D = 3257856, 128, 4, 256
     models = {"gpt:vocab=256,ctx=128,layers=4,dim=256,heads=4": (P, T * (6 * P + 12 * L * T * D))}
     scalings = (("weak: 32 sequences per node", lambda p: 32), ("strong: global batch 512 sequences", lambda p: 512 / p))
 else:
-    R = float(args[0]) * 1e9 if args else 154e9  # measured: reference student, 2 ranks x 1 thread (bench/perf.sh)
+    R = rate * 1e9 if rate else 154e9  # measured: reference student, 2 ranks x 1 thread (bench/perf.sh)
     models = {"reference 784-800-800-10": (1276810, 6 * 1276810), "large 784-4096-4096-10": (20037642, 6 * 20037642)}
     scalings = (("weak: 128 rows per node", lambda p: 128), ("strong: global batch 4096", lambda p: 4096 / p))
 print(f"node compute rate R = {R / 1e9:.0f} GFLOP/s (2-core box, measured); bandwidths and latencies as stated\n")

@@ -11,8 +11,8 @@
 #   ./launch/demo.sh text --fresh   redoes everything
 #
 # Sizes chosen to fit about 15 minutes on 2 cores: the teacher is gpt layers=4, dim=192 (1.85 M
-# parameters) for 2 epochs, the students gpt layers=2, dim=80 (187 k) for 4 epochs. docs/results.md
-# (launch/results-text.sh) has the larger teacher, 3 seeds, a tenth of the data and the sweeps.
+# parameters) for 2 epochs, the students gpt layers=2, dim=80 (187 k) for 4 epochs: 795 s measured
+# (2026-12-02). docs/results.md (launch/results-text.sh) has 3 seeds, a tenth of the data and the sweeps.
 set -u -o pipefail
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" fortunes || exit 1
@@ -66,7 +66,12 @@ step "4. student $STUDENT, 4 epochs: from scratch, then distilled (T = 2, alpha 
 student scratch || exit 1
 student kd --teacher "$out/teacher-logits.h5" --temperature 2 --alpha 0.5 || exit 1
 
-bpb() { "$KD" eval --ckpt "$1:best" --data "$DATA" --json | sed -n 's/.*"bpb": \([0-9.]*\).*/\1/p'; }
+# bpb DIR: test bits per byte of DIR's best checkpoint, 4 decimals ("n/a" if kd eval failed).
+bpb() {
+  local v
+  v=$("$KD" eval --ckpt "$1:best" --data "$DATA" --json | sed -n 's/.*"bpb": \([0-9.]*\).*/\1/p')
+  if [ -n "$v" ]; then printf '%.4f' "$v"; else echo n/a; fi
+}
 params() { sed -n 's/.*(\([0-9]*\) parameters).*/\1/p' "$out/$1.log" | head -1; }
 PROMPT="The secret of"
 echo

@@ -25,10 +25,10 @@ static inline float kd_exp_fast(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
   union {
-    int32_t i;
+    uint32_t i;
     float f;
   } s;
-  s.i = ((int32_t)k + 127) << 23; /* 2^k, k in [-126, 127] */
+  s.i = (uint32_t)((int32_t)k + 127) << 23; /* 2^k, k in [-126, 127]; a NaN x gives a NaN p */
   return p * s.f;
 }
 

@@ -220,8 +220,9 @@ KD_HOT static void causal_softmax(float *S, int T) {
     float *row = S + (size_t)i * T;
     const int len = i + 1;
     const float mx = lane_max(row, len);
-    /* exp(-64) and below: kept as exp(-64), so no probability is a denormal (a microcode assist on x86) */
-    for (int j = 0; j < len; j++) row[j] = kd_exp_fast(row[j] - mx > -64.0f ? row[j] - mx : -64.0f);
+    /* exp(-64) and below: kept as exp(-64), so no probability is a denormal (a microcode assist on x86);
+     * written so that a NaN score stays NaN (and --on-nonfinite sees it) */
+    for (int j = 0; j < len; j++) row[j] = kd_exp_fast(row[j] - mx < -64.0f ? -64.0f : row[j] - mx);
     const float inv = 1.0f / lane_sum(row, len);
     for (int j = 0; j < len; j++) row[j] *= inv;
     for (int j = len; j < T; j++) row[j] = 0.0f;

@@ -28,7 +28,9 @@ void kd_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x
                               int n, int D);
 
 /* y [n, N] <- gelu_tanh(y + bias) in place, pre keeps y + bias; as
- * nn.GELU(approximate="tanh") to within a few float ulps. */
+ * nn.GELU(approximate="tanh") to within a few float ulps for |z| < 6;
+ * beyond, the clamp of the sigmoid's argument to [-30, 30] leaves an
+ * absolute error below 1e-13 |z|. */
 void kd_bias_gelu_forward(float *y, float *pre, const float *bias, int n, int N);
 /* dz = dy * gelu_tanh'(pre) (dz may be dy), dbias += sum over rows of dz. */
 void kd_bias_gelu_backward(float *dz, float *dbias, const float *dy, const float *pre, int n, int N);

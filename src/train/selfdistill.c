@@ -107,9 +107,10 @@ static int snapshot_logits(trainer *t, kd_err *e) {
   tr_data *d = &t->data;
   int rc = kd_eval_model(&r, kd_teacher_logits(d->teacher), t->snap.model, d->train, NULL, 1.0, e);
   if (!rc && tr_root(t) && d->has_valid) {
+    const int pos = kd_source_kind(d->valid) == KD_INPUT_TOKENS ? kd_source_width(d->valid) : 1;
     if (!d->valid_t)
       rc = kd_teacher_new(&d->valid_t, kd_source_split(d->valid), kd_source_row0(d->valid), kd_source_rows(d->valid),
-                          kd_batch_positions(&t->batch.in), t->net.model->out_dim, e);
+                          pos, t->net.model->out_dim, e);
     if (!rc) rc = kd_eval_model(&r, kd_teacher_logits(d->valid_t), t->snap.model, d->valid, NULL, 1.0, e);
   }
   return kd_agree(t->mpi.comm, rc, e);

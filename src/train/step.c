@@ -109,6 +109,9 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   if (!rc)
     rc = kd_model_backward_inject(m, alone ? NULL : t->batch.dlogits, &t->batch.in, inj, t->net.n_terms, e);
   put_stats(t, alone, &ls, term_loss, rc);
+  /* the batch is never left trimmed outside the step: code beside the loop
+   * (snapshot teachers, evaluation) sizes its buffers by the batch's width */
+  kd_batch_untrim(&t->batch.in);
   tr_phase_mark(clock, KD_PH_BACKWARD);
   if (s + 1 < t->sched.steps_per_epoch) {
     const int64_t *next = t->batch.perm + (s + 1) * t->sched.b_local;
