@@ -87,16 +87,36 @@ def gpt_loss(z, zt, y, n_targets, T=2.0, alpha=0.5):
     return (alpha * ce + (1 - alpha) * T * T * kl) / n_targets
 
 
-def run_gpt(rank, args):
+def start(rank, args, model):
+    """Threads, the process group and DDP for rank's replica of model."""
     torch.set_num_threads(args.threads)
-    V, T, L, D, H = (int(v) for v in args.gpt.split(","))
-    b = args.batch // args.ranks
     if args.ranks > 1:
         torch.distributed.init_process_group("gloo", rank=rank, world_size=args.ranks)
-    torch.manual_seed(rank)
-    model = GPT(V, T, L, D, H)
-    if args.ranks > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
+    return model
+
+
+def timed_steps(rank, args, opt, loss_of, per_step, unit):
+    """args.warmup untimed steps, then args.steps timed ones; rank 0 prints the rate in unit/s."""
+    t0 = None
+    for step in range(args.steps + args.warmup):
+        if step == args.warmup:
+            t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss_of(step).backward()
+        opt.step()
+    dt = time.perf_counter() - t0
+    if rank == 0:
+        print(f"pytorch {unit}/s {args.steps * per_step / dt:.0f}", flush=True)
+    if args.ranks > 1:
+        torch.distributed.destroy_process_group()
+
+
+def run_gpt(rank, args):
+    V, T, L, D, H = (int(v) for v in args.gpt.split(","))
+    b = args.batch // args.ranks
+    torch.manual_seed(rank)
+    model = start(rank, args, GPT(V, T, L, D, H))
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
@@ -105,53 +125,30 @@ def run_gpt(rank, args):
     idx = torch.randint(0, V, (n, T))
     y = torch.randint(0, V, (n, T))
     zt = (torch.randn(n, T, V) * 3).half()
-    t0 = None
-    for step in range(args.steps + args.warmup):
-        if step == args.warmup:
-            t0 = time.perf_counter()
+
+    def loss_of(step):
         i = (step % 4) * b
-        opt.zero_grad(set_to_none=True)
-        loss = gpt_loss(model(idx[i:i + b]), zt[i:i + b], y[i:i + b], args.batch * T)
-        loss.backward()
-        opt.step()
-    dt = time.perf_counter() - t0
-    if rank == 0:
-        print(f"pytorch tokens/s {args.steps * args.batch * T / dt:.0f}", flush=True)
-    if args.ranks > 1:
-        torch.distributed.destroy_process_group()
+        return gpt_loss(model(idx[i:i + b]), zt[i:i + b], y[i:i + b], args.batch * T)
+    timed_steps(rank, args, opt, loss_of, args.batch * T, "tokens")
 
 
 def run(rank, args):
     if args.gpt:
         return run_gpt(rank, args)
-    torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split("-")]
     b = args.batch // args.ranks
-    if args.ranks > 1:
-        torch.distributed.init_process_group("gloo", rank=rank, world_size=args.ranks)
     torch.manual_seed(rank)
-    model = build(sizes)
-    if args.ranks > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+    model = start(rank, args, build(sizes))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     n = 8 * b
     x = torch.randn(n, sizes[0])
     zt = torch.randn(n, sizes[-1]) * 3
     y = torch.randint(0, sizes[-1], (n,))
-    t0 = None
-    for step in range(args.steps + args.warmup):
-        if step == args.warmup:
-            t0 = time.perf_counter()
+
+    def loss_of(step):
         i = (step % 8) * b
-        opt.zero_grad(set_to_none=True)
-        loss = kd_loss(model(x[i:i + b]), zt[i:i + b], y[i:i + b])
-        loss.backward()
-        opt.step()
-    dt = time.perf_counter() - t0
-    if rank == 0:
-        print(f"pytorch samples/s {args.steps * args.batch / dt:.0f}", flush=True)
-    if args.ranks > 1:
-        torch.distributed.destroy_process_group()
+        return kd_loss(model(x[i:i + b]), zt[i:i + b], y[i:i + b])
+    timed_steps(rank, args, opt, loss_of, args.batch, "samples")
 
 
 if __name__ == "__main__":
