@@ -25,6 +25,9 @@ typedef struct kd_family {
   int (*parse)(const kd_model_spec *spec, char *canonical, size_t n, kd_err *e);
   /* Build the model, with activation buffers for max_batch rows (parameters are bound separately). */
   int (*create)(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e);
+  /* Rows a trainer's model holds at least (for evaluation's chunks): cheap
+   * buffers for a classifier, 0 where a row's activations are large. */
+  int min_train_rows;
 } kd_family;
 
 /* NULL when unknown. */

@@ -66,14 +66,9 @@ int tr_check_setup(trainer *t, kd_err *e) {
   kd_model_spec ms;
   if (model_spec(c, &ms, e)) return e->code;
   const int b = t->sched.b_local;
-  /* A classifier's buffers are cheap: 256 rows at least, for evaluation's
-   * chunks. A sequence student's activations are large: exactly one step's. */
-  if (kd_model_create(&t->net.model, &ms, b, e)) return e->code;
-  if (t->net.model->input == KD_INPUT_FEATURES && b < 256) {
-    kd_model_free(t->net.model);
-    t->net.model = NULL;
-    if (kd_model_create(&t->net.model, &ms, 256, e)) return e->code;
-  }
+  const kd_family *fam = kd_family_find(ms.family);
+  const int rows = fam && b < fam->min_train_rows ? fam->min_train_rows : b;
+  if (kd_model_create(&t->net.model, &ms, rows, e)) return e->code;
   if (t->net.model->input == KD_INPUT_TOKENS) {
     if (c->hint_layer > 0)
       return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer (FitNets) is for mlp students; a %s student's hidden "
