@@ -170,7 +170,7 @@ static double loss_of(fixture *f, float *dl) {
   kd_err_clear(&e);
   const kd_fwd fw = {1, 99};
   kd_model_forward(f->m, f->logits, &f->bt, &fw, &e);
-  const kd_targets t = {f->y, f->tl, NULL};
+  const kd_targets t = {f->y, f->tl, NULL, NULL};
   const kd_loss_cfg lc = {0.3f, 2.0f};
   kd_loss_sums s = {0, 0, 0, 0, 0, 0};
   kd_loss_forward_backward(dl, &s, f->logits, &t, FB * FT, FV, &lc, 1.0f);
@@ -182,7 +182,7 @@ static void make_fixture(fixture *f, float dropout) {
   kd_err e;
   kd_err_clear(&e);
   memset(f, 0, sizeof *f);
-  CHECK(kd_gpt_create(&f->m, &c, FB, &e) == KD_OK, "create: %s", e.msg);
+  CHECK(kd_gpt_create(&f->m, &c, FB, 0, &e) == KD_OK, "create: %s", e.msg);
   const size_t n = f->m->n_params;
   f->p = malloc(sizeof(float) * n);
   f->g = calloc(n, sizeof(float));
@@ -253,7 +253,7 @@ static void injection(void) {
   for (size_t i = 0; i < nh; i++) r[i] = (float)kd_normal(61, i);
   const kd_fwd fw = {1, 99};
   kd_model_forward(f.m, f.logits, &f.bt, &fw, &e);
-  const kd_inject inj = {L, r};
+  const kd_inject inj = {L, r, KD_INJ_HIDDEN};
   CHECK(kd_model_backward_inject(f.m, NULL, &f.bt, &inj, 1, &e) == KD_OK, "backward: %s", e.msg);
   double worst = 0;
   int above = 0;

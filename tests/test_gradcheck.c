@@ -64,7 +64,7 @@ static void run_case(kd_act act, float dropout, int teacher, float T, float alph
   }
   if (unlabelled) f.y[1] = f.y[4] = -1;
   f.bt = (kd_batch){KD_INPUT_FEATURES, B, 7, B, f.x, NULL, NULL, f.y, f.rows, 7};
-  kd_targets t = {f.y, teacher ? f.tl : NULL, NULL};
+  kd_targets t = {f.y, teacher ? f.tl : NULL, NULL, NULL};
   kd_loss_cfg lc = {alpha, T};
 
   memset(f.grads, 0, n * sizeof(float));
@@ -132,7 +132,7 @@ static void hint_case(int K, int with_kd, kd_act act) {
     y[b] = b % 4;
     rows[b] = b;
   }
-  kd_targets t = {y, tl, NULL};
+  kd_targets t = {y, tl, NULL, NULL};
   kd_loss_cfg lc = {0.3f, 2.0f};
   const float beta = 0.7f;
   kd_fwd fw = {1, 5};
@@ -153,7 +153,7 @@ static void hint_case(int K, int with_kd, kd_act act) {
   double hint_sum, total;
   TOTAL(dl, dh, g);
   CHECK(Hs == cfg.sizes[K], "hidden width %d", Hs);
-  const kd_inject inj = {K, dh};
+  const kd_inject inj = {K, dh, KD_INJ_HIDDEN};
   CHECK(kd_model_backward_inject(m, with_kd ? dl : NULL, &bt, &inj, 1, &e) == KD_OK, "backward: %s", e.msg);
   memcpy(ana, g, n * sizeof(float));
   int bad = 0;

@@ -78,6 +78,8 @@ typedef struct kd_eval_cfg {
   int json;
   int64_t features;            /* kd logits: also write hidden layer K (0: no) */
   char dtype[8];               /* kd logits, kd predict: f32 | f16 */
+  char hidden[256];            /* kd logits, gpt teachers: hidden states "l,l,..." (0..L) to write ("": none) */
+  char attn[256];              /* kd logits, gpt teachers: attention maps of blocks "l,l,..." (1..L) ("": none) */
 } kd_eval_cfg;
 
 /* The rows of a split fit model m (of checkpoint ckpt): the kind it reads,
@@ -89,8 +91,9 @@ int kd_infer_check_fit(const kd_model *m, const char *ckpt, const char *data, co
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e);
 /* kd predict: write /SPLIT/logits of the checkpoint into cfg->out. Serial. */
 int kd_predict_run(const kd_eval_cfg *cfg, int64_t *rows, char *ckpt_path, size_t n, kd_err *e);
-/* kd logits: a teacher file with /SPLIT/logits (and /SPLIT/features) of
- * every split, computed in parallel. Collective over comm. rows_out[3]:
+/* kd logits: a teacher file with /SPLIT/logits (and /SPLIT/features, or a
+ * gpt teacher's /SPLIT/hidden/{l} and /SPLIT/attn/{l}) of every split,
+ * computed in parallel. Collective over comm. rows_out[3]:
  * rows written for train, valid, test. */
 int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd_err *e);
 

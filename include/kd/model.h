@@ -28,12 +28,29 @@ typedef struct kd_fwd {
   uint64_t dropout_key;  /* kd_key(seed, KD_RNG_DROPOUT, step, 0); masks also use the batch's row ids */
 } kd_fwd;
 
-/* A gradient added at a hidden layer during backward (feature distillation):
- * dh [B, width] of hidden layer `layer` (1-based, as kd_model_ops.hidden). */
+/* A gradient added during backward (feature and attention distillation):
+ * KD_INJ_HIDDEN: dh [B (* positions), width] at hidden layer `layer` (as
+ * kd_model_ops.hidden numbers them); KD_INJ_QKV: dh [B * T, 3 D] at the
+ * queries, keys and values of attention layer `layer` (1-based, as
+ * kd_model_ops.tap). Injections at the same place add up. */
+enum { KD_INJ_HIDDEN = 0, KD_INJ_QKV = 1 };
 typedef struct kd_inject {
   int layer;
   const float *dh;
+  int kind;
 } kd_inject;
+
+/* Intermediate tensors of a Transformer's last forward (kd_model_ops.tap):
+ * KD_TAP_HIDDEN: hidden state `layer` [B * T, D] (0: the embedding output,
+ * l: the output of block l, before ln_f); KD_TAP_QKV: the queries, keys and
+ * values of attention layer `layer` (block `layer`, 1-based) [B * T, 3 D],
+ * q | k | v, head h at columns h * D / H of each; KD_TAP_ATTN: its attention
+ * probabilities before dropout [B, H, T, T] (row i zero past column i). */
+enum { KD_TAP_HIDDEN = 0, KD_TAP_QKV = 1, KD_TAP_ATTN = 2 };
+typedef struct kd_tap_shape {
+  int B, T;       /* rows and positions of the last forward */
+  int dim, heads; /* width D and attention heads H */
+} kd_tap_shape;
 
 /* A setting of the family stored beside `family` and `student` as a root
  * attribute of checkpoints and weights files (the MLP's "activation"). */
@@ -71,6 +88,10 @@ typedef struct kd_model_ops {
   /* Output of hidden layer `layer` (1-based) of the last forward [B, *width],
    * or NULL when the model has no such layer. */
   const float *(*hidden)(const kd_model *m, int layer, int *width);
+  /* A tensor of the last forward (NULL when the family has none, or
+   * `layer` is out of range), its shape into *shape (nullable). NULL op:
+   * a family without attention layers. */
+  const float *(*tap)(const kd_model *m, int what, int layer, kd_tap_shape *shape);
   /* Number of hidden layers (valid `layer` values are 1..n). */
   int (*n_hidden)(const kd_model *m);
   /* How many of the first views hidden layer `layer` depends on (the views
@@ -97,6 +118,7 @@ struct kd_model {
   kd_input input;         /* the batches it reads */
   int in_dim, out_dim;    /* input features, classes */
   int max_batch;
+  int frozen;             /* built for inference only: no backward, forward buffers shared where they can be */
   size_t act_bytes;       /* activation buffers allocated for max_batch rows (memory reports) */
   size_t n_params;
   float *params;          /* bound by kd_model_bind: [n_params] */

@@ -19,11 +19,23 @@
  * masked or padded one): the loss skips it. */
 #define KD_Y_IGNORE (-2)
 
+/* A Transformer teacher's intermediate tensors for one batch of B rows of
+ * T positions, indexed by layer as kd_model_ops.tap numbers them: from an
+ * online teacher's forward of the batch, or gathered from a teacher file
+ * (/SPLIT/hidden/{l}, /SPLIT/attn/{l}). A NULL entry: not available. */
+typedef struct kd_inter {
+  int layers, dim, heads;    /* the teacher's blocks L, width D and attention heads H */
+  const float **hidden;      /* [L + 1]: hidden state l [B * T, D] */
+  const float **qkv;         /* [L + 1]: entry l >= 1, queries | keys | values of block l [B * T, 3 D] */
+  const float **attn;        /* [L + 1]: entry l >= 1, attention probabilities of block l [B, H, T, T] */
+} kd_inter;
+
 /* One batch's targets, as the loss and the terms read them. */
 typedef struct kd_targets {
   const int32_t *y;          /* [P] class of each position (-1: unlabelled, KD_Y_IGNORE: no target) */
   const float *t_logits;     /* [P, C] raw teacher logits, or NULL */
   const float *features;     /* [B, H] teacher hidden states (FitNets), or NULL */
+  const kd_inter *inter;     /* a Transformer teacher's intermediate tensors, or NULL */
 } kd_targets;
 
 /* Buffers one batch's teacher outputs are gathered into. */
@@ -76,6 +88,28 @@ void kd_teacher_prefetch(const kd_teacher *t, const int64_t *idx, int count);
 /* Rows [r0, r0 + count) of the logits as float32 into out
  * [count * positions, classes]. */
 int kd_teacher_gather_range(const kd_teacher *t, int64_t r0, int count, float *out, kd_err *e);
+
+/* Stored intermediate targets of a Transformer teacher, read a batch at a
+ * time (they are large: T x D or H x T x T values per row):
+ * /SPLIT/hidden/{l} [N, T, D] and /SPLIT/attn/{l} [N, H, T, T]
+ * (probabilities), any float type; optional attribute `layers` (the
+ * teacher's block count) on the groups /SPLIT/hidden and /SPLIT/attn. */
+typedef struct kd_inter_store kd_inter_store;
+/* The teacher's shape from what a file stores: layers (0 when no group has
+ * the attribute), the highest layer stored, width D (0 without hidden
+ * states), heads H (0 without attention maps). */
+int kd_inter_store_probe(const char *path, const char *split, int *layers, int *stored, int *dim, int *heads,
+                         kd_err *e);
+/* Rows [lo, hi) of a split of `total` rows of T positions, the hidden
+ * states and attention maps of the listed teacher layers, for batches of up
+ * to capacity rows; every dataset's shape is checked. */
+int kd_inter_store_open(kd_inter_store **s, const char *path, const char *split, int64_t lo, int64_t hi, int64_t total,
+                        int T, int capacity, const int *hidden, int n_hidden, const int *attn, int n_attn, kd_err *e);
+/* Read shard rows idx[0..count) (finite values checked). */
+int kd_inter_store_gather(kd_inter_store *s, const int64_t *idx, int count, kd_err *e);
+/* The gathered batch. */
+const kd_inter *kd_inter_store_batch(const kd_inter_store *s);
+void kd_inter_store_free(kd_inter_store *s);
 
 /* Fingerprint of the logits (as float32), each row hashed with its global
  * row index, rows summed mod 2^64 (see kd_source_fingerprint). */

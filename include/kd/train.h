@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 53
+#define KD_TRAIN_N_OPTS 62
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -68,6 +68,15 @@ typedef struct kd_train_cfg {
   double labelled_fraction;    /* 1: every row keeps its label */
   char normalize[16];          /* none | standard | minmax */
   int profile;                 /* time the student's kernels, print the table at the end */
+  char teacher_model[KD_PATH_MAX]; /* online teacher: a checkpoint FILE or DIR[:best|latest|step:N] ("": none) */
+  char attn_relations[32];     /* MiniLM relations: a subset of q-q,k-k,v-v ("": off) */
+  int64_t relation_heads;      /* R (0: the student's heads) */
+  char attn_loss[16];          /* none | mse | mse-scores (TinyBERT attention maps) */
+  double attn_weight;
+  char attn_map[256];          /* S:T,... layer pairs of the relation and map losses ("": their defaults) */
+  char hidden_map[256];        /* S:T,... | uniform: TinyBERT hidden states ("": off) */
+  double hidden_weight;
+  int64_t intermediate_epochs; /* TinyBERT's two stages: intermediate losses alone, then logit KD alone */
   unsigned char given[KD_TRAIN_N_OPTS]; /* options named on the command line, in table order */
 } kd_train_cfg;
 
@@ -81,7 +90,7 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e);
 void kd_train_help(FILE *f);
 
 /* Phases of a training step, timed on every rank (docs/performance.md). */
-enum { KD_PH_GATHER, KD_PH_FORWARD, KD_PH_LOSS, KD_PH_BACKWARD, KD_PH_ALLREDUCE, KD_PH_UPDATE, KD_PHASES };
+enum { KD_PH_GATHER, KD_PH_TEACHER, KD_PH_FORWARD, KD_PH_LOSS, KD_PH_BACKWARD, KD_PH_ALLREDUCE, KD_PH_UPDATE, KD_PHASES };
 extern const char *const kd_phase_names[KD_PHASES];
 
 /* Summary of a finished run (same on every rank). */

@@ -1,5 +1,6 @@
-/* kd logits: a teacher's logits (and hidden features) for every split of
- * a data file, computed on all ranks. */
+/* kd logits: a teacher's logits (and hidden features, or a gpt teacher's
+ * hidden states and attention maps) for every split of a data file,
+ * computed on all ranks. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,8 +19,15 @@ static const kd_opt_spec opts[] = {
    "rows per forward pass (0: as many as fit in 256 MiB of activations, at most 1024)"},
   {"features", KD_OPT_INT, E_(features), 0, "0", NULL, 0, 1000, 0, 0,
    "also write hidden layer K (1-based, after the activation) as /SPLIT/features, for --hint-layer"},
+  {"hidden", KD_OPT_STR, E_(hidden), STR(kd_eval_cfg, hidden), "", NULL, 0, 0, 0, 0,
+   "gpt teachers: also write hidden states l,l,... (0: the embedding output, l: the output of block l, before "
+   "ln_f) as /SPLIT/hidden/{l} [N, T, D], for kd train --hidden-map"},
+  {"attn", KD_OPT_STR, E_(attn), STR(kd_eval_cfg, attn), "", NULL, 0, 0, 0, 0,
+   "gpt teachers: also write the attention probabilities of blocks l,l,... (1-based) as /SPLIT/attn/{l} "
+   "[N, H, T, T], for kd train --attn-loss mse"},
   {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
-   "type of the logits written (f16: half the bytes; kd reads float16 teacher files as they are)"},
+   "type of the logits (and hidden states and attention maps) written (f16: half the bytes; kd reads float16 "
+   "teacher files as they are)"},
 };
 
 int cmd_logits(int argc, char **argv, kd_err *e) {
@@ -27,7 +35,8 @@ int cmd_logits(int argc, char **argv, kd_err *e) {
     cmd_help("usage: mpirun -np N kd logits --ckpt TEACHER --data FILE --out FILE\n\n"
              "Writes the teacher's raw logits for every split of the data file (/train, /valid, /test) as\n"
              "/SPLIT/logits, each rank computing its own rows, with the teacher checkpoint, the data file and\n"
-             "its /train fingerprint recorded as attributes.\n\noptions:\n",
+             "its /train fingerprint recorded as attributes. A gpt teacher's hidden states and attention\n"
+             "probabilities go with them (--hidden, --attn) as /SPLIT/hidden/{l} and /SPLIT/attn/{l}.\n\noptions:\n",
              opts, N_OPTS(opts));
     return KD_OK;
   }

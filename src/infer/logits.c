@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,19 +55,27 @@ static int write_rows(hid_t f, const char *path, const char *ds, int64_t row0, i
   return rc;
 }
 
-int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int P, int C, int f16, kd_err *e) {
-  const hsize_t d2[2] = {(hsize_t)n, (hsize_t)C}, d3[3] = {(hsize_t)n, (hsize_t)P, (hsize_t)C};
+int kd_logits_create_nd(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, int f16, kd_err *e) {
+  if (ndims < 1 || ndims > KD_H5_MAX_DIMS)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s cannot have %d dimensions", path, ds, ndims);
+  hsize_t d[KD_H5_MAX_DIMS];
+  for (int i = 0; i < ndims; i++) d[i] = (hsize_t)dims[i];
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t s = P ? H5Screate_simple(3, d3, NULL) : H5Screate_simple(2, d2, NULL);
+  const int inter = lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
+  hid_t s = H5Screate_simple(ndims, d, NULL);
   hid_t ty = f16 ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
-  hid_t d = H5Dcreate2(f, ds, ty, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  H5Tclose(ty);
-  H5Sclose(s);
-  H5Pclose(lcpl);
-  if (d < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s", path, ds);
-  H5Dclose(d);
+  hid_t ds_id = inter && s >= 0 && ty >= 0 ? H5Dcreate2(f, ds, ty, s, lcpl, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  if (ty >= 0) H5Tclose(ty);
+  if (s >= 0) H5Sclose(s);
+  if (lcpl >= 0) H5Pclose(lcpl);
+  if (ds_id < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s", path, ds);
+  H5Dclose(ds_id);
   return KD_OK;
+}
+
+int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int P, int C, int f16, kd_err *e) {
+  const int64_t d2[2] = {n, C}, d3[3] = {n, P, C};
+  return kd_logits_create_nd(f, path, ds, P ? 3 : 2, P ? d3 : d2, f16, e);
 }
 
 /* Rank r's slice of a round: rows [lo_r + first, min(hi_r, lo_r + first + chunk)). */
@@ -125,6 +134,8 @@ int kd_logits_gather(MPI_Comm comm, hid_t f, const char *path, const char *ds, i
 
 static const char *const splits[3] = {"train", "valid", "test"};
 
+#define MAX_TAPS 64 /* layers per --hidden or --attn list */
+
 typedef struct logits_job {
   const kd_eval_cfg *cfg;
   MPI_Comm comm;
@@ -139,6 +150,11 @@ typedef struct logits_job {
   hid_t f;
   int f16;                 /* --dtype f16 */
   uint64_t fp;             /* this rank's part of the /train fingerprint */
+  /* A gpt teacher's intermediate tensors (--hidden, --attn): taps 0 ..
+   * n_hidden - 1 are hidden states, the n_attn after them attention maps. */
+  int n_hidden, n_attn;
+  int hidden[MAX_TAPS], attn[MAX_TAPS];
+  int L, D, heads;         /* the teacher's blocks, width and attention heads */
 } logits_job;
 
 /* Logits positions per row of split s (0: feature rows, 2-D logits). */
@@ -146,11 +162,82 @@ static int positions(const logits_job *j, int s) {
   return j->info[s].kind == KD_INPUT_TOKENS ? j->info[s].width : 0;
 }
 
+static int n_taps(const logits_job *j) { return j->n_hidden + j->n_attn; }
+static int tap_is_attn(const logits_job *j, int k) { return k >= j->n_hidden; }
+static int tap_layer(const logits_job *j, int k) { return tap_is_attn(j, k) ? j->attn[k - j->n_hidden] : j->hidden[k]; }
+
+/* Dataset of tap k in split s: /SPLIT/hidden/{l} or /SPLIT/attn/{l}. */
+static void tap_name(char *buf, size_t n, const logits_job *j, int s, int k) {
+  snprintf(buf, n, "/%s/%s/%d", splits[s], tap_is_attn(j, k) ? "attn" : "hidden", tap_layer(j, k));
+}
+
+/* Values per row of tap k in split s: T * D (hidden) or H * T * T (attention). */
+static int64_t tap_values(const logits_job *j, int s, int k) {
+  const int64_t T = positions(j, s);
+  return tap_is_attn(j, k) ? (int64_t)j->heads * T * T : T * j->D;
+}
+
+/* --hidden / --attn "l,l,...": distinct integers >= 0 (the range is checked against the model). */
+static int parse_layers(const char *opt, const char *text, int *out, int *n, kd_err *e) {
+  *n = 0;
+  for (const char *p = text; *p;) {
+    if (*p < '0' || *p > '9')
+      return kd_fail(e, KD_ERR_USAGE, "--%s %s: not a list of layer numbers (l,l,... with each l an integer >= 0)", opt,
+                     text);
+    char *end;
+    errno = 0;
+    const long v = strtol(p, &end, 10);
+    if (errno == ERANGE || v > INT_MAX) return kd_fail(e, KD_ERR_USAGE, "--%s %s: a layer number is too large", opt, text);
+    if (*end && (*end != ',' || !end[1]))
+      return kd_fail(e, KD_ERR_USAGE, "--%s %s: not a list of layer numbers (l,l,... with each l an integer >= 0)", opt,
+                     text);
+    for (int i = 0; i < *n; i++)
+      if (out[i] == (int)v) return kd_fail(e, KD_ERR_USAGE, "--%s %s: layer %ld is listed twice", opt, text, v);
+    if (*n == MAX_TAPS) return kd_fail(e, KD_ERR_USAGE, "--%s %s: more than %d layers", opt, text, MAX_TAPS);
+    out[(*n)++] = (int)v;
+    p = *end ? end + 1 : end;
+  }
+  return KD_OK;
+}
+
+/* --hidden / --attn against the model: a gpt teacher (token rows, with
+ * taps), hidden states 0..L, attention layers 1..L. */
+static int check_taps(logits_job *j, kd_err *e) {
+  const kd_eval_cfg *cfg = j->cfg;
+  kd_model *m = j->m;
+  const char *opt = j->n_hidden ? "hidden" : "attn";
+  if (m->input != KD_INPUT_TOKENS || !m->ops->tap)
+    return kd_fail(e, KD_ERR_USAGE, "--%s is for gpt teachers (token rows); the teacher %s is %s %s", opt, j->ckpt,
+                   m->family, m->spec);
+  kd_tap_shape sh;
+  j->L = m->ops->n_hidden(m);
+  if (!m->ops->tap(m, KD_TAP_HIDDEN, 0, &sh))
+    return kd_fail(e, KD_ERR_RUNTIME, "--%s: the teacher %s (%s %s) gives no hidden states", opt, j->ckpt, m->family,
+                   m->spec);
+  j->D = sh.dim;
+  j->heads = sh.heads;
+  for (int k = 0; k < n_taps(j); k++) {
+    const int l = tap_layer(j, k), attn = tap_is_attn(j, k);
+    if (l < attn || l > j->L || !m->ops->tap(m, attn ? KD_TAP_ATTN : KD_TAP_HIDDEN, l, NULL))
+      return attn ? kd_fail(e, KD_ERR_USAGE,
+                            "--attn %s: layer %d is out of range: the teacher %s (%s %s) has attention layers 1..%d",
+                            cfg->attn, l, j->ckpt, m->family, m->spec, j->L)
+                  : kd_fail(e, KD_ERR_USAGE,
+                            "--hidden %s: layer %d is out of range: the teacher %s (%s %s) has hidden states 0..%d "
+                            "(0: the embedding output, l: the output of block l)",
+                            cfg->hidden, l, j->ckpt, m->family, m->spec, j->L);
+  }
+  return KD_OK;
+}
+
 /* Rank 0 chooses the checkpoint; every rank builds the model from it and
  * checks the splits. */
 static int job_model(logits_job *j, kd_err *e) {
   const kd_eval_cfg *cfg = j->cfg;
-  int rc = j->rank == 0 ? kd_ckpt_resolve(cfg->ckpt, 0, j->ckpt, sizeof j->ckpt, NULL, 0, e) : KD_OK;
+  int rc = parse_layers("hidden", cfg->hidden, j->hidden, &j->n_hidden, e); /* every rank alike */
+  if (!rc) rc = parse_layers("attn", cfg->attn, j->attn, &j->n_attn, e);
+  if (rc) return kd_agree(j->comm, rc, e);
+  rc = j->rank == 0 ? kd_ckpt_resolve(cfg->ckpt, 0, j->ckpt, sizeof j->ckpt, NULL, 0, e) : KD_OK;
   if ((rc = kd_agree(j->comm, rc, e))) return rc;
   if (kd_mpi_check(MPI_Bcast(j->ckpt, sizeof j->ckpt, MPI_CHAR, 0, j->comm), "MPI_Bcast", e)) return e->code;
   rc = kd_model_load(&j->m, &j->params, j->ckpt, (int)cfg->batch, e);
@@ -167,7 +254,40 @@ static int job_model(logits_job *j, kd_err *e) {
   if (!rc && cfg->features > 0 && !j->m->ops->hidden(j->m, (int)cfg->features, &j->H))
     rc = kd_fail(e, KD_ERR_RUNTIME, "--features %lld: the model of %s has %d hidden layers", (long long)cfg->features,
                  j->ckpt, j->m->ops->n_hidden(j->m));
+  if (!rc && n_taps(j)) rc = check_taps(j, e);
   return kd_agree(j->comm, rc, e);
+}
+
+/* Integer attribute `layers` (the teacher's block count) on group g. */
+static int layers_attr(hid_t f, const char *path, const char *g, int L, kd_err *e) {
+  const int64_t v = L;
+  hid_t s = H5Screate(H5S_SCALAR);
+  hid_t a = s >= 0 ? H5Acreate_by_name(f, g, "layers", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  const int rc = a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &v) < 0
+                     ? kd_fail(e, KD_ERR_RUNTIME, "%s: cannot write attribute layers = %d on %s", path, L, g)
+                     : KD_OK;
+  if (a >= 0) H5Aclose(a);
+  if (s >= 0) H5Sclose(s);
+  return rc;
+}
+
+/* Rank 0: /SPLIT/hidden/{l} [n, T, D] and /SPLIT/attn/{l} [n, H, T, T] of split s, and their groups' `layers`. */
+static int create_taps(logits_job *j, int s, kd_err *e) {
+  const int64_t n = j->info[s].rows, T = positions(j, s);
+  int rc = KD_OK;
+  for (int k = 0; k < n_taps(j) && !rc; k++) {
+    char ds[64];
+    tap_name(ds, sizeof ds, j, s, k);
+    const int64_t dh[3] = {n, T, j->D}, da[4] = {n, j->heads, T, T};
+    rc = tap_is_attn(j, k) ? kd_logits_create_nd(j->f, j->out.tmp, ds, 4, da, j->f16, e)
+                           : kd_logits_create_nd(j->f, j->out.tmp, ds, 3, dh, j->f16, e);
+  }
+  char g[64];
+  snprintf(g, sizeof g, "/%s/hidden", splits[s]);
+  if (!rc && j->n_hidden) rc = layers_attr(j->f, j->out.tmp, g, j->L, e);
+  snprintf(g, sizeof g, "/%s/attn", splits[s]);
+  if (!rc && j->n_attn) rc = layers_attr(j->f, j->out.tmp, g, j->L, e);
+  return rc;
 }
 
 /* Rank 0 creates the output, with its datasets, under a temporary name. */
@@ -183,28 +303,80 @@ static int job_create(logits_job *j, kd_err *e) {
         rc = kd_logits_create(j->f, j->out.tmp, ds, j->info[s].rows, positions(j, s), j->m->out_dim, j->f16, e);
       snprintf(ds, sizeof ds, "/%s/features", splits[s]);
       if (!rc && j->info[s].present && j->H) rc = kd_logits_create(j->f, j->out.tmp, ds, j->info[s].rows, 0, j->H, 0, e);
+      if (!rc && j->info[s].present && n_taps(j)) rc = create_taps(j, s, e);
     }
   }
   return kd_agree(j->comm, rc, e);
 }
 
-/* Rows [a, b) of this rank's shard of split s: logits (and features),
- * gathered to rank 0 in round k. */
+/* Copy tap k of the last forward (nb rows, local rows r0..) into dst
+ * [rows, ...] of split s, whose rows have T positions (the tap's, the
+ * batch width, may be fewer: the rest stays zero). */
+static int copy_tap(const logits_job *j, int s, int k, int64_t r0, int nb, float *dst, kd_err *e) {
+  const int T = positions(j, s), attn = tap_is_attn(j, k), l = tap_layer(j, k);
+  kd_tap_shape sh;
+  const float *src = j->m->ops->tap(j->m, attn ? KD_TAP_ATTN : KD_TAP_HIDDEN, l, &sh);
+  if (!src || sh.B != nb || sh.T > T)
+    return kd_fail(e, KD_ERR_RUNTIME, "the teacher %s gives no %s %d of %d rows of %d positions (rows [%lld, %lld) of /%s)",
+                   j->ckpt, attn ? "attention map" : "hidden state", l, nb, T, (long long)r0, (long long)(r0 + nb),
+                   splits[s]);
+  const size_t per_row = (size_t)tap_values(j, s, k), t = (size_t)sh.T, D = (size_t)j->D;
+  float *out = dst + (size_t)r0 * per_row;
+  if (sh.T < T) memset(out, 0, sizeof(float) * per_row * (size_t)nb);
+  for (size_t b = 0; b < (size_t)nb; b++) {
+    if (!attn) {
+      for (size_t p = 0; p < t; p++) memcpy(out + (b * T + p) * D, src + (b * t + p) * D, sizeof(float) * D);
+      continue;
+    }
+    for (size_t h = 0; h < (size_t)j->heads; h++)
+      for (size_t i = 0; i < t; i++)
+        memcpy(out + ((b * j->heads + h) * T + i) * T, src + ((b * j->heads + h) * t + i) * t, sizeof(float) * t);
+  }
+  return KD_OK;
+}
+
+/* kd_infer_rows with the taps: every row of src forwarded in chunks of the
+ * model's max_batch, logits [n, T, V] into logits and each tap into taps[k]. */
+static int forward_taps(const logits_job *j, int s, const kd_source *src, float *logits, float **taps, kd_err *e) {
+  kd_model *m = j->m;
+  const int C = m->out_dim, chunk = m->max_batch;
+  kd_batch b;
+  if (kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e)) return e->code;
+  const kd_fwd f = {0, 0};
+  int rc = KD_OK;
+  const int64_t n = kd_source_rows(src);
+  for (int64_t r0 = 0; r0 < n && !rc; r0 += chunk) {
+    const int nb = (int)(n - r0 < chunk ? n - r0 : chunk);
+    rc = kd_source_gather_range(src, r0, nb, &b, e);
+    if (!rc) rc = kd_model_forward(m, logits + (size_t)r0 * kd_batch_positions(&b) * C, &b, &f, e);
+    for (int k = 0; k < n_taps(j) && !rc; k++) rc = copy_tap(j, s, k, r0, nb, taps[k], e);
+  }
+  kd_batch_free(&b);
+  return rc;
+}
+
+/* Rows [a, b) of this rank's shard of split s: logits (and features, or
+ * hidden states and attention maps), gathered to rank 0 in round k. */
 static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err *e) {
   const int C = j->m->out_dim * (positions(j, s) ? positions(j, s) : 1); /* values per row */
   int64_t a, b;
   slice(j->info[s].rows, j->size, j->rank, first, chunk, &a, &b);
   kd_source *part = NULL;
-  float *logits = NULL, *feats = NULL;
+  float *logits = NULL, *feats = NULL, *taps[2 * MAX_TAPS] = {NULL};
   int rc = b > a ? kd_source_open(&part, j->cfg->data, splits[s], a, b, e) : KD_OK;
   if (!rc && part) rc = kd_source_set_preprocess(part, &j->pre, e);
   if (!rc && part && s == 0) j->fp += kd_source_fingerprint(part);
   if (!rc) {
     logits = kd_malloc(sizeof(float) * (size_t)(b - a) * C, "logits", e);
     if (j->H) feats = kd_malloc(sizeof(float) * (size_t)(b - a) * j->H, "features", e);
+    for (int k = 0; k < n_taps(j) && !e->code; k++)
+      taps[k] = kd_malloc(sizeof(float) * (size_t)(b - a) * (size_t)tap_values(j, s, k),
+                          tap_is_attn(j, k) ? "attention maps" : "hidden states", e);
     rc = e->code;
   }
-  if (!rc && part) rc = kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, e);
+  if (!rc && part)
+    rc = n_taps(j) ? forward_taps(j, s, part, logits, taps, e)
+                   : kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, e);
   kd_source_free(part);
   if (!(rc = kd_agree(j->comm, rc, e))) {
     char ds[64];
@@ -215,17 +387,26 @@ static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err 
       int rc2 = kd_logits_gather_round(j->comm, j->f, j->out.tmp, ds, j->info[s].rows, j->H, first, chunk, feats, e);
       if (!rc || rc2 == KD_ERR_FATAL) rc = rc2;
     }
+    for (int k = 0; k < n_taps(j) && rc != KD_ERR_FATAL; k++) { /* as the features: rank 0 keeps receiving */
+      tap_name(ds, sizeof ds, j, s, k);
+      int rc2 = kd_logits_gather_round(j->comm, j->f, j->out.tmp, ds, j->info[s].rows, (int)tap_values(j, s, k), first,
+                                       chunk, taps[k], e);
+      if (!rc || rc2 == KD_ERR_FATAL) rc = rc2;
+    }
     rc = kd_agree(j->comm, rc, e);
   }
+  for (int k = 0; k < n_taps(j); k++) free(taps[k]);
   free(feats);
   free(logits);
   return rc;
 }
 
-/* Split s in rounds of at most 256 MiB of logits per rank, so that no rank
- * ever holds the whole [rows, T, V] of a language model's split. */
+/* Split s in rounds of at most 256 MiB of logits (and hidden states and
+ * attention maps) per rank, so that no rank ever holds the whole
+ * [rows, T, V] of a language model's split. */
 static int job_split(logits_job *j, int s, kd_err *e) {
-  const size_t row_bytes = sizeof(float) * (size_t)j->m->out_dim * (positions(j, s) ? positions(j, s) : 1);
+  size_t row_bytes = sizeof(float) * (size_t)j->m->out_dim * (positions(j, s) ? positions(j, s) : 1);
+  for (int k = 0; k < n_taps(j); k++) row_bytes += sizeof(float) * (size_t)tap_values(j, s, k);
   int64_t chunk = (int64_t)(((size_t)256 << 20) / row_bytes);
   if (chunk < 1) chunk = 1;
   const char *hook = getenv("KD_LOGITS_ROUND_ROWS"); /* tests: many rounds */

@@ -51,8 +51,8 @@ static int hint_step(kd_term *t, const kd_term_step *s, double *loss, kd_err *e)
           kd_hint_forward_backward(im->dh, s->grads + w->offset, s->grads + b->offset, im->pred, hs, s->tg->features,
                                    s->params + w->offset, s->params + b->offset, s->batch->rows, im->Hs, im->Ht,
                                    beta / ((float)s->global_rows * (float)im->Ht));
-  t->inject.layer = t->layer;
-  t->inject.dh = im->dh;
+  t->inject[0] = (kd_inject){t->layer, im->dh, KD_INJ_HIDDEN};
+  t->n_inject = 1;
   return KD_OK;
 }
 

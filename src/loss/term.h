@@ -1,6 +1,6 @@
 /* Auxiliary loss terms: losses beside the KD loss on the logits that read
- * the student's hidden states (FitNets hints today; attention-map and
- * hidden-state losses of Transformers later). A term owns
+ * the student's hidden states: FitNets hints (hint.c), and a Transformer's
+ * attention relations and maps (attn.c) and hidden states (hidden.c). A term owns
  *   - its parameter views (a regressor), placed inside the one parameter
  *     buffer after the student's, so they are allreduced, updated,
  *     checkpointed (/aux/<view name>) and resumed like the student;
@@ -20,6 +20,7 @@
 #include "kd/teacher.h"
 
 #define KD_TERM_MAX_VIEWS 4
+#define KD_TERM_MAX_INJECT 32
 
 /* What a term sees of one training step. */
 typedef struct kd_term_step {
@@ -36,7 +37,7 @@ typedef struct kd_term kd_term;
 typedef struct kd_term_ops {
   /* This rank's share of the loss (its rows' sum, weighted) into *loss;
    * the gradient of the term's parameters accumulated into s->grads; the
-   * gradient for the model's hidden state left in t->inject. */
+   * gradients for the model's hidden states left in t->inject[0 .. n_inject). */
   int (*forward_backward)(kd_term *t, const kd_term_step *s, double *loss, kd_err *e);
   /* Initial parameters from the run's seed (rank-independent). */
   void (*init_params)(kd_term *t, float *params, uint64_t seed);
@@ -49,11 +50,14 @@ struct kd_term {
   char summary[160];       /* the term as the banner's loss line shows it */
   const char *alone_note;  /* the epoch line's note while the term trains alone */
   int alone_epochs;        /* the first E epochs train the term alone (and the layers below it) */
-  int layer;               /* the student's hidden layer it reads */
+  int alone_only;          /* 1: after those epochs the term is off (TinyBERT's two stages) */
+  int loss_is_mean;        /* 1: forward_backward gives this rank's share of the batch mean (not a sum over rows) */
+  int layer;               /* the highest student layer it reads (what training it alone updates) */
   int n_views;
   kd_param_view views[KD_TERM_MAX_VIEWS];  /* offsets into the one buffer once placed */
   size_t n_params;
-  kd_inject inject;        /* set by forward_backward */
+  kd_inject inject[KD_TERM_MAX_INJECT];    /* set by forward_backward */
+  int n_inject;
   void *impl;
 };
 

@@ -115,10 +115,43 @@ static void *take(arena *a, size_t bytes) {
 
 #define TAKE_F(a, n) ((float *)take(a, sizeof(float) * (size_t)(n)))
 
-static void carve(gpt_impl *im, arena *a, int max_batch) {
+/* A frozen model (an online teacher: forward only) keeps what loss terms
+ * read of every layer (hidden states, q/k/v, attention probabilities) and
+ * shares the rest of a block's buffers among its blocks. */
+static void carve_frozen(gpt_impl *im, arena *a, size_t n, size_t D, size_t att) {
+  const kd_gpt_cfg *c = &im->cfg;
+  for (int l = 0; l <= c->layers; l++) im->xs[l] = TAKE_F(a, n * D);
+  block_acts shared = {0};
+  shared.ln1 = TAKE_F(a, n * D);
+  shared.ln1_m = TAKE_F(a, n);
+  shared.ln1_r = TAKE_F(a, n);
+  shared.y = TAKE_F(a, n * D);
+  shared.a = TAKE_F(a, n * D);
+  shared.ln2 = TAKE_F(a, n * D);
+  shared.ln2_m = TAKE_F(a, n);
+  shared.ln2_r = TAKE_F(a, n);
+  shared.fc_pre = TAKE_F(a, 4 * n * D);
+  shared.fc = TAKE_F(a, 4 * n * D);
+  for (int l = 0; l < c->layers; l++) {
+    im->blk[l] = shared;
+    im->blk[l].qkv = TAKE_F(a, 3 * n * D);
+    im->blk[l].att = TAKE_F(a, att);
+  }
+  im->lnf = TAKE_F(a, n * D);
+  im->lnf_m = TAKE_F(a, n);
+  im->lnf_r = TAKE_F(a, n);
+  im->pos_ids = take(a, sizeof(int64_t) * n);
+  im->d_br = TAKE_F(a, n * D); /* the branch scratch of the forward pass */
+}
+
+static void carve(gpt_impl *im, arena *a, int max_batch, int frozen) {
   const kd_gpt_cfg *c = &im->cfg;
   const size_t n = (size_t)max_batch * c->ctx, D = (size_t)c->dim, att = (size_t)max_batch * c->heads * c->ctx * c->ctx;
   const int drop = c->dropout > 0.0f;
+  if (frozen) {
+    carve_frozen(im, a, n, D, att);
+    return;
+  }
   for (int l = 0; l <= c->layers; l++) im->xs[l] = TAKE_F(a, n * D);
   for (int l = 0; l < c->layers; l++) {
     block_acts *b = &im->blk[l];
@@ -246,6 +279,7 @@ static int gpt_forward(kd_model *m, float *logits, const kd_batch *bt, const kd_
   im->train = f && f->train;
   im->tokens = bt->tokens;
   const int n = im->B * im->T, D = c->dim;
+  if (im->train && m->frozen) return kd_fail(e, KD_ERR_RUNTIME, "gpt forward: a frozen model runs inference only");
   const float p = im->train ? c->dropout : 0.0f;
   for (int b = 0; b < im->B; b++)
     for (int t = 0; t < im->T; t++) im->pos_ids[(size_t)b * im->T + t] = bt->row_ids[b] * c->ctx + t;
@@ -281,8 +315,17 @@ static const float *through_dropout(float *d_br, const float *dy, const uint8_t 
   return d_br;
 }
 
+/* d += every injection of this kind at this layer. */
+static void add_injection(float *d, const kd_inject *inj, int n_inj, int kind, int layer, size_t n) {
+  for (int k = 0; k < n_inj; k++) {
+    if (inj[k].kind != kind || inj[k].layer != layer) continue;
+    const float *dh = inj[k].dh;
+    for (size_t i = 0; i < n; i++) d[i] += dh[i];
+  }
+}
+
 /* d_res: dL/d xs[l + 1] on entry, dL/d xs[l] on return. */
-static void block_backward(kd_model *m, gpt_impl *im, int l, float p) {
+static void block_backward(kd_model *m, gpt_impl *im, int l, float p, const kd_inject *inj, int n_inj) {
   const kd_gpt_cfg *c = &im->cfg;
   const int n = im->B * im->T, D = c->dim;
   const size_t nd = (size_t)n * D;
@@ -317,6 +360,7 @@ static void block_backward(kd_model *m, gpt_impl *im, int l, float p) {
   TIMED(m, PB_ATT, 8.0 * D * im->B * kd_attention_pairs(im->T),
         kd_attention_backward(im->d_qkv, im->d_att, im->d_y, b->qkv, b->att, b->att_drop, b->att_mask, p, im->B,
                               im->T, D, c->heads));
+  add_injection(im->d_qkv, inj, n_inj, KD_INJ_QKV, l + 1, (size_t)3 * nd); /* attention distillation */
   kd_model_grads_ready(m, ready);
   TIMED(m, PB_QKV, 12.0 * fd, {
     kd_gemm(G(m, vb(l, ATTW)), D, im->d_qkv, 3 * D, 1, b->ln1, D, 0, 3 * D, D, n, 1.0f, 1.0f);
@@ -328,17 +372,6 @@ static void block_backward(kd_model *m, gpt_impl *im, int l, float p) {
                               P(m, vb(l, LN1W)), b->ln1_m, b->ln1_r, n, D));
 }
 
-static const float *injected(const kd_inject *inj, int n_inj, int layer) {
-  for (int i = 0; i < n_inj; i++)
-    if (inj[i].layer == layer) return inj[i].dh;
-  return NULL;
-}
-
-static void add_injection(float *d_res, const kd_inject *inj, int n_inj, int layer, size_t n) {
-  const float *dh = injected(inj, n_inj, layer);
-  if (dh)
-    for (size_t i = 0; i < n; i++) d_res[i] += dh[i];
-}
 
 /* The head and ln_f: d_res = dL/d xs[L]. */
 static void head_backward(kd_model *m, gpt_impl *im, const float *dlogits) {
@@ -360,11 +393,13 @@ static int gpt_backward(kd_model *m, const float *dlogits, const kd_batch *bt, c
   const kd_gpt_cfg *c = &im->cfg;
   if (!im->train || bt->rows != im->B || bt->width != im->T)
     return kd_fail(e, KD_ERR_RUNTIME, "gpt backward: needs the training forward of the same batch");
+  if (m->frozen) return kd_fail(e, KD_ERR_RUNTIME, "gpt backward: a frozen model runs inference only");
   int top = 0;
   for (int i = 0; i < n_inj; i++) {
-    if (inj[i].layer < 0 || inj[i].layer > c->layers)
-      return kd_fail(e, KD_ERR_RUNTIME, "gpt backward: no hidden state %d (the student has %d blocks)", inj[i].layer,
-                     c->layers);
+    const int lo = inj[i].kind == KD_INJ_QKV ? 1 : 0;
+    if (inj[i].layer < lo || inj[i].layer > c->layers)
+      return kd_fail(e, KD_ERR_RUNTIME, "gpt backward: no %s %d (the student has %d blocks)",
+                     lo ? "attention layer" : "hidden state", inj[i].layer, c->layers);
     if (inj[i].layer > top) top = inj[i].layer;
   }
   if (!dlogits && !n_inj) return kd_fail(e, KD_ERR_RUNTIME, "gpt backward: no gradient to propagate");
@@ -373,10 +408,10 @@ static int gpt_backward(kd_model *m, const float *dlogits, const kd_batch *bt, c
   TIMED(m, PB_ZERO, 0, memset(im->d_res, 0, sizeof(float) * nd));
   if (dlogits) head_backward(m, im, dlogits);
   const int start = dlogits ? c->layers : top;
-  add_injection(im->d_res, inj, n_inj, start, nd);
+  add_injection(im->d_res, inj, n_inj, KD_INJ_HIDDEN, start, nd);
   for (int l = start - 1; l >= 0; l--) {
-    block_backward(m, im, l, p);
-    add_injection(im->d_res, inj, n_inj, l, nd);
+    block_backward(m, im, l, p, inj, n_inj);
+    add_injection(im->d_res, inj, n_inj, KD_INJ_HIDDEN, l, nd);
     kd_model_grads_ready(m, m->views[vb(l, 0)].offset); /* blocks l.. are done */
   }
   const float *dx;
@@ -393,6 +428,17 @@ static const float *gpt_hidden(const kd_model *m, int layer, int *width) {
   if (layer < 0 || layer > im->cfg.layers) return NULL;
   if (width) *width = im->cfg.dim;
   return im->xs[layer];
+}
+
+static const float *gpt_tap(const kd_model *m, int what, int layer, kd_tap_shape *shape) {
+  const gpt_impl *im = m->impl;
+  const kd_gpt_cfg *c = &im->cfg;
+  if (shape) *shape = (kd_tap_shape){im->B, im->T, c->dim, c->heads};
+  if (what == KD_TAP_HIDDEN) return layer >= 0 && layer <= c->layers ? im->xs[layer] : NULL;
+  if (layer < 1 || layer > c->layers) return NULL;
+  if (what == KD_TAP_QKV) return im->blk[layer - 1].qkv;
+  if (what == KD_TAP_ATTN) return im->blk[layer - 1].att;
+  return NULL;
 }
 
 static int gpt_n_hidden(const kd_model *m) { return ((const gpt_impl *)m->impl)->cfg.layers; }
@@ -567,7 +613,7 @@ static void gpt_destroy(kd_model *m) {
   free(m);
 }
 
-static const kd_model_ops gpt_ops = {gpt_forward,      gpt_backward,     gpt_hidden,         gpt_n_hidden,
+static const kd_model_ops gpt_ops = {gpt_forward,      gpt_backward,     gpt_hidden,         gpt_tap,  gpt_n_hidden,
                                      gpt_views_through, gpt_init_params, gpt_destroy,        gpt_decode_begin,
                                      gpt_decode_step,   gpt_decode_reorder, gpt_decode_end};
 
@@ -602,7 +648,7 @@ static size_t make_views(kd_model *m, const kd_gpt_cfg *c) {
   return pos;
 }
 
-int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, kd_err *e) {
+int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, int frozen, kd_err *e) {
   *out = NULL;
   if (max_batch < 1) return kd_fail(e, KD_ERR_USAGE, "gpt: max batch %d < 1", max_batch);
   kd_model *m = kd_calloc(1, sizeof *m, "model", e);
@@ -618,6 +664,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, kd_err *
   m->in_dim = cfg->ctx;
   m->out_dim = cfg->vocab;
   m->max_batch = max_batch;
+  m->frozen = frozen;
   static const char *const skip[] = {"attn/bias", "attn/masked_bias", NULL}; /* nanoGPT's causal-mask buffers */
   m->tied[0] = "lm_head/weight";
   m->tied[1] = "transformer/wte/weight";
@@ -634,7 +681,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, kd_err *
   }
   m->n_params = make_views(m, cfg);
   arena a = {NULL, 0};
-  carve(im, &a, max_batch);
+  carve(im, &a, max_batch, m->frozen);
   im->arena = kd_malloc(a.used, "activations", e);
   m->act_bytes = a.used;
   if (!im->arena) {
@@ -643,7 +690,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, kd_err *
   }
   a.base = im->arena;
   a.used = 0;
-  carve(im, &a, max_batch);
+  carve(im, &a, max_batch, m->frozen);
   *out = m;
   return KD_OK;
 }
@@ -670,7 +717,7 @@ static int family_parse(const kd_model_spec *spec, char *canonical, size_t n, kd
 static int family_create(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e) {
   kd_gpt_cfg cfg;
   if (spec_cfg(&cfg, spec, e)) return e->code;
-  return kd_gpt_create(m, &cfg, max_batch, e);
+  return kd_gpt_create(m, &cfg, max_batch, spec->frozen, e);
 }
 
 static const char *const gpt_file_attrs[] = {NULL};

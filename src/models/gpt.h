@@ -23,7 +23,8 @@ typedef struct kd_gpt_cfg {
 int kd_gpt_parse_spec(kd_gpt_cfg *cfg, const char *spec, kd_err *e);
 /* The canonical text: the keys in the order above. */
 void kd_gpt_spec_text(char *buf, size_t n, const kd_gpt_cfg *cfg);
-int kd_gpt_create(kd_model **m, const kd_gpt_cfg *cfg, int max_batch, kd_err *e);
+/* frozen: inference only (an online teacher), the least activation memory. */
+int kd_gpt_create(kd_model **m, const kd_gpt_cfg *cfg, int max_batch, int frozen, kd_err *e);
 
 extern const kd_family kd_gpt_family;
 

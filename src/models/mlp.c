@@ -98,6 +98,8 @@ static int check_backward(const mlp_impl *im, const float *dlogits, int B, const
   const int L = im->n_layers;
   *top = 0;
   for (int i = 0; i < n_inj; i++) {
+    if (inj[i].kind != KD_INJ_HIDDEN)
+      return kd_fail(e, KD_ERR_RUNTIME, "mlp backward: an mlp has no attention layers to inject into");
     if (inj[i].layer < 1 || inj[i].layer > L - 1)
       return kd_fail(e, KD_ERR_RUNTIME, "mlp backward: no hidden layer %d (the student has %d)", inj[i].layer, L - 1);
     if (injected(inj, i, inj[i].layer))
@@ -198,7 +200,7 @@ static void mlp_destroy(kd_model *m) {
   free(m);
 }
 
-static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_hidden, mlp_n_hidden, mlp_views_through,
+static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_hidden, NULL, mlp_n_hidden, mlp_views_through,
                                      mlp_init_params, mlp_destroy, NULL, NULL, NULL, NULL}; /* no decoding */
 
 int kd_mlp_create(kd_model **out, const kd_mlp_cfg *cfg, int max_batch, kd_err *e) {
@@ -291,8 +293,9 @@ static int family_parse(const kd_model_spec *spec, char *canonical, size_t n, kd
 
 static int family_create(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e) {
   kd_mlp_cfg cfg;
-  if (spec_cfg(&cfg, spec, e)) return e->code;
-  return kd_mlp_create(m, &cfg, max_batch, e);
+  if (spec_cfg(&cfg, spec, e) || kd_mlp_create(m, &cfg, max_batch, e)) return e->code;
+  (*m)->frozen = spec->frozen; /* its buffers are small: the same as a trainable one's */
+  return KD_OK;
 }
 
 static const char *const mlp_file_attrs[] = {"activation", NULL};

@@ -116,6 +116,32 @@ const kd_opt_spec kd_train_opts[] = {
   {"profile", KD_OPT_FLAG, T_(profile), 0, "0", NULL, 0, 0, 0, 0,
    "time every kernel of the student's forward and backward passes (gpt students) and print, at the end, where "
    "rank 0's step time went: ms per step, share and GFLOP/s per kernel"},
+  {"teacher-model", KD_OPT_STR, T_(teacher_model), STR(kd_train_cfg, teacher_model), "", NULL, 0, 0, 0, 0,
+   "online teacher: a kd checkpoint FILE or DIR[:best|latest|step:N] (any family and size with the student's "
+   "classes or vocabulary), loaded frozen on every rank, run forward on each training batch; its logits replace a "
+   "teacher file's (excludes --teacher and --self-distill)"},
+  {"attn-relations", KD_OPT_STR, T_(attn_relations), STR(kd_train_cfg, attn_relations), "", NULL, 0, 0, 0, 0,
+   "MiniLM attention relations (gpt, with --teacher-model): any of q-q,k-k,v-v: KL between the teacher's and the "
+   "student's softmax(A A^T / sqrt(d)) per relation head, layers from --attn-map (default: the last layers)"},
+  {"relation-heads", KD_OPT_INT, T_(relation_heads), 0, "0", NULL, 0, 4096, 0, 0,
+   "relation heads R of --attn-relations (0: the student's head count); R divides both widths"},
+  {"attn-loss", KD_OPT_CHOICE, T_(attn_loss), STR(kd_train_cfg, attn_loss), "none", "none|mse|mse-scores", 0, 0, 0, 0,
+   "TinyBERT attention maps (gpt): mse between the attention probabilities of mapped layers (same head count; "
+   "online or stored /train/attn/{l}), mse-scores between the pre-softmax scores, masked entries zeroed (online only)"},
+  {"attn-weight", KD_OPT_REAL, T_(attn_weight), 0, "1", NULL, 0, 1e6, 0, 0,
+   "weight of the relation and attention-map losses"},
+  {"attn-map", KD_OPT_STR, T_(attn_map), STR(kd_train_cfg, attn_map), "", NULL, 0, 0, 0, 0,
+   "student:teacher attention layer pairs (1-based blocks) of the relation and map losses, e.g. 1:2,2:4, or "
+   "uniform (student layer m takes teacher layer m * Lt / Ls); default: uniform for maps, the last layers for "
+   "relations"},
+  {"hidden-map", KD_OPT_STR, T_(hidden_map), STR(kd_train_cfg, hidden_map), "", NULL, 0, 0, 0, 0,
+   "TinyBERT hidden states (gpt): student:teacher pairs of hidden states (0 the embedding output, l the output of "
+   "block l, before ln_f), e.g. 0:0,1:2,2:4, or uniform; matched through a learned projection [Dt, Ds] by mean "
+   "squared error (online, or stored /train/hidden/{l})"},
+  {"hidden-weight", KD_OPT_REAL, T_(hidden_weight), 0, "1", NULL, 0, 1e6, 0, 0, "weight of the hidden-state loss"},
+  {"intermediate-epochs", KD_OPT_INT, T_(intermediate_epochs), 0, "0", NULL, 0, 1e9, 0, 0,
+   "TinyBERT's two stages: the first E epochs train on the intermediate losses (relations, maps, hidden states) "
+   "alone, the rest on the logit KD loss alone (unlike --hint-epochs, whose second stage keeps the hint)"},
 };
 
 /* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)
@@ -151,6 +177,33 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (c->hint_epochs >= c->epochs && c->hint_layer > 0)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-epochs %lld leaves no epoch of --epochs %lld for distillation",
                    (long long)c->hint_epochs, (long long)c->epochs);
+  if (c->teacher_model[0] && c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --teacher-model (an online teacher) and --teacher FILE (stored outputs) "
+                   "exclude each other: choose one");
+  if (c->teacher_model[0] && c->self_distill)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --teacher-model and --self-distill exclude each other (self-distillation's "
+                   "teacher is a checkpoint of the run itself: --teacher-ckpt)");
+  if (c->teacher_model[0] && c->hint_layer > 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer reads stored /train/features from --teacher FILE; with an "
+                   "online teacher use --hidden-map (gpt)");
+  const int inter = c->attn_relations[0] || strcmp(c->attn_loss, "none") != 0 || c->hidden_map[0];
+  if (inter && !c->teacher_model[0] && !c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --attn-relations, --attn-loss and --hidden-map need a teacher: "
+                   "--teacher-model CKPT (online) or --teacher FILE with /train/attn/{l} or /train/hidden/{l}");
+  if (c->attn_relations[0] && !c->teacher_model[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --attn-relations needs the teacher's queries, keys and values: an online "
+                   "teacher (--teacher-model)");
+  if (strcmp(c->attn_loss, "mse-scores") == 0 && !c->teacher_model[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --attn-loss mse-scores needs the teacher's scores: an online teacher "
+                   "(--teacher-model); stored /train/attn/{l} hold probabilities (--attn-loss mse)");
+  if (c->intermediate_epochs > 0 && !inter)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --intermediate-epochs needs an intermediate loss (--attn-relations, "
+                   "--attn-loss or --hidden-map)");
+  if (c->intermediate_epochs >= c->epochs && c->intermediate_epochs > 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --intermediate-epochs %lld leaves no epoch of --epochs %lld for the logit "
+                   "loss", (long long)c->intermediate_epochs, (long long)c->epochs);
+  if ((c->attn_map[0] || c->relation_heads) && !c->attn_relations[0] && strcmp(c->attn_loss, "none") == 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --attn-map and --relation-heads need --attn-relations or --attn-loss");
   if (c->resume[0] && c->init_from[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --resume and --init exclude each other");
   if (c->nesterov && (strcmp(c->optimizer, "sgd") != 0 || c->momentum <= 0.0))

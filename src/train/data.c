@@ -199,7 +199,7 @@ int tr_fingerprint(trainer *t, kd_err *e) {
   if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
     return e->code;
   t->st.data_fp = fp[0];
-  t->st.teacher_fp = t->cfg.teacher[0] ? fp[1] : 0;
+  t->st.teacher_fp = t->cfg.teacher[0] ? fp[1] : t->online.checksum; /* online: its checkpoint's checksum */
   if (!t->cfg.teacher[0]) return KD_OK;
   return kd_agree(t->mpi.comm, check_provenance(t, e), e);
 }

@@ -127,6 +127,10 @@ static void next_generation(kd_train_cfg *cfg, const kd_train_cfg *eff, const kd
   cfg->self_distill = 1;
   cfg->refresh_every = 0;
   cfg->hint_layer = cfg->hint_epochs = 0; /* hints need teacher features: generation 0's teacher file only */
+  /* so do an online teacher and the intermediate losses: generation 0's teacher only */
+  cfg->teacher_model[0] = cfg->attn_relations[0] = cfg->attn_map[0] = cfg->hidden_map[0] = '\0';
+  snprintf(cfg->attn_loss, sizeof cfg->attn_loss, "none");
+  cfg->relation_heads = cfg->intermediate_epochs = 0;
   cfg->generation = g;
   cfg->seed = eff->seed + 1;
   /* A resumed chain may find a generation's directory begun before a crash. */

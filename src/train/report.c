@@ -10,7 +10,7 @@
 #include "nn/gemm.h"
 #include "train/trainer.h"
 
-const char *const kd_phase_names[KD_PHASES] = {"gather", "forward", "loss", "backward", "allreduce", "update"};
+const char *const kd_phase_names[KD_PHASES] = {"gather", "teacher", "forward", "loss", "backward", "allreduce", "update"};
 
 static void print_loss_line(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
@@ -64,9 +64,15 @@ void tr_print_banner(const trainer *t) {
   printf("data: %s (/train %lld training rows, %lld per rank or fewer)%s%s", c->data, (long long)n,
          (long long)((n + P - 1) / P),
          c->self_distill ? ", teacher: a snapshot of this run (self-distillation, --teacher-ckpt "
-                         : c->teacher[0] ? ", teacher: " : ", no teacher",
+                         : c->teacher[0] ? ", teacher: " : c->teacher_model[0] ? "" : ", no teacher",
          c->self_distill ? c->teacher_ckpt : c->teacher);
   printf("%s\n", c->self_distill ? ")" : "");
+  const tr_online *o = &t->online;
+  if (o->model)
+    printf("teacher: online %s %s (%zu parameters, %zu MiB of activations per rank) from %s, checksum %016llx, run "
+           "forward on every batch\n",
+           o->model->family, o->model->spec, o->model->n_params, o->model->act_bytes >> 20, o->path,
+           (unsigned long long)o->checksum);
   if (t->data.has_valid || t->data.has_test)
     printf("evaluation by rank 0 on /%s (%lld rows)\n", t->data.valid_name,
            (long long)kd_source_rows(t->data.has_valid ? t->data.valid : t->data.test));

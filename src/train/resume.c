@@ -16,7 +16,8 @@
 static int may_change(const char *name) {
   static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "on-nonfinite", "threads", "overlap",
                              "shard-optimizer", "bucket-kib", "max-steps", "progress",
-                             "eval-every", "log-every", "data", "teacher", "resume", "force", NULL};
+                             "eval-every", "log-every", "data", "teacher", "resume", "force",
+                             "teacher-model", NULL}; /* the teacher's identity is checked by checksum */
   for (int i = 0; ok[i]; i++)
     if (strcmp(ok[i], name) == 0) return 1;
   return 0;
@@ -159,8 +160,13 @@ int tr_restore_state(trainer *t, const kd_run_state *saved, kd_err *e) {
                    "(fingerprint %016llx, checkpoint %016llx)",
                    t->cfg.data, t->resume.path, (unsigned long long)t->st.data_fp, (unsigned long long)saved->data_fp);
   if (saved->teacher_fp != t->st.teacher_fp)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: teacher logits differ from those the checkpoint %s was trained on",
-                   t->cfg.teacher[0] ? t->cfg.teacher : "(no teacher)", t->resume.path);
+    return t->online.model ? kd_fail(e, KD_ERR_RUNTIME,
+                                     "--teacher-model %s: the teacher's checksum %016llx differs from that of the "
+                                     "teacher the checkpoint %s was trained with (%016llx)",
+                                     t->online.path, (unsigned long long)t->st.teacher_fp, t->resume.path,
+                                     (unsigned long long)saved->teacher_fp)
+                           : kd_fail(e, KD_ERR_RUNTIME, "%s: teacher logits differ from those the checkpoint %s was trained on",
+                                     t->cfg.teacher[0] ? t->cfg.teacher : "(no teacher)", t->resume.path);
   const uint64_t fp[2] = {t->st.data_fp, t->st.teacher_fp};
   t->st = *saved;
   t->st.data_fp = fp[0];

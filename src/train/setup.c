@@ -12,6 +12,7 @@
 
 #include "core/dist.h"
 #include "kd/registry.h"
+#include "loss/attn.h"
 #include "loss/hint.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -39,7 +40,7 @@ static int model_spec(const kd_train_cfg *c, kd_model_spec *ms, kd_err *e) {
 /* Options that do nothing in this run: one line each on rank 0. */
 static void warn_unused(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
-  if (!tr_root(t) || t->data.has_teacher || c->generations > 1) return;
+  if (!tr_root(t) || t->data.has_teacher || c->teacher_model[0] || c->generations > 1) return;
   static const char *const soft[] = {"alpha", "temperature"};
   for (int i = 0; i < 2; i++) {
     const int k = kd_opts_index(kd_train_opts, KD_TRAIN_N_OPTS, soft[i]);
@@ -125,9 +126,134 @@ int tr_prepare_out_dir(trainer *t, kd_err *e) {
   return KD_OK;
 }
 
+/* "S:T,S:T,..." into c->pairs. */
+static int parse_pairs(kd_inter_cfg *c, const char *opt, const char *text, kd_err *e) {
+  c->n_pairs = 0;
+  for (const char *p = text; *p;) {
+    int s, tl, used = 0;
+    if (c->n_pairs == KD_MAX_PAIRS) return kd_fail(e, KD_ERR_USAGE, "--%s %s: at most %d pairs", opt, text, KD_MAX_PAIRS);
+    if (sscanf(p, "%d:%d%n", &s, &tl, &used) != 2 || (p[used] && p[used] != ','))
+      return kd_fail(e, KD_ERR_USAGE, "--%s %s: expected student:teacher layer pairs, like 1:2,2:4 (or uniform)", opt,
+                     text);
+    c->pairs[c->n_pairs++] = (kd_layer_pair){s, tl};
+    p += used + (p[used] == ',');
+  }
+  return KD_OK;
+}
+
+/* Student layer m takes teacher layer m * Lt / Ls, for m = from..Ls. */
+static void uniform_pairs(kd_inter_cfg *c, int Ls, int from) {
+  c->n_pairs = 0;
+  for (int m = from; m <= Ls && c->n_pairs < KD_MAX_PAIRS; m++)
+    c->pairs[c->n_pairs++] = (kd_layer_pair){m, (int)((int64_t)m * c->t_layers / Ls)};
+}
+
+static int need_teacher_layers(const trainer *t, const kd_inter_cfg *c, const char *opt, kd_err *e) {
+  if (c->t_layers_known) return KD_OK;
+  return kd_fail(e, KD_ERR_USAGE, "--%s: the teacher file %s does not say how many layers its teacher has (attribute "
+                 "`layers` of /train/attn or /train/hidden): give the pairs, like --%s 1:2,2:4", opt, t->cfg.teacher, opt);
+}
+
+/* The layer pairs of one intermediate term from its option (or its default). */
+static int term_pairs(const trainer *t, kd_inter_cfg *c, const char *opt, const char *text, int from, int last_only,
+                      kd_err *e) {
+  const int Ls = t->net.model->ops->n_hidden(t->net.model);
+  if (text[0] && strcmp(text, "uniform") != 0) return parse_pairs(c, opt, text, e);
+  if (need_teacher_layers(t, c, opt, e)) return e->code;
+  if (last_only && !text[0]) {
+    c->n_pairs = 1;
+    c->pairs[0] = (kd_layer_pair){Ls, c->t_layers};
+  } else {
+    uniform_pairs(c, Ls, from);
+  }
+  return KD_OK;
+}
+
+static int parse_relations(const char *text, unsigned *bits, kd_err *e) {
+  *bits = 0;
+  static const char *const names[3] = {"q-q", "k-k", "v-v"};
+  for (const char *p = text; *p;) {
+    const size_t l = strcspn(p, ",");
+    int k = 0;
+    while (k < 3 && !(strlen(names[k]) == l && strncmp(p, names[k], l) == 0)) k++;
+    if (k == 3) return kd_fail(e, KD_ERR_USAGE, "--attn-relations %s: '%.*s' is not one of q-q, k-k, v-v", text, (int)l, p);
+    *bits |= 1u << k;
+    p += l + (p[l] == ',');
+  }
+  return KD_OK;
+}
+
+/* The teacher's shape: an online teacher's, or the stored tensors'. */
+static int teacher_shape(trainer *t, kd_inter_cfg *base, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  if (t->online.model) {
+    if (!t->online.ptrs)
+      return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher %s %s has no attention layers or hidden states to "
+                     "match (a gpt teacher has)", t->online.path, t->online.model->family, t->online.model->spec);
+    base->t_layers = t->online.inter.layers;
+    base->t_dim = t->online.inter.dim;
+    base->t_heads = t->online.inter.heads;
+    base->t_layers_known = 1;
+    return KD_OK;
+  }
+  int stored = 0;
+  if (kd_inter_store_probe(c->teacher, "train", &base->t_layers, &stored, &base->t_dim, &base->t_heads, e))
+    return e->code;
+  base->t_layers_known = base->t_layers > 0;
+  if (!base->t_layers) base->t_layers = stored;
+  return KD_OK;
+}
+
+/* TinyBERT's and MiniLM's terms, and (teacher file) the store of their targets. */
+static int build_inter_terms(trainer *t, kd_err *e) {
+  const kd_train_cfg *c = &t->cfg;
+  const int rel = c->attn_relations[0] != '\0', maps = strcmp(c->attn_loss, "none") != 0, hid = c->hidden_map[0] != '\0';
+  if (!rel && !maps && !hid) return KD_OK;
+  kd_inter_cfg base;
+  memset(&base, 0, sizeof base);
+  base.alone_epochs = (int)c->intermediate_epochs;
+  base.alone_only = c->intermediate_epochs > 0;
+  if (teacher_shape(t, &base, e)) return e->code;
+  kd_tap_shape sh = {0, 0, 0, 0};
+  if (t->net.model->ops->tap) t->net.model->ops->tap(t->net.model, KD_TAP_QKV, 1, &sh);
+  kd_inter_cfg rc = base, ac = base, hc = base;
+  int want_h[KD_MAX_PAIRS], want_a[KD_MAX_PAIRS], nh = 0, na = 0;
+  if (rel) {
+    rc.weight = (float)c->attn_weight;
+    rc.relation_heads = c->relation_heads > 0 ? (int)c->relation_heads : sh.heads;
+    if (parse_relations(c->attn_relations, &rc.relations, e) ||
+        term_pairs(t, &rc, "attn-map", c->attn_map, 1, 1, e) || kd_relation_term_create(&t->net.terms[t->net.n_terms], t->net.model, &rc, e))
+      return e->code;
+    t->net.n_terms++;
+  }
+  if (maps) {
+    ac.weight = (float)c->attn_weight;
+    ac.attn = strcmp(c->attn_loss, "mse") == 0 ? KD_ATTN_PROBS : KD_ATTN_SCORES;
+    if (term_pairs(t, &ac, "attn-map", c->attn_map, 1, 0, e) ||
+        kd_attn_term_create(&t->net.terms[t->net.n_terms], t->net.model, &ac, e))
+      return e->code;
+    t->net.n_terms++;
+    for (int p = 0; p < ac.n_pairs; p++) want_a[na++] = ac.pairs[p].t;
+  }
+  if (hid) {
+    hc.weight = (float)c->hidden_weight;
+    if (term_pairs(t, &hc, "hidden-map", c->hidden_map, 0, 0, e) ||
+        kd_hidden_term_create(&t->net.terms[t->net.n_terms], t->net.model, &hc, e))
+      return e->code;
+    t->net.n_terms++;
+    for (int p = 0; p < hc.n_pairs; p++) want_h[nh++] = hc.pairs[p].t;
+  }
+  if (t->online.model) return KD_OK;
+  int64_t lo, hi;
+  kd_shard_range(t->data.n_train, t->mpi.size, t->mpi.rank, &lo, &hi);
+  return kd_inter_store_open(&t->data.inter, c->teacher, "train", lo, hi, kd_source_total(t->data.train),
+                             kd_source_width(t->data.train), t->net.model->max_batch, want_h, nh, want_a, na, e);
+}
+
 /* The loss terms the options ask for (the teacher's features are loaded). */
 static int build_terms(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
+  if (build_inter_terms(t, e)) return e->code;
   if (c->hint_layer > 0) {
     kd_term *hint;
     if (kd_hint_term_create(&hint, t->net.model, (int)c->hint_layer, kd_teacher_feat_dim(t->data.teacher),
@@ -286,6 +412,8 @@ void tr_free(trainer *t) {
   for (int i = 0; i < t->net.n_terms; i++) kd_term_free(t->net.terms[i]);
   kd_model_free(t->snap.model);
   free(t->snap.params);
+  tr_online_free(&t->online);
+  kd_inter_store_free(t->data.inter);
   kd_optim_free(&t->sync.opt);
   kd_gsync_free(&t->sync.gs);
   free(t->sync.upd);

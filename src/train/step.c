@@ -24,8 +24,10 @@ static int gather(trainer *t, int64_t s, kd_err *e) {
   kd_batch_untrim(&t->batch.in);
   if (kd_source_gather(t->data.train, idx, b, &t->batch.in, e)) return e->code;
   if (t->data.teacher && kd_teacher_gather(t->data.teacher, idx, b, &tb, e)) return e->code;
-  /* token rows: no work past the batch's last target (loss terms read the rows as gathered) */
-  if (!t->net.n_terms) kd_batch_trim(&t->batch.in, tb.logits, t->net.model->out_dim);
+  if (t->data.inter && kd_inter_store_gather(t->data.inter, idx, b, e)) return e->code;
+  /* token rows: no work past the batch's last target (loss terms read the rows as gathered; an online
+   * teacher runs on the trimmed rows) */
+  if (!t->net.n_terms) kd_batch_trim(&t->batch.in, t->data.teacher ? tb.logits : NULL, t->net.model->out_dim);
   if (t->cfg.labelled_fraction < 1.0)
     kd_batch_unlabel(&t->batch.in, kd_key((uint64_t)t->cfg.seed, KD_RNG_LABELS, 0, 0), t->cfg.labelled_fraction);
   return KD_OK;
@@ -53,17 +55,23 @@ static int target_scale(trainer *t, int64_t local, float *scale, kd_err *e) {
  * injections. While terms train alone the logits get no gradient and the
  * KD loss does not count. */
 static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, double *term_loss, kd_inject *inj,
-                          kd_err *e) {
+                          int *n_inj, kd_err *e) {
   const kd_train_cfg *cfg = &t->cfg;
   const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature};
-  const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
+  const kd_inter *inter = t->online.ptrs ? &t->online.inter : t->data.inter ? kd_inter_store_batch(t->data.inter) : NULL;
+  const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features,
+                         inter};
   kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg,
                            t->batch.in.rows * kd_batch_positions(&t->batch.in), t->net.model->out_dim, &lcfg, scale);
   const kd_term_step ts = {t->net.model, &t->batch.in, &tg, t->net.params, t->net.grads, t->sched.B};
+  *n_inj = 0;
   for (int i = 0; i < t->net.n_terms; i++) {
     kd_term *term = t->net.terms[i];
+    if (term->alone_only && t->st.epoch >= term->alone_epochs) continue; /* its stage is over */
     if (term->ops->forward_backward(term, &ts, &term_loss[i], e)) return e->code;
-    inj[i] = term->inject;
+    /* logged as a sum over the targets, as the logit loss (metrics divide by them) */
+    if (term->loss_is_mean && scale > 0.0f) term_loss[i] /= scale;
+    for (int k = 0; k < term->n_inject; k++) inj[(*n_inj)++] = term->inject[k];
   }
   return KD_OK;
 }
@@ -97,17 +105,20 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   if (fatal) return fatal;
   const kd_fwd fwd = {1, kd_key((uint64_t)t->cfg.seed, KD_RNG_DROPOUT, (uint64_t)t->st.step, 0)};
   tr_phase_mark(clock, KD_PH_GATHER);
+  if (!rc && t->online.model) rc = tr_online_forward(t, e);
+  tr_phase_mark(clock, KD_PH_TEACHER);
   if (!rc) rc = kd_model_forward(m, t->batch.logits, &t->batch.in, &fwd, e);
   tr_phase_mark(clock, KD_PH_FORWARD);
   memset(t->net.grads, 0, (t->net.n_total + (size_t)t->net.n_stats) * sizeof(float));
   kd_loss_sums ls = {0, 0, 0, 0, 0, 0};
   double term_loss[TR_MAX_TERMS] = {0};
-  kd_inject inj[TR_MAX_TERMS];
-  if (!rc) rc = loss_and_terms(t, alone, scale, &ls, term_loss, inj, e);
+  kd_inject inj[TR_MAX_TERMS * KD_TERM_MAX_INJECT];
+  int n_inj = 0;
+  if (!rc) rc = loss_and_terms(t, alone, scale, &ls, term_loss, inj, &n_inj, e);
   tr_phase_mark(clock, KD_PH_LOSS);
   kd_gsync_begin(&t->sync.gs);
   if (!rc)
-    rc = kd_model_backward_inject(m, alone ? NULL : t->batch.dlogits, &t->batch.in, inj, t->net.n_terms, e);
+    rc = kd_model_backward_inject(m, alone ? NULL : t->batch.dlogits, &t->batch.in, inj, n_inj, e);
   put_stats(t, alone, &ls, term_loss, rc);
   /* the batch is never left trimmed outside the step: code beside the loop
    * (snapshot teachers, evaluation) sizes its buffers by the batch's width */

@@ -6,6 +6,7 @@
  *   step.c         one training step: gather, forward, loss, backward, sync, update
  *   loop.c         epochs and steps, and what each step's end schedules
  *   checkpoint.c   evaluation and checkpoints (rank 0 writes; all agree)
+ *   online.c       the online teacher (--teacher-model), run on each batch
  *   selfdistill.c  snapshot teachers from earlier checkpoints
  *   generations.c  born-again generations
  *   report.c       the banner, the epoch lines and the final summary
@@ -64,6 +65,7 @@ typedef struct tr_net {
 typedef struct tr_data {
   kd_source *train;           /* this rank's shard */
   kd_teacher *teacher;        /* its teacher outputs (a file's, or a snapshot's) */
+  kd_inter_store *inter;      /* its stored intermediate targets (/train/hidden/{l}, /train/attn/{l}), or NULL */
   kd_source *valid, *test;    /* rank 0: whole splits for evaluation */
   kd_teacher *valid_t, *test_t;
   int has_teacher;            /* a teacher file or a self-distillation snapshot */
@@ -76,6 +78,16 @@ typedef struct tr_data {
   int64_t n_train;            /* rows of /train used for training */
   int64_t n_file_rows;        /* rows of /train in the file */
 } tr_data;
+
+/* The online teacher (--teacher-model): frozen, run on every batch. */
+typedef struct tr_online {
+  kd_model *model;            /* NULL: none */
+  float *params;
+  char path[KD_PATH_MAX];     /* the checkpoint (resolved) */
+  uint64_t checksum;          /* of its spec and parameters: the run's teacher fingerprint */
+  kd_inter inter;             /* its tensors of the last batch, for the intermediate terms */
+  const float **ptrs;         /* inter's three pointer arrays, one allocation (NULL: not a Transformer) */
+} tr_online;
 
 /* Self-distillation: the frozen teacher snapshot. */
 typedef struct tr_snap {
@@ -131,6 +143,7 @@ typedef struct trainer {
   tr_net net;
   tr_data data;
   tr_snap snap;
+  tr_online online;
   tr_sync sync;
   tr_sched sched;
   tr_batch batch;
@@ -185,6 +198,10 @@ int tr_evaluate(trainer *t, kd_eval_result *ev, int *have, kd_err *e);
 int tr_checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e);
 int tr_check_replicas(trainer *t, kd_err *e);
 int tr_bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e);
+/* online.c */
+int tr_online_open(trainer *t, kd_err *e);
+int tr_online_forward(trainer *t, kd_err *e);
+void tr_online_free(tr_online *o);
 /* selfdistill.c */
 int tr_refresh_snapshot(trainer *t, int keep_current, kd_err *e);
 /* generations.c */

@@ -1,0 +1,67 @@
+#!/bin/bash
+# bench/online.sh: what a teacher costs per step. The reference GPT student of bench/gpt.sh
+# (gpt:vocab=256,ctx=128,layers=4,dim=256,heads=4), global batch 32 sequences, 2 ranks x 1 thread, AdamW,
+# T = 2, alpha = 0.5, trained
+#   none      without a teacher (hard labels),
+#   stored    against stored float16 teacher logits [N, T, V] (--teacher FILE),
+#   online    against an online teacher about 4x its size (gpt 8x368, 4 heads; --teacher-model),
+#   relations the online teacher plus MiniLM q-q, k-k, v-v relations of the last layers,
+#   hidden    the online teacher plus TinyBERT hidden states (uniform map, 5 pairs),
+# interleaved over --runs runs: median tokens/s and step time, and rank 0's step phases (the teacher's
+# forward is the `teacher` phase, the intermediate terms are in `loss`). Prints; asserts nothing.
+#
+#   bench/online.sh [--runs N] [--steps S]     (defaults: 3 runs of 15 steps; about 8 minutes)
+set -u
+source "$(dirname "$0")/lib.sh"
+runs=3 steps=15
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    *) echo "usage: bench/online.sh [--runs N] [--steps S]" >&2; exit 2 ;;
+  esac
+done
+V=256 T=128 B=32
+spec="gpt:vocab=$V,ctx=$T,layers=4,dim=256,heads=4"
+tspec="gpt:vocab=$V,ctx=$T,layers=8,dim=368,heads=4"
+/usr/bin/python3 - "$work" $V $T <<'PY' || exit 1
+import sys, h5py, numpy as np
+work, V, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(1)
+N = 1024
+with h5py.File(f"{work}/g.h5", "w") as f:
+    for split, n in (("train", N), ("test", 16)):
+        f[f"{split}/tokens"] = rng.integers(0, V, size=(n, T)).astype(np.int32)
+with h5py.File(f"{work}/gt.h5", "w") as f:
+    f["train/logits"] = (3 * rng.normal(size=(N, T, V))).astype(np.float16)
+PY
+run() { mpirun -q -np 2 --oversubscribe --bind-to none "$KD_BUILD/kd" train --data "$work/g.h5" --batch $B --threads 1 \
+  --optimizer adamw --lr 3e-4 --alpha 0.5 --temperature 2 --schedule const --ckpt-epochs 0 --progress off \
+  --log-every 1000000 --force "$@"; }
+# the teacher: one step of training is enough to time it (its weights do not change the cost)
+run --student "$tspec" --epochs 1 --max-steps 1 --out "$work/teacher" > "$work/teacher.log" || { cat "$work/teacher.log"; exit 1; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR ? (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) : 0) }'; }
+declare -A args tps ms phases
+args[none]=""
+args[stored]="--teacher $work/gt.h5"
+args[online]="--teacher-model $work/teacher/final.h5"
+args[relations]="--teacher-model $work/teacher/final.h5 --attn-relations q-q,k-k,v-v"
+args[hidden]="--teacher-model $work/teacher/final.h5 --hidden-map uniform"
+configs="none stored online relations hidden"
+for ((k = 0; k < runs; k++)); do
+  for c in $configs; do
+    # shellcheck disable=SC2086
+    out=$(run --student "$spec" --epochs 100 --max-steps "$steps" --out "$work/r" ${args[$c]}) || { echo "$out"; exit 1; }
+    tps[$c]+=" $(sed -n 's/^final:.*tokens_per_s=\([0-9]*\).*/\1/p' <<<"$out")"
+    ms[$c]+=" $(sed -n 's/^step_ms: //p' <<<"$out" | tr ' ' '\n' | awk -F= '{ s += $2 } END { printf "%.1f", s }')"
+    phases[$c]=$(sed -n 's/^step_ms: //p' <<<"$out")
+    [ $k = 0 ] && [ $c = online ] && sp=$(grep -m1 '^teacher: online' <<<"$out")
+  done
+done
+bench_header "student $spec; teacher $tspec; $runs interleaved runs of $steps steps, 2 ranks x 1 thread"
+echo "${sp:-}"
+printf '%-10s %10s %10s   %s\n' config "tokens/s" "step ms" "rank 0's phases, last run (ms per step)"
+for c in $configs; do
+  printf '%-10s %10s %10s   %s\n' "$c" "$(median <<<"${tps[$c]}")" "$(median <<<"${ms[$c]}")" "${phases[$c]}"
+done
+echo "runs (tokens/s): $(for c in $configs; do printf '%s:%s; ' "$c" "${tps[$c]# }"; done)"

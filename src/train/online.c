@@ -1,0 +1,127 @@
+/* The online teacher (--teacher-model): a kd checkpoint of any family and
+ * size, loaded frozen on every rank, run forward (inference mode) on each
+ * training batch. Its logits fill the batch's teacher logits, as a teacher
+ * file's would, and its intermediate tensors the kd_inter the attention and
+ * hidden-state terms read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt/weights.h"
+#include "core/dist.h"
+#include "kd/registry.h"
+#include "train/trainer.h"
+
+/* A checksum of the teacher: its spec and every parameter's bits. */
+static uint64_t params_checksum(const kd_model *m) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char *p = m->spec; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+  const uint32_t *w = (const uint32_t *)(const void *)m->params;
+  for (size_t i = 0; i < m->n_params; i++) h = (h ^ w[i]) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
+/* Rank 0: the checkpoint, verified, and the student it describes. */
+static int resolve(trainer *t, kd_model_spec *ms, kd_err *e) {
+  tr_online *o = &t->online;
+  if (kd_ckpt_resolve(t->cfg.teacher_model, 0, o->path, sizeof o->path, NULL, 0, e) || kd_ckpt_verify(o->path, e) ||
+      kd_weights_spec(o->path, ms, e)) {
+    char why[sizeof e->msg];
+    snprintf(why, sizeof why, "%s", e->msg);
+    kd_err_clear(e);
+    return kd_fail(e, KD_ERR_RUNTIME, "--teacher-model %s: %s", t->cfg.teacher_model, why);
+  }
+  kd_preprocess pre;
+  memset(&pre, 0, sizeof pre);
+  int rc = kd_ckpt_read_preprocess(o->path, &pre, e);
+  kd_norm mine = KD_NORM_NONE;
+  kd_norm_parse(t->cfg.normalize, &mine);
+  if (!rc && pre.kind != KD_NORM_NONE && pre.kind != mine)
+    rc = kd_fail(e, KD_ERR_USAGE,
+                 "--teacher-model %s was trained on normalised inputs (/preprocess); train the student with the same "
+                 "--normalize so that both read the same rows", o->path);
+  kd_preprocess_free(&pre);
+  return rc;
+}
+
+/* The teacher reads what the student reads and predicts what it predicts. */
+static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
+  const kd_model *s = t->net.model;
+  const char *p = t->online.path;
+  if (tm->input != s->input)
+    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher %s %s reads %s rows, the student %s", p, tm->family,
+                   tm->spec, tm->input == KD_INPUT_TOKENS ? "token" : "feature",
+                   s->input == KD_INPUT_TOKENS ? "token rows" : "feature rows");
+  if (tm->out_dim != s->out_dim)
+    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher %s %s has %d %s, the student %d", p, tm->family,
+                   tm->spec, tm->out_dim, s->input == KD_INPUT_TOKENS ? "tokens in its vocabulary" : "classes",
+                   s->out_dim);
+  const int W = kd_source_width(t->data.train);
+  if (s->input == KD_INPUT_FEATURES && tm->in_dim != W)
+    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher takes %d features, /train/x of %s has %d", p,
+                   tm->in_dim, t->cfg.data, W);
+  if (s->input == KD_INPUT_TOKENS && tm->in_dim < W)
+    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher's context is %d, rows of %s have %d positions", p,
+                   tm->in_dim, t->cfg.data, W);
+  return KD_OK;
+}
+
+static int build(trainer *t, const kd_model_spec *ms, kd_err *e) {
+  tr_online *o = &t->online;
+  kd_model_spec spec = *ms;
+  spec.frozen = 1;
+  spec.dropout = 0.0f;
+  if (kd_model_create(&o->model, &spec, t->sched.b_local, e)) return e->code;
+  if (check_fit(t, o->model, e)) return e->code;
+  o->params = kd_malloc(sizeof(float) * o->model->n_params, "teacher parameters", e);
+  if (!o->params) return e->code;
+  kd_model_bind(o->model, o->params, NULL);
+  kd_tap_shape sh;
+  if (!o->model->ops->tap || !o->model->ops->tap(o->model, KD_TAP_QKV, 1, &sh)) return KD_OK; /* no Transformer */
+  const int L = o->model->ops->n_hidden(o->model);
+  o->ptrs = kd_calloc((size_t)3 * (L + 1), sizeof *o->ptrs, "teacher taps", e);
+  if (!o->ptrs) return e->code;
+  o->inter = (kd_inter){L, sh.dim, sh.heads, o->ptrs, o->ptrs + L + 1, o->ptrs + 2 * (L + 1)};
+  return KD_OK;
+}
+
+int tr_online_open(trainer *t, kd_err *e) {
+  tr_online *o = &t->online;
+  if (!t->cfg.teacher_model[0]) return KD_OK;
+  kd_model_spec ms;
+  memset(&ms, 0, sizeof ms);
+  int rc = tr_root(t) ? resolve(t, &ms, e) : KD_OK;
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if (kd_mpi_check(MPI_Bcast(&ms, (int)sizeof ms, MPI_BYTE, 0, t->mpi.comm), "MPI_Bcast", e) ||
+      kd_mpi_check(MPI_Bcast(o->path, (int)sizeof o->path, MPI_CHAR, 0, t->mpi.comm), "MPI_Bcast", e))
+    return kd_fatal(e, t->mpi.rank, "online teacher");
+  rc = build(t, &ms, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  rc = tr_root(t) ? kd_weights_read(o->path, o->model, e) : KD_OK;
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if ((rc = tr_bcast_floats(o->params, o->model->n_params, 0, t->mpi.comm, e))) return rc;
+  o->checksum = params_checksum(o->model);
+  t->data.teacher_live = t->data.has_teacher = 1;
+  return KD_OK;
+}
+
+int tr_online_forward(trainer *t, kd_err *e) {
+  tr_online *o = &t->online;
+  const kd_fwd inference = {0, 0};
+  if (kd_model_forward(o->model, t->batch.tb.logits, &t->batch.in, &inference, e)) return e->code;
+  if (!o->ptrs) return KD_OK;
+  const kd_model *m = o->model;
+  for (int l = 0; l <= o->inter.layers; l++) {
+    o->inter.hidden[l] = m->ops->tap(m, KD_TAP_HIDDEN, l, NULL);
+    o->inter.qkv[l] = l ? m->ops->tap(m, KD_TAP_QKV, l, NULL) : NULL;
+    o->inter.attn[l] = l ? m->ops->tap(m, KD_TAP_ATTN, l, NULL) : NULL;
+  }
+  return KD_OK;
+}
+
+void tr_online_free(tr_online *o) {
+  kd_model_free(o->model);
+  free(o->params);
+  free(o->ptrs);
+  memset(o, 0, sizeof *o);
+}
