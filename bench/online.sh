@@ -8,7 +8,8 @@
 #   relations the online teacher plus MiniLM q-q, k-k, v-v relations of the last layers,
 #   hidden    the online teacher plus TinyBERT hidden states (uniform map, 5 pairs),
 # interleaved over --runs runs: median tokens/s and step time, and rank 0's step phases (the teacher's
-# forward is the `teacher` phase, the intermediate terms are in `loss`). Prints; asserts nothing.
+# forward is the `teacher` phase, the intermediate terms are in `loss`); then, when launch/results-text.sh's
+# data and teachers exist, the step of each configuration of launch/results-inter.sh. Prints; asserts nothing.
 #
 #   bench/online.sh [--runs N] [--steps S]     (defaults: 3 runs of 15 steps; about 8 minutes)
 set -u
@@ -35,11 +36,11 @@ with h5py.File(f"{work}/g.h5", "w") as f:
 with h5py.File(f"{work}/gt.h5", "w") as f:
     f["train/logits"] = (3 * rng.normal(size=(N, T, V))).astype(np.float16)
 PY
-run() { mpirun -q -np 2 --oversubscribe --bind-to none "$KD_BUILD/kd" train --data "$work/g.h5" --batch $B --threads 1 \
+run() { mpirun -q -np 2 --oversubscribe --bind-to none "$KD_BUILD/kd" train --batch $B --threads 1 \
   --optimizer adamw --lr 3e-4 --alpha 0.5 --temperature 2 --schedule const --ckpt-epochs 0 --progress off \
   --log-every 1000000 --force "$@"; }
 # the teacher: one step of training is enough to time it (its weights do not change the cost)
-run --student "$tspec" --epochs 1 --max-steps 1 --out "$work/teacher" > "$work/teacher.log" || { cat "$work/teacher.log"; exit 1; }
+run --data "$work/g.h5" --student "$tspec" --epochs 1 --max-steps 1 --out "$work/teacher" > "$work/teacher.log" || { cat "$work/teacher.log"; exit 1; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR ? (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) : 0) }'; }
 declare -A args tps ms phases
 args[none]=""
@@ -51,7 +52,7 @@ configs="none stored online relations hidden"
 for ((k = 0; k < runs; k++)); do
   for c in $configs; do
     # shellcheck disable=SC2086
-    out=$(run --student "$spec" --epochs 100 --max-steps "$steps" --out "$work/r" ${args[$c]}) || { echo "$out"; exit 1; }
+    out=$(run --data "$work/g.h5" --student "$spec" --epochs 100 --max-steps "$steps" --out "$work/r" ${args[$c]}) || { echo "$out"; exit 1; }
     tps[$c]+=" $(sed -n 's/^final:.*tokens_per_s=\([0-9]*\).*/\1/p' <<<"$out")"
     ms[$c]+=" $(sed -n 's/^step_ms: //p' <<<"$out" | tr ' ' '\n' | awk -F= '{ s += $2 } END { printf "%.1f", s }')"
     phases[$c]=$(sed -n 's/^step_ms: //p' <<<"$out")
@@ -65,3 +66,27 @@ for c in $configs; do
   printf '%-10s %10s %10s   %s\n' "$c" "$(median <<<"${tps[$c]}")" "$(median <<<"${ms[$c]}")" "${phases[$c]}"
 done
 echo "runs (tokens/s): $(for c in $configs; do printf '%s:%s; ' "$c" "${tps[$c]# }"; done)"
+
+# The configurations of launch/results-inter.sh on the text demo's corpus, when its data and teacher exist:
+# each configuration's step, timed here on a quiet machine (the results' own runs share it with others).
+RT=$KD_ROOT/checkpoints/results-text
+[ -e "$RT/teacher1/best" ] && [ -e "$RT/fortunes.h5" ] || exit 0
+S2=gpt:vocab=256,ctx=128,layers=2,dim=80,heads=2 S4=gpt:vocab=256,ctx=128,layers=2,dim=80,heads=4
+KDT=(--teacher-model "$RT/teacher1:best")
+declare -A targs tstu
+targs[scratch]="" tstu[scratch]=$S2
+targs[stored]="--teacher $RT/teacher1-logits.h5" tstu[stored]=$S2
+targs[kd]="${KDT[*]}" tstu[kd]=$S2
+targs[minilm]="${KDT[*]} --attn-relations q-q,k-k,v-v" tstu[minilm]=$S2
+targs[hidden]="${KDT[*]} --hidden-map uniform" tstu[hidden]=$S2
+targs[hidden-attn]="${KDT[*]} --hidden-map uniform --attn-loss mse" tstu[hidden-attn]=$S4
+echo "the text demo's configurations (launch/results-inter.sh; teacher gpt 4x192 of seed 1), $((2 * steps)) steps, 2 ranks x 1 thread:"
+printf '%-12s %10s %10s   %s\n' config "tokens/s" "step ms" "rank 0's phases (ms per step)"
+for c in scratch stored kd minilm hidden hidden-attn; do
+  # shellcheck disable=SC2086
+  out=$(run --data "$RT/fortunes.h5" --student "${tstu[$c]}" --epochs 1 --max-steps $((2 * steps)) --out "$work/x" \
+    ${targs[$c]} 2>&1) || { echo "$out" | tail -3; exit 1; }
+  ph=$(sed -n 's/^step_ms: //p' <<<"$out")
+  printf '%-12s %10s %10s   %s\n' "$c" "$(sed -n 's/^final:.*tokens_per_s=\([0-9]*\).*/\1/p' <<<"$out")" \
+    "$(tr ' ' '\n' <<<"$ph" | awk -F= '{ s += $2 } END { printf "%.1f", s }')" "$ph"
+done

@@ -36,7 +36,7 @@ static void make(setup *u, int t_dim, int t_heads, size_t extra) {
   memset(u, 0, sizeof *u);
   const kd_gpt_cfg cs = {V, 12, 2, 8, 2, 0.0f}, ct = {V, 12, 3, t_dim, t_heads, 0.0f};
   CHECK(kd_gpt_create(&u->s, &cs, B, 0, &e) == KD_OK, "student: %s", e.msg);
-  CHECK(kd_gpt_create(&u->t, &ct, B, 1, &e) == KD_OK, "teacher: %s", e.msg);
+  CHECK(kd_gpt_create(&u->t, &ct, B, 2, &e) == KD_OK, "teacher: %s", e.msg);
   u->n_total = u->s->n_params + extra;
   u->p = calloc(u->n_total, sizeof(float));
   u->g = calloc(u->n_total, sizeof(float));
@@ -152,7 +152,7 @@ static double relation_ref(const float *A_s, int ld_s, int ds, const float *A_t,
 
 static void references(void) {
   enum { DS = 6, DT = 10, LD = 16 };
-  float As[T * LD], At[T * LD], scratch[3 * T * T], Ps[T * T], Pt[T * T];
+  float As[T * LD], At[T * LD], scratch[3 * T * T + 2 * T], Ps[T * T], Pt[T * T];
   for (int i = 0; i < T * LD; i++) As[i] = 1.5f * (float)kd_normal(91, i), At[i] = 1.5f * (float)kd_normal(92, i);
   const double kl = kd_relation_kl(NULL, As, LD, DS, At, LD, DT, T, 1.0f, scratch);
   const double ref = relation_ref(As, LD, DS, At, LD, DT);

@@ -56,6 +56,17 @@ kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --teacher ml.h5 --out mst
 kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --teacher-model mt/final.h5 --out mon > /dev/null ||
   fail "mlp online"
 expect "online teacher (mlp) == its stored f32 logits" cols mst mon loss ce kd
+kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 3 --teacher-model mt --labelled-fraction 0.5 --out mlf > /dev/null
+expect "an online teacher teaches unlabelled rows (--labelled-fraction)" test -e mlf/final.h5
+kdrun 1 train "${M[@]}" --student 12-32-4 --normalize standard --out mtn > /dev/null || fail "normalised mlp teacher"
+kdrun 1 logits --ckpt mtn --data d.h5 --dtype f32 --out mln.h5 > /dev/null || fail "its logits"
+kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --normalize standard --teacher mln.h5 --out mnst > /dev/null
+kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --normalize standard --teacher-model mtn --out mnon > /dev/null
+expect "a normalising teacher and student: online == kd logits (which applies the teacher's /preprocess)" \
+  cols mnst mnon loss ce kd
+kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --teacher-model mtn --out mnb > mnb.log 2>&1
+expect "a teacher trained on normalised rows, a student on raw ones: refused (exit 2)" \
+  test $? -eq 2 -a -n "$(grep 'reads inputs normalised as its /preprocess says (standard)' mnb.log)"
 
 # 2. intermediate losses: 2 ranks == 1 rank
 I=(--teacher-model tch --attn-relations q-q,k-k,v-v --hidden-map uniform --attn-weight 2 --hidden-weight 0.5)
@@ -78,7 +89,8 @@ for k in mse mse-scores; do
 done
 
 # 3. two stages, stop/resume bitwise
-P=("${S2[@]}" --optimizer adamw --teacher-model tch --hidden-map 1:1,2:2 --attn-relations k-k --intermediate-epochs 1 --ckpt-every 3)
+P=("${S2[@]}" --optimizer adamw --teacher-model tch --hidden-map 1:1,2:2 --attn-relations k-k --intermediate-epochs 1 --ckpt-every 3 --keep 20
+  --train-rows 96)
 kdrun 2 train "${P[@]}" --out u > u.log || fail "two-stage run"
 kdrun 2 train "${P[@]}" --max-steps 3 --out p > /dev/null || fail "two-stage, stopped"
 cp -r p pc
@@ -96,6 +108,19 @@ e1, e2 = [x for x in r if x['epoch'] == '1'], [x for x in r if x['epoch'] == '2'
 assert e1 and e2
 assert all(float(x['hidden']) > 0 and float(x['relation']) > 0 for x in e1)
 assert all(float(x['hidden']) == 0 and float(x['relation']) == 0 for x in e2)"
+expect "stage 1 leaves what is above the mapped layers alone: ln_f is still 1 and 0 at step 3" "$PY" -c "
+import h5py, numpy as np
+f = h5py.File('u/ckpt-00000003.h5')
+assert f['model/transformer/ln_f/weight'][()].min() == 1 and f['model/transformer/ln_f/weight'][()].max() == 1
+assert not f['model/transformer/ln_f/bias'][()].any()"
+kdrun 1 train "${S2[@]}" --optimizer adamw --teacher-model tch --hidden-map 0:0 --intermediate-epochs 1 --ckpt-every 1 \
+  --max-steps 2 --out h0 > /dev/null || fail "two stages on hidden state 0 alone"
+expect "stage 1 on hidden state 0 trains the embeddings (and nothing above them)" "$PY" -c "
+import h5py, numpy as np
+a, b = h5py.File('h0/ckpt-00000001.h5')['model'], h5py.File('h0/ckpt-00000002.h5')['model']
+assert not np.array_equal(a['transformer/wte/weight'][()], b['transformer/wte/weight'][()])
+for n in ('transformer/h/0/attn/c_attn/weight', 'transformer/ln_f/weight'):
+    assert np.array_equal(a[n][()], b[n][()]), n"
 kdrun 2 train --resume pc --teacher-model tch2 > ck.log 2>&1
 expect "resume with another teacher: refused by its checksum" grep -q "checksum .* differs" ck.log
 
@@ -107,6 +132,15 @@ if kdrun 2 logits --ckpt tch:best --data c.h5 --dtype f32 --hidden 0,1,2 --attn 
   kdrun 1 train "${ST[@]}" --teacher-model tch:best "${H[@]}" --out io > /dev/null || fail "online, maps + hidden"
   kdrun 1 train "${ST[@]}" --teacher ti.h5 "${H[@]}" --out is > /dev/null || fail "stored, maps + hidden"
   expect "stored hidden states and attention maps == the online teacher's (losses 1e-5)" cols io is loss kd attn hidden
+  "$PY" -c "
+import shutil, h5py, numpy as np
+shutil.copy('ti.h5', 'tw.h5')
+with h5py.File('tw.h5', 'r+') as f:
+    n, t, d = f['train/hidden/1'].shape
+    del f['train/hidden/1']
+    f['train/hidden/1'] = np.zeros((n, t, d + 1), np.float32)"
+  kdrun 1 train "${ST[@]}" --teacher tw.h5 "${H[@]}" --out iw > iw.log 2>&1
+  expect "a stored hidden state of another width: one clear error" grep -q "hidden/1 has width 33, the other stored layers 32" iw.log
 else
   fail "kd logits --hidden --attn"
 fi

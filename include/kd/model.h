@@ -118,7 +118,8 @@ struct kd_model {
   kd_input input;         /* the batches it reads */
   int in_dim, out_dim;    /* input features, classes */
   int max_batch;
-  int frozen;             /* built for inference only: no backward, forward buffers shared where they can be */
+  int frozen;             /* built for inference only: no backward, forward buffers shared where they can be
+                           * (1: hidden states kept; 2: also every layer's q/k/v and attention maps) */
   size_t act_bytes;       /* activation buffers allocated for max_batch rows (memory reports) */
   size_t n_params;
   float *params;          /* bound by kd_model_bind: [n_params] */

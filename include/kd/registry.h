@@ -15,7 +15,8 @@ typedef struct kd_model_spec {
   char text[256];       /* the family's own spec text, e.g. "784-800-800-10" */
   char options[256];    /* family settings "key=value,...", e.g. "activation=relu,init=he" ("": defaults) */
   float dropout;        /* common to all families; training only */
-  int frozen;           /* inference only (a teacher): no backward, the least activation memory */
+  int frozen;           /* inference only (a teacher): no backward, the least activation memory; 2: also
+                         * keep every layer's q/k/v and attention probabilities (kd_model_ops.tap) */
 } kd_model_spec;
 
 typedef struct kd_family {

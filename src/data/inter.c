@@ -18,6 +18,8 @@ struct kd_inter_store {
   int n_hidden;
   int layer[2 * 64];         /* the teacher layer of each */
   int64_t row_values[2 * 64];
+  hsize_t dims[2 * 64][4];   /* a row's selection: [1, ...] */
+  hid_t dset[2 * 64], space[2 * 64], mspace[2 * 64];
   float *buf[2 * 64];        /* [capacity * row_values] */
   kd_inter inter;
   const float **ptrs;
@@ -79,10 +81,12 @@ int kd_inter_store_probe(const char *path, const char *split, int *layers, int *
   return KD_OK;
 }
 
-static int add_dataset(kd_inter_store *s, const char *kind, int l, int64_t total, kd_err *e) {
+static int add_dataset(kd_inter_store *s, const char *kind, int l, int64_t total, int want, kd_err *e) {
   char name[96];
   dset_name(name, sizeof name, s->split, kind, l);
   const int is_attn = kind[0] == 'a';
+  for (int k = is_attn ? s->n_hidden : 0; k < s->n; k++)
+    if (s->layer[k] == l) return KD_OK; /* asked for twice: read once */
   if (!kd_h5_exists(s->file, name))
     return kd_fail(e, KD_ERR_USAGE, "%s: dataset %s is missing (the layer map asks for teacher %s %d)", s->path, name,
                    is_attn ? "attention layer" : "hidden state", l);
@@ -93,9 +97,19 @@ static int add_dataset(kd_inter_store *s, const char *kind, int l, int64_t total
   if (!ok)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s must be %s for the %lld rows of %d positions of /%s", s->path, name,
                    is_attn ? "[rows, heads, T, T]" : "[rows, T, width]", (long long)total, s->T, s->split);
+  if ((is_attn ? d[1] : d[2]) != want)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s has %s %lld, the other stored layers %d", s->path, name,
+                   is_attn ? "heads" : "width", (long long)(is_attn ? d[1] : d[2]), want);
   const int k = s->n++;
   s->layer[k] = l;
   s->row_values[k] = d[1] * d[2] * d[3];
+  s->dims[k][0] = 1;
+  for (int i = 1; i < 4; i++) s->dims[k][i] = (hsize_t)d[i];
+  s->dset[k] = H5Dopen2(s->file, name, H5P_DEFAULT);
+  s->space[k] = s->dset[k] >= 0 ? H5Dget_space(s->dset[k]) : H5I_INVALID_HID;
+  s->mspace[k] = H5Screate_simple(nd, s->dims[k], NULL);
+  if (s->dset[k] < 0 || s->space[k] < 0 || s->mspace[k] < 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot open dataset %s", s->path, name);
   s->buf[k] = kd_malloc(sizeof(float) * (size_t)s->capacity * s->row_values[k], name, e);
   return e->code;
 }
@@ -116,9 +130,9 @@ int kd_inter_store_open(kd_inter_store **out, const char *path, const char *spli
   int layers = 0, stored = 0, dim = 0, heads = 0;
   int rc = kd_inter_store_probe(path, split, &layers, &stored, &dim, &heads, e);
   if (!rc) rc = kd_h5_open_ro(&s->file, path, e);
-  for (int i = 0; i < n_hidden && !rc; i++) rc = add_dataset(s, "hidden", hidden[i], total, e);
+  for (int i = 0; i < n_hidden && !rc; i++) rc = add_dataset(s, "hidden", hidden[i], total, dim, e);
   s->n_hidden = s->n;
-  for (int i = 0; i < n_attn && !rc; i++) rc = add_dataset(s, "attn", attn[i], total, e);
+  for (int i = 0; i < n_attn && !rc; i++) rc = add_dataset(s, "attn", attn[i], total, heads, e);
   int L = 0;
   for (int k = 0; k < s->n; k++) L = s->layer[k] > L ? s->layer[k] : L;
   if (!rc) s->ptrs = kd_calloc((size_t)3 * (L + 1), sizeof *s->ptrs, "intermediate targets", e);
@@ -142,7 +156,10 @@ int kd_inter_store_gather(kd_inter_store *s, const int64_t *idx, int count, kd_e
     for (int i = 0; i < count; i++) {
       float *dst = s->buf[k] + (size_t)i * rv;
       const int64_t row = s->row0 + idx[i];
-      if (kd_h5_read_rows(s->file, s->path, name, row, 1, H5T_NATIVE_FLOAT, dst, e)) return e->code;
+      const hsize_t start[4] = {(hsize_t)row, 0, 0, 0};
+      if (H5Sselect_hyperslab(s->space[k], H5S_SELECT_SET, start, NULL, s->dims[k], NULL) < 0 ||
+          H5Dread(s->dset[k], H5T_NATIVE_FLOAT, s->mspace[k], s->space[k], H5P_DEFAULT, dst) < 0)
+        return kd_fail(e, KD_ERR_RUNTIME, "%s: reading row %lld of %s failed", s->path, (long long)row, name);
       for (size_t j = 0; j < rv; j++)
         if (!isfinite(dst[j]))
           return kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %lld holds a non-finite value (%g at flat index %zu)", s->path,
@@ -156,8 +173,13 @@ const kd_inter *kd_inter_store_batch(const kd_inter_store *s) { return &s->inter
 
 void kd_inter_store_free(kd_inter_store *s) {
   if (!s) return;
+  for (int k = 0; k < s->n; k++) {
+    if (s->mspace[k] > 0) H5Sclose(s->mspace[k]);
+    if (s->space[k] > 0) H5Sclose(s->space[k]);
+    if (s->dset[k] > 0) H5Dclose(s->dset[k]);
+    free(s->buf[k]);
+  }
   if (s->file >= 0) H5Fclose(s->file);
-  for (int k = 0; k < s->n; k++) free(s->buf[k]);
   free(s->ptrs);
   free(s);
 }

@@ -238,7 +238,10 @@ static int create(kd_term **out, const kd_model *m, const kd_inter_cfg *c, int r
                    sh.heads, c->t_heads);
   kd_term *t = kd_calloc(1, sizeof *t, "attention term", e);
   attn_impl *im = t ? kd_calloc(1, sizeof *im, "attention term", e) : NULL;
-  if (t) t->impl = im;
+  if (t) {
+    t->impl = im;
+    t->ops = rel ? &relation_ops : &attn_ops; /* kd_term_free destroys what was made, also on failure */
+  }
   if (im) {
     im->cfg = *c;
     im->Ds = sh.dim;
@@ -246,13 +249,13 @@ static int create(kd_term **out, const kd_model *m, const kd_inter_cfg *c, int r
     im->dqkv_n = (size_t)m->max_batch * m->in_dim * 3 * sh.dim;
     for (int p = 0; p < c->n_pairs && !e->code; p++)
       im->dqkv[p] = kd_malloc(sizeof(float) * im->dqkv_n, "attention term gradient", e);
-    im->scratch = kd_malloc(sizeof(float) * 3 * (size_t)m->in_dim * m->in_dim, "attention term scratch", e);
+    const size_t T = (size_t)m->in_dim;
+    im->scratch = kd_malloc(sizeof(float) * (3 * T * T + 2 * T), "attention term scratch", e);
   }
   if (e->code) {
     kd_term_free(t);
     return e->code;
   }
-  t->ops = rel ? &relation_ops : &attn_ops;
   snprintf(t->name, sizeof t->name, rel ? "relation" : "attn");
   char pairs[64] = "";
   for (int p = 0; p < c->n_pairs && strlen(pairs) < 48; p++)

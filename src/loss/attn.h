@@ -51,7 +51,7 @@ int kd_hidden_term_create(kd_term **t, const kd_model *m, const kd_inter_cfg *cf
 
 /* Kernels of one row (and relation or attention head), for the terms and
  * the gradient checks. Each returns its unscaled loss and accumulates
- * scale * its gradient (+=). scratch: 3 T^2 floats. */
+ * scale * its gradient (+=). scratch: 3 T^2 + 2 T floats. */
 
 /* sum over query positions i of KL(rel_t[i] || rel_s[i]); A_s [T, d_s] with
  * row stride ld_s, its gradient dA_s with the same stride. */

@@ -86,7 +86,10 @@ int kd_hidden_term_create(kd_term **out, const kd_model *m, const kd_inter_cfg *
   if (c->n_pairs < 1) return kd_fail(e, KD_ERR_USAGE, "--hidden-map: no layer pair");
   kd_term *t = kd_calloc(1, sizeof *t, "hidden term", e);
   hidden_impl *im = t ? kd_calloc(1, sizeof *im, "hidden term", e) : NULL;
-  if (t) t->impl = im;
+  if (t) {
+    t->impl = im;
+    t->ops = &hidden_ops; /* kd_term_free destroys what was made, also on failure */
+  }
   const size_t n = (size_t)m->max_batch * m->in_dim;
   if (im) {
     im->cfg = *c;
@@ -98,7 +101,6 @@ int kd_hidden_term_create(kd_term **out, const kd_model *m, const kd_inter_cfg *
     kd_term_free(t);
     return e->code;
   }
-  t->ops = &hidden_ops;
   snprintf(t->name, sizeof t->name, "hidden");
   char pairs[64] = "";
   for (int p = 0; p < c->n_pairs && strlen(pairs) < 48; p++)

@@ -115,10 +115,11 @@ static void *take(arena *a, size_t bytes) {
 
 #define TAKE_F(a, n) ((float *)take(a, sizeof(float) * (size_t)(n)))
 
-/* A frozen model (an online teacher: forward only) keeps what loss terms
- * read of every layer (hidden states, q/k/v, attention probabilities) and
- * shares the rest of a block's buffers among its blocks. */
-static void carve_frozen(gpt_impl *im, arena *a, size_t n, size_t D, size_t att) {
+/* A frozen model (an online teacher: forward only) shares a block's
+ * buffers among its blocks, except what loss terms read of every layer:
+ * the hidden states, and with keep_attn the q/k/v and attention
+ * probabilities. */
+static void carve_frozen(gpt_impl *im, arena *a, size_t n, size_t D, size_t att, int keep_attn) {
   const kd_gpt_cfg *c = &im->cfg;
   for (int l = 0; l <= c->layers; l++) im->xs[l] = TAKE_F(a, n * D);
   block_acts shared = {0};
@@ -134,8 +135,8 @@ static void carve_frozen(gpt_impl *im, arena *a, size_t n, size_t D, size_t att)
   shared.fc = TAKE_F(a, 4 * n * D);
   for (int l = 0; l < c->layers; l++) {
     im->blk[l] = shared;
-    im->blk[l].qkv = TAKE_F(a, 3 * n * D);
-    im->blk[l].att = TAKE_F(a, att);
+    im->blk[l].qkv = !keep_attn && l ? im->blk[0].qkv : TAKE_F(a, 3 * n * D);
+    im->blk[l].att = !keep_attn && l ? im->blk[0].att : TAKE_F(a, att);
   }
   im->lnf = TAKE_F(a, n * D);
   im->lnf_m = TAKE_F(a, n);
@@ -149,7 +150,7 @@ static void carve(gpt_impl *im, arena *a, int max_batch, int frozen) {
   const size_t n = (size_t)max_batch * c->ctx, D = (size_t)c->dim, att = (size_t)max_batch * c->heads * c->ctx * c->ctx;
   const int drop = c->dropout > 0.0f;
   if (frozen) {
-    carve_frozen(im, a, n, D, att);
+    carve_frozen(im, a, n, D, att, frozen > 1);
     return;
   }
   for (int l = 0; l <= c->layers; l++) im->xs[l] = TAKE_F(a, n * D);
@@ -435,7 +436,7 @@ static const float *gpt_tap(const kd_model *m, int what, int layer, kd_tap_shape
   const kd_gpt_cfg *c = &im->cfg;
   if (shape) *shape = (kd_tap_shape){im->B, im->T, c->dim, c->heads};
   if (what == KD_TAP_HIDDEN) return layer >= 0 && layer <= c->layers ? im->xs[layer] : NULL;
-  if (layer < 1 || layer > c->layers) return NULL;
+  if (layer < 1 || layer > c->layers || m->frozen == 1) return NULL; /* frozen == 1 shares them among blocks */
   if (what == KD_TAP_QKV) return im->blk[layer - 1].qkv;
   if (what == KD_TAP_ATTN) return im->blk[layer - 1].att;
   return NULL;

@@ -167,7 +167,7 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd train: --out is required (see kd train --help)");
   if (c->self_distill && c->teacher[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --self-distill and --teacher exclude each other");
-  if (c->labelled_fraction < 1.0 && !c->teacher[0] && !c->self_distill)
+  if (c->labelled_fraction < 1.0 && !c->teacher[0] && !c->self_distill && !c->teacher_model[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --labelled-fraction %g leaves unlabelled rows, which need --teacher",
                    c->labelled_fraction);
   if (c->hint_layer > 0 && !c->teacher[0])

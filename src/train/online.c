@@ -3,6 +3,7 @@
  * training batch. Its logits fill the batch's teacher logits, as a teacher
  * file's would, and its intermediate tensors the kd_inter the attention and
  * hidden-state terms read. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +32,33 @@ static int resolve(trainer *t, kd_model_spec *ms, kd_err *e) {
     kd_err_clear(e);
     return kd_fail(e, KD_ERR_RUNTIME, "--teacher-model %s: %s", t->cfg.teacher_model, why);
   }
-  kd_preprocess pre;
-  memset(&pre, 0, sizeof pre);
-  int rc = kd_ckpt_read_preprocess(o->path, &pre, e);
-  kd_norm mine = KD_NORM_NONE;
-  kd_norm_parse(t->cfg.normalize, &mine);
-  if (!rc && pre.kind != KD_NORM_NONE && pre.kind != mine)
-    rc = kd_fail(e, KD_ERR_USAGE,
-                 "--teacher-model %s was trained on normalised inputs (/preprocess); train the student with the same "
-                 "--normalize so that both read the same rows", o->path);
-  kd_preprocess_free(&pre);
-  return rc;
+  return kd_ckpt_read_preprocess(o->path, &o->pre, e); /* checked against the run's once it is known */
+}
+
+/* The teacher reads the student's rows as the student's normalisation
+ * makes them: they must be the rows it was trained on (kd logits applies
+ * the teacher's own /preprocess), so the two normalisations must agree. */
+static int check_preprocess(const trainer *t, kd_err *e) {
+  const kd_preprocess *a = &t->online.pre, *b = &t->data.pre;
+  int same = a->kind == b->kind;
+  if (same && a->kind != KD_NORM_NONE) {
+    same = a->dim == b->dim;
+    for (int j = 0; same && j < a->dim; j++)
+      same = fabsf(a->offset[j] - b->offset[j]) <= 1e-5f * (1.0f + fabsf(a->offset[j])) &&
+             fabsf(a->scale[j] - b->scale[j]) <= 1e-5f * (1.0f + fabsf(a->scale[j]));
+  }
+  if (same) return KD_OK;
+  return kd_fail(e, KD_ERR_USAGE,
+                 "--teacher-model %s reads inputs normalised as its /preprocess says (%s), the student's rows are "
+                 "normalised %s%s: the teacher would see rows it was not trained on; train the student with the "
+                 "teacher's --normalize on the same training rows (or use kd logits, which applies the teacher's own)",
+                 t->online.path, kd_norm_name(a->kind), kd_norm_name(b->kind),
+                 a->kind == b->kind ? " with other statistics" : "");
+}
+
+int tr_online_check_inputs(trainer *t, kd_err *e) {
+  if (!t->online.model) return KD_OK;
+  return kd_agree(t->mpi.comm, tr_root(t) ? check_preprocess(t, e) : KD_OK, e);
 }
 
 /* The teacher reads what the student reads and predicts what it predicts. */
@@ -69,7 +86,8 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
 static int build(trainer *t, const kd_model_spec *ms, kd_err *e) {
   tr_online *o = &t->online;
   kd_model_spec spec = *ms;
-  spec.frozen = 1;
+  /* the attention terms read every layer's q/k/v and maps; logits and hidden states need no more */
+  spec.frozen = t->cfg.attn_relations[0] || strcmp(t->cfg.attn_loss, "none") != 0 ? 2 : 1;
   spec.dropout = 0.0f;
   if (kd_model_create(&o->model, &spec, t->sched.b_local, e)) return e->code;
   if (check_fit(t, o->model, e)) return e->code;
@@ -77,7 +95,7 @@ static int build(trainer *t, const kd_model_spec *ms, kd_err *e) {
   if (!o->params) return e->code;
   kd_model_bind(o->model, o->params, NULL);
   kd_tap_shape sh;
-  if (!o->model->ops->tap || !o->model->ops->tap(o->model, KD_TAP_QKV, 1, &sh)) return KD_OK; /* no Transformer */
+  if (!o->model->ops->tap || !o->model->ops->tap(o->model, KD_TAP_HIDDEN, 0, &sh)) return KD_OK; /* no Transformer */
   const int L = o->model->ops->n_hidden(o->model);
   o->ptrs = kd_calloc((size_t)3 * (L + 1), sizeof *o->ptrs, "teacher taps", e);
   if (!o->ptrs) return e->code;
@@ -123,5 +141,6 @@ void tr_online_free(tr_online *o) {
   kd_model_free(o->model);
   free(o->params);
   free(o->ptrs);
+  kd_preprocess_free(&o->pre);
   memset(o, 0, sizeof *o);
 }

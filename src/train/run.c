@@ -115,7 +115,9 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   rc = tr_load_data(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   if ((rc = tr_online_open(t, e))) return rc;
-  if ((rc = tr_fingerprint(t, e)) || (rc = tr_preprocess(t, e)) || (rc = setup_schedule(t, e))) return rc;
+  if ((rc = tr_fingerprint(t, e)) || (rc = tr_preprocess(t, e)) || (rc = tr_online_check_inputs(t, e)) ||
+      (rc = setup_schedule(t, e)))
+    return rc;
   rc = kd_single_node(t->mpi.comm, &t->mpi.single_node, e); /* collective: before anything may fail alone */
   if (!rc) rc = tr_build(t, e);
   if (!rc) rc = tr_config_items(t, e);

@@ -61,8 +61,8 @@ int tr_check_setup(trainer *t, kd_err *e) {
                    (long long)c->batch, t->mpi.size);
   t->sched.B = (int)c->batch;
   t->sched.b_local = kd_local_batch(t->sched.B, t->mpi.size, t->mpi.rank);
-  t->data.has_teacher = c->teacher[0] != '\0' || c->self_distill;
-  t->data.teacher_live = c->teacher[0] != '\0';
+  t->data.has_teacher = c->teacher[0] != '\0' || c->self_distill || c->teacher_model[0] != '\0';
+  t->data.teacher_live = c->teacher[0] != '\0' || c->teacher_model[0] != '\0';
   warn_unused(t);
   kd_model_spec ms;
   if (model_spec(c, &ms, e)) return e->code;
@@ -145,7 +145,9 @@ static int parse_pairs(kd_inter_cfg *c, const char *opt, const char *text, kd_er
 static void uniform_pairs(kd_inter_cfg *c, int Ls, int from) {
   c->n_pairs = 0;
   for (int m = from; m <= Ls && c->n_pairs < KD_MAX_PAIRS; m++)
-    c->pairs[c->n_pairs++] = (kd_layer_pair){m, (int)((int64_t)m * c->t_layers / Ls)};
+    c->pairs[c->n_pairs++] = (kd_layer_pair){m, (int)((int64_t)m * c->t_layers / Ls) > from
+                                                     ? (int)((int64_t)m * c->t_layers / Ls)
+                                                     : from}; /* a shallower teacher: its first layer */
 }
 
 static int need_teacher_layers(const trainer *t, const kd_inter_cfg *c, const char *opt, kd_err *e) {
@@ -289,12 +291,13 @@ static void metrics_columns(trainer *t) {
 static int build_views(trainer *t, kd_err *e) {
   tr_net *n = &t->net;
   const int nv = n->model->n_views;
-  int nt = 0, top = 0;
+  int nt = 0, top = 0, any_alone = 0;
   size_t off = n->model->n_params;
   for (int i = 0; i < n->n_terms; i++) {
     kd_term_place(n->terms[i], off);
     off += n->terms[i]->n_params;
     nt += n->terms[i]->n_views;
+    any_alone |= n->terms[i]->alone_epochs > 0;
     if (n->terms[i]->alone_epochs > 0 && n->terms[i]->layer > top) top = n->terms[i]->layer;
   }
   n->n_total = off;
@@ -303,7 +306,8 @@ static int build_views(trainer *t, kd_err *e) {
   if (e->code) return e->code;
   memcpy(n->views, n->model->views, sizeof(kd_param_view) * (size_t)nv);
   n->n_views = nv;
-  n->n_alone_views = top ? n->model->ops->views_through(n->model, top) : 0;
+  /* a term at layer 0 (a gpt's embedding output) still trains the embeddings */
+  n->n_alone_views = any_alone ? n->model->ops->views_through(n->model, top) : 0;
   memcpy(n->alone_views, n->model->views, sizeof(kd_param_view) * (size_t)n->n_alone_views);
   for (int i = 0; i < n->n_terms; i++)
     for (int k = 0; k < n->terms[i]->n_views; k++) {

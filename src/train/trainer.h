@@ -87,6 +87,7 @@ typedef struct tr_online {
   uint64_t checksum;          /* of its spec and parameters: the run's teacher fingerprint */
   kd_inter inter;             /* its tensors of the last batch, for the intermediate terms */
   const float **ptrs;         /* inter's three pointer arrays, one allocation (NULL: not a Transformer) */
+  kd_preprocess pre;          /* rank 0: its input normalisation (checked against the run's) */
 } tr_online;
 
 /* Self-distillation: the frozen teacher snapshot. */
@@ -201,6 +202,7 @@ int tr_bcast_floats(float *buf, size_t n, int from, MPI_Comm comm, kd_err *e);
 /* online.c */
 int tr_online_open(trainer *t, kd_err *e);
 int tr_online_forward(trainer *t, kd_err *e);
+int tr_online_check_inputs(trainer *t, kd_err *e);
 void tr_online_free(tr_online *o);
 /* selfdistill.c */
 int tr_refresh_snapshot(trainer *t, int keep_current, kd_err *e);
