@@ -22,17 +22,7 @@ while [ $# -gt 0 ]; do
 done
 V=256 T=128 L=4 D=256 H=4 B=32
 spec="gpt:vocab=$V,ctx=$T,layers=$L,dim=$D,heads=$H"
-/usr/bin/python3 - "$work" $V $T <<'EOF' || exit 1
-import sys, h5py, numpy as np
-work, V, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = np.random.default_rng(1)
-N = 1024
-with h5py.File(f"{work}/g.h5", "w") as f:
-    for split, n in (("train", N), ("test", 16)):
-        f[f"{split}/tokens"] = rng.integers(0, V, size=(n, T)).astype(np.int32)
-with h5py.File(f"{work}/gt.h5", "w") as f:
-    f["train/logits"] = (3 * rng.normal(size=(N, T, V))).astype(np.float16)
-EOF
+bench_tokens $V $T || exit 1
 params=$((V * D + T * D + L * (12 * D * D + 13 * D) + 2 * D))
 flop_tok=$((6 * params + 12 * L * T * D))
 have_torch=1

@@ -25,17 +25,7 @@ done
 V=256 T=128 B=32
 spec="gpt:vocab=$V,ctx=$T,layers=4,dim=256,heads=4"
 tspec="gpt:vocab=$V,ctx=$T,layers=8,dim=368,heads=4"
-/usr/bin/python3 - "$work" $V $T <<'PY' || exit 1
-import sys, h5py, numpy as np
-work, V, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = np.random.default_rng(1)
-N = 1024
-with h5py.File(f"{work}/g.h5", "w") as f:
-    for split, n in (("train", N), ("test", 16)):
-        f[f"{split}/tokens"] = rng.integers(0, V, size=(n, T)).astype(np.int32)
-with h5py.File(f"{work}/gt.h5", "w") as f:
-    f["train/logits"] = (3 * rng.normal(size=(N, T, V))).astype(np.float16)
-PY
+bench_tokens $V $T || exit 1
 run() { mpirun -q -np 2 --oversubscribe --bind-to none "$KD_BUILD/kd" train --batch $B --threads 1 \
   --optimizer adamw --lr 3e-4 --alpha 0.5 --temperature 2 --schedule const --ckpt-epochs 0 --progress off \
   --log-every 1000000 --force "$@"; }

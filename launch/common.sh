@@ -47,3 +47,31 @@ kd_build() {
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+
+# kd_fortunes_data DATA TENTH: the text experiments' data (launch/results-text.sh, results-inter.sh), made
+# when missing: the fortune files of Debian's fortunes package as byte-token rows of 128, and every 10th
+# of their training rows (a tenth spread over all files; the first tenth of the rows would be the first
+# files in alphabetical order, a different distribution from the test text).
+kd_fortunes_data() {
+  local data=$1 tenth=$2 fdir
+  local -a files
+  fdir=$(dpkg -L fortunes 2>/dev/null | grep -m1 '/fortunes/[^/]*\.dat$' | xargs -r dirname)
+  mapfile -t files < <(find "${fdir:-/usr/share/games/fortunes}" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
+  [ -e "$data" ] || "$KD_BUILD/kd" import text --in "${files[@]}" --doc-sep % --ctx 128 --out "$data" || return 1
+  [ -e "$tenth" ] && return 0
+  /usr/bin/python3 - "$data" "$tenth.tmp" <<'PY' || return 1
+import shutil, sys, h5py
+src, dst = sys.argv[1:3]
+shutil.copyfile(src, dst)
+with h5py.File(dst, "r+") as f:
+    for name in list(f["train"]):
+        d = f["train"][name]
+        keep, attrs = d[::10], dict(d.attrs)
+        del f["train"][name]
+        f["train"].create_dataset(name, data=keep)
+        f["train"][name].attrs.update(attrs)
+    f.attrs["rows_train"] = len(keep)
+    f.attrs["generator"] = f.attrs["generator"] + "; every 10th training row (launch/results-text.sh)"
+PY
+  h5repack "$tenth.tmp" "$tenth" && rm -f "$tenth.tmp" # reclaims the deleted datasets' space
+}

@@ -26,30 +26,8 @@ start=$(date +%s)
 CSV=$R/results.csv
 [ -e "$CSV" ] || echo "group,param,seed,mode,test_bpb,valid_bpb,steps,tag" > "$CSV"
 
-# Data: all training rows, and every 10th of them (a tenth spread over all files; the first tenth of the
-# rows would be the first files in alphabetical order, a different distribution from the test text).
 DATA=$R/fortunes.h5 TENTH=$R/fortunes-tenth.h5
-FDIR=$(dpkg -L fortunes 2>/dev/null | grep -m1 '/fortunes/[^/]*\.dat$' | xargs -r dirname)
-FDIR=${FDIR:-/usr/share/games/fortunes}
-mapfile -t FILES < <(find "$FDIR" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
-[ -e "$DATA" ] || "$KD" import text --in "${FILES[@]}" --doc-sep % --ctx 128 --out "$DATA" || exit 1
-if [ ! -e "$TENTH" ]; then
-  /usr/bin/python3 - "$DATA" "$TENTH.tmp" <<'PY' || exit 1
-import shutil, sys, h5py
-src, dst = sys.argv[1:3]
-shutil.copyfile(src, dst)
-with h5py.File(dst, "r+") as f:
-    for name in list(f["train"]):
-        d = f["train"][name]
-        keep, attrs = d[::10], dict(d.attrs)
-        del f["train"][name]
-        f["train"].create_dataset(name, data=keep)
-        f["train"][name].attrs.update(attrs)
-    f.attrs["rows_train"] = len(keep)
-    f.attrs["generator"] = f.attrs["generator"] + "; every 10th training row (launch/results-text.sh)"
-PY
-  h5repack "$TENTH.tmp" "$TENTH" && rm -f "$TENTH.tmp" || exit 1 # reclaims the deleted datasets' space
-fi
+kd_fortunes_data "$DATA" "$TENTH" || exit 1
 
 V=256 CTX=128
 TEACHER=gpt:vocab=$V,ctx=$CTX,layers=4,dim=192,heads=4

@@ -100,6 +100,12 @@ double kd_attn_scores_mse(float *dq, float *dk, const float *q_s, const float *k
   return sum;
 }
 
+void kd_pairs_text(char *buf, size_t n, const kd_inter_cfg *c) {
+  buf[0] = '\0';
+  for (int p = 0; p < c->n_pairs && strlen(buf) + 16 < n; p++)
+    snprintf(buf + strlen(buf), n - strlen(buf), "%s%d:%d", p ? "," : "", c->pairs[p].s, c->pairs[p].t);
+}
+
 /* ---- the terms ---- */
 
 typedef struct attn_impl {
@@ -257,9 +263,8 @@ static int create(kd_term **out, const kd_model *m, const kd_inter_cfg *c, int r
     return e->code;
   }
   snprintf(t->name, sizeof t->name, rel ? "relation" : "attn");
-  char pairs[64] = "";
-  for (int p = 0; p < c->n_pairs && strlen(pairs) < 48; p++)
-    snprintf(pairs + strlen(pairs), sizeof pairs - strlen(pairs), "%s%d:%d", p ? "," : "", c->pairs[p].s, c->pairs[p].t);
+  char pairs[64];
+  kd_pairs_text(pairs, sizeof pairs, c);
   if (rel)
     snprintf(t->summary, sizeof t->summary, "%g * relation (MiniLM: KL of %s%s%s relations, %d relation heads, layers %s)",
              c->weight, c->relations & KD_REL_Q ? "q-q " : "", c->relations & KD_REL_K ? "k-k " : "",

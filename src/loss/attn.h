@@ -44,6 +44,9 @@ typedef struct kd_inter_cfg {
   kd_attn_kind attn;              /* attn term */
 } kd_inter_cfg;
 
+/* "S:T,S:T,..." of cfg's pairs (cut short to fit n), for the banner. */
+void kd_pairs_text(char *buf, size_t n, const kd_inter_cfg *c);
+
 /* The three terms for student m (max_batch rows, its ctx positions). */
 int kd_relation_term_create(kd_term **t, const kd_model *m, const kd_inter_cfg *cfg, kd_err *e);
 int kd_attn_term_create(kd_term **t, const kd_model *m, const kd_inter_cfg *cfg, kd_err *e);

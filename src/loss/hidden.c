@@ -102,9 +102,8 @@ int kd_hidden_term_create(kd_term **out, const kd_model *m, const kd_inter_cfg *
     return e->code;
   }
   snprintf(t->name, sizeof t->name, "hidden");
-  char pairs[64] = "";
-  for (int p = 0; p < c->n_pairs && strlen(pairs) < 48; p++)
-    snprintf(pairs + strlen(pairs), sizeof pairs - strlen(pairs), "%s%d:%d", p ? "," : "", c->pairs[p].s, c->pairs[p].t);
+  char pairs[64];
+  kd_pairs_text(pairs, sizeof pairs, c);
   snprintf(t->summary, sizeof t->summary,
            "%g * hidden (TinyBERT: mean squared error of W h_s and h_t, W [%d, %d] learned, states %s)", c->weight,
            c->t_dim, sh.dim, pairs);
