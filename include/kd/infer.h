@@ -80,6 +80,10 @@ typedef struct kd_eval_cfg {
   char dtype[8];               /* kd logits, kd predict: f32 | f16 */
   char hidden[256];            /* kd logits, gpt teachers: hidden states "l,l,..." (0..L) to write ("": none) */
   char attn[256];              /* kd logits, gpt teachers: attention maps of blocks "l,l,..." (1..L) ("": none) */
+  int64_t topk;                /* kd logits: write /SPLIT/topk (K largest logits, lse) instead of dense logits (0: no) */
+  int64_t sample;              /* kd logits: write /SPLIT/sampled (S draws, counts) instead of dense logits (0: no) */
+  double sample_temperature;   /* kd logits --sample: the temperature of the softmax the ids are drawn from */
+  int64_t seed;                /* kd logits --sample: the draws' seed */
 } kd_eval_cfg;
 
 /* The rows of a split fit model m (of checkpoint ckpt): the kind it reads,

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kd/error.h"
 #include "kd/teacher.h" /* kd_targets */
 
 typedef struct kd_loss_cfg {
@@ -40,5 +41,12 @@ void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums,
  * fast path is tested against, and the path for more than 256 classes. */
 void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,
                                   int C, const kd_loss_cfg *cfg, float grad_scale);
+
+/* The same loss against sparse teacher logits t->sparse (top-k, top-k with
+ * a tail bin, sampled; formulas in src/loss/sparse.c and docs/training.md):
+ * alpha, T^2 and unlabelled positions as for dense logits; a position whose
+ * counts are all 0 has no soft term. Allocates a workspace of 2 C doubles. */
+int kd_loss_sparse_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,
+                                    int C, const kd_loss_cfg *cfg, float grad_scale, kd_err *e);
 
 #endif

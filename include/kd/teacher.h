@@ -5,8 +5,8 @@
  * model(tokens).logits gives), and FitNets features /SPLIT/features [N, H];
  * any float type, held in memory as float32 except float16, which stays 2
  * bytes a value until a batch is gathered. Or it is filled by the trainer
- * (a self-distillation snapshot). Sparse top-k logits and attention maps
- * will be further kinds of target. */
+ * (a self-distillation snapshot). Sparse teacher logits (top-k, sampled)
+ * are held by a kd_sparse_store. */
 #ifndef KD_TEACHER_H
 #define KD_TEACHER_H
 
@@ -30,12 +30,31 @@ typedef struct kd_inter {
   const float **attn;        /* [L + 1]: entry l >= 1, attention probabilities of block l [B, H, T, T] */
 } kd_inter;
 
+/* Sparse teacher logits (large vocabularies, docs/format.md): K slots per
+ * position instead of V logits.
+ *   topk     the teacher's K largest logits, renormalised over those ids;
+ *   tail     the same K plus one bin holding the rest of the teacher's mass
+ *            (needs the full log-sum-exp /SPLIT/topk/lse);
+ *   sampled  ids drawn from the teacher's softmax at T with their counts
+ *            (RS-KD): an unbiased estimate of the dense gradient. */
+typedef enum { KD_SPARSE_DENSE = 0, KD_SPARSE_TOPK, KD_SPARSE_TAIL, KD_SPARSE_SAMPLED } kd_sparse_mode;
+
+/* One batch's sparse targets: K slots for each of P positions. */
+typedef struct kd_sparse_targets {
+  kd_sparse_mode mode;       /* TOPK, TAIL or SAMPLED */
+  int K;
+  const int32_t *ids;        /* [P, K] vocabulary ids, distinct within a position (sampled: where count > 0) */
+  const float *vals;         /* [P, K] raw teacher logits (topk, tail) or draw counts (sampled) */
+  const float *lse;          /* [P] log-sum-exp of the teacher's full logits at T = 1 (tail), or NULL */
+} kd_sparse_targets;
+
 /* One batch's targets, as the loss and the terms read them. */
 typedef struct kd_targets {
   const int32_t *y;          /* [P] class of each position (-1: unlabelled, KD_Y_IGNORE: no target) */
   const float *t_logits;     /* [P, C] raw teacher logits, or NULL */
   const float *features;     /* [B, H] teacher hidden states (FitNets), or NULL */
   const kd_inter *inter;     /* a Transformer teacher's intermediate tensors, or NULL */
+  const kd_sparse_targets *sparse; /* sparse teacher logits instead of t_logits, or NULL */
 } kd_targets;
 
 /* Buffers one batch's teacher outputs are gathered into. */
@@ -110,6 +129,55 @@ int kd_inter_store_gather(kd_inter_store *s, const int64_t *idx, int count, kd_e
 /* The gathered batch. */
 const kd_inter *kd_inter_store_batch(const kd_inter_store *s);
 void kd_inter_store_free(kd_inter_store *s);
+
+/* Sparse teacher files: what /SPLIT/topk and /SPLIT/sampled hold. */
+typedef struct kd_sparse_info {
+  int dense;                 /* /SPLIT/logits is there */
+  int topk_k;                /* K of /SPLIT/topk/{ids,logits} (0: none) */
+  int has_lse;               /* /SPLIT/topk/lse is there */
+  int sampled_s;             /* S of /SPLIT/sampled/{ids,counts} (0: none) */
+  double sample_temperature; /* attribute of /SPLIT/sampled */
+} kd_sparse_info;
+
+/* What the teacher file holds for split (rows of `positions` positions, as
+ * the data file's: every dataset's shape is checked); K must be the same in
+ * every split the file has. */
+int kd_sparse_probe(const char *path, const char *split, int64_t rows, int positions, kd_sparse_info *info, kd_err *e);
+/* --sparse-kd auto|topk|tail|sampled against what the file holds: auto takes
+ * dense, then sampled, then tail (with lse), then topk; a mode the file
+ * cannot serve is an error; sampled needs sample_temperature == T. */
+int kd_sparse_resolve(const char *opt, const kd_sparse_info *info, const char *path, double temperature,
+                      kd_sparse_mode *mode, kd_err *e);
+const char *kd_sparse_mode_name(kd_sparse_mode m);
+
+/* Rows [lo, hi) of a split's sparse teacher logits of the given mode, held
+ * as int32 ids and float16 or float32 values; validated against a
+ * vocabulary of V (ids in range and distinct within a position, finite
+ * logits and lse, counts >= 0), messages naming file, dataset, row,
+ * position and slot. */
+typedef struct kd_sparse_store kd_sparse_store;
+int kd_sparse_open(kd_sparse_store **s, const char *path, const char *split, int64_t lo, int64_t hi, int64_t total,
+                   kd_sparse_mode mode, int V, kd_err *e);
+void kd_sparse_free(kd_sparse_store *s);
+int kd_sparse_k(const kd_sparse_store *s);
+int kd_sparse_positions(const kd_sparse_store *s);
+size_t kd_sparse_bytes(const kd_sparse_store *s);   /* held in memory */
+/* Bytes per position in the file (ids, values, lse as stored). */
+double kd_sparse_file_bytes(const kd_sparse_store *s);
+uint64_t kd_sparse_fingerprint(const kd_sparse_store *s);
+
+/* Buffers one batch's sparse targets are gathered into. */
+typedef struct kd_sparse_batch {
+  kd_sparse_targets t;       /* points into the buffers below */
+  int32_t *ids;
+  float *vals, *lse;
+} kd_sparse_batch;
+int kd_sparse_batch_init(kd_sparse_batch *b, const kd_sparse_store *s, int capacity_positions, kd_err *e);
+void kd_sparse_batch_free(kd_sparse_batch *b);
+/* Shard rows idx[0..count) into b, positions at stride `width` (the batch's). */
+int kd_sparse_gather(const kd_sparse_store *s, const int64_t *idx, int count, kd_sparse_batch *b, kd_err *e);
+/* Rows of `from` positions move down to stride `to` < from (a trimmed batch). */
+void kd_sparse_batch_restride(kd_sparse_batch *b, int rows, int from, int to);
 
 /* Fingerprint of the logits (as float32), each row hashed with its global
  * row index, rows summed mod 2^64 (see kd_source_fingerprint). */

@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 62
+#define KD_TRAIN_N_OPTS 63
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -77,6 +77,7 @@ typedef struct kd_train_cfg {
   char hidden_map[256];        /* S:T,... | uniform: TinyBERT hidden states ("": off) */
   double hidden_weight;
   int64_t intermediate_epochs; /* TinyBERT's two stages: intermediate losses alone, then logit KD alone */
+  char sparse_kd[16];          /* auto | topk | tail | sampled: which teacher logits of the file to learn from */
   unsigned char given[KD_TRAIN_N_OPTS]; /* options named on the command line, in table order */
 } kd_train_cfg;
 

@@ -26,8 +26,18 @@ static const kd_opt_spec opts[] = {
    "gpt teachers: also write the attention probabilities of blocks l,l,... (1-based) as /SPLIT/attn/{l} "
    "[N, H, T, T], for kd train --attn-loss mse"},
   {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
-   "type of the logits (and hidden states and attention maps) written (f16: half the bytes; kd reads float16 "
-   "teacher files as they are)"},
+   "type of the logits (dense or top-k; and hidden states and attention maps) written (f16: half the bytes; kd "
+   "reads float16 teacher files as they are)"},
+  {"topk", KD_OPT_INT, E_(topk), 0, "0", NULL, 0, 65536, 0, 0,
+   "sparse logits for large vocabularies: write each position's K largest logits as /SPLIT/topk/ids, "
+   "/SPLIT/topk/logits and the log-sum-exp of all of them as /SPLIT/topk/lse, instead of dense /SPLIT/logits"},
+  {"sample", KD_OPT_INT, E_(sample), 0, "0", NULL, 0, 65535, 0, 0,
+   "sparse logits, unbiased (RS-KD): draw S ids per position from the teacher's softmax at --sample-temperature "
+   "and write the distinct ids with their counts as /SPLIT/sampled/ids and /SPLIT/sampled/counts"},
+  {"sample-temperature", KD_OPT_REAL, E_(sample_temperature), 0, "1", NULL, 0, 1000, 1, 0,
+   "temperature of the softmax --sample draws from; kd train --temperature must equal it"},
+  {"seed", KD_OPT_INT, E_(seed), 0, "0", NULL, 0, 1e15, 0, 0,
+   "seed of the --sample draws (each position's draws depend on the seed, split, row and position only)"},
 };
 
 int cmd_logits(int argc, char **argv, kd_err *e) {
@@ -36,7 +46,9 @@ int cmd_logits(int argc, char **argv, kd_err *e) {
              "Writes the teacher's raw logits for every split of the data file (/train, /valid, /test) as\n"
              "/SPLIT/logits, each rank computing its own rows, with the teacher checkpoint, the data file and\n"
              "its /train fingerprint recorded as attributes. A gpt teacher's hidden states and attention\n"
-             "probabilities go with them (--hidden, --attn) as /SPLIT/hidden/{l} and /SPLIT/attn/{l}.\n\noptions:\n",
+             "probabilities go with them (--hidden, --attn) as /SPLIT/hidden/{l} and /SPLIT/attn/{l}.\n"
+             "For large vocabularies, --topk K and --sample S write sparse logits instead (each round of rows\n"
+             "is reduced as it is computed: the dense logits of a split never exist in memory or on disk).\n\noptions:\n",
              opts, N_OPTS(opts));
     return KD_OK;
   }

@@ -38,6 +38,30 @@ hid_t kd_h5_f16_type(void) {
   return t;
 }
 
+hid_t kd_h5_half_mem_type(hid_t f, const char *ds) {
+  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT), ft = d >= 0 ? H5Dget_type(d) : -1, mt = H5I_INVALID_HID;
+  size_t spos, epos, esize, mpos, msize;
+  if (ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2 &&
+      H5Tget_fields(ft, &spos, &epos, &esize, &mpos, &msize) >= 0 && spos == 15 && epos == 10 && esize == 5 &&
+      mpos == 0 && msize == 10 && H5Tget_ebias(ft) == 15) {
+    mt = H5Tcopy(ft);
+    H5Tset_order(mt, H5T_ORDER_LE);
+  }
+  if (ft >= 0) H5Tclose(ft);
+  if (d >= 0) H5Dclose(d);
+  H5Eclear2(H5E_DEFAULT);
+  return mt;
+}
+
+size_t kd_h5_type_size(hid_t f, const char *ds) {
+  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT), ft = d >= 0 ? H5Dget_type(d) : -1;
+  const size_t n = ft >= 0 ? H5Tget_size(ft) : 0;
+  if (ft >= 0) H5Tclose(ft);
+  if (d >= 0) H5Dclose(d);
+  H5Eclear2(H5E_DEFAULT);
+  return n;
+}
+
 int kd_h5_create(hid_t *file, const char *path, kd_err *e) {
   *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (*file < 0) {

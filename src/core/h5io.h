@@ -16,6 +16,12 @@ void kd_h5_quiet(void);
 /* A new IEEE float16 type (close it with H5Tclose). */
 hid_t kd_h5_f16_type(void);
 
+/* IEEE float16 in the file: a little-endian half memory type to read
+ * dataset ds as it is (H5I_INVALID_HID when it holds another type). */
+hid_t kd_h5_half_mem_type(hid_t file, const char *ds);
+/* Bytes of one value of dataset ds as stored (0 if absent). */
+size_t kd_h5_type_size(hid_t file, const char *ds);
+
 /* Create (truncate) a file for writing; the message names path. */
 int kd_h5_create(hid_t *file, const char *path, kd_err *e);
 /* Close a file being written; a failed close becomes the error when rc is

@@ -64,23 +64,6 @@ int kd_teacher_has(const char *path, const char *split, const char *what, int *h
   return KD_OK;
 }
 
-/* IEEE float16 in the file: a little-endian half memory type to read it as
- * it is (H5I_INVALID_HID when the dataset holds another type). */
-static hid_t half_type(hid_t f, const char *ds) {
-  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT), ft = d >= 0 ? H5Dget_type(d) : -1, mt = H5I_INVALID_HID;
-  size_t spos, epos, esize, mpos, msize;
-  if (ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2 &&
-      H5Tget_fields(ft, &spos, &epos, &esize, &mpos, &msize) >= 0 && spos == 15 && epos == 10 && esize == 5 &&
-      mpos == 0 && msize == 10 && H5Tget_ebias(ft) == 15) {
-    mt = H5Tcopy(ft);
-    H5Tset_order(mt, H5T_ORDER_LE);
-  }
-  if (ft >= 0) H5Tclose(ft);
-  if (d >= 0) H5Dclose(d);
-  H5Eclear2(H5E_DEFAULT);
-  return mt;
-}
-
 static int read_logits(kd_teacher *t, hid_t f, kd_err *e) {
   char ls[64];
   snprintf(ls, sizeof ls, "/%s/logits", t->split);
@@ -92,7 +75,7 @@ static int read_logits(kd_teacher *t, hid_t f, kd_err *e) {
                    ls, (long long)t->total, (long long)t->total);
   t->positions = nd == 3 ? (int)ld[1] : 1;
   t->classes = (int)(nd == 3 ? ld[2] : ld[1]);
-  const hid_t ht = half_type(f, ls);
+  const hid_t ht = kd_h5_half_mem_type(f, ls);
   t->f16 = ht >= 0;
   t->logits = kd_malloc((size_t)t->n * row_values(t) * (t->f16 ? 2 : sizeof(float)), ls, e);
   int rc = t->logits ? kd_h5_read_rows(f, t->path, ls, t->row0, t->n, t->f16 ? ht : H5T_NATIVE_FLOAT, t->logits, e)

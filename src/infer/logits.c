@@ -14,6 +14,8 @@
 #include "core/h5io.h"
 #include "core/half.h"
 #include "core/provenance.h"
+#include "core/rng.h"
+#include "infer/sparse_logits.h"
 #include "kd/ckpt.h"
 #include "kd/data.h"
 #include "kd/infer.h"
@@ -27,7 +29,7 @@ static int write_rows(hid_t f, const char *path, const char *ds, int64_t row0, i
   if (n == 0) return KD_OK;
   hid_t d = H5Dopen2(f, ds, H5P_DEFAULT);
   hid_t fs = d >= 0 ? H5Dget_space(d) : -1, ft = d >= 0 ? H5Dget_type(d) : -1;
-  const int half = ft >= 0 && H5Tget_size(ft) == 2;
+  const int half = ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2;
   if (ft >= 0) H5Tclose(ft);
   hsize_t dims[KD_H5_MAX_DIMS], start[KD_H5_MAX_DIMS] = {0}, count[KD_H5_MAX_DIMS];
   const int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
@@ -56,6 +58,14 @@ static int write_rows(hid_t f, const char *path, const char *ds, int64_t row0, i
 }
 
 int kd_logits_create_nd(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, int f16, kd_err *e) {
+  hid_t ty = f16 ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+  const int rc = kd_logits_create_typed(f, path, ds, ndims, dims, ty, e);
+  if (ty >= 0) H5Tclose(ty);
+  return rc;
+}
+
+int kd_logits_create_typed(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, hid_t ty,
+                           kd_err *e) {
   if (ndims < 1 || ndims > KD_H5_MAX_DIMS)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s cannot have %d dimensions", path, ds, ndims);
   hsize_t d[KD_H5_MAX_DIMS];
@@ -63,9 +73,7 @@ int kd_logits_create_nd(hid_t f, const char *path, const char *ds, int ndims, co
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   const int inter = lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
   hid_t s = H5Screate_simple(ndims, d, NULL);
-  hid_t ty = f16 ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
   hid_t ds_id = inter && s >= 0 && ty >= 0 ? H5Dcreate2(f, ds, ty, s, lcpl, H5P_DEFAULT, H5P_DEFAULT) : -1;
-  if (ty >= 0) H5Tclose(ty);
   if (s >= 0) H5Sclose(s);
   if (lcpl >= 0) H5Pclose(lcpl);
   if (ds_id < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s", path, ds);
@@ -155,6 +163,7 @@ typedef struct logits_job {
   int n_hidden, n_attn;
   int hidden[MAX_TAPS], attn[MAX_TAPS];
   int L, D, heads;         /* the teacher's blocks, width and attention heads */
+  int K, S;                /* --topk K, --sample S (sparse logits instead of dense; 0: not written) */
 } logits_job;
 
 /* Logits positions per row of split s (0: feature rows, 2-D logits). */
@@ -230,6 +239,101 @@ static int check_taps(logits_job *j, kd_err *e) {
   return KD_OK;
 }
 
+/* ---- sparse teacher logits (--topk, --sample) ---- */
+
+enum { SP_TOPK_IDS, SP_TOPK_LOGITS, SP_TOPK_LSE, SP_SAMPLED_IDS, SP_SAMPLED_COUNTS, SP_N };
+static const char *const sp_names[SP_N] = {"topk/ids", "topk/logits", "topk/lse", "sampled/ids", "sampled/counts"};
+
+static int sparse_on(const logits_job *j) { return j->K > 0 || j->S > 0; }
+static int sp_present(const logits_job *j, int d) { return d <= SP_TOPK_LSE ? j->K > 0 : j->S > 0; }
+/* Values per position of dataset d. */
+static int sp_width(const logits_job *j, int d) {
+  return d == SP_TOPK_LSE ? 1 : d <= SP_TOPK_LOGITS ? j->K : j->S;
+}
+/* Values per row of dataset d in split s. */
+static int sp_row_values(const logits_job *j, int s, int d) {
+  return sp_width(j, d) * (positions(j, s) ? positions(j, s) : 1);
+}
+
+/* The file type of dataset d: ids 16-bit when the vocabulary allows (17-bit ids would not fit), counts 16-bit,
+ * top-k logits float16 or float32 (--dtype), lse float32. */
+static hid_t sp_type(const logits_job *j, int d) {
+  switch (d) {
+    case SP_TOPK_LOGITS: return j->f16 ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+    case SP_TOPK_LSE: return H5Tcopy(H5T_IEEE_F32LE);
+    case SP_SAMPLED_COUNTS: return H5Tcopy(H5T_STD_U16LE);
+    default: return H5Tcopy(j->m->out_dim <= 65536 ? H5T_STD_U16LE : H5T_STD_I32LE);
+  }
+}
+
+/* Rank 0: the sparse datasets of split s, and /SPLIT/sampled's attributes sample_temperature and seed. */
+static int create_sparse(logits_job *j, int s, kd_err *e) {
+  const int64_t n = j->info[s].rows, P = positions(j, s);
+  int rc = KD_OK;
+  for (int d = 0; d < SP_N && !rc; d++) {
+    if (!sp_present(j, d)) continue;
+    char ds[64];
+    snprintf(ds, sizeof ds, "/%s/%s", splits[s], sp_names[d]);
+    int64_t dims[3];
+    int nd = 0;
+    dims[nd++] = n;
+    if (P) dims[nd++] = P;
+    if (d != SP_TOPK_LSE) dims[nd++] = sp_width(j, d);
+    const hid_t ty = sp_type(j, d);
+    rc = kd_logits_create_typed(j->f, j->out.tmp, ds, nd, dims, ty, e);
+    if (ty >= 0) H5Tclose(ty);
+  }
+  if (rc || !j->S) return rc;
+  char g[64];
+  snprintf(g, sizeof g, "/%s/sampled", splits[s]);
+  rc = kd_h5_attr_f64(j->f, g, "sample_temperature", j->cfg->sample_temperature, e);
+  if (!rc) rc = kd_h5_attr_i64(j->f, g, "seed", j->cfg->seed, e);
+  return rc;
+}
+
+/* Rows [a, a + n) of split s from their dense logits: out[d] for each dataset d written. The draws of a
+ * position depend on (seed, split, global row, position) only: any rank count writes the same file. */
+static int sparse_rows(const logits_job *j, int s, int64_t a, int64_t n, const float *logits, float **out, kd_err *e) {
+  const int V = j->m->out_dim, P = positions(j, s) ? positions(j, s) : 1;
+  int32_t *heap = kd_malloc(sizeof(int32_t) * (size_t)(j->K + j->S + 1), "top-k scratch", e);
+  double *cdf = j->S ? kd_malloc(sizeof(double) * (size_t)V, "sampling scratch", e) : NULL;
+  if (e->code) {
+    free(heap);
+    free(cdf);
+    return e->code;
+  }
+  for (int64_t r = 0; r < n; r++)
+    for (int p = 0; p < P; p++) {
+      const size_t q = (size_t)r * P + p;
+      const float *z = logits + q * V;
+      if (j->K)
+        kd_topk_position(out[SP_TOPK_IDS] + q * j->K, out[SP_TOPK_LOGITS] + q * j->K, out[SP_TOPK_LSE] + q, z, V, j->K,
+                         heap);
+      if (j->S) {
+        const uint64_t key = kd_key((uint64_t)j->cfg->seed, KD_RNG_SAMPLE, (uint64_t)(a + r) | ((uint64_t)s << 48),
+                                    (uint64_t)p);
+        kd_sample_position(out[SP_SAMPLED_IDS] + q * j->S, out[SP_SAMPLED_COUNTS] + q * j->S, z, V, j->S,
+                           j->cfg->sample_temperature, key, cdf, heap);
+      }
+    }
+  free(heap);
+  free(cdf);
+  return KD_OK;
+}
+
+/* --topk and --sample against the teacher's vocabulary (or classes). */
+static int check_sparse(logits_job *j, kd_err *e) {
+  const int V = j->m->out_dim;
+  j->K = (int)j->cfg->topk;
+  j->S = (int)j->cfg->sample;
+  if (j->K > V)
+    return kd_fail(e, KD_ERR_USAGE, "--topk %d: the teacher %s has only %d %s", j->K, j->ckpt, V,
+                   j->m->input == KD_INPUT_TOKENS ? "tokens in its vocabulary" : "classes");
+  if (j->cfg->features > 0 && sparse_on(j))
+    return kd_fail(e, KD_ERR_USAGE, "--features goes with dense logits, not with --topk or --sample");
+  return KD_OK;
+}
+
 /* Rank 0 chooses the checkpoint; every rank builds the model from it and
  * checks the splits. */
 static int job_model(logits_job *j, kd_err *e) {
@@ -255,6 +359,7 @@ static int job_model(logits_job *j, kd_err *e) {
     rc = kd_fail(e, KD_ERR_RUNTIME, "--features %lld: the model of %s has %d hidden layers", (long long)cfg->features,
                  j->ckpt, j->m->ops->n_hidden(j->m));
   if (!rc && n_taps(j)) rc = check_taps(j, e);
+  if (!rc) rc = check_sparse(j, e);
   return kd_agree(j->comm, rc, e);
 }
 
@@ -299,8 +404,9 @@ static int job_create(logits_job *j, kd_err *e) {
     for (int s = 0; s < 3 && !rc; s++) {
       char ds[64];
       snprintf(ds, sizeof ds, "/%s/logits", splits[s]);
-      if (j->info[s].present)
+      if (j->info[s].present && !sparse_on(j))
         rc = kd_logits_create(j->f, j->out.tmp, ds, j->info[s].rows, positions(j, s), j->m->out_dim, j->f16, e);
+      if (!rc && j->info[s].present && sparse_on(j)) rc = create_sparse(j, s, e);
       snprintf(ds, sizeof ds, "/%s/features", splits[s]);
       if (!rc && j->info[s].present && j->H) rc = kd_logits_create(j->f, j->out.tmp, ds, j->info[s].rows, 0, j->H, 0, e);
       if (!rc && j->info[s].present && n_taps(j)) rc = create_taps(j, s, e);
@@ -374,14 +480,28 @@ static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err 
                           tap_is_attn(j, k) ? "attention maps" : "hidden states", e);
     rc = e->code;
   }
+  float *sp[SP_N] = {NULL};
+  for (int d = 0; d < SP_N && !rc; d++)
+    if (sp_present(j, d) && !(sp[d] = kd_malloc(sizeof(float) * (size_t)((b - a) ? (b - a) : 1) * sp_row_values(j, s, d),
+                                                 sp_names[d], e)))
+      rc = e->code;
   if (!rc && part)
     rc = n_taps(j) ? forward_taps(j, s, part, logits, taps, e)
                    : kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, e);
+  if (!rc && part && sparse_on(j)) rc = sparse_rows(j, s, a, b - a, logits, sp, e);
   kd_source_free(part);
   if (!(rc = kd_agree(j->comm, rc, e))) {
     char ds[64];
     snprintf(ds, sizeof ds, "/%s/logits", splits[s]);
-    rc = kd_logits_gather_round(j->comm, j->f, j->out.tmp, ds, j->info[s].rows, C, first, chunk, logits, e);
+    if (!sparse_on(j))
+      rc = kd_logits_gather_round(j->comm, j->f, j->out.tmp, ds, j->info[s].rows, C, first, chunk, logits, e);
+    for (int d = 0; d < SP_N && rc != KD_ERR_FATAL; d++) { /* rank 0 keeps receiving after a write error */
+      if (!sp_present(j, d)) continue;
+      snprintf(ds, sizeof ds, "/%s/%s", splits[s], sp_names[d]);
+      const int rc2 = kd_logits_gather_round(j->comm, j->f, j->out.tmp, ds, j->info[s].rows, sp_row_values(j, s, d),
+                                             first, chunk, sp[d], e);
+      if (!rc || rc2 == KD_ERR_FATAL) rc = rc2;
+    }
     if (j->H && rc != KD_ERR_FATAL) {
       snprintf(ds, sizeof ds, "/%s/features", splits[s]);
       int rc2 = kd_logits_gather_round(j->comm, j->f, j->out.tmp, ds, j->info[s].rows, j->H, first, chunk, feats, e);
@@ -396,6 +516,7 @@ static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err 
     rc = kd_agree(j->comm, rc, e);
   }
   for (int k = 0; k < n_taps(j); k++) free(taps[k]);
+  for (int d = 0; d < SP_N; d++) free(sp[d]);
   free(feats);
   free(logits);
   return rc;

@@ -18,6 +18,9 @@
 int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int P, int C, int f16, kd_err *e);
 /* The same for any shape of 1 to KD_H5_MAX_DIMS dimensions (dims[0]: rows). */
 int kd_logits_create_nd(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, int f16, kd_err *e);
+/* The same with the file type ty (integer datasets take float rows, converted by HDF5). */
+int kd_logits_create_typed(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, hid_t ty,
+                           kd_err *e);
 /* Collective: every rank holds rows [lo, hi) of an n-row split (shards as
  * kd_shard_range(n, P, r)) in `local`, C values a row; rank 0 receives them in bounded
  * chunks and writes them into `ds` of f. Rank 0 keeps receiving after a

@@ -142,6 +142,11 @@ const kd_opt_spec kd_train_opts[] = {
   {"intermediate-epochs", KD_OPT_INT, T_(intermediate_epochs), 0, "0", NULL, 0, 1e9, 0, 0,
    "TinyBERT's two stages: the first E epochs train on the intermediate losses (relations, maps, hidden states) "
    "alone, the rest on the logit KD loss alone (unlike --hint-epochs, whose second stage keeps the hint)"},
+  {"sparse-kd", KD_OPT_CHOICE, T_(sparse_kd), STR(kd_train_cfg, sparse_kd), "auto", "auto|topk|tail|sampled", 0, 0,
+   0, 0,
+   "which teacher logits of --teacher FILE: topk (/train/topk, renormalised over its K ids), tail (topk plus one bin "
+   "for the rest of the mass, needs /train/topk/lse), sampled (/train/sampled counts, unbiased); auto: dense "
+   "/train/logits, else sampled, else tail, else topk"},
 };
 
 /* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)
@@ -172,6 +177,9 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
                    c->labelled_fraction);
   if (c->hint_layer > 0 && !c->teacher[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer needs --teacher FILE with /train/features");
+  if (strcmp(c->sparse_kd, "auto") != 0 && !c->teacher[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --sparse-kd %s needs --teacher FILE with sparse teacher logits",
+                   c->sparse_kd);
   if (c->hint_epochs > 0 && c->hint_layer == 0)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-epochs needs --hint-layer");
   if (c->hint_epochs >= c->epochs && c->hint_layer > 0)

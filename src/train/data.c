@@ -98,10 +98,16 @@ static int load_train(trainer *t, kd_err *e) {
   kd_shard_range(t->data.n_train, t->mpi.size, t->mpi.rank, &lo, &hi);
   if (kd_source_open(&t->data.train, c->data, "train", lo, hi, e)) return e->code;
   const int64_t total = kd_source_total(t->data.train);
-  if (c->teacher[0] && kd_teacher_open(&t->data.teacher, c->teacher, "train", lo, hi, total, KD_TEACH_LOGITS, e))
+  const int sparse = t->data.sparse_mode != KD_SPARSE_DENSE;
+  if (c->teacher[0] && !sparse &&
+      kd_teacher_open(&t->data.teacher, c->teacher, "train", lo, hi, total, KD_TEACH_LOGITS, e))
+    return e->code;
+  if (sparse && kd_sparse_open(&t->data.sparse, c->teacher, "train", lo, hi, total, t->data.sparse_mode, C, e))
     return e->code;
   if (kd_source_validate(t->data.train, C, t->data.has_teacher, e)) return e->code;
   if (t->data.teacher && kd_teacher_validate(t->data.teacher, e)) return e->code;
+  if (c->hint_layer > 0 && sparse) /* the FitNets features beside sparse logits */
+    return kd_teacher_open(&t->data.teacher, c->teacher, "train", lo, hi, total, KD_TEACH_FEATURES, e);
   if (c->hint_layer > 0 && kd_teacher_load_features(t->data.teacher, e)) return e->code;
   if (c->self_distill) /* filled by each snapshot */
     return kd_teacher_new(&t->data.teacher, "train", lo, hi - lo,
@@ -138,13 +144,20 @@ int tr_load_data(trainer *t, kd_err *e) {
   int classes = 0;
   if (kd_source_probe(c->data, "train", &tr, e)) return e->code;
   const int pos = tr.kind == KD_INPUT_TOKENS ? tr.width : 0;
-  if (tr.present && c->teacher[0] && kd_teacher_probe(c->teacher, "train", c->data, tr.rows, pos, &classes, e))
-    return e->code;
   if (!tr.present)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/%s is missing", c->data,
                    t->net.model->input == KD_INPUT_TOKENS ? "tokens" : "x");
+  t->data.sparse_mode = KD_SPARSE_DENSE;
+  if (c->teacher[0]) { /* dense /train/logits, or sparse ones (--sparse-kd) */
+    kd_sparse_info si;
+    if (kd_sparse_probe(c->teacher, "train", tr.rows, pos, &si, e) ||
+        kd_sparse_resolve(c->sparse_kd, &si, c->teacher, c->temperature, &t->data.sparse_mode, e))
+      return e->code;
+  }
+  const int dense = c->teacher[0] && t->data.sparse_mode == KD_SPARSE_DENSE;
+  if (dense && kd_teacher_probe(c->teacher, "train", c->data, tr.rows, pos, &classes, e)) return e->code;
   if (check_fit(t, "train", tr.kind, tr.width, e)) return e->code;
-  if (c->teacher[0] && check_classes(t, "train", classes, e)) return e->code;
+  if (dense && check_classes(t, "train", classes, e)) return e->code;
   if (kd_source_probe(c->data, "valid", &vi, e) || kd_source_probe(c->data, "test", &ti, e)) return e->code;
   if (choose_valid(t, &tr, &vi, &ti, e) || load_train(t, e)) return e->code;
   if (tr_root(t) && kd_tokenizer_read(&t->data.tok, c->data, &t->data.have_tok, e)) return e->code;
@@ -157,7 +170,7 @@ int tr_load_data(trainer *t, kd_err *e) {
  * share; an allreduce sums the parts. */
 static int local_fingerprints(trainer *t, uint64_t fp[2], kd_err *e) {
   fp[0] = kd_source_fingerprint(t->data.train);
-  fp[1] = t->cfg.teacher[0] ? kd_teacher_fingerprint(t->data.teacher) : 0;
+  fp[1] = t->cfg.teacher[0] ? kd_teacher_fingerprint(t->data.teacher) + kd_sparse_fingerprint(t->data.sparse) : 0;
   if (tr_root(t) && t->data.has_valid && strcmp(kd_source_split(t->data.valid), "train") == 0) {
     fp[0] += kd_source_fingerprint(t->data.valid);
     fp[1] += kd_teacher_fingerprint(t->data.valid_t);

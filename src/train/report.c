@@ -43,7 +43,7 @@ static void print_memory_line(const trainer *t) {
   const double mib = 1.0 / (1024.0 * 1024.0), np = (double)t->net.n_total * sizeof(float);
   const int moments = strcmp(t->cfg.optimizer, "adamw") == 0 ? 2 : t->cfg.momentum > 0 ? 1 : 0;
   const tr_data *d = &t->data;
-  const double rows = (double)(kd_source_bytes(d->train) + kd_teacher_bytes(d->teacher));
+  const double rows = (double)(kd_source_bytes(d->train) + kd_teacher_bytes(d->teacher) + kd_sparse_bytes(d->sparse));
   const double evals = (double)(kd_source_bytes(d->valid) + kd_source_bytes(d->test) + kd_teacher_bytes(d->valid_t) +
                                 kd_teacher_bytes(d->test_t));
   printf("memory (rank 0): parameters, gradients and %d moment%s %.1f MiB; activations %.1f MiB; rows %.1f MiB "
@@ -73,6 +73,9 @@ void tr_print_banner(const trainer *t) {
            "forward on every batch\n",
            o->model->family, o->model->spec, o->model->n_params, o->model->act_bytes >> 20, o->path,
            (unsigned long long)o->checksum);
+  if (t->data.sparse)
+    printf("teacher: sparse logits, %s over K = %d slots per position (%.0f bytes per position in the file)\n",
+           kd_sparse_mode_name(t->data.sparse_mode), kd_sparse_k(t->data.sparse), kd_sparse_file_bytes(t->data.sparse));
   if (t->data.has_valid || t->data.has_test)
     printf("evaluation by rank 0 on /%s (%lld rows)\n", t->data.valid_name,
            (long long)kd_source_rows(t->data.has_valid ? t->data.valid : t->data.test));

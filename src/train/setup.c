@@ -359,8 +359,11 @@ static int build_batch(trainer *t, kd_err *e) {
   const int W = kd_source_width(t->data.train); /* features, or the data's positions (<= the model's ctx) */
   if (kd_batch_init(&t->batch.in, m->input, b, W, e)) return e->code;
   const int P = kd_batch_positions(&t->batch.in);
-  if (kd_teacher_batch_init(&t->batch.tb, b * P, C, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0, e))
+  const int dense_c = t->data.sparse ? 0 : C; /* sparse teacher logits come in their own buffers */
+  if (kd_teacher_batch_init(&t->batch.tb, b * P, dense_c, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0,
+                            e))
     return e->code;
+  if (t->data.sparse && kd_sparse_batch_init(&t->batch.sb, t->data.sparse, b * P, e)) return e->code;
   t->batch.targets = kd_malloc((size_t)b * P * sizeof(int32_t), "batch targets", e);
   t->batch.logits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logits", e);
   t->batch.dlogits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logit gradients", e);
@@ -425,6 +428,7 @@ void tr_free(trainer *t) {
   kd_source_free(t->data.valid);
   kd_source_free(t->data.test);
   kd_teacher_free(t->data.teacher);
+  kd_sparse_free(t->data.sparse);
   kd_teacher_free(t->data.valid_t);
   kd_teacher_free(t->data.test_t);
   kd_preprocess_free(&t->data.pre);
@@ -435,6 +439,7 @@ void tr_free(trainer *t) {
   free(t->net.alone_views);
   kd_batch_free(&t->batch.in);
   kd_teacher_batch_free(&t->batch.tb);
+  kd_sparse_batch_free(&t->batch.sb);
   free(t->batch.targets);
   free(t->batch.logits);
   free(t->batch.dlogits);

@@ -25,9 +25,14 @@ static int gather(trainer *t, int64_t s, kd_err *e) {
   if (kd_source_gather(t->data.train, idx, b, &t->batch.in, e)) return e->code;
   if (t->data.teacher && kd_teacher_gather(t->data.teacher, idx, b, &tb, e)) return e->code;
   if (t->data.inter && kd_inter_store_gather(t->data.inter, idx, b, e)) return e->code;
+  if (t->data.sparse && kd_sparse_gather(t->data.sparse, idx, b, &t->batch.sb, e)) return e->code;
   /* token rows: no work past the batch's last target (loss terms read the rows as gathered; an online
    * teacher runs on the trimmed rows) */
-  if (!t->net.n_terms) kd_batch_trim(&t->batch.in, t->data.teacher ? tb.logits : NULL, t->net.model->out_dim);
+  if (!t->net.n_terms) {
+    const int T = t->batch.in.width;
+    kd_batch_trim(&t->batch.in, t->data.teacher ? tb.logits : NULL, t->net.model->out_dim);
+    if (t->data.sparse) kd_sparse_batch_restride(&t->batch.sb, b, T, t->batch.in.width);
+  }
   if (t->cfg.labelled_fraction < 1.0)
     kd_batch_unlabel(&t->batch.in, kd_key((uint64_t)t->cfg.seed, KD_RNG_LABELS, 0, 0), t->cfg.labelled_fraction);
   return KD_OK;
@@ -60,9 +65,12 @@ static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, 
   const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature};
   const kd_inter *inter = t->online.ptrs ? &t->online.inter : t->data.inter ? kd_inter_store_batch(t->data.inter) : NULL;
   const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features,
-                         inter};
-  kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg,
-                           t->batch.in.rows * kd_batch_positions(&t->batch.in), t->net.model->out_dim, &lcfg, scale);
+                         inter, t->data.sparse ? &t->batch.sb.t : NULL};
+  const int P = t->batch.in.rows * kd_batch_positions(&t->batch.in), C = t->net.model->out_dim;
+  if (tg.sparse && kd_loss_sparse_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, P, C,
+                                                   &lcfg, scale, e))
+    return e->code;
+  if (!tg.sparse) kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, P, C, &lcfg, scale);
   const kd_term_step ts = {t->net.model, &t->batch.in, &tg, t->net.params, t->net.grads, t->sched.B};
   *n_inj = 0;
   for (int i = 0; i < t->net.n_terms; i++) {

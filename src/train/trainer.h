@@ -66,6 +66,8 @@ typedef struct tr_data {
   kd_source *train;           /* this rank's shard */
   kd_teacher *teacher;        /* its teacher outputs (a file's, or a snapshot's) */
   kd_inter_store *inter;      /* its stored intermediate targets (/train/hidden/{l}, /train/attn/{l}), or NULL */
+  kd_sparse_store *sparse;    /* its sparse teacher logits (/train/topk or /train/sampled), or NULL: dense */
+  kd_sparse_mode sparse_mode; /* --sparse-kd as resolved against the teacher file (KD_SPARSE_DENSE: dense logits) */
   kd_source *valid, *test;    /* rank 0: whole splits for evaluation */
   kd_teacher *valid_t, *test_t;
   int has_teacher;            /* a teacher file or a self-distillation snapshot */
@@ -114,6 +116,7 @@ typedef struct tr_sched {
 typedef struct tr_batch {
   kd_batch in;
   kd_teacher_batch tb;
+  kd_sparse_batch sb;         /* sparse teacher logits of the batch (when data.sparse) */
   int32_t *targets;           /* [rows * positions] each position's target (kd_batch_targets) */
   float *logits, *dlogits;
   int64_t *perm;              /* this epoch's order of the shard's rows */
