@@ -5,6 +5,8 @@
 #    same file on 1 and 2 ranks;
 #  - training on top-k with K = V gives the dense run's losses and weights (gpt and mlp);
 #  - topk, tail and sampled train; auto picks sampled, then tail; 2 ranks equal 1 rank to 1e-5;
+#  - the head GEMM and loss in chunks of positions give the whole batch's losses and weights (dense, sparse and
+#    no teacher, vocabulary 300), and are the default only above 256 classes;
 #  - bad sparse files are one clear line naming file, dataset, row and position, exit 1, on 2 ranks
 #    without a hang: ids out of range, duplicate ids, K differing between splits, negative counts, a
 #    sample_temperature other than --temperature, tail without lse, a missing half of a pair.
@@ -122,6 +124,27 @@ kdrun 2 train "${W2[@]}" --epochs 3 --teacher k8.h5 --ckpt-epochs 1 --max-steps 
   kdrun 2 train "${W2[@]}" --epochs 3 --teacher k8.h5 --resume rs > /dev/null &&
   kdrun 2 train "${W2[@]}" --epochs 3 --teacher k8.h5 --out rf > /dev/null
 expect "tail: stop/resume == uninterrupted, bitwise" close rs/final.h5 rf/final.h5 --exact
+
+# the large-vocabulary loss: the head GEMM and the loss in chunks of positions == the whole batch at once
+V3=(--student gpt:vocab=300,ctx=16,layers=1,dim=16,heads=2)
+kdrun 2 train --data c.h5 "${V3[@]}" "${TG[@]}" --epochs 1 --out t300 > /dev/null || fail "vocab-300 teacher"
+kdrun 2 logits --ckpt t300 --data c.h5 --dtype f32 --out d300.h5 > /dev/null || fail "vocab-300 logits"
+kdrun 2 logits --ckpt t300 --data c.h5 --dtype f16 --topk 16 --out k300.h5 > /dev/null || fail "vocab-300 top-k"
+C3=(--data c.h5 "${V3[@]}" --threads 1 --progress off --lr 0.5 --optimizer sgd --temperature 2 --alpha 0.5
+  --log-every 1 --train-rows 32 --batch 32 --epochs 3)
+for tf in none d300.h5 k300.h5; do
+  teach=(); [ $tf != none ] && teach=(--teacher $tf)
+  kdrun 2 train "${C3[@]}" "${teach[@]}" --loss-chunk -1 --out cw$tf > /dev/null || fail "whole-batch loss ($tf)"
+  kdrun 2 train "${C3[@]}" "${teach[@]}" --loss-chunk 37 --out cc$tf > cc$tf.log || fail "chunked loss ($tf)"
+  kdcol=(kd); [ $tf = none ] && kdcol=()
+  expect "chunks of 37 positions == the whole batch ($tf): losses 1e-5" cols cw$tf cc$tf loss ce "${kdcol[@]}"
+  expect "chunks of 37 positions == the whole batch ($tf): weights 1e-5" close cw$tf/final.h5 cc$tf/final.h5 --rtol 1e-5
+done
+expect "the loss line states the chunks" grep -q '; head GEMM and loss in chunks of 37 positions' ccnone.log
+kdrun 1 train "${C3[@]}" --epochs 1 --out cauto > cauto.log || fail "auto chunks"
+expect "over 256 classes the loss runs in chunks by default" grep -q 'head GEMM and loss in chunks of' cauto.log
+kdrun 1 train "${W2[@]}" --epochs 1 --out c256 > c256.log || fail "vocab 256"
+expect "up to 256 classes it does not (results unchanged)" test "$(grep -c 'in chunks of' c256.log)" = 0
 
 # feature rows: an mlp teacher's top-k with K = C is its dense logits
 "$KD" synth --out d.h5 --train 400 --test 100 --dim 12 --classes 4 > /dev/null || exit 1

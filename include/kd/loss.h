@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "kd/error.h"
+#include "kd/model.h" /* kd_head, kd_profile */
 #include "kd/teacher.h" /* kd_targets */
 
 typedef struct kd_loss_cfg {
@@ -48,5 +49,21 @@ void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const floa
  * counts are all 0 has no soft term. Allocates a workspace of 2 C doubles. */
 int kd_loss_sparse_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,
                                     int C, const kd_loss_cfg *cfg, float grad_scale, kd_err *e);
+
+/* Dense rows of any width with each exp computed once (float, vectorized;
+ * sums in double): the chunked loss's pass, exact to float rounding against
+ * kd_loss_forward_backward_ref. Allocates 3 C floats. */
+int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B, int C,
+                       const kd_loss_cfg *cfg, float grad_scale, kd_err *e);
+
+/* The loss with the head: logits = h->x W^T computed `chunk` positions at a
+ * time, the loss of each chunk (dense t->t_logits, sparse t->sparse, or hard
+ * labels), and with grad its gradient taken through the head at once
+ * (h->dx written, h->dw accumulated), so neither the logits [n, V] nor
+ * their gradient ever exist whole. work: kd_loss_chunk_floats(chunk, V)
+ * floats. prof (nullable) gets the head GEMMs' and the pass's times. */
+size_t kd_loss_chunk_floats(int chunk, int V);
+int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, const kd_loss_cfg *cfg, float grad_scale,
+                    int grad, float *work, int chunk, kd_profile *prof, kd_err *e);
 
 #endif

@@ -76,8 +76,24 @@ typedef struct kd_profile {
 
 typedef struct kd_model kd_model;
 
+/* The output head, logits = x W^T, for a loss that computes the logits
+ * itself in chunks of positions (kd_loss_chunked): the model's training
+ * forward with logits NULL stops before the head; the loss writes dL/dx
+ * into dx and adds its part of dL/dW into dw, and the model's backward is
+ * then called with dlogits = KD_DLOGITS_IN_HEAD. */
+typedef struct kd_head {
+  const float *x;   /* [n, dim] the head's input of the last training forward (n = rows * positions) */
+  const float *w;   /* [vocab, dim] */
+  float *dw;        /* [vocab, dim] */
+  float *dx;        /* [n, dim] */
+  int n, dim, vocab;
+} kd_head;
+extern const float kd_dlogits_in_head[1];
+#define KD_DLOGITS_IN_HEAD kd_dlogits_in_head
+
 typedef struct kd_model_ops {
-  /* logits [B * positions, out_dim] from batch b (B <= max_batch). */
+  /* logits [B * positions, out_dim] from batch b (B <= max_batch); logits NULL: a training forward that
+   * stops before the head (families with a head op). */
   int (*forward)(kd_model *m, float *logits, const kd_batch *b, const kd_fwd *f, kd_err *e);
   /* Accumulate parameter gradients from dlogits of the last training
    * forward (the same batch), plus the injected hidden-state gradients. With
@@ -109,6 +125,8 @@ typedef struct kd_model_ops {
   /* Sequence i continues from sequence src[i]'s cache (beam search). */
   int (*decode_reorder)(kd_model *m, const int *src, int n, kd_err *e);
   void (*decode_end)(kd_model *m);
+  /* The head of the last training forward (NULL op: the family has no separable head). */
+  int (*head)(kd_model *m, kd_head *h, kd_err *e);
 } kd_model_ops;
 
 struct kd_model {

@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 63
+#define KD_TRAIN_N_OPTS 64
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -78,6 +78,7 @@ typedef struct kd_train_cfg {
   double hidden_weight;
   int64_t intermediate_epochs; /* TinyBERT's two stages: intermediate losses alone, then logit KD alone */
   char sparse_kd[16];          /* auto | topk | tail | sampled: which teacher logits of the file to learn from */
+  int64_t loss_chunk;          /* positions per chunk of the head GEMM + loss (0: auto, -1: whole batch) */
   unsigned char given[KD_TRAIN_N_OPTS]; /* options named on the command line, in table order */
 } kd_train_cfg;
 

@@ -300,9 +300,12 @@ static int gpt_forward(kd_model *m, float *logits, const kd_batch *bt, const kd_
       block_residual(m, im, l, f, p, im->lnf, im->lnf_m, im->lnf_r, vb(c->layers, 0));
     }
   }
-  /* the head tied to wte: logits [n, V] = ln_f(x) wte^T */
-  TIMED(m, PF_HEAD, 2.0 * n * D * c->vocab,
-        kd_gemm(logits, c->vocab, im->lnf, D, 0, P(m, WTE), D, 1, n, c->vocab, D, 1.0f, 0.0f));
+  /* the head tied to wte: logits [n, V] = ln_f(x) wte^T (without logits: the chunked loss does it) */
+  if (logits)
+    TIMED(m, PF_HEAD, 2.0 * n * D * c->vocab,
+          kd_gemm(logits, c->vocab, im->lnf, D, 0, P(m, WTE), D, 1, n, c->vocab, D, 1.0f, 0.0f));
+  else if (!im->train)
+    return kd_fail(e, KD_ERR_RUNTIME, "gpt forward: logits are needed outside training");
   return KD_OK;
 }
 
@@ -374,14 +377,16 @@ static void block_backward(kd_model *m, gpt_impl *im, int l, float p, const kd_i
 }
 
 
-/* The head and ln_f: d_res = dL/d xs[L]. */
+/* The head and ln_f: d_res = dL/d xs[L]. With KD_DLOGITS_IN_HEAD the loss has done the head's part
+ * (d_ln and wte's gradient, kd_loss_chunked). */
 static void head_backward(kd_model *m, gpt_impl *im, const float *dlogits) {
   const kd_gpt_cfg *c = &im->cfg;
   const int n = im->B * im->T, D = c->dim, lnf = vb(c->layers, 0);
-  TIMED(m, PB_HEAD, 4.0 * n * D * c->vocab, {
-    kd_gemm(im->d_ln, D, dlogits, c->vocab, 0, P(m, WTE), D, 0, n, D, c->vocab, 1.0f, 0.0f);
-    kd_gemm(G(m, WTE), D, dlogits, c->vocab, 1, im->lnf, D, 0, c->vocab, D, n, 1.0f, 1.0f);
-  });
+  if (dlogits != KD_DLOGITS_IN_HEAD)
+    TIMED(m, PB_HEAD, 4.0 * n * D * c->vocab, {
+      kd_gemm(im->d_ln, D, dlogits, c->vocab, 0, P(m, WTE), D, 0, n, D, c->vocab, 1.0f, 0.0f);
+      kd_gemm(G(m, WTE), D, dlogits, c->vocab, 1, im->lnf, D, 0, c->vocab, D, n, 1.0f, 1.0f);
+    });
   TIMED(m, PB_LN, 0,
         kd_layernorm_backward(im->d_res, G(m, lnf), G(m, lnf + 1), im->d_ln, im->xs[c->layers], P(m, lnf),
                               im->lnf_m, im->lnf_r, n, D));
@@ -614,9 +619,22 @@ static void gpt_destroy(kd_model *m) {
   free(m);
 }
 
+static int gpt_head(kd_model *m, kd_head *h, kd_err *e) {
+  gpt_impl *im = m->impl;
+  if (!im->train || m->frozen) return kd_fail(e, KD_ERR_RUNTIME, "gpt head: needs a training forward");
+  h->x = im->lnf;
+  h->w = P(m, WTE);
+  h->dw = G(m, WTE);
+  h->dx = im->d_ln;
+  h->n = im->B * im->T;
+  h->dim = im->cfg.dim;
+  h->vocab = im->cfg.vocab;
+  return KD_OK;
+}
+
 static const kd_model_ops gpt_ops = {gpt_forward,      gpt_backward,     gpt_hidden,         gpt_tap,  gpt_n_hidden,
                                      gpt_views_through, gpt_init_params, gpt_destroy,        gpt_decode_begin,
-                                     gpt_decode_step,   gpt_decode_reorder, gpt_decode_end};
+                                     gpt_decode_step,   gpt_decode_reorder, gpt_decode_end, gpt_head};
 
 static void set_view(kd_param_view *v, size_t *pos, const char *name, int rows, int cols, int decay) {
   snprintf(v->name, sizeof v->name, "%s", name);

@@ -201,7 +201,7 @@ static void mlp_destroy(kd_model *m) {
 }
 
 static const kd_model_ops mlp_ops = {mlp_forward, mlp_backward, mlp_hidden, NULL, mlp_n_hidden, mlp_views_through,
-                                     mlp_init_params, mlp_destroy, NULL, NULL, NULL, NULL}; /* no decoding */
+                                     mlp_init_params, mlp_destroy, NULL, NULL, NULL, NULL, NULL}; /* no decoding, no head op */
 
 int kd_mlp_create(kd_model **out, const kd_mlp_cfg *cfg, int max_batch, kd_err *e) {
   *out = NULL;

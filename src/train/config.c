@@ -147,6 +147,9 @@ const kd_opt_spec kd_train_opts[] = {
    "which teacher logits of --teacher FILE: topk (/train/topk, renormalised over its K ids), tail (topk plus one bin "
    "for the rest of the mass, needs /train/topk/lse), sampled (/train/sampled counts, unbiased); auto: dense "
    "/train/logits, else sampled, else tail, else topk"},
+  {"loss-chunk", KD_OPT_INT, T_(loss_chunk), 0, "0", NULL, -1, 1 << 24, 0, 0,
+   "gpt students: positions per chunk of the head GEMM and loss, whose logits [chunk, V] and gradient are all that "
+   "exists of them (0: auto, chunks of 64 MiB when the vocabulary is over 256; -1: the whole batch at once)"},
 };
 
 /* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)

@@ -7,6 +7,7 @@
 
 #include "ckpt/weights.h"
 #include "core/dist.h"
+#include "kd/loss.h"
 #include "nn/gemm.h"
 #include "train/trainer.h"
 
@@ -25,6 +26,9 @@ static void print_loss_line(const trainer *t) {
       printf("; the first %d epoch%s train the %s alone", term->alone_epochs, term->alone_epochs > 1 ? "s" : "",
              term->name);
   }
+  if (t->batch.chunk)
+    printf("; head GEMM and loss in chunks of %d positions (%.1f MiB)", t->batch.chunk,
+           (double)kd_loss_chunk_floats(t->batch.chunk, t->net.model->out_dim) * sizeof(float) / (1024.0 * 1024.0));
   printf("\n");
 }
 

@@ -15,6 +15,7 @@
 #include "loss/attn.h"
 #include "loss/hint.h"
 #include "train/config.h"
+#include "kd/loss.h"
 #include "train/trainer.h"
 
 /* The student the options describe. */
@@ -353,6 +354,18 @@ static int build_sync(trainer *t, kd_err *e) {
   return KD_OK;
 }
 
+/* Positions per chunk of the head GEMM and loss: 0 (the whole batch's logits at once) for families without
+ * a head op and, by default, up to 256 classes; else --loss-chunk, or what keeps the chunk's logits and
+ * their gradient within 64 MiB. */
+static int loss_chunk(const trainer *t, int positions) {
+  const kd_model *m = t->net.model;
+  const int64_t want = t->cfg.loss_chunk;
+  if (!m->ops->head || want < 0 || (want == 0 && m->out_dim <= 256)) return 0;
+  int64_t c = want > 0 ? want : ((int64_t)32 << 20) / ((int64_t)m->out_dim * (int64_t)sizeof(float));
+  if (c < 1) c = 1;
+  return (int)(c < positions ? c : positions);
+}
+
 static int build_batch(trainer *t, kd_err *e) {
   kd_model *m = t->net.model;
   const int C = m->out_dim, b = m->max_batch;
@@ -365,8 +378,13 @@ static int build_batch(trainer *t, kd_err *e) {
     return e->code;
   if (t->data.sparse && kd_sparse_batch_init(&t->batch.sb, t->data.sparse, b * P, e)) return e->code;
   t->batch.targets = kd_malloc((size_t)b * P * sizeof(int32_t), "batch targets", e);
-  t->batch.logits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logits", e);
-  t->batch.dlogits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logit gradients", e);
+  t->batch.chunk = loss_chunk(t, b * P);
+  if (t->batch.chunk) {
+    t->batch.chunk_work = kd_malloc(sizeof(float) * kd_loss_chunk_floats(t->batch.chunk, C), "loss chunks", e);
+  } else {
+    t->batch.logits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logits", e);
+    t->batch.dlogits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logit gradients", e);
+  }
   const int64_t n = kd_source_rows(t->data.train);
   t->batch.perm = kd_malloc((size_t)(n ? n : 1) * sizeof(int64_t), "shuffle order", e);
   return e->code;
@@ -443,6 +461,7 @@ void tr_free(trainer *t) {
   free(t->batch.targets);
   free(t->batch.logits);
   free(t->batch.dlogits);
+  free(t->batch.chunk_work);
   free(t->batch.perm);
   free(t->resume.items);
 }

@@ -67,10 +67,18 @@ static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, 
   const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features,
                          inter, t->data.sparse ? &t->batch.sb.t : NULL};
   const int P = t->batch.in.rows * kd_batch_positions(&t->batch.in), C = t->net.model->out_dim;
-  if (tg.sparse && kd_loss_sparse_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, P, C,
-                                                   &lcfg, scale, e))
-    return e->code;
-  if (!tg.sparse) kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, P, C, &lcfg, scale);
+  if (t->batch.chunk) { /* the head GEMM and the loss together, a chunk of positions at a time */
+    kd_head h;
+    if (t->net.model->ops->head(t->net.model, &h, e) ||
+        kd_loss_chunked(ls, &h, &tg, &lcfg, scale, !alone, t->batch.chunk_work, t->batch.chunk, t->net.model->prof, e))
+      return e->code;
+  } else if (tg.sparse) {
+    if (kd_loss_sparse_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, P, C, &lcfg, scale,
+                                        e))
+      return e->code;
+  } else {
+    kd_loss_forward_backward(alone ? NULL : t->batch.dlogits, ls, t->batch.logits, &tg, P, C, &lcfg, scale);
+  }
   const kd_term_step ts = {t->net.model, &t->batch.in, &tg, t->net.params, t->net.grads, t->sched.B};
   *n_inj = 0;
   for (int i = 0; i < t->net.n_terms; i++) {
@@ -126,7 +134,8 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   tr_phase_mark(clock, KD_PH_LOSS);
   kd_gsync_begin(&t->sync.gs);
   if (!rc)
-    rc = kd_model_backward_inject(m, alone ? NULL : t->batch.dlogits, &t->batch.in, inj, n_inj, e);
+    rc = kd_model_backward_inject(m, alone ? NULL : t->batch.chunk ? KD_DLOGITS_IN_HEAD : t->batch.dlogits,
+                                  &t->batch.in, inj, n_inj, e);
   put_stats(t, alone, &ls, term_loss, rc);
   /* the batch is never left trimmed outside the step: code beside the loop
    * (snapshot teachers, evaluation) sizes its buffers by the batch's width */

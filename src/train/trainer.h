@@ -118,7 +118,9 @@ typedef struct tr_batch {
   kd_teacher_batch tb;
   kd_sparse_batch sb;         /* sparse teacher logits of the batch (when data.sparse) */
   int32_t *targets;           /* [rows * positions] each position's target (kd_batch_targets) */
-  float *logits, *dlogits;
+  float *logits, *dlogits;    /* [rows * positions, C], or NULL when the loss runs in chunks */
+  int chunk;                  /* positions per chunk of the head GEMM and loss (0: not chunked) */
+  float *chunk_work;          /* its buffers (kd_loss_chunk_floats) */
   int64_t *perm;              /* this epoch's order of the shard's rows */
 } tr_batch;
 

@@ -1,0 +1,155 @@
+/* The head GEMM and the loss in chunks of positions, for large
+ * vocabularies: the logits [n, V] and their gradient never exist whole.
+ * Per chunk of c positions: z = x W^T (GEMM), the loss and dz in one pass
+ * per row, then dx = dz W and dW += dz^T x (GEMMs); peak memory 2 c V
+ * floats plus, for dense rows, 3 V floats of exps. The dense rows' pass
+ * computes each exp once, in float with the vectorizable kd_exp_fast, and
+ * accumulates in double: exact to float rounding (tested against the
+ * plain double-precision loss). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd/loss.h"
+#include "models/profile.h"
+#include "nn/fastmath.h"
+#include "nn/gemm.h"
+
+enum { PROF_GEMM = 24, PROF_PASS = 25 };
+static const char *const prof_gemm = "loss: head gemms (chunked)", *const prof_pass = "loss: softmax, CE, KD pass (chunked)";
+
+/* exp((v - mx) * s) for every v of z, into out (float, clamped to exp(-87): a probability below 1e-38 is 0
+ * to the loss); returns their sum in double. */
+static double exps(float *out, const float *z, int V, float mx, float s) {
+  for (int c = 0; c < V; c++) {
+    float u = (z[c] - mx) * s;
+    u = u < -87.0f ? -87.0f : u;
+    out[c] = kd_exp_fast(u);
+  }
+  double sum = 0.0;
+  for (int c = 0; c < V; c++) sum += out[c];
+  return sum;
+}
+
+static float max_of(const float *z, int V) {
+  float mx = z[0];
+  for (int c = 1; c < V; c++) mx = z[c] > mx ? z[c] : mx;
+  return mx;
+}
+
+/* One dense row (as row_cached of loss.c, for any V): e1, esT, etT are [V] scratch. */
+static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int V,
+                      const kd_loss_cfg *cfg, float grad_scale, float *e1, float *esT, float *etT) {
+  const double T = cfg->temperature;
+  const float invT = (float)(1.0 / T);
+  const int labelled = y >= 0;
+  if (y == KD_Y_IGNORE) {
+    if (dl) memset(dl, 0, sizeof(float) * (size_t)V);
+    return;
+  }
+  const double w_hard = zt ? (labelled ? cfg->alpha : 0.0) : 1.0, w_soft = zt ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;
+  if (!labelled && !zt) { /* no signal (a snapshot teacher not there yet): counted, no gradient */
+    if (dl) memset(dl, 0, sizeof(float) * (size_t)V);
+    sums->rows += 1.0;
+    return;
+  }
+  int arg = 0;
+  for (int c = 1; c < V; c++)
+    if (zs[c] > zs[arg]) arg = c;
+  const float mx = zs[arg];
+  const double s1 = exps(e1, zs, V, mx, 1.0f);
+  const double lse1 = (double)mx + log(s1);
+  const double ce = labelled ? lse1 - (double)zs[y] : 0.0;
+  double kl = 0.0;
+  if (zt) {
+    const double ssT = T == 1.0 ? s1 : exps(esT, zs, V, mx, invT);
+    const float *es = T == 1.0 ? e1 : esT;
+    const float mt = max_of(zt, V);
+    const double stT = exps(etT, zt, V, mt, invT);
+    /* log p_t - log p_s = (zt - mt) / T - log stT - (zs - mx) / T + log ssT */
+    const double off = log(ssT) - log(stT), rs = 1.0 / ssT, rt = 1.0 / stT, r1 = 1.0 / s1, a = w_soft * T;
+    for (int c = 0; c < V; c++) {
+      const double pt = etT[c] * rt;
+      kl += pt * (((double)zt[c] - mt - ((double)zs[c] - mx)) * invT + off);
+      if (dl) {
+        double g = a * (es[c] * rs - pt);
+        if (w_hard != 0.0) g += w_hard * (e1[c] * r1 - (c == y ? 1.0 : 0.0));
+        dl[c] = (float)(g * grad_scale);
+      }
+    }
+  } else if (dl) {
+    const double r1 = 1.0 / s1;
+    for (int c = 0; c < V; c++) dl[c] = (float)(w_hard * (e1[c] * r1 - (c == y ? 1.0 : 0.0)) * grad_scale);
+  }
+  const double kd = T * T * kl;
+  sums->loss += w_hard * ce + w_soft * kd;
+  sums->ce += ce;
+  sums->kd += kd;
+  sums->rows += 1.0;
+  if (labelled) {
+    sums->labelled += 1.0;
+    sums->correct += (arg == y);
+  }
+}
+
+int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B, int C,
+                       const kd_loss_cfg *cfg, float grad_scale, kd_err *e) {
+  float *w = kd_malloc(sizeof(float) * 3 * (size_t)C, "loss workspace", e);
+  if (!w) return e->code;
+  for (int b = 0; b < B; b++)
+    dense_row(dlogits ? dlogits + (size_t)b * C : NULL, sums, z_s + (size_t)b * C,
+              t->t_logits ? t->t_logits + (size_t)b * C : NULL, t->y[b], C, cfg, grad_scale, w, w + C, w + 2 * (size_t)C);
+  free(w);
+  return KD_OK;
+}
+
+size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)3 * V; }
+
+/* The targets of positions [p0, p0 + c). */
+static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targets *t, size_t p0, int V) {
+  *out = *t;
+  out->y = t->y + p0;
+  if (t->t_logits) out->t_logits = t->t_logits + p0 * V;
+  if (t->sparse) {
+    *sp = *t->sparse;
+    sp->ids += p0 * sp->K;
+    sp->vals += p0 * sp->K;
+    if (sp->lse) sp->lse += p0;
+    out->sparse = sp;
+  }
+}
+
+int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, const kd_loss_cfg *cfg, float grad_scale,
+                    int grad, float *work, int chunk, kd_profile *prof, kd_err *e) {
+  const int V = h->vocab, D = h->dim;
+  float *z = work, *dz = work + (size_t)chunk * V, *ex = dz + (size_t)chunk * V;
+  for (int p0 = 0; p0 < h->n; p0 += chunk) {
+    const int c = h->n - p0 < chunk ? h->n - p0 : chunk;
+    const float *x = h->x + (size_t)p0 * D;
+    double t0 = prof ? kd_prof_now() : 0.0;
+    kd_gemm(z, V, x, D, 0, h->w, D, 1, c, V, D, 1.0f, 0.0f);
+    double t1 = prof ? kd_prof_now() : 0.0;
+    kd_targets tc;
+    kd_sparse_targets sc;
+    chunk_targets(&tc, &sc, t, (size_t)p0, V);
+    float *d = grad ? dz : NULL;
+    if (tc.sparse) {
+      if (kd_loss_sparse_forward_backward(d, sums, z, &tc, c, V, cfg, grad_scale, e)) return e->code;
+    } else {
+      for (int b = 0; b < c; b++)
+        dense_row(d ? d + (size_t)b * V : NULL, sums, z + (size_t)b * V, tc.t_logits ? tc.t_logits + (size_t)b * V : NULL,
+                  tc.y[b], V, cfg, grad_scale, ex, ex + V, ex + 2 * (size_t)V);
+    }
+    double t2 = prof ? kd_prof_now() : 0.0;
+    if (grad) {
+      kd_gemm(h->dx + (size_t)p0 * D, D, dz, V, 0, h->w, D, 0, c, D, V, 1.0f, 0.0f);
+      kd_gemm(h->dw, D, dz, V, 1, x, D, 0, V, D, c, 1.0f, 1.0f);
+    }
+    if (prof) {
+      const double t3 = kd_prof_now();
+      kd_prof_add(prof, PROF_GEMM, prof_gemm, (t1 - t0) + (t3 - t2), (grad ? 6.0 : 2.0) * c * (double)D * V);
+      kd_prof_add(prof, PROF_PASS, prof_pass, t2 - t1, 0.0);
+    }
+  }
+  return KD_OK;
+}
