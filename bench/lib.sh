@@ -15,14 +15,13 @@ bench_header() {
   echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')${1:+; $1}"
 }
 
-# bench_tokens V T: $work/g.h5, 1,024 training rows (and 16 test rows) of T random token ids below V, and
-# $work/gt.h5, their float16 teacher logits [1024, T, V] (the GPT benchmarks' set).
+# bench_tokens V T [N]: $work/g.h5, N (default 1,024) training rows (and 16 test rows) of T random token ids
+# below V, and $work/gt.h5, their float16 teacher logits [N, T, V] (the GPT benchmarks' set).
 bench_tokens() {
-  /usr/bin/python3 - "$work" "$1" "$2" <<'PY'
+  /usr/bin/python3 - "$work" "$1" "$2" "${3:-1024}" <<'PY'
 import sys, h5py, numpy as np
-work, V, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, V, T, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(1)
-N = 1024
 with h5py.File(f"{work}/g.h5", "w") as f:
     for split, n in (("train", N), ("test", 16)):
         f[f"{split}/tokens"] = rng.integers(0, V, size=(n, T)).astype(np.int32)

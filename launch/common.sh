@@ -48,8 +48,9 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
-# kd_fortunes_data DATA TENTH: the text experiments' data (launch/results-text.sh, results-inter.sh), made
-# when missing: the fortune files of Debian's fortunes package as byte-token rows of 128, and every 10th
+# kd_fortunes_data DATA TENTH [TOKENIZER]: the text experiments' data (launch/results-text.sh,
+# results-inter.sh, results-sparse.sh), made when missing: the fortune files of Debian's fortunes package as
+# token rows of 128 (TOKENIZER as kd import text's --tokenizer, default bytes), and every 10th
 # of their training rows (a tenth spread over all files; the first tenth of the rows would be the first
 # files in alphabetical order, a different distribution from the test text).
 kd_fortunes_data() {
@@ -57,7 +58,8 @@ kd_fortunes_data() {
   local -a files
   fdir=$(dpkg -L fortunes 2>/dev/null | grep -m1 '/fortunes/[^/]*\.dat$' | xargs -r dirname)
   mapfile -t files < <(find "${fdir:-/usr/share/games/fortunes}" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
-  [ -e "$data" ] || "$KD_BUILD/kd" import text --in "${files[@]}" --doc-sep % --ctx 128 --out "$data" || return 1
+  [ -e "$data" ] || "$KD_BUILD/kd" import text --in "${files[@]}" --doc-sep % --ctx 128 --tokenizer "${3:-bytes}" \
+    --out "$data" || return 1
   [ -e "$tenth" ] && return 0
   /usr/bin/python3 - "$data" "$tenth.tmp" <<'PY' || return 1
 import shutil, sys, h5py

@@ -44,7 +44,7 @@ void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const floa
                                   int C, const kd_loss_cfg *cfg, float grad_scale);
 
 /* The same loss against sparse teacher logits t->sparse (top-k, top-k with
- * a tail bin, sampled; formulas in src/loss/sparse.c and docs/training.md):
+ * a tail bin, sampled; formulas in src/loss/sparse.c and docs/usage.md):
  * alpha, T^2 and unlabelled positions as for dense logits; a position whose
  * counts are all 0 has no soft term. Allocates a workspace of 2 C doubles. */
 int kd_loss_sparse_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,

@@ -126,6 +126,15 @@ static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   int has, classes;
   const int64_t total = kd_source_total(in->src);
   if (kd_teacher_has(cfg->teacher, in->split, "logits", &has, e)) return e->code;
+  int sparse = 0, sampled = 0;
+  if (!has && (kd_teacher_has(cfg->teacher, in->split, "topk", &sparse, e) ||
+               kd_teacher_has(cfg->teacher, in->split, "sampled", &sampled, e)))
+    return e->code;
+  if (!has && (sparse || sampled))
+    return kd_fail(e, KD_ERR_RUNTIME,
+                   "%s: /%s holds sparse teacher logits (/%s/%s), but the agreement and KL of kd eval --teacher need "
+                   "dense ones (%s); evaluate without --teacher",
+                   cfg->teacher, in->split, in->split, sparse ? "topk" : "sampled", ls);
   if (!has) return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s is missing", cfg->teacher, ls);
   const int pos = kd_source_kind(in->src) == KD_INPUT_TOKENS ? kd_source_width(in->src) : 0;
   if (kd_teacher_probe(cfg->teacher, in->split, cfg->data, total, pos, &classes, e)) return e->code;

@@ -16,7 +16,7 @@
 #include "nn/gemm.h"
 
 enum { PROF_GEMM = 24, PROF_PASS = 25 };
-static const char *const prof_gemm = "loss: head gemms (chunked)", *const prof_pass = "loss: softmax, CE, KD pass (chunked)";
+static const char *const prof_gemm = "loss: head gemms (chunked)", *const prof_pass = "loss: softmax/CE/KD pass";
 
 /* exp((v - mx) * s) for every v of z, into out (float, clamped to exp(-87): a probability below 1e-38 is 0
  * to the loss); returns their sum in double. */

@@ -1,5 +1,5 @@
 /* The distillation loss against sparse teacher logits (kd/teacher.h,
- * docs/training.md "Sparse teacher logits"). Per position, with the
+ * docs/usage.md "Large vocabularies"). Per position, with the
  * student's full-vocabulary p = softmax(z_s / T) and a teacher target q over
  * the K slots (and, for tail, one more bin):
  *   topk     q_k = softmax_k(z_t,k / T) over the K ids;

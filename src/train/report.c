@@ -147,9 +147,10 @@ static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
 static void print_profile(const trainer *t, const kd_train_result *res) {
   const int64_t timed = res->steps_run - 1;
   const kd_profile *p = &t->log.prof;
-  double total = 0, model = 0;
+  double total = 0, model = 0, loss = 0; /* slots named "loss: ..." (the chunked head and loss) are the loss phase's */
   for (int k = 0; k <= KD_PHASES; k++) total += res->step_ms[k];
-  for (int k = 0; k < KD_PROF_SLOTS; k++) model += p->slot[k].seconds;
+  for (int k = 0; k < KD_PROF_SLOTS; k++)
+    *(p->slot[k].name && strncmp(p->slot[k].name, "loss:", 5) == 0 ? &loss : &model) += p->slot[k].seconds;
   if (timed < 1 || total <= 0) return;
   if (model == 0) {
     printf("profile: the %s family has no per-kernel timing\n", t->net.model->family);
@@ -170,8 +171,9 @@ static void print_profile(const trainer *t, const kd_train_result *res) {
   for (int k = 0; k < KD_PHASES; k++) {
     if (k == KD_PH_FORWARD || k == KD_PH_BACKWARD) continue;
     char name[48];
-    snprintf(name, sizeof name, "trainer: %s", kd_phase_names[k]);
-    printf("  %-32s %9.2f %6.1f%%\n", name, res->step_ms[k], 100.0 * res->step_ms[k] / total);
+    const double ms = res->step_ms[k] - (k == KD_PH_LOSS ? 1e3 * loss / (double)timed : 0.0);
+    snprintf(name, sizeof name, "trainer: %s%s", kd_phase_names[k], k == KD_PH_LOSS && loss > 0 ? " (the rest)" : "");
+    printf("  %-32s %9.2f %6.1f%%\n", name, ms, 100.0 * ms / total);
   }
   printf("  %-32s %9.2f %6.1f%%\n", "trainer: other", res->step_ms[KD_PHASES], 100.0 * res->step_ms[KD_PHASES] / total);
   printf("  %-32s %9.2f\n", "step", total);
