@@ -2,7 +2,8 @@
  * against the plain double-precision loss at V = 1000; and the head GEMM +
  * loss in chunks against the whole computed naively in double (logits
  * x W^T, the reference loss, dx = dz W, dW = dz^T x), for chunks of 1, 7
- * and all positions, with dense, sparse and no teacher targets. */
+ * and all positions, with dense, sparse (tail, top-k, sampled) and no teacher
+ * targets: the fast passes against the reference losses. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,13 +78,17 @@ static void test_chunked(void) {
     for (int k = 0; k < K; k++) ids[p * K + k] = (p * 131 + k * 97) % V, vals[p * K + k] = 4.0f - 0.5f * k;
     lse[p] = 6.0f;
   }
-  kd_sparse_targets sp = {KD_SPARSE_TAIL, K, ids, vals, lse};
-  const kd_targets targets[3] = {{y, zt, NULL, NULL, NULL}, {y, NULL, NULL, NULL, &sp}, {y, NULL, NULL, NULL, NULL}};
-  const char *names[3] = {"dense", "sparse tail", "hard labels"};
+  static float counts[N * K];
+  for (int i = 0; i < N * K; i++) counts[i] = (float)(i % 4); /* some slots unused (0) */
+  kd_sparse_targets sp = {KD_SPARSE_TAIL, K, ids, vals, lse}, sk = {KD_SPARSE_TOPK, K, ids, vals, NULL},
+                    ss = {KD_SPARSE_SAMPLED, K, ids, counts, NULL};
+  const kd_targets targets[5] = {{y, zt, NULL, NULL, NULL}, {y, NULL, NULL, NULL, &sp}, {y, NULL, NULL, NULL, &sk},
+                                 {y, NULL, NULL, NULL, &ss}, {y, NULL, NULL, NULL, NULL}};
+  const char *names[5] = {"dense", "sparse tail", "sparse topk", "sampled", "hard labels"};
   const int chunks[3] = {1, 7, N};
   const kd_loss_cfg cfg = {0.4f, 2.0f};
   float *work = malloc(sizeof(float) * kd_loss_chunk_floats(N, V));
-  for (int k = 0; k < 3; k++) {
+  for (int k = 0; k < 5; k++) {
     kd_loss_sums r = {0};
     reference(&r, rdx, rdw, x, w, &targets[k], &cfg, 0.25f);
     for (int c = 0; c < 3; c++) {

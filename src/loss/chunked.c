@@ -6,11 +6,14 @@
  * computes each exp once, in float with the vectorizable kd_exp_fast, and
  * accumulates in double: exact to float rounding (tested against the
  * plain double-precision loss). */
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kd/loss.h"
+#include "loss/sparse.h"
 #include "models/profile.h"
 #include "nn/fastmath.h"
 #include "nn/gemm.h"
@@ -92,6 +95,67 @@ static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const floa
   }
 }
 
+/* One row against sparse targets (as position() of sparse.c, the reference, with float exps): e1, esT [V]
+ * and mark [V] (zero on entry and exit) scratch, q [K + 1]. */
+static void sparse_row(float *dl, kd_loss_sums *sums, const float *zs, const kd_sparse_targets *sp, size_t pos, int y,
+                       int V, const kd_loss_cfg *cfg, float grad_scale, float *e1, float *esT, unsigned char *mark,
+                       double *q) {
+  if (y == KD_Y_IGNORE) {
+    if (dl) memset(dl, 0, sizeof(float) * (size_t)V);
+    return;
+  }
+  const double T = cfg->temperature;
+  const float invT = (float)(1.0 / T);
+  const int K = sp->K, labelled = y >= 0, tail = sp->mode == KD_SPARSE_TAIL;
+  const int32_t *id = sp->ids + pos * K;
+  int arg = 0;
+  for (int c = 1; c < V; c++)
+    if (zs[c] > zs[arg]) arg = c;
+  const float mx = zs[arg];
+  const double s1 = exps(e1, zs, V, mx, 1.0f), ssT = T == 1.0 ? s1 : exps(esT, zs, V, mx, invT);
+  const float *es = T == 1.0 ? e1 : esT;
+  double tail_sum = 0.0;
+  if (tail) {
+    for (int k = 0; k < K; k++) mark[id[k]] = 1;
+    for (int c = 0; c < V; c++) tail_sum += mark[c] ? 0.0f : es[c];
+  }
+  const int has_soft = kd_sparse_teacher_bins(q, sp, pos, 1.0 / T, tail && K < V);
+  const double w_hard = labelled ? cfg->alpha : 0.0, w_soft = has_soft ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;
+  const double lse1 = (double)mx + log(s1), lse_sT = (double)mx * invT + log(ssT);
+  const double ts = tail_sum > DBL_MIN ? tail_sum : DBL_MIN;
+  double kl = 0.0;
+  for (int k = 0; k < K && has_soft; k++)
+    if (q[k] > 0.0) kl += q[k] * (log(q[k]) - ((double)zs[id[k]] * invT - lse_sT));
+  if (has_soft && q[K] > 0.0) kl += q[K] * (log(q[K]) - (log(ts) - log(ssT)));
+  if (dl) {
+    const double r1 = 1.0 / s1, rsT = 1.0 / ssT, a = w_soft * T, tail_scale = q[K] > 0.0 ? a * q[K] / ts : 0.0;
+    for (int c = 0; c < V; c++) {
+      double g = w_hard * (e1[c] * r1) + a * es[c] * rsT;
+      if (tail_scale > 0.0 && !mark[c]) g -= tail_scale * es[c];
+      dl[c] = (float)(g * grad_scale);
+    }
+    if (labelled) dl[y] = (float)((w_hard * (e1[y] * r1 - 1.0) + a * es[y] * rsT -
+                                   (tail_scale > 0.0 && !mark[y] ? tail_scale * es[y] : 0.0)) * grad_scale);
+    for (int k = 0; k < K && a != 0.0; k++)
+      if (q[k] > 0.0) {
+        const int c = id[k];
+        const double g = w_hard * (e1[c] * r1 - (c == y ? 1.0 : 0.0)) + a * (es[c] * rsT - q[k]);
+        dl[c] = (float)(g * grad_scale);
+      }
+  }
+  if (tail)
+    for (int k = 0; k < K; k++) mark[id[k]] = 0;
+  const double ce = labelled ? lse1 - (double)zs[y] : 0.0;
+  sums->loss += w_hard * ce + w_soft * T * T * kl;
+  sums->ce += ce;
+  sums->kd += w_soft != 0.0 ? T * T * kl : 0.0;
+  sums->rows += 1.0;
+  if (labelled) {
+    sums->labelled += 1.0;
+    sums->correct += (arg == y);
+  }
+}
+
 int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B, int C,
                        const kd_loss_cfg *cfg, float grad_scale, kd_err *e) {
   float *w = kd_malloc(sizeof(float) * 3 * (size_t)C, "loss workspace", e);
@@ -103,7 +167,9 @@ int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, con
   return KD_OK;
 }
 
-size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)3 * V; }
+/* The chunks' logits and gradient, 3 V floats of exps, V bytes of slot marks (as floats), K + 1 doubles of
+ * teacher bins (2 (K + 1) floats; K <= V). */
+size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)3 * V + (size_t)(V + 3) / 4 + (size_t)2 * (V + 2); }
 
 /* The targets of positions [p0, p0 + c). */
 static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targets *t, size_t p0, int V) {
@@ -121,8 +187,13 @@ static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targe
 
 int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, const kd_loss_cfg *cfg, float grad_scale,
                     int grad, float *work, int chunk, kd_profile *prof, kd_err *e) {
+  (void)e; /* nothing here fails today; kept for the streamed sources to come */
   const int V = h->vocab, D = h->dim;
   float *z = work, *dz = work + (size_t)chunk * V, *ex = dz + (size_t)chunk * V;
+  unsigned char *mark = (unsigned char *)(ex + 3 * (size_t)V);
+  double *q = (double *)(ex + 3 * (size_t)V + (size_t)(V + 3) / 4 + 1); /* +1: 8-byte alignment below */
+  q = (double *)((uintptr_t)q & ~(uintptr_t)7);
+  if (t->sparse) memset(mark, 0, (size_t)V);
   for (int p0 = 0; p0 < h->n; p0 += chunk) {
     const int c = h->n - p0 < chunk ? h->n - p0 : chunk;
     const float *x = h->x + (size_t)p0 * D;
@@ -134,7 +205,9 @@ int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, c
     chunk_targets(&tc, &sc, t, (size_t)p0, V);
     float *d = grad ? dz : NULL;
     if (tc.sparse) {
-      if (kd_loss_sparse_forward_backward(d, sums, z, &tc, c, V, cfg, grad_scale, e)) return e->code;
+      for (int b = 0; b < c; b++)
+        sparse_row(d ? d + (size_t)b * V : NULL, sums, z + (size_t)b * V, tc.sparse, (size_t)b, tc.y[b], V, cfg,
+                   grad_scale, ex, ex + V, mark, q);
     } else {
       for (int b = 0; b < c; b++)
         dense_row(d ? d + (size_t)b * V : NULL, sums, z + (size_t)b * V, tc.t_logits ? tc.t_logits + (size_t)b * V : NULL,

@@ -17,15 +17,14 @@
 #include <string.h>
 
 #include "kd/loss.h"
+#include "loss/sparse.h"
 
 typedef struct sparse_work {
   double *e1, *esT;      /* [C] exp(z - max z), exp(z / T - max z / T) */
   unsigned char *mark;   /* [C] 1 at the position's slot ids (tail) */
 } sparse_work;
 
-/* The teacher's bins of one position into q [K + 1] (q[K]: the tail, 0 but for tail); returns 0 when the
- * position carries no teacher mass (sampled, every count 0). */
-static int teacher_bins(double *q, const kd_sparse_targets *sp, size_t pos, double invT, int student_tail) {
+int kd_sparse_teacher_bins(double *q, const kd_sparse_targets *sp, size_t pos, double invT, int student_tail) {
   const int K = sp->K;
   const float *v = sp->vals + pos * K;
   if (sp->mode == KD_SPARSE_SAMPLED) {
@@ -78,7 +77,7 @@ static void position(float *dl, kd_loss_sums *sums, const float *zs, const kd_sp
       if (!w->mark[c]) tail_sum += w->esT[c];
   }
   const int student_tail = tail && K < C;
-  const int has_soft = teacher_bins(q, sp, pos, invT, student_tail);
+  const int has_soft = kd_sparse_teacher_bins(q, sp, pos, invT, student_tail);
   const double w_hard = labelled ? cfg->alpha : 0.0, w_soft = has_soft ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;
   const double lse1 = mx1 + log(s1), lse_sT = mxs + log(ssT);
   double kl = 0.0;
