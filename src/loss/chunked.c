@@ -17,34 +17,86 @@
 #include "models/profile.h"
 #include "nn/fastmath.h"
 #include "nn/gemm.h"
+#include "nn/simd.h"
 
 enum { PROF_GEMM = 24, PROF_PASS = 25 };
 static const char *const prof_gemm = "loss: head gemms (chunked)", *const prof_pass = "loss: softmax/CE/KD pass";
 
+/* Reductions in LANES interleaved partial sums: a single running sum is one long chain of dependent adds
+ * that the compiler may not reorder (no -ffast-math), so it would neither vectorize nor pipeline. */
+enum { LANES = 8 };
+
+KD_HOT static double sum_of(const float *x, int V) {
+  double acc[LANES] = {0};
+  int c = 0;
+  for (; c + LANES <= V; c += LANES)
+    for (int k = 0; k < LANES; k++) acc[k] += x[c + k];
+  double s = 0.0;
+  for (; c < V; c++) s += x[c];
+  for (int k = 0; k < LANES; k++) s += acc[k];
+  return s;
+}
+
+/* sum_c e[c] (a[c] - b[c]) */
+KD_HOT static double dot_diff(const float *e, const float *a, const float *b, int V) {
+  double acc[LANES] = {0};
+  int c = 0;
+  for (; c + LANES <= V; c += LANES)
+    for (int k = 0; k < LANES; k++) acc[k] += (double)e[c + k] * ((double)a[c + k] - (double)b[c + k]);
+  double s = 0.0;
+  for (; c < V; c++) s += (double)e[c] * ((double)a[c] - (double)b[c]);
+  for (int k = 0; k < LANES; k++) s += acc[k];
+  return s;
+}
+
+/* sum of x[c] where mark[c] is 0 */
+KD_HOT static double unmarked_sum(const float *x, const unsigned char *mark, int V) {
+  double acc[LANES] = {0};
+  int c = 0;
+  for (; c + LANES <= V; c += LANES)
+    for (int k = 0; k < LANES; k++) acc[k] += mark[c + k] ? 0.0 : (double)x[c + k];
+  double s = 0.0;
+  for (; c < V; c++) s += mark[c] ? 0.0 : (double)x[c];
+  for (int k = 0; k < LANES; k++) s += acc[k];
+  return s;
+}
+
+KD_HOT static float max_of(const float *z, int V) {
+  float acc[LANES];
+  for (int k = 0; k < LANES; k++) acc[k] = z[0];
+  int c = 0;
+  for (; c + LANES <= V; c += LANES)
+    for (int k = 0; k < LANES; k++) acc[k] = z[c + k] > acc[k] ? z[c + k] : acc[k];
+  float mx = z[0];
+  for (; c < V; c++) mx = z[c] > mx ? z[c] : mx;
+  for (int k = 0; k < LANES; k++) mx = acc[k] > mx ? acc[k] : mx;
+  return mx;
+}
+
 /* exp((v - mx) * s) for every v of z, into out (float, clamped to exp(-87): a probability below 1e-38 is 0
  * to the loss); returns their sum in double. */
-static double exps(float *out, const float *z, int V, float mx, float s) {
+KD_HOT static double exps(float *out, const float *z, int V, float mx, float s) {
   for (int c = 0; c < V; c++) {
     float u = (z[c] - mx) * s;
     u = u < -87.0f ? -87.0f : u;
     out[c] = kd_exp_fast(u);
   }
-  double sum = 0.0;
-  for (int c = 0; c < V; c++) sum += out[c];
-  return sum;
+  return sum_of(out, V);
 }
 
-static float max_of(const float *z, int V) {
-  float mx = z[0];
-  for (int c = 1; c < V; c++) mx = z[c] > mx ? z[c] : mx;
-  return mx;
+/* Is y the first index of the largest logit (the student's top-1)? */
+static int top1_is(const float *z, float mx, int y) {
+  if (z[y] != mx) return 0;
+  for (int c = 0; c < y; c++)
+    if (z[c] == mx) return 0;
+  return 1;
 }
 
 /* One dense row (as row_cached of loss.c, for any V): e1, esT, etT are [V] scratch. */
 static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int V,
                       const kd_loss_cfg *cfg, float grad_scale, float *e1, float *esT, float *etT) {
-  const double T = cfg->temperature;
-  const float invT = (float)(1.0 / T);
+  const double T = cfg->temperature, invTd = 1.0 / T;
+  const float invT = (float)invTd;
   const int labelled = y >= 0;
   if (y == KD_Y_IGNORE) {
     if (dl) memset(dl, 0, sizeof(float) * (size_t)V);
@@ -56,11 +108,8 @@ static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const floa
     sums->rows += 1.0;
     return;
   }
-  int arg = 0;
-  for (int c = 1; c < V; c++)
-    if (zs[c] > zs[arg]) arg = c;
-  const float mx = zs[arg];
-  const double s1 = exps(e1, zs, V, mx, 1.0f);
+  const float mx = max_of(zs, V);
+  const double s1 = exps(e1, zs, V, mx, 1.0f), r1 = 1.0 / s1, H = w_hard * r1, gs = grad_scale;
   const double lse1 = (double)mx + log(s1);
   const double ce = labelled ? lse1 - (double)zs[y] : 0.0;
   double kl = 0.0;
@@ -68,21 +117,18 @@ static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const floa
     const double ssT = T == 1.0 ? s1 : exps(esT, zs, V, mx, invT);
     const float *es = T == 1.0 ? e1 : esT;
     const float mt = max_of(zt, V);
-    const double stT = exps(etT, zt, V, mt, invT);
-    /* log p_t - log p_s = (zt - mt) / T - log stT - (zs - mx) / T + log ssT */
-    const double off = log(ssT) - log(stT), rs = 1.0 / ssT, rt = 1.0 / stT, r1 = 1.0 / s1, a = w_soft * T;
-    for (int c = 0; c < V; c++) {
-      const double pt = etT[c] * rt;
-      kl += pt * (((double)zt[c] - mt - ((double)zs[c] - mx)) * invT + off);
-      if (dl) {
-        double g = a * (es[c] * rs - pt);
-        if (w_hard != 0.0) g += w_hard * (e1[c] * r1 - (c == y ? 1.0 : 0.0));
-        dl[c] = (float)(g * grad_scale);
-      }
+    const double stT = exps(etT, zt, V, mt, invT), rs = 1.0 / ssT, rt = 1.0 / stT, a = w_soft * T;
+    /* sum_c p_t (log p_t - log p_s), with log p = (z - max) / T - log(sum): what stays of it once
+     * sum_c p_t = 1 is used */
+    kl = invTd * rt * dot_diff(etT, zt, zs, V) + ((double)mx - (double)mt) * invTd + log(ssT) - log(stT);
+    if (dl) {
+      const double A = a * rs, Bt = a * rt;
+      for (int c = 0; c < V; c++) dl[c] = (float)((H * e1[c] + A * es[c] - Bt * etT[c]) * gs);
+      if (labelled) dl[y] = (float)((H * e1[y] - w_hard + A * es[y] - Bt * etT[y]) * gs);
     }
   } else if (dl) {
-    const double r1 = 1.0 / s1;
-    for (int c = 0; c < V; c++) dl[c] = (float)(w_hard * (e1[c] * r1 - (c == y ? 1.0 : 0.0)) * grad_scale);
+    for (int c = 0; c < V; c++) dl[c] = (float)(H * e1[c] * gs);
+    dl[y] = (float)((H * e1[y] - w_hard) * gs);
   }
   const double kd = T * T * kl;
   sums->loss += w_hard * ce + w_soft * kd;
@@ -91,7 +137,7 @@ static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const floa
   sums->rows += 1.0;
   if (labelled) {
     sums->labelled += 1.0;
-    sums->correct += (arg == y);
+    sums->correct += top1_is(zs, mx, y);
   }
 }
 
@@ -108,16 +154,13 @@ static void sparse_row(float *dl, kd_loss_sums *sums, const float *zs, const kd_
   const float invT = (float)(1.0 / T);
   const int K = sp->K, labelled = y >= 0, tail = sp->mode == KD_SPARSE_TAIL;
   const int32_t *id = sp->ids + pos * K;
-  int arg = 0;
-  for (int c = 1; c < V; c++)
-    if (zs[c] > zs[arg]) arg = c;
-  const float mx = zs[arg];
+  const float mx = max_of(zs, V);
   const double s1 = exps(e1, zs, V, mx, 1.0f), ssT = T == 1.0 ? s1 : exps(esT, zs, V, mx, invT);
   const float *es = T == 1.0 ? e1 : esT;
   double tail_sum = 0.0;
   if (tail) {
     for (int k = 0; k < K; k++) mark[id[k]] = 1;
-    for (int c = 0; c < V; c++) tail_sum += mark[c] ? 0.0f : es[c];
+    tail_sum = unmarked_sum(es, mark, V);
   }
   const int has_soft = kd_sparse_teacher_bins(q, sp, pos, 1.0 / T, tail && K < V);
   const double w_hard = labelled ? cfg->alpha : 0.0, w_soft = has_soft ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;
@@ -129,11 +172,11 @@ static void sparse_row(float *dl, kd_loss_sums *sums, const float *zs, const kd_
   if (has_soft && q[K] > 0.0) kl += q[K] * (log(q[K]) - (log(ts) - log(ssT)));
   if (dl) {
     const double r1 = 1.0 / s1, rsT = 1.0 / ssT, a = w_soft * T, tail_scale = q[K] > 0.0 ? a * q[K] / ts : 0.0;
-    for (int c = 0; c < V; c++) {
-      double g = w_hard * (e1[c] * r1) + a * es[c] * rsT;
-      if (tail_scale > 0.0 && !mark[c]) g -= tail_scale * es[c];
-      dl[c] = (float)(g * grad_scale);
-    }
+    const double H = w_hard * r1, A = a * rsT, gs = grad_scale;
+    if (tail_scale > 0.0) /* off the ids: the tail bin's target q_tail p_j / p_tail */
+      for (int c = 0; c < V; c++) dl[c] = (float)((H * e1[c] + (A - (mark[c] ? 0.0 : tail_scale)) * es[c]) * gs);
+    else
+      for (int c = 0; c < V; c++) dl[c] = (float)((H * e1[c] + A * es[c]) * gs);
     if (labelled) dl[y] = (float)((w_hard * (e1[y] * r1 - 1.0) + a * es[y] * rsT -
                                    (tail_scale > 0.0 && !mark[y] ? tail_scale * es[y] : 0.0)) * grad_scale);
     for (int k = 0; k < K && a != 0.0; k++)
@@ -152,7 +195,7 @@ static void sparse_row(float *dl, kd_loss_sums *sums, const float *zs, const kd_
   sums->rows += 1.0;
   if (labelled) {
     sums->labelled += 1.0;
-    sums->correct += (arg == y);
+    sums->correct += top1_is(zs, mx, y);
   }
 }
 
