@@ -50,16 +50,20 @@ static const kd_opt_spec text_opts[] = {
    "fraction of the documents (by a hash of their bytes) for /valid"},
   {"test-frac", KD_OPT_REAL, X_(test_frac), 0, "0.05", NULL, 0, 1, 0, 1, "fraction for /test"},
   {"tokenizer", KD_OPT_STR, X_(tokenizer), STR(kd_text_cfg, tokenizer), "bytes", NULL, 0, 0, 0, 0,
-   "bytes: one token per byte, vocabulary 256"},
+   "bytes: one token per byte, vocabulary 256; bpe:V: byte-level BPE of V ids (256 <= V <= 1048576), its V - 256 "
+   "merges learnt from the training split's text"},
   {"force", KD_OPT_FLAG, X_(force), 0, "0", NULL, 0, 0, 0, 0, "replace an existing --out file"},
 };
 
 static const char text_help[] =
-    "usage: kd import text --in FILE... --ctx T --out data.h5 [--doc-sep SEP] [--valid-frac F --test-frac F]\n\n"
+    "usage: kd import text --in FILE... --ctx T --out data.h5 [--doc-sep SEP] [--valid-frac F --test-frac F]\n"
+    "                      [--tokenizer bytes|bpe:V]\n\n"
     "Token rows for sequence students: /SPLIT/tokens [N, T], /SPLIT/mask [N, T] (the targets) and the\n"
     "/tokenizer record. Documents go to /train, /valid or /test by a hash of their bytes; each split's\n"
     "documents joined by the separator line are cut into rows at stride T - 1, so every token after the\n"
-    "first is a target exactly once. Runs on rank 0.\n\noptions:\n";
+    "first is a target exactly once. With bpe:V the merges are learnt from the training split only and\n"
+    "encode all three; tokens are stored as uint8, uint16 or int32, the narrowest that holds V. Runs on\n"
+    "rank 0.\n\noptions:\n";
 
 /* --in takes every following word up to the next option. */
 static int import_text(int argc, char **argv, kd_err *e) {
@@ -79,19 +83,28 @@ static int import_text(int argc, char **argv, kd_err *e) {
   }
   int rc = kd_opts_parse(text_opts, N_OPTS(text_opts), &cfg, nr, rest, "kd import text", NULL, e);
   free(rest);
+  int V;
   if (!rc && cfg.n_in == 0) rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --in needs at least one file");
+  if (!rc) rc = kd_text_tokenizer_parse(cfg.tokenizer, &V, e); /* on every rank: one message, not rank 0's */
   if (!rc && !cfg.force && access(cfg.out, F_OK) == 0)
     rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --out %s exists; pass --force to replace it", cfg.out);
   if (rc) return rc;
   if (g_rank == 0) {
     kd_text_stats st;
     rc = kd_import_text(&cfg, &st, e);
+    const int bpe = strcmp(cfg.tokenizer, "bytes") != 0;
+    if (!rc && bpe)
+      printf("bpe: %d merges on %.1f MB of training text in %.2f s\n", st.bpe_merges, st.bpe_bytes / 1e6,
+             st.bpe_seconds);
+    char what[64];
+    if (bpe) snprintf(what, sizeof what, "bpe tokens, vocabulary %d", st.vocab);
+    else snprintf(what, sizeof what, "byte tokens");
     if (!rc)
-      printf("kd import: wrote %s (byte tokens, rows of %lld): train %lld documents, %lld tokens, %lld rows; valid "
+      printf("kd import: wrote %s (%s, rows of %lld): train %lld documents, %lld tokens, %lld rows; valid "
              "%lld, %lld, %lld; test %lld, %lld, %lld\n",
-             cfg.out, (long long)cfg.ctx, (long long)st.docs[0], (long long)st.tokens[0], (long long)st.rows[0],
-             (long long)st.docs[1], (long long)st.tokens[1], (long long)st.rows[1], (long long)st.docs[2],
-             (long long)st.tokens[2], (long long)st.rows[2]);
+             cfg.out, what, (long long)cfg.ctx, (long long)st.docs[0], (long long)st.tokens[0],
+             (long long)st.rows[0], (long long)st.docs[1], (long long)st.tokens[1], (long long)st.rows[1],
+             (long long)st.docs[2], (long long)st.tokens[2], (long long)st.rows[2]);
     fflush(stdout);
   }
   return kd_agree(MPI_COMM_WORLD, rc, e);

@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/atomic.h"
 #include "core/h5io.h"
 #include "core/provenance.h"
 #include "core/rng.h"
+#include "data/bpe.h"
 #include "data/tokenizer.h"
 
 static const char *const split_names[3] = {"train", "valid", "test"};
@@ -81,9 +83,9 @@ static int add_file(bytes streams[3], const bytes *f, const kd_text_cfg *c, kd_t
   return add_doc(streams, f->p + start, (start < f->n ? f->n : start) - start, c, st, e);
 }
 
-/* Rows of T tokens at stride T - 1, the padding masked out. */
-static int write_split(hid_t f, const char *path, int s, const bytes *stream, int T, kd_text_stats *st, kd_err *e) {
-  const int64_t S = (int64_t)stream->n;
+/* Rows of T tokens at stride T - 1, the padding masked out; ids stored as file_type. */
+static int write_split(hid_t f, const char *path, int s, const int32_t *ids, int64_t S, int T, hid_t file_type,
+                       kd_text_stats *st, kd_err *e) {
   const int64_t rows = S > 1 ? (S - 2) / (T - 1) + 1 : 0;
   st->tokens[s] = S;
   st->rows[s] = rows;
@@ -95,13 +97,13 @@ static int write_split(hid_t f, const char *path, int s, const bytes *stream, in
     for (int p = 0; p < T; p++) {
       const int64_t k = r * (T - 1) + p;
       if (k >= S) break;
-      tok[r * T + p] = stream->p[k];
+      tok[r * T + p] = ids[k];
       mask[r * T + p] = p > 0;
     }
   char ds[64];
   const int64_t dims[2] = {rows, T};
   snprintf(ds, sizeof ds, "/%s/tokens", split_names[s]);
-  if (!rc) rc = kd_h5_write(f, path, ds, 2, dims, H5T_STD_U8LE, H5T_NATIVE_INT32, tok, e);
+  if (!rc) rc = kd_h5_write(f, path, ds, 2, dims, file_type, H5T_NATIVE_INT32, tok, e);
   snprintf(ds, sizeof ds, "/%s/mask", split_names[s]);
   if (!rc) rc = kd_h5_write(f, path, ds, 2, dims, H5T_STD_U8LE, H5T_NATIVE_UINT8, mask, e);
   free(tok);
@@ -109,22 +111,52 @@ static int write_split(hid_t f, const char *path, int s, const bytes *stream, in
   return rc;
 }
 
-static int write_file(const kd_text_cfg *c, bytes streams[3], kd_text_stats *st, kd_err *e) {
+/* A split's stream as ids: its bytes, or their BPE encoding (enc). */
+static int encode_stream(const bytes *stream, kd_bpe_encoder *enc, int32_t **ids, int64_t *n, kd_err *e) {
+  *n = 0;
+  *ids = kd_malloc(sizeof(int32_t) * (stream->n + 1), "token ids", e);
+  if (!*ids) return e->code;
+  size_t got = stream->n;
+  if (enc && kd_bpe_encoder_encode(enc, stream->p, stream->n, *ids, stream->n, &got, e)) return e->code;
+  for (size_t i = 0; !enc && i < stream->n; i++) (*ids)[i] = stream->p[i];
+  *n = (int64_t)got;
+  return KD_OK;
+}
+
+/* The narrowest integer type that holds every id. */
+static hid_t token_type(int vocab) {
+  return vocab <= 256 ? H5T_STD_U8LE : vocab <= 65536 ? H5T_STD_U16LE : H5T_STD_I32LE;
+}
+
+static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes streams[3], const kd_tokenizer *tk,
+                        kd_bpe_encoder *enc, kd_text_stats *st, kd_err *e) {
+  for (int s = 0; s < 3; s++) {
+    int32_t *ids = NULL;
+    int64_t S = 0;
+    if (!encode_stream(&streams[s], enc, &ids, &S, e))
+      write_split(f, path, s, ids, S, (int)c->ctx, token_type(tk->vocab), st, e);
+    free(ids);
+    if (e->code) return e->code;
+  }
+  return KD_OK;
+}
+
+static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer *tk, kd_bpe_encoder *enc,
+                      kd_text_stats *st, kd_err *e) {
   kd_atomic a;
   hid_t f = H5I_INVALID_HID;
   if (kd_atomic_begin(&a, c->out, e) || kd_h5_create(&f, a.tmp, e)) return e->code;
-  int rc = KD_OK;
-  for (int s = 0; s < 3 && !rc; s++) rc = write_split(f, a.tmp, s, &streams[s], (int)c->ctx, st, e);
-  kd_tokenizer tk;
-  if (!rc) rc = kd_tokenizer_bytes(&tk, e);
-  if (!rc) {
-    rc = kd_tokenizer_write(f, a.tmp, &tk, e);
-    kd_tokenizer_free(&tk);
-  }
+  int rc = write_splits(f, a.tmp, c, streams, tk, enc, st, e);
+  if (!rc) rc = kd_tokenizer_write(f, a.tmp, tk, e);
   kd_provenance p = kd_provenance_of("data");
-  char gen[128];
-  snprintf(gen, sizeof gen, "kd import text (byte tokens, rows of %lld at stride %lld)", (long long)c->ctx,
-           (long long)c->ctx - 1);
+  char gen[256];
+  if (enc)
+    snprintf(gen, sizeof gen, "kd import text (tokenizer %s: byte-level BPE, %d ids, %d merges learnt from the "
+             "training split; rows of %lld at stride %lld)", c->tokenizer, tk->vocab, tk->n_merges,
+             (long long)c->ctx, (long long)c->ctx - 1);
+  else
+    snprintf(gen, sizeof gen, "kd import text (byte tokens, rows of %lld at stride %lld)", (long long)c->ctx,
+             (long long)c->ctx - 1);
   p.generator = gen;
   for (int s = 0; s < 3; s++) p.rows[s] = st->rows[s];
   if (!rc) rc = kd_provenance_write(f, a.tmp, &p, e);
@@ -134,11 +166,56 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], kd_text_stats *st,
   return rc;
 }
 
+int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
+  *V = 0;
+  if (strcmp(spec, "bytes") == 0) return KD_OK;
+  const char *d = strncmp(spec, "bpe:", 4) == 0 ? spec + 4 : NULL;
+  long v = 0;
+  int ok = d && *d;
+  for (const char *q = d; ok && *q; q++) {
+    ok = *q >= '0' && *q <= '9';
+    v = v * 10 + (*q - '0');
+    ok = ok && v <= KD_BPE_MAX_VOCAB; /* stop before it could overflow */
+  }
+  if (ok && v >= 256) {
+    *V = (int)v;
+    return KD_OK;
+  }
+  return kd_fail(e, KD_ERR_USAGE,
+                 "kd import text: --tokenizer '%s' is neither 'bytes' nor 'bpe:V' with V from 256 to %d (the 256 "
+                 "bytes and V - 256 merges)", spec, KD_BPE_MAX_VOCAB);
+}
+
+static double seconds_now(void) {
+  struct timespec ts;
+  timespec_get(&ts, TIME_UTC);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The tokenizer record, and for bpe its encoder: merges learnt from the training stream only, so no
+ * held-out text shapes the vocabulary. */
+static int make_tokenizer(int V, const bytes *train, kd_tokenizer *tk, kd_bpe_encoder **enc, kd_text_stats *st,
+                          kd_err *e) {
+  *enc = NULL;
+  if (V == 0) {
+    if (kd_tokenizer_bytes(tk, e)) return e->code;
+    st->vocab = tk->vocab;
+    return KD_OK;
+  }
+  const double t0 = seconds_now();
+  if (kd_bpe_train(tk, train->p, train->n, V, e)) return e->code;
+  st->bpe_seconds = seconds_now() - t0;
+  st->bpe_merges = tk->n_merges;
+  st->bpe_bytes = (int64_t)train->n;
+  st->vocab = tk->vocab;
+  return kd_bpe_encoder_new(enc, tk, e);
+}
+
 int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
   kd_h5_quiet();
   memset(st, 0, sizeof *st);
-  if (strcmp(c->tokenizer, "bytes") != 0)
-    return kd_fail(e, KD_ERR_USAGE, "kd import text: --tokenizer %s: this kd knows 'bytes'", c->tokenizer);
+  int V;
+  if (kd_text_tokenizer_parse(c->tokenizer, &V, e)) return e->code;
   if (c->valid_frac + c->test_frac >= 1.0)
     return kd_fail(e, KD_ERR_USAGE, "kd import text: --valid-frac %g and --test-frac %g leave no training text",
                    c->valid_frac, c->test_frac);
@@ -149,11 +226,17 @@ int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
     rc = read_file(c->in[i], &file, e);
     if (!rc) rc = add_file(streams, &file, c, st, e);
   }
+  free(file.p);
   if (!rc && st->docs[0] == 0)
     rc = kd_fail(e, KD_ERR_RUNTIME, "kd import text: no document went to the training split (%d files, %lld documents)",
                  c->n_in, (long long)(st->docs[1] + st->docs[2]));
-  if (!rc) rc = write_file(c, streams, st, e);
-  free(file.p);
+  kd_tokenizer tk;
+  memset(&tk, 0, sizeof tk);
+  kd_bpe_encoder *enc = NULL;
+  if (!rc) rc = make_tokenizer(V, &streams[0], &tk, &enc, st, e);
+  if (!rc) rc = write_file(c, streams, &tk, enc, st, e);
+  kd_bpe_encoder_free(enc);
+  kd_tokenizer_free(&tk);
   for (int s = 0; s < 3; s++) free(streams[s].p);
   return rc;
 }

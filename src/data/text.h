@@ -5,7 +5,11 @@
  * Each split's documents, joined by the separator line, form one token
  * stream, cut into rows of T tokens at stride T - 1: every token after a
  * stream's first is a target exactly once (the last row is padded, its
- * padding masked out). */
+ * padding masked out).
+ *
+ * Tokenizers: "bytes" (one id per byte, vocabulary 256) or "bpe:V" (byte-level BPE, data/bpe.h, with
+ * V - 256 merges learnt from the training split's stream only, then applied to all three splits).
+ * /SPLIT/tokens is stored as the narrowest of uint8, uint16 and int32 that holds the vocabulary. */
 #ifndef KD_DATA_TEXT_H
 #define KD_DATA_TEXT_H
 
@@ -22,14 +26,21 @@ typedef struct kd_text_cfg {
   int64_t ctx;
   char doc_sep[256];      /* "" : every file is one document */
   double valid_frac, test_frac;
-  char tokenizer[32];     /* bytes */
+  char tokenizer[32];     /* bytes | bpe:V */
   char out[KD_PATH_MAX];
   int force;
 } kd_text_cfg;
 
 typedef struct kd_text_stats {
   int64_t docs[3], tokens[3], rows[3];  /* train, valid, test */
+  int vocab;                            /* ids of the tokenizer written */
+  int bpe_merges;                       /* bpe: merges learnt (fewer than asked when no pair repeats) */
+  int64_t bpe_bytes;                    /* bpe: bytes of training text they were learnt on */
+  double bpe_seconds;                   /* bpe: time taken to learn them */
 } kd_text_stats;
+
+/* "bytes" -> *V = 0; "bpe:V" -> V in [256, 1 << 20]; anything else a usage error. */
+int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e);
 
 /* Serial. */
 int kd_import_text(const kd_text_cfg *cfg, kd_text_stats *st, kd_err *e);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/h5io.h"
+#include "data/bpe.h"
 
 void kd_tokenizer_free(kd_tokenizer *t) {
   free(t->offsets);
@@ -154,8 +155,9 @@ int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
 int kd_tokenizer_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n,
                         kd_err *e) {
   *n = 0;
+  if (strcmp(t->kind, "bpe") == 0) return kd_bpe_encode(t, text, len, ids, cap, n, e);
   if (strcmp(t->kind, "bytes") != 0)
-    return kd_fail(e, KD_ERR_USAGE, "encoding text for a '%s' tokenizer is not in this kd (byte tokenizers are)",
+    return kd_fail(e, KD_ERR_USAGE, "encoding text for a '%s' tokenizer is not in this kd (bytes and bpe are)",
                    t->kind);
   for (size_t i = 0; i < len; i++) {
     if (*n >= cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %d tokens", cap);

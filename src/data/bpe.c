@@ -1,0 +1,585 @@
+#include "data/bpe.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+
+/* ---- Pre-tokenization ---- */
+
+enum { CL_WORD = 0, CL_PUNCT = 1, CL_NEWLINE = 2, CL_SPACE = 3 };
+
+static int byte_class(uint8_t c) {
+  if (c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) return CL_WORD;
+  if (c > 0x20 && c < 0x7f) return CL_PUNCT;
+  return c == '\n' ? CL_NEWLINE : CL_SPACE;
+}
+
+/* A ' ' that starts the word or punctuation run after it. */
+static int attaching_space(const uint8_t *p, size_t n, size_t i) {
+  return p[i] == ' ' && i + 1 < n && byte_class(p[i + 1]) <= CL_PUNCT;
+}
+
+size_t kd_bpe_chunk_end(const uint8_t *p, size_t n, size_t i) {
+  size_t j = i + (size_t)attaching_space(p, n, i);
+  const int cls = byte_class(p[j]);
+  /* scan at most one byte past the limit: a long run costs O(limit) per chunk */
+  for (j++; j < n && j - i <= KD_BPE_MAX_CHUNK && byte_class(p[j]) == cls; j++)
+    if (cls == CL_SPACE && attaching_space(p, n, j)) break;
+  if (j - i <= KD_BPE_MAX_CHUNK) return j;
+  j = i + KD_BPE_MAX_CHUNK;
+  /* a UTF-8 lead byte has at most 3 continuation bytes: cut before the lead, not inside its sequence */
+  for (int k = 0; k < 3 && (p[j] & 0xc0) == 0x80; k++) j--;
+  return j;
+}
+
+/* ---- Shared helpers ---- */
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return kd_mix64(h ^ n);
+}
+
+static uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
+
+/* p grown (doubling) to hold need elements of elem bytes; NULL and an error when memory runs out. */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem, const char *what, kd_err *e) {
+  if (need <= *cap) return p;
+  size_t c = *cap ? *cap : 16;
+  while (c < need) c *= 2;
+  void *g = realloc(p, c * elem);
+  if (!g) {
+    kd_fail(e, KD_ERR_RUNTIME, "bpe: out of memory (%zu bytes for %s)", c * elem, what);
+    return NULL;
+  }
+  *cap = c;
+  return g;
+}
+
+/* An open-addressing table of int32 indices, -1 empty, of mask + 1 slots. */
+static int32_t *new_slots(size_t n_slots, kd_err *e) {
+  int32_t *s = kd_malloc(sizeof(int32_t) * n_slots, "bpe hash table", e);
+  if (s) memset(s, 0xff, sizeof(int32_t) * n_slots);
+  return s;
+}
+
+/* ---- Training state ---- */
+
+typedef struct pair_rec {
+  int32_t a, b;
+  int64_t count;      /* occurrences over all chunks, each unique chunk weighted by its count */
+  int32_t *chunks;    /* chunks that held the pair when it was counted (stale or repeated ones are skipped) */
+  int32_t n_chunks, cap_chunks;
+  int32_t last;       /* the chunk listed last, so one visit of a chunk lists it once */
+  int32_t step;       /* the step that last raised count */
+} pair_rec;
+
+typedef struct heap_ent {
+  int64_t count;
+  uint64_t key;  /* (a, b): ties go to the smaller */
+  int32_t pair;
+} heap_ent;
+
+typedef struct trainer {
+  size_t n_chunks;
+  int64_t *weight;   /* occurrences of each unique chunk in the text */
+  size_t *off;       /* chunk c's ids: tok[off[c], off[c] + len[c]) */
+  uint8_t *len;
+  int32_t *tok;
+  int32_t *stamp;    /* the step that last merged inside the chunk */
+  pair_rec *pairs;
+  size_t n_pairs, cap_pairs;
+  int32_t *slots;    /* pair key -> index into pairs */
+  size_t mask;
+  heap_ent *heap;    /* max-heap with lazy deletion: an entry is stale when its count is not the pair's */
+  size_t n_heap, cap_heap;
+  int32_t *touched;  /* pairs whose count rose in this step */
+  size_t n_touched, cap_touched;
+  int32_t step;
+} trainer;
+
+static void trainer_free(trainer *tr) {
+  for (size_t i = 0; i < tr->n_pairs; i++) free(tr->pairs[i].chunks);
+  free(tr->weight);
+  free(tr->off);
+  free(tr->len);
+  free(tr->tok);
+  free(tr->stamp);
+  free(tr->pairs);
+  free(tr->slots);
+  free(tr->heap);
+  free(tr->touched);
+}
+
+/* ---- Unique chunks ---- */
+
+typedef struct chunk_set {
+  int32_t *slots;
+  size_t mask, n, cap;
+  size_t *start;     /* the chunk's first occurrence in the text */
+  uint8_t *len;
+  uint64_t *hash;
+  int64_t *weight;
+} chunk_set;
+
+static void chunk_set_free(chunk_set *s) {
+  free(s->slots);
+  free(s->start);
+  free(s->len);
+  free(s->hash);
+  free(s->weight);
+}
+
+static int chunk_set_rehash(chunk_set *s, kd_err *e) {
+  const size_t mask = s->mask * 2 + 1;
+  int32_t *slots = new_slots(mask + 1, e);
+  if (!slots) return e->code;
+  for (size_t c = 0; c < s->n; c++) {
+    size_t k = s->hash[c] & mask;
+    while (slots[k] >= 0) k = (k + 1) & mask;
+    slots[k] = (int32_t)c;
+  }
+  free(s->slots);
+  s->slots = slots;
+  s->mask = mask;
+  return KD_OK;
+}
+
+static int chunk_set_add(chunk_set *s, const uint8_t *text, size_t i, size_t len, kd_err *e) {
+  const uint64_t h = hash_bytes(text + i, len);
+  size_t k = h & s->mask;
+  for (int32_t c; (c = s->slots[k]) >= 0; k = (k + 1) & s->mask)
+    if (s->hash[c] == h && s->len[c] == len && memcmp(text + s->start[c], text + i, len) == 0) {
+      s->weight[c]++;
+      return KD_OK;
+    }
+  if (s->n >= INT32_MAX / 2) return kd_fail(e, KD_ERR_RUNTIME, "bpe: more than %d distinct chunks", INT32_MAX / 2);
+  if (s->n == s->cap) {
+    size_t cap = s->cap, c1 = cap, c2 = cap, c3 = cap;
+    size_t *st = grow(s->start, &c1, s->n + 1, sizeof *st, "chunks", e);
+    if (st) s->start = st;
+    uint8_t *ln = st ? grow(s->len, &c2, s->n + 1, 1, "chunks", e) : NULL;
+    if (ln) s->len = ln;
+    uint64_t *hs = ln ? grow(s->hash, &c3, s->n + 1, sizeof *hs, "chunks", e) : NULL;
+    if (hs) s->hash = hs;
+    int64_t *wt = hs ? grow(s->weight, &cap, s->n + 1, sizeof *wt, "chunks", e) : NULL;
+    if (!wt) return e->code;
+    s->weight = wt;
+    s->cap = cap;
+  }
+  s->slots[k] = (int32_t)s->n;
+  s->start[s->n] = i;
+  s->len[s->n] = (uint8_t)len;
+  s->hash[s->n] = h;
+  s->weight[s->n++] = 1;
+  return 2 * s->n > s->mask ? chunk_set_rehash(s, e) : KD_OK;
+}
+
+/* The text's unique chunks, their counts and their ids (the bytes) into tr. */
+static int collect_chunks(trainer *tr, const uint8_t *text, size_t n, kd_err *e) {
+  chunk_set s = {0};
+  s.mask = 1023;
+  s.slots = new_slots(s.mask + 1, e);
+  for (size_t i = 0; s.slots && i < n;) {
+    const size_t j = kd_bpe_chunk_end(text, n, i);
+    if (chunk_set_add(&s, text, i, j - i, e)) break;
+    i = j;
+  }
+  size_t total = 0;
+  for (size_t c = 0; !e->code && c < s.n; c++) total += s.len[c];
+  if (!e->code) {
+    tr->n_chunks = s.n;
+    tr->off = kd_malloc(sizeof(size_t) * (s.n + 1), "bpe chunks", e);
+    tr->tok = kd_malloc(sizeof(int32_t) * (total + 1), "bpe chunk ids", e);
+    tr->stamp = kd_malloc(sizeof(int32_t) * (s.n + 1), "bpe chunks", e);
+  }
+  if (!e->code) {
+    size_t pos = 0;
+    for (size_t c = 0; c < s.n; c++) {
+      tr->off[c] = pos;
+      tr->stamp[c] = -1;
+      for (size_t k = 0; k < s.len[c]; k++) tr->tok[pos++] = text[s.start[c] + k];
+    }
+    tr->weight = s.weight;
+    tr->len = s.len;
+    s.weight = NULL;
+    s.len = NULL;
+  }
+  chunk_set_free(&s);
+  return e->code;
+}
+
+/* ---- Pair counts ---- */
+
+static int pairs_rehash(trainer *tr, kd_err *e) {
+  const size_t mask = tr->mask * 2 + 1;
+  int32_t *slots = new_slots(mask + 1, e);
+  if (!slots) return e->code;
+  for (size_t p = 0; p < tr->n_pairs; p++) {
+    size_t k = kd_mix64(pair_key(tr->pairs[p].a, tr->pairs[p].b)) & mask;
+    while (slots[k] >= 0) k = (k + 1) & mask;
+    slots[k] = (int32_t)p;
+  }
+  free(tr->slots);
+  tr->slots = slots;
+  tr->mask = mask;
+  return KD_OK;
+}
+
+/* The index of pair (a, b), added with count 0 when new. */
+static int pair_get(trainer *tr, int32_t a, int32_t b, int32_t *out, kd_err *e) {
+  size_t k = kd_mix64(pair_key(a, b)) & tr->mask;
+  for (int32_t p; (p = tr->slots[k]) >= 0; k = (k + 1) & tr->mask)
+    if (tr->pairs[p].a == a && tr->pairs[p].b == b) {
+      *out = p;
+      return KD_OK;
+    }
+  if (tr->n_pairs >= INT32_MAX / 2)
+    return kd_fail(e, KD_ERR_RUNTIME, "bpe: more than %d distinct pairs", INT32_MAX / 2);
+  pair_rec *g = grow(tr->pairs, &tr->cap_pairs, tr->n_pairs + 1, sizeof *g, "pairs", e);
+  if (!g) return e->code;
+  tr->pairs = g;
+  *out = (int32_t)tr->n_pairs;
+  tr->slots[k] = *out;
+  tr->pairs[tr->n_pairs++] = (pair_rec){.a = a, .b = b, .last = -1, .step = -1};
+  return 2 * tr->n_pairs > tr->mask ? pairs_rehash(tr, e) : KD_OK;
+}
+
+static int list_chunk(pair_rec *q, int32_t c, kd_err *e) {
+  if (q->n_chunks == q->cap_chunks) {
+    size_t cap = (size_t)q->cap_chunks;
+    int32_t *g = grow(q->chunks, &cap, (size_t)q->n_chunks + 1, sizeof *g, "the pair index", e);
+    if (!g) return e->code;
+    q->chunks = g;
+    q->cap_chunks = cap > INT32_MAX ? INT32_MAX : (int32_t)cap;
+  }
+  q->chunks[q->n_chunks++] = c;
+  q->last = c;
+  return KD_OK;
+}
+
+/* Add delta to the count of (a, b), which chunk c holds (or held). */
+static int count_pair(trainer *tr, int32_t a, int32_t b, int64_t delta, int32_t c, kd_err *e) {
+  int32_t p = -1;
+  if (pair_get(tr, a, b, &p, e)) return e->code;
+  pair_rec *q = &tr->pairs[p];
+  q->count += delta;
+  if (delta < 0) return KD_OK;
+  if (q->last != c && list_chunk(q, c, e)) return e->code;
+  if (q->step == tr->step) return KD_OK;
+  q->step = tr->step;
+  int32_t *g = grow(tr->touched, &tr->cap_touched, tr->n_touched + 1, sizeof *g, "pairs", e);
+  if (!g) return e->code;
+  tr->touched = g;
+  tr->touched[tr->n_touched++] = p;
+  return KD_OK;
+}
+
+/* ---- Max-heap of pairs by count ---- */
+
+static int heap_above(const heap_ent *x, const heap_ent *y) {
+  return x->count > y->count || (x->count == y->count && x->key < y->key);
+}
+
+static int heap_push(trainer *tr, int32_t p, kd_err *e) {
+  heap_ent *g = grow(tr->heap, &tr->cap_heap, tr->n_heap + 1, sizeof *g, "the pair heap", e);
+  if (!g) return e->code;
+  tr->heap = g;
+  heap_ent x = {tr->pairs[p].count, pair_key(tr->pairs[p].a, tr->pairs[p].b), p};
+  size_t i = tr->n_heap++;
+  for (; i > 0 && heap_above(&x, &g[(i - 1) / 2]); i = (i - 1) / 2) g[i] = g[(i - 1) / 2];
+  g[i] = x;
+  return KD_OK;
+}
+
+static heap_ent heap_pop(trainer *tr) {
+  heap_ent *h = tr->heap, top = h[0], x = h[--tr->n_heap];
+  size_t i = 0;
+  for (;;) {
+    size_t k = 2 * i + 1;
+    if (k >= tr->n_heap) break;
+    if (k + 1 < tr->n_heap && heap_above(&h[k + 1], &h[k])) k++;
+    if (!heap_above(&h[k], &x)) break;
+    h[i] = h[k];
+    i = k;
+  }
+  if (tr->n_heap) h[i] = x;
+  return top;
+}
+
+/* Push the pairs counted up in this step that could be merged (twice or more). */
+static int push_touched(trainer *tr, kd_err *e) {
+  for (size_t i = 0; i < tr->n_touched; i++)
+    if (tr->pairs[tr->touched[i]].count >= 2 && heap_push(tr, tr->touched[i], e)) return e->code;
+  tr->n_touched = 0;
+  return KD_OK;
+}
+
+/* The most frequent pair (count >= 2, ties: the smaller key), or -1. A popped entry whose count fell since
+ * it was pushed goes back with the pair's count; one below the count is stale (a newer entry exists). */
+static int32_t best_pair(trainer *tr, kd_err *e) {
+  while (tr->n_heap) {
+    const heap_ent top = heap_pop(tr);
+    const int64_t c = tr->pairs[top.pair].count;
+    if (c == top.count) return top.pair;
+    if (c < top.count && c >= 2 && heap_push(tr, top.pair, e)) return -1;
+  }
+  return -1;
+}
+
+/* ---- Merging ---- */
+
+/* Merge every (a, b) of chunk c, left to right, into x. Only the pairs that touch a merged position change:
+ * the old ones are taken off the counts, the new ones (touching an x) added. */
+static int merge_chunk(trainer *tr, int32_t c, int32_t a, int32_t b, int32_t x, kd_err *e) {
+  int32_t *w = tr->tok + tr->off[c];
+  const int L = tr->len[c];
+  const int64_t wt = tr->weight[c];
+  uint8_t part[KD_BPE_MAX_CHUNK] = {0}, fresh[KD_BPE_MAX_CHUNK] = {0}; /* part: 1 first of a merge, 2 second */
+  int found = 0;
+  for (int i = 0; i + 1 < L; i++)
+    if (w[i] == a && w[i + 1] == b) {
+      part[i] = 1;
+      part[i + 1] = 2;
+      found = 1;
+      i++;
+    }
+  if (!found) return KD_OK;
+  for (int i = 0; i + 1 < L; i++)
+    if ((part[i] || part[i + 1]) && count_pair(tr, w[i], w[i + 1], -wt, c, e)) return e->code;
+  int m = 0;
+  for (int i = 0; i < L; i++) {
+    fresh[m] = part[i] == 1;
+    w[m++] = part[i] == 1 ? x : w[i];
+    i += part[i] == 1;
+  }
+  tr->len[c] = (uint8_t)m;
+  for (int i = 0; i + 1 < m; i++)
+    if ((fresh[i] || fresh[i + 1]) && count_pair(tr, w[i], w[i + 1], wt, c, e)) return e->code;
+  return KD_OK;
+}
+
+/* Apply merge p (making id x) in the chunks its index lists; each chunk once. */
+static int apply_merge(trainer *tr, int32_t p, int32_t x, kd_err *e) {
+  const int32_t a = tr->pairs[p].a, b = tr->pairs[p].b;
+  int32_t *list = tr->pairs[p].chunks;
+  const int32_t n = tr->pairs[p].n_chunks;
+  /* detached: the pair is gone once merged, and the counts below may move tr->pairs */
+  tr->pairs[p].chunks = NULL;
+  tr->pairs[p].n_chunks = tr->pairs[p].cap_chunks = 0;
+  for (int32_t k = 0; k < n && !e->code; k++) {
+    const int32_t c = list[k];
+    if (tr->stamp[c] == tr->step) continue;
+    tr->stamp[c] = tr->step;
+    merge_chunk(tr, c, a, b, x, e);
+  }
+  free(list);
+  return e->code;
+}
+
+static int count_all_pairs(trainer *tr, kd_err *e) {
+  tr->mask = 1023;
+  tr->slots = new_slots(tr->mask + 1, e);
+  for (size_t c = 0; !e->code && c < tr->n_chunks; c++) {
+    const int32_t *w = tr->tok + tr->off[c];
+    for (int i = 0; i + 1 < tr->len[c]; i++)
+      if (count_pair(tr, w[i], w[i + 1], tr->weight[c], (int32_t)c, e)) break;
+  }
+  return e->code ? e->code : push_touched(tr, e);
+}
+
+/* ---- The tokenizer record ---- */
+
+/* Vocabulary of the 256 bytes and the merges: id 256 + i is the bytes of merges[i][0] then [1]. */
+static int fill_tokenizer(kd_tokenizer *t, int32_t *merges, int n_merges, kd_err *e) {
+  memset(t, 0, sizeof *t);
+  snprintf(t->kind, sizeof t->kind, "bpe");
+  t->pad_id = t->sep_id = t->end_id = -1;
+  t->vocab = 256 + n_merges;
+  t->n_merges = n_merges;
+  t->merges = merges;
+  t->offsets = kd_malloc(sizeof(int64_t) * (size_t)(t->vocab + 1), "bpe vocabulary", e);
+  if (!t->offsets) return e->code;
+  int64_t total = 256;
+  for (int i = 0; i <= 256; i++) t->offsets[i] = i;
+  for (int i = 0; i < n_merges; i++) {
+    const int32_t a = merges[2 * i], b = merges[2 * i + 1];
+    total += (t->offsets[a + 1] - t->offsets[a]) + (t->offsets[b + 1] - t->offsets[b]);
+    t->offsets[257 + i] = total;
+  }
+  t->bytes = kd_malloc((size_t)total, "bpe vocabulary", e);
+  if (!t->bytes) return e->code;
+  for (int i = 0; i < 256; i++) t->bytes[i] = (uint8_t)i;
+  for (int i = 0; i < n_merges; i++) {
+    const int32_t a = merges[2 * i], b = merges[2 * i + 1];
+    const int64_t la = t->offsets[a + 1] - t->offsets[a], lb = t->offsets[b + 1] - t->offsets[b];
+    memcpy(t->bytes + t->offsets[256 + i], t->bytes + t->offsets[a], (size_t)la);
+    memcpy(t->bytes + t->offsets[256 + i] + la, t->bytes + t->offsets[b], (size_t)lb);
+  }
+  return KD_OK;
+}
+
+static int learn_merges(trainer *tr, int32_t *merges, int max_merges, int *n_merges, kd_err *e) {
+  *n_merges = 0;
+  if (count_all_pairs(tr, e)) return e->code;
+  for (int m = 0; m < max_merges; m++) {
+    const int32_t p = best_pair(tr, e);
+    if (p < 0) break;
+    merges[2 * m] = tr->pairs[p].a;
+    merges[2 * m + 1] = tr->pairs[p].b;
+    tr->step = m + 1;
+    if (apply_merge(tr, p, 256 + m, e) || push_touched(tr, e)) return e->code;
+    *n_merges = m + 1;
+  }
+  return e->code;
+}
+
+int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, kd_err *e) {
+  memset(t, 0, sizeof *t);
+  if (V < 256 || V > KD_BPE_MAX_VOCAB)
+    return kd_fail(e, KD_ERR_USAGE, "bpe: a vocabulary of %d ids is outside [256, %d]", V, KD_BPE_MAX_VOCAB);
+  int32_t *merges = kd_malloc(sizeof(int32_t) * 2 * (size_t)(V - 256 + 1), "bpe merges", e);
+  if (!merges) return e->code;
+  trainer tr = {0};
+  int n_merges = 0;
+  if (!collect_chunks(&tr, text, n, e)) learn_merges(&tr, merges, V - 256, &n_merges, e);
+  trainer_free(&tr);
+  if (e->code) {
+    free(merges);
+    return e->code;
+  }
+  if (fill_tokenizer(t, merges, n_merges, e)) kd_tokenizer_free(t);
+  return e->code;
+}
+
+/* ---- Encoding ---- */
+
+#define EMPTY_KEY UINT64_MAX
+
+struct kd_bpe_encoder {
+  uint64_t *keys;   /* open addressing: pair key -> rank (EMPTY_KEY: free slot) */
+  int32_t *ranks;
+  size_t mask;
+};
+
+void kd_bpe_encoder_free(kd_bpe_encoder *enc) {
+  if (!enc) return;
+  free(enc->keys);
+  free(enc->ranks);
+  free(enc);
+}
+
+static int entry_is(const kd_tokenizer *t, int id, const uint8_t *p, int64_t len) {
+  return t->offsets[id + 1] - t->offsets[id] == len && memcmp(t->bytes + t->offsets[id], p, (size_t)len) == 0;
+}
+
+/* t is kd's byte-level BPE: bytes first, merge i the entry 256 + i that concatenates its two ids. */
+static int check_bpe(const kd_tokenizer *t, kd_err *e) {
+  const char *why = NULL;
+  int at = 0;
+  if (t->n_merges < 0 || t->vocab < 256 + t->n_merges || !t->offsets) why = "fewer entries than 256 + merges";
+  for (int i = 0; !why && i < 256; i++) {
+    const uint8_t b = (uint8_t)i;
+    at = i;
+    if (!entry_is(t, i, &b, 1)) why = "an entry below 256 that is not its byte";
+  }
+  for (int i = 0; !why && i < t->n_merges; i++) {
+    const int32_t a = t->merges[2 * i], b = t->merges[2 * i + 1];
+    at = 256 + i;
+    if (a < 0 || b < 0 || a >= 256 + i || b >= 256 + i) {
+      why = "a merge of an id that does not precede it";
+      break;
+    }
+    const int64_t la = t->offsets[a + 1] - t->offsets[a], lb = t->offsets[b + 1] - t->offsets[b];
+    const uint8_t *x = t->bytes + t->offsets[256 + i];
+    if (t->offsets[257 + i] - t->offsets[256 + i] != la + lb || !entry_is(t, a, x, la) || !entry_is(t, b, x + la, lb))
+      why = "an entry that is not the concatenation of its merge";
+  }
+  if (!why) return KD_OK;
+  return kd_fail(e, KD_ERR_RUNTIME, "this 'bpe' /tokenizer is not kd's byte-level BPE (%s: id %d): kd decodes its ids "
+                 "but cannot encode text with it", why, at);
+}
+
+int kd_bpe_encoder_new(kd_bpe_encoder **out, const kd_tokenizer *t, kd_err *e) {
+  *out = NULL;
+  if (check_bpe(t, e)) return e->code;
+  kd_bpe_encoder *enc = kd_calloc(1, sizeof *enc, "bpe encoder", e);
+  if (!enc) return e->code;
+  size_t slots = 16;
+  while (slots < 2 * (size_t)t->n_merges) slots *= 2;
+  enc->mask = slots - 1;
+  enc->keys = kd_malloc(sizeof(uint64_t) * slots, "bpe encoder", e);
+  enc->ranks = kd_malloc(sizeof(int32_t) * slots, "bpe encoder", e);
+  if (e->code) {
+    kd_bpe_encoder_free(enc);
+    return e->code;
+  }
+  for (size_t k = 0; k < slots; k++) enc->keys[k] = EMPTY_KEY;
+  for (int i = 0; i < t->n_merges; i++) {
+    const uint64_t key = pair_key(t->merges[2 * i], t->merges[2 * i + 1]);
+    size_t k = kd_mix64(key) & enc->mask;
+    while (enc->keys[k] != EMPTY_KEY && enc->keys[k] != key) k = (k + 1) & enc->mask;
+    if (enc->keys[k] == key) continue; /* a repeated pair: its first (lowest) rank is the one that applies */
+    enc->keys[k] = key;
+    enc->ranks[k] = i;
+  }
+  *out = enc;
+  return KD_OK;
+}
+
+static int32_t rank_of(const kd_bpe_encoder *enc, int32_t a, int32_t b) {
+  const uint64_t key = pair_key(a, b);
+  for (size_t k = kd_mix64(key) & enc->mask; enc->keys[k] != EMPTY_KEY; k = (k + 1) & enc->mask)
+    if (enc->keys[k] == key) return enc->ranks[k];
+  return INT32_MAX;
+}
+
+/* One chunk (len <= KD_BPE_MAX_CHUNK) into w; returns the id count. */
+static int encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, int len, int32_t *w) {
+  int32_t r[KD_BPE_MAX_CHUNK]; /* r[i]: the rank of pair (w[i], w[i + 1]) */
+  int L = len;
+  for (int i = 0; i < L; i++) w[i] = p[i];
+  for (int i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
+  for (;;) {
+    int32_t best = INT32_MAX;
+    for (int i = 0; i + 1 < L; i++) best = r[i] < best ? r[i] : best;
+    if (best == INT32_MAX) return L;
+    int m = 0;
+    for (int i = 0; i < L; i++) {
+      const int hit = i + 1 < L && r[i] == best;
+      w[m++] = hit ? 256 + best : w[i];
+      i += hit;
+    }
+    L = m;
+    for (int i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
+  }
+}
+
+int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap, size_t *n,
+                          kd_err *e) {
+  *n = 0;
+  int32_t w[KD_BPE_MAX_CHUNK];
+  for (size_t i = 0; i < len;) {
+    const size_t j = kd_bpe_chunk_end(text, len, i);
+    const int m = encode_chunk(enc, text + i, (int)(j - i), w);
+    if (*n + (size_t)m > cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %zu tokens", cap);
+    memcpy(ids + *n, w, sizeof(int32_t) * (size_t)m);
+    *n += (size_t)m;
+    i = j;
+  }
+  return KD_OK;
+}
+
+int kd_bpe_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n, kd_err *e) {
+  *n = 0;
+  kd_bpe_encoder *enc;
+  if (kd_bpe_encoder_new(&enc, t, e)) return e->code;
+  size_t got = 0;
+  kd_bpe_encoder_encode(enc, text, len, ids, cap > 0 ? (size_t)cap : 0, &got, e);
+  kd_bpe_encoder_free(enc);
+  *n = (int)got;
+  return e->code;
+}

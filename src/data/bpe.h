@@ -1,0 +1,50 @@
+/* Byte-level BPE: the tokenizer kind "bpe" that kd import text --tokenizer bpe:V learns and that
+ * kd_tokenizer_encode applies (docs/format.md, "/tokenizer").
+ *
+ * Ids 0..255 are the bytes; merge i joins the pair merges[i] = (left, right) into id 256 + i, whose
+ * bytes are those of left followed by those of right.
+ *
+ * Pre-tokenization: the text is cut into chunks that no merge crosses, so tokens stay within words.
+ * Each byte has a class: word (ASCII letters and digits, and every byte >= 0x80, so that a UTF-8
+ * sequence stays inside its word), punctuation (the other printable ASCII bytes), newline ('\n'), and
+ * space (every other byte: ' ', tab, '\r', control bytes). A chunk is a maximal run of bytes of one
+ * class, except that a single ' ' directly before a word or punctuation run starts that run's chunk
+ * (" the", " ("); of several spaces before a word, only the last attaches. A run longer than
+ * KD_BPE_MAX_CHUNK bytes is cut into pieces of at most that many (not before a UTF-8 continuation
+ * byte where one can be avoided), which bounds the work per chunk and the length of a token. */
+#ifndef KD_DATA_BPE_H
+#define KD_DATA_BPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kd/data.h"
+
+#define KD_BPE_MAX_CHUNK 64
+#define KD_BPE_MAX_VOCAB (1 << 20)
+
+/* The end of the chunk that starts at text[i] (i < n): the chunk is text[i, end). */
+size_t kd_bpe_chunk_end(const uint8_t *text, size_t n, size_t i);
+
+/* Learn V - 256 merges (V in [256, KD_BPE_MAX_VOCAB]) from text[0, n) into t (kind "bpe", no pad, sep or
+ * end id, vocab and merges). Each step merges the most frequent adjacent pair of ids over all chunks
+ * (ties: the smaller (left, right)), every occurrence left to right, so the result depends on the text
+ * only. Training stops early when no pair occurs twice: t->vocab is then 256 + t->n_merges < V. */
+int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, kd_err *e);
+
+/* An encoder for a "bpe" tokenizer: the pair -> merge lookup and a cache of chunk -> ids, for encoding
+ * much text with one tokenizer. It checks that t is kd's byte-level BPE (the first 256 entries the
+ * bytes, merge i the concatenation that makes entry 256 + i) and keeps no pointer into t. */
+typedef struct kd_bpe_encoder kd_bpe_encoder;
+int kd_bpe_encoder_new(kd_bpe_encoder **enc, const kd_tokenizer *t, kd_err *e);
+void kd_bpe_encoder_free(kd_bpe_encoder *enc);
+/* text[0, len) into ids [cap] (at most len ids); *n ids. Within each chunk, the lowest-ranked merge
+ * present is applied to all its occurrences, left to right, until none applies: on the training text
+ * this gives exactly the segmentation training ended with. */
+int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap,
+                          size_t *n, kd_err *e);
+
+/* The same with an encoder made for this call (kd_tokenizer_encode's "bpe" kind). */
+int kd_bpe_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n, kd_err *e);
+
+#endif
