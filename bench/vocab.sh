@@ -54,7 +54,7 @@ for V in $vocabs; do
     done
   done
   echo
-  echo "V = $V: student $spec ($(grep -m1 -o '([0-9]* parameters)' "$work/teacher.log")); ${chunk:-the logits of the whole batch at once}"
+  echo "V = $V: student $spec $(grep -m1 -o "([0-9]* parameters)" "$work/teacher.log"); ${chunk:-the logits of the whole batch at once}"
   printf '  %-8s %10s %10s   %s\n' targets "tokens/s" "step ms" "runs (tokens/s)"
   for c in $configs; do
     printf '  %-8s %10s %10s   %s\n' "$c" "$(median <<<"${tps[$c]}")" "$(median <<<"${ms[$c]}")" "${tps[$c]# }"

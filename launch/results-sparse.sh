@@ -15,12 +15,15 @@
 # student's next-token distribution (kd eval, 15 bins), the teacher file's bytes per token, the step time.
 # Runs are cached under checkpoints/results-sparse/ (a rerun does what is missing; --fresh redoes all);
 # figures in checkpoints/results-sparse/results.csv, summarised by bench/summarise_sparse.py into
-# docs/results-sparse-tables.md. Set KD_SEEDS="1" to run fewer seeds.
+# docs/results-sparse-tables.md. Set KD_SEEDS="1" to run fewer seeds; KD_MAX_STEPS=N (a smoke test of the
+# pipeline: every run stops after N steps, under checkpoints/results-sparse-smoke/, no tables written).
 set -u -o pipefail
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" fortunes || exit 1
 [ -x "$KD_BUILD/kd" ] || kd_build || exit 1
 R=$KD_ROOT/checkpoints/results-sparse
+SMOKE=()
+[ -n "${KD_MAX_STEPS:-}" ] && { R=$R-smoke SMOKE=(--max-steps "$KD_MAX_STEPS" --eval-every 1); }
 [ "${1:-}" = --fresh ] && rm -rf "$R"
 mkdir -p "$R/s" || exit 1
 KD=$KD_BUILD/kd
@@ -62,6 +65,35 @@ record() { # SIZE CONFIG SEED DIR BYTES
   echo "$1,$2,$3,$(field bpb "$test"),$(field bpb "$valid"),$(field ece "$test"),$5,$steps,$(step_total "$4.log"),$(phase loss "$4.log"),$(sed -n 's/^final:.* tokens_per_s=\([0-9]*\).*/\1/p' "$4.log"),$tag" >> "$CSV"
 }
 
+# slice SRC DST K STEP: a teacher file's top-k datasets cut to their first K slots (K 0: every dataset as it
+# is), /train's rows every STEP-th (1: all)
+slice() {
+  /usr/bin/python3 - "$@" <<'PY'
+import os, sys, h5py
+src, dst, K, step = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with h5py.File(src, "r") as a, h5py.File(dst + ".tmp", "w") as b:
+    def copy(name, d):
+        if not isinstance(d, h5py.Dataset) or (K and "/topk/" not in name):
+            return
+        v = d[()]
+        if name.startswith("train/"):
+            v = v[::step]
+        if K and name.endswith(("topk/ids", "topk/logits")):
+            v = v[..., :K]
+        b[name] = v
+        b[name].attrs.update(dict(d.attrs))
+    a.visititems(copy)
+    for g in ("train/sampled", "valid/sampled", "test/sampled"):
+        if g in a and g in b:
+            b[g].attrs.update(dict(a[g].attrs))
+    b.attrs.update(dict(a.attrs))
+    if step > 1:
+        b.attrs["rows_train"] = (a.attrs.get("rows_train", 0) + step - 1) // step
+        b.attrs.pop("data_fingerprint", None)  # the rows differ from the file kd logits fingerprinted
+os.replace(dst + ".tmp", dst)
+PY
+}
+
 SEEDS=${KD_SEEDS:-1 2 3}
 # The teacher of each seed and its sparse files: top-128 (with lse) once, the smaller K sliced from it (ids
 # are largest first, so the first K slots are the top-K); each S drawn on its own (draws at T = 2).
@@ -69,7 +101,7 @@ for seed in $SEEDS; do
   T=$R/teacher$seed
   if [ ! -e "$T/final.h5" ]; then
     run train --data "$DATA" --student "$TEACHER" --epochs 3 --eval-every "$STEPS_EPOCH" --log-every 100 \
-      --seed $seed "${OPT[@]}" --force --out "$T" > "$T.log" || exit 1
+      --seed $seed "${OPT[@]}" "${SMOKE[@]}" --force --out "$T" > "$T.log" || exit 1
   fi
   record full teacher $seed "$T" $((2 * V)) || exit 1
   for S in 4 12 32; do
@@ -79,49 +111,41 @@ for seed in $SEEDS; do
     run logits --ckpt "$T:best" --data "$DATA" --dtype f16 "${topk[@]}" --sample $S --sample-temperature 2 \
       --seed $seed --out "$f" > /dev/null || exit 1
   done
+  # the files of the tenth: their /train rows every 10th, as the tenth's data
+  for f in "$R"/sparse$seed-s*.h5; do
+    case $f in *-tenth.h5) continue ;; esac
+    [ -e "${f%.h5}-tenth.h5" ] || slice "$f" "${f%.h5}-tenth.h5" 0 10 || exit 1
+  done
   for K in 1 8 32; do
-    [ -e "$R/sparse$seed-k$K.h5" ] && continue
-    /usr/bin/python3 - "$R/sparse$seed-s32.h5" "$R/sparse$seed-k$K.h5" $K <<'PY' || exit 1
-import sys, h5py
-src, dst, K = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with h5py.File(src, "r") as a, h5py.File(dst + ".tmp", "w") as b:
-    for s in ("train", "valid", "test"):
-        if s + "/topk" not in a:
-            continue
-        for n in ("ids", "logits"):
-            b[f"{s}/topk/{n}"] = a[f"{s}/topk/{n}"][..., :K]
-        b[f"{s}/topk/lse"] = a[f"{s}/topk/lse"][()]
-    for k, v in a.attrs.items():
-        b.attrs[k] = v
-import os
-os.replace(dst + ".tmp", dst)
-PY
+    for part in "" -tenth; do
+      [ -e "$R/sparse$seed-k$K$part.h5" ] || slice "$R/sparse$seed-s32$part.h5" "$R/sparse$seed-k$K$part.h5" $K 1 ||
+        exit 1
+    done
   done
 done
 
 # student SIZE CONFIG SEED: one run, cached by its tag.
 student() {
   local size=$1 config=$2 seed=$3 data=$DATA epochs=2 every=$STEPS_EPOCH
-  local tag="$size-$config-$seed" extra=() bytes=0
-  [ "$size" = tenth ] && { data=$TENTH epochs=10 every=$(( (STEPS_EPOCH + 9) / 10 )); }
+  local tag="$size-$config-$seed" extra=() bytes=0 part=""
+  [ "$size" = tenth ] && { data=$TENTH epochs=10 every=$(( (STEPS_EPOCH + 9) / 10 )) part=-tenth; }
   local kd=(--temperature 2 --alpha 0.5)
   case $config in
     scratch) ;;
     dense) extra=("${kd[@]}" --teacher-model "$R/teacher$seed:best") bytes=$((2 * V)) ;;
-    topk128) extra=("${kd[@]}" --teacher "$R/sparse$seed-s32.h5" --sparse-kd topk) ;;
-    topk*) extra=("${kd[@]}" --teacher "$R/sparse$seed-k${config#topk}.h5" --sparse-kd topk) ;;
-    tail32) extra=("${kd[@]}" --teacher "$R/sparse$seed-k32.h5" --sparse-kd tail) ;;
-    sampled*) extra=("${kd[@]}" --teacher "$R/sparse$seed-s${config#sampled}.h5" --sparse-kd sampled) ;;
+    topk128) extra=("${kd[@]}" --teacher "$R/sparse$seed-s32$part.h5" --sparse-kd topk) ;;
+    topk*) extra=("${kd[@]}" --teacher "$R/sparse$seed-k${config#topk}$part.h5" --sparse-kd topk) ;;
+    tail32) extra=("${kd[@]}" --teacher "$R/sparse$seed-k32$part.h5" --sparse-kd tail) ;;
+    sampled*) extra=("${kd[@]}" --teacher "$R/sparse$seed-s${config#sampled}$part.h5" --sparse-kd sampled) ;;
   esac
   case $config in
-    topk*|tail*) bytes=$(file_bytes "${extra[3]}" topk) ;;
-    sampled*) bytes=$(file_bytes "${extra[3]}" sampled) ;;
+    topk*|tail*) bytes=$(file_bytes "${extra[5]}" topk) || return 1 ;;
+    sampled*) bytes=$(file_bytes "${extra[5]}" sampled) || return 1 ;;
   esac
-  [ "$config" = topk1 ] || [ "$config" = topk8 ] || [ "$config" = topk128 ] &&
-    bytes=$(( bytes - 4 )) # topk does not read the lse the file carries
+  case $config in topk*) bytes=$((bytes - 4)) ;; esac # topk does not read the lse its file carries
   if [ ! -e "$R/s/$tag/final.h5" ]; then
     run train --data "$data" --student "$STUDENT" --epochs $epochs --eval-every $every --log-every $every \
-      --seed "$seed" "${OPT[@]}" "${extra[@]}" --force --out "$R/s/$tag" > "$R/s/$tag.log" 2>&1 ||
+      --seed "$seed" "${OPT[@]}" "${extra[@]}" "${SMOKE[@]}" --force --out "$R/s/$tag" > "$R/s/$tag.log" 2>&1 ||
       { echo "failed: $tag (see $R/s/$tag.log)" >&2; return 1; }
   fi
   record "$size" "$config" "$seed" "$R/s/$tag" "$bytes"
@@ -135,5 +159,6 @@ for seed in $SEEDS; do
   done
   echo "seed $seed done: $(( $(date +%s) - start )) s"
 done
+[ ${#SMOKE[@]} -gt 0 ] && { /usr/bin/python3 "$KD_ROOT/bench/summarise_sparse.py" "$CSV" "$R/tables.md" && cat "$R/tables.md"; exit; }
 /usr/bin/python3 "$KD_ROOT/bench/summarise_sparse.py" "$CSV" "$KD_ROOT/docs/results-sparse-tables.md" "$R" || exit 1
 echo "results: $CSV, docs/results-sparse-tables.md   wall time: $(( $(date +%s) - start )) s"
