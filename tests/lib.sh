@@ -49,3 +49,18 @@ kill_job() {
 }
 # quiet CMD...: run CMD with its output discarded (for expect).
 quiet() { "$@" >/dev/null 2>&1; }
+# close A.h5 B.h5 (--exact | --rtol X): the /model weights of two files agree (compare_weights.py).
+close() { "$PY" "$TESTS_DIR/compare_weights.py" "$@" > /dev/null; }
+# cols A B COLUMNS...: metrics.csv columns of two runs agree to 1e-5 (relative) on every row.
+cols() {
+  "$PY" - "$@" <<'PY'
+import csv, sys
+a, b, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+ra, rb = list(csv.DictReader(open(a + "/metrics.csv"))), list(csv.DictReader(open(b + "/metrics.csv")))
+assert len(ra) == len(rb) and ra, (len(ra), len(rb))
+for x, y in zip(ra, rb):
+    for n in names:
+        u, v = float(x[n]), float(y[n])
+        assert abs(u - v) <= 1e-5 * max(abs(u), abs(v), 1e-3), (n, x["step"], u, v)
+PY
+}

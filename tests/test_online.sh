@@ -13,20 +13,6 @@ source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
 "$KD" import text --in fx/corpus.txt --ctx 16 --doc-sep % --valid-frac 0.15 --test-frac 0.15 --out c.h5 > /dev/null ||
   exit 1
-close() { "$PY" "$TESTS_DIR/compare_weights.py" "$@" > /dev/null; }
-# cols A B COLUMNS...: metrics.csv columns of two runs agree to 1e-5 (relative) on every row
-cols() {
-  "$PY" - "$@" <<'PY'
-import csv, sys
-a, b, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-ra, rb = list(csv.DictReader(open(a + "/metrics.csv"))), list(csv.DictReader(open(b + "/metrics.csv")))
-assert len(ra) == len(rb) and ra, (len(ra), len(rb))
-for x, y in zip(ra, rb):
-    for n in names:
-        u, v = float(x[n]), float(y[n])
-        assert abs(u - v) <= 1e-5 * max(abs(u), abs(v), 1e-3), (n, x["step"], u, v)
-PY
-}
 
 TG=(--batch 16 --threads 1 --progress off --optimizer adamw --lr 0.003)
 kdrun 2 train --data c.h5 --student gpt:vocab=256,ctx=16,layers=2,dim=32,heads=4 "${TG[@]}" --epochs 1 --out tch \
