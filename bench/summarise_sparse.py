@@ -36,7 +36,7 @@ if teach:
     lines += [f"Teachers (gpt 4x192, 4 heads, vocabulary 4,096): test bits per byte "
               f"{fmt([float(r['test_bpb']) for r in teach])}, ECE {fmt([float(r['test_ece']) for r in teach])} "
               f"({len(teach)} seeds).", ""]
-for size, title in (("full", "All training rows, 2 epochs"), ("tenth", "A tenth of the rows (every 10th), 10 epochs")):
+for size, title in (("full", "All training rows, 1 epoch"), ("tenth", "A tenth of the rows (every 10th), 6 epochs")):
     sel = [r for r in rows if r["size"] == size and r["config"] != "teacher"]
     if not sel:
         continue
