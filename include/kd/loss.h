@@ -61,7 +61,8 @@ int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, con
  * labels), and with grad its gradient taken through the head at once
  * (h->dx written, h->dw accumulated), so neither the logits [n, V] nor
  * their gradient ever exist whole. work: kd_loss_chunk_floats(chunk, V)
- * floats. prof (nullable) gets the head GEMMs' and the pass's times. */
+ * floats (sparse targets also allocate V bytes and K + 1 doubles). prof
+ * (nullable) gets the head GEMMs' and the pass's times. */
 size_t kd_loss_chunk_floats(int chunk, int V);
 int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, const kd_loss_cfg *cfg, float grad_scale,
                     int grad, float *work, int chunk, kd_profile *prof, kd_err *e);

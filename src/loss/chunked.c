@@ -8,7 +8,6 @@
  * plain double-precision loss). */
 #include <float.h>
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,9 +209,8 @@ int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, con
   return KD_OK;
 }
 
-/* The chunks' logits and gradient, 3 V floats of exps, V bytes of slot marks (as floats), K + 1 doubles of
- * teacher bins (2 (K + 1) floats; K <= V). */
-size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)3 * V + (size_t)(V + 3) / 4 + (size_t)2 * (V + 2); }
+/* The chunks' logits and gradient, and 3 V floats of exps. */
+size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)3 * V; }
 
 /* The targets of positions [p0, p0 + c). */
 static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targets *t, size_t p0, int V) {
@@ -230,13 +228,16 @@ static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targe
 
 int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, const kd_loss_cfg *cfg, float grad_scale,
                     int grad, float *work, int chunk, kd_profile *prof, kd_err *e) {
-  (void)e; /* nothing here fails today; kept for the streamed sources to come */
   const int V = h->vocab, D = h->dim;
   float *z = work, *dz = work + (size_t)chunk * V, *ex = dz + (size_t)chunk * V;
-  unsigned char *mark = (unsigned char *)(ex + 3 * (size_t)V);
-  double *q = (double *)(ex + 3 * (size_t)V + (size_t)(V + 3) / 4 + 1); /* +1: 8-byte alignment below */
-  q = (double *)((uintptr_t)q & ~(uintptr_t)7);
-  if (t->sparse) memset(mark, 0, (size_t)V);
+  /* sparse targets: slot marks [V] (zero between rows) and the teacher's bins [K + 1] */
+  unsigned char *mark = t->sparse ? kd_calloc((size_t)V, 1, "sparse loss marks", e) : NULL;
+  double *q = t->sparse ? kd_malloc(sizeof(double) * ((size_t)t->sparse->K + 1), "sparse loss bins", e) : NULL;
+  if (e->code) {
+    free(mark);
+    free(q);
+    return e->code;
+  }
   for (int p0 = 0; p0 < h->n; p0 += chunk) {
     const int c = h->n - p0 < chunk ? h->n - p0 : chunk;
     const float *x = h->x + (size_t)p0 * D;
@@ -267,5 +268,7 @@ int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, c
       kd_prof_add(prof, PROF_PASS, prof_pass, t2 - t1, 0.0);
     }
   }
+  free(mark);
+  free(q);
   return KD_OK;
 }
