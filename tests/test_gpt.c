@@ -305,7 +305,7 @@ static void kv_cache(void) {
   }
   CHECK(worst < 1e-5, "cached decoding differs from the full forward by %.3g", worst);
   const int src[2] = {1, 1};
-  CHECK(f.m->ops->decode_reorder(f.m, src, 2, &e) == KD_OK, "reorder: %s", e.msg);
+  CHECK(f.m->ops->decode_reorder(f.m, src, 2, FT, &e) == KD_OK, "reorder: %s", e.msg);
   const int32_t tok[2] = {3, 3};
   const int pos[2] = {FT, FT};
   CHECK(f.m->ops->decode_step(f.m, z, tok, pos, 2, &e) == KD_OK, "decode after reorder: %s", e.msg);

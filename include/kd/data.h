@@ -81,6 +81,9 @@ typedef struct kd_source kd_source;
 typedef struct kd_tokenizer {
   char kind[16];                    /* "bytes", "bpe", "symbols" */
   int32_t pad_id, sep_id, end_id;   /* -1: absent */
+  int32_t unk_id;                   /* symbols: the id of a symbol unseen in training (-1: absent) */
+  int32_t target_id0;               /* symbols: ids [target_id0, vocab) are target symbols, those below it
+                                     * (after the specials) source characters (-1: absent) */
   int vocab;                        /* entries */
   int64_t *offsets;                 /* [vocab + 1]: token i is bytes[offsets[i], offsets[i + 1]) */
   uint8_t *bytes;

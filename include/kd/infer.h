@@ -84,6 +84,8 @@ typedef struct kd_eval_cfg {
   int64_t sample;              /* kd logits: write /SPLIT/sampled (S draws, counts) instead of dense logits (0: no) */
   double sample_temperature;   /* kd logits --sample: the temperature of the softmax the ids are drawn from */
   int64_t seed;                /* kd logits --sample: the draws' seed */
+  char decode[16];             /* kd eval: "" token metrics; greedy | beam:K: decode the targets, PER / WER */
+  double length_penalty;       /* kd eval --decode beam:K: logp / len^A */
 } kd_eval_cfg;
 
 /* The rows of a split fit model m (of checkpoint ckpt): the kind it reads,

@@ -122,8 +122,9 @@ typedef struct kd_model_ops {
    * there, [n, out_dim], as a full forward over the prefix would. */
   int (*decode_begin)(kd_model *m, int n, kd_err *e);
   int (*decode_step)(kd_model *m, float *logits, const int32_t *tokens, const int *pos, int n, kd_err *e);
-  /* Sequence i continues from sequence src[i]'s cache (beam search). */
-  int (*decode_reorder)(kd_model *m, const int *src, int n, kd_err *e);
+  /* Sequence i continues from sequence src[i]'s cache, positions
+   * 0..len-1 (beam search, dropping finished sequences). */
+  int (*decode_reorder)(kd_model *m, const int *src, int n, int len, kd_err *e);
   void (*decode_end)(kd_model *m);
   /* The head of the last training forward (NULL op: the family has no separable head). */
   int (*head)(kd_model *m, kd_head *h, kd_err *e);

@@ -1,4 +1,5 @@
-/* kd generate: a checkpoint continues a prompt (rank 0). */
+/* kd generate: a checkpoint continues a prompt (rank 0), or decodes the
+ * targets of a data file's prompt-completion rows (all ranks). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include "cmd/cmd.h"
 #include "core/dist.h"
 #include "infer/generate.h"
+#include "infer/seqtask.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
 
@@ -18,6 +20,13 @@ typedef struct gen_cfg {
   double temperature;
   int64_t top_k;
   int64_t seed;
+  char data[KD_PATH_MAX];
+  char split[16];
+  char out[KD_PATH_MAX];
+  int64_t nbest;
+  double length_penalty;
+  char select[16];
+  int64_t batch;
 } gen_cfg;
 
 #define G_(f) offsetof(gen_cfg, f)
@@ -27,8 +36,21 @@ static const kd_opt_spec opts[] = {
   {"prompt", KD_OPT_STR, G_(prompt), STR(gen_cfg, prompt), "", NULL, 0, 0, 0, 0,
    "text to continue (empty: a newline)"},
   {"max-new", KD_OPT_INT, G_(max_new), 0, "200", NULL, 1, 1 << 24, 0, 0, "tokens to generate"},
-  {"decode", KD_OPT_CHOICE, G_(decode), STR(gen_cfg, decode), "sample", "sample|greedy", 0, 0, 0, 0,
-   "sample from the softmax, or take the most likely token"},
+  {"decode", KD_OPT_STR, G_(decode), STR(gen_cfg, decode), "", NULL, 0, 0, 0, 0,
+   "sample (the default with --prompt), greedy, or beam:K (beam search of width K; --data only, its default beam:5)"},
+  {"data", KD_OPT_STR, G_(data), STR(gen_cfg, data), "", NULL, 0, 0, 0, 0,
+   "decode the targets of this data file's prompt-completion rows (kd import pairs) instead of --prompt"},
+  {"split", KD_OPT_STR, G_(split), STR(gen_cfg, split), "train", NULL, 0, 0, 0, 0, "--data: the split to decode"},
+  {"out", KD_OPT_STR, G_(out), STR(gen_cfg, out), "", NULL, 0, 0, 0, 0,
+   "--data: the data file to write (the split's targets decoded; the other splits and /tokenizer copied)"},
+  {"nbest", KD_OPT_INT, G_(nbest), 0, "1", NULL, 1, 1024, 0, 0,
+   "--data: hypotheses kept per row in /SPLIT/nbest_* (at most the beam width)"},
+  {"length-penalty", KD_OPT_REAL, G_(length_penalty), 0, "1", NULL, 0, 10, 0, 0,
+   "beam search ranks hypotheses by logp / len^A (len counts the end token)"},
+  {"select", KD_OPT_CHOICE, G_(select), STR(gen_cfg, select), "best", "best|closest", 0, 0, 0, 0,
+   "--data: the row's new target: the best hypothesis, or the n-best one nearest its reference (Seq-Inter)"},
+  {"batch", KD_OPT_INT, G_(batch), 0, "64", NULL, 1, 1 << 16, 0, 0,
+   "--data: rows decoded together; the output is the same for any number of ranks at a given --batch"},
   {"temperature", KD_OPT_REAL, G_(temperature), 0, "1", NULL, 0, 100, 1, 0, "sampling temperature"},
   {"top-k", KD_OPT_INT, G_(top_k), 0, "0", NULL, 0, 1 << 24, 0, 0, "sample among the k most likely only (0: all)"},
   {"seed", KD_OPT_INT, G_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed of the draws"},
@@ -62,7 +84,11 @@ static int generate(const gen_cfg *c, kd_err *e) {
   int n_prompt = 0, n = 0;
   if (!rc && !ids) rc = e->code;
   if (!rc) rc = kd_tokenizer_encode(&tok, (const uint8_t *)prompt, plen, ids, (int)plen + 1, &n_prompt, e);
-  const kd_decode_cfg dc = {strcmp(c->decode, "greedy") == 0, c->temperature, (int)c->top_k, (uint64_t)c->seed};
+  const char *mode = c->decode[0] ? c->decode : "sample";
+  if (!rc && strcmp(mode, "greedy") != 0 && strcmp(mode, "sample") != 0)
+    rc = kd_fail(e, KD_ERR_USAGE, "kd generate --prompt: --decode %s: expected sample or greedy (beam search decodes "
+                 "--data rows)", mode);
+  const kd_decode_cfg dc = {strcmp(mode, "greedy") == 0, c->temperature, (int)c->top_k, (uint64_t)c->seed};
   const double t0 = MPI_Wtime();
   if (!rc) rc = kd_generate(m, ids, n_prompt, (int)c->max_new, tok.end_id, &dc, &n, e);
   const double dt = MPI_Wtime() - t0;
@@ -73,7 +99,7 @@ static int generate(const gen_cfg *c, kd_err *e) {
     if (text) fwrite(text, 1, len, stdout);
     printf("\n");
     fprintf(stderr, "kd generate: %d new tokens in %.3f s (%.0f tokens/s, batch 1, %s) from %s\n", n - n_prompt, dt,
-            dt > 0 ? (n - n_prompt) / dt : 0.0, c->decode, path);
+            dt > 0 ? (n - n_prompt) / dt : 0.0, mode, path);
     free(text);
     rc = e->code;
   }
@@ -84,12 +110,37 @@ static int generate(const gen_cfg *c, kd_err *e) {
   return rc;
 }
 
+/* --data: every rank decodes its blocks of rows; rank 0 writes the file. */
+static int generate_data(const gen_cfg *c, kd_err *e) {
+  if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd generate --data needs --out FILE (the decoded data file)");
+  if (c->prompt[0]) return kd_fail(e, KD_ERR_USAGE, "kd generate: --prompt and --data do not go together");
+  const kd_seqgen_cfg g = {c->ckpt,   c->data,        c->split,  c->out,  c->decode[0] ? c->decode : "beam:5",
+                           c->nbest,  c->length_penalty, c->temperature, c->top_k, c->seed,
+                           c->batch,  strcmp(c->select, "closest") == 0};
+  kd_seq_stats st;
+  const int rc = kd_seqgen_run(&g, MPI_COMM_WORLD, &st, e);
+  if (!rc && g_rank == 0)
+    printf("kd generate: %lld rows of /%s decoded (%s, n-best %lld%s) in %.2f s on %d rank%s: %.1f sequences/s, "
+           "%.2f target tokens per row; wrote %s\n",
+           (long long)st.rows, c->split, g.decode, (long long)c->nbest, g.select_closest ? ", closest kept" : "",
+           st.seconds, st.ranks, st.ranks == 1 ? "" : "s", st.seq_per_s, st.rows ? st.hyp_tokens / st.rows : 0.0,
+           c->out);
+  return rc;
+}
+
 int cmd_generate(int argc, char **argv, kd_err *e) {
   if (cmd_wants_help(argc, argv)) {
     cmd_help("usage: kd generate --ckpt CKPT --prompt TEXT [--max-new N] [--decode sample|greedy] [--temperature X\n"
-             "                   --top-k K --seed S]\n\n"
+             "                   --top-k K --seed S]\n"
+             "       kd generate --ckpt CKPT --data FILE --out OUT.h5 [--split train] [--decode greedy|sample|beam:K]\n"
+             "                   [--nbest N --length-penalty A --select best|closest --temperature X --seed S]\n\n"
              "Prints the checkpoint's continuation of the prompt: incremental decoding with a key/value cache,\n"
-             "the prompt encoded and the output decoded by the checkpoint's tokenizer record. Runs on rank 0.\n\n"
+             "the prompt encoded and the output decoded by the checkpoint's tokenizer record. Runs on rank 0.\n"
+             "With --data, decodes the target of every prompt-completion row of the split (source, separator;\n"
+             "kd import pairs) on all ranks, each its blocks of --batch rows, and writes OUT.h5: the split's rows\n"
+             "with the decoded targets (usable as --data for training; sequence-level distillation),\n"
+             "/SPLIT/nbest_tokens, nbest_lengths and nbest_scores (summed log-probabilities), the other splits\n"
+             "and /tokenizer copied. The same file for any number of ranks.\n\n"
              "options:\n",
              opts, N_OPTS(opts));
     return KD_OK;
@@ -97,6 +148,11 @@ int cmd_generate(int argc, char **argv, kd_err *e) {
   gen_cfg c;
   memset(&c, 0, sizeof c);
   if (kd_opts_parse(opts, N_OPTS(opts), &c, argc, argv, "kd generate", NULL, e)) return e->code;
+  if (c.data[0]) {
+    const int rc = generate_data(&c, e);
+    fflush(stdout);
+    return kd_agree(MPI_COMM_WORLD, rc, e);
+  }
   int rc = g_rank == 0 ? generate(&c, e) : KD_OK;
   fflush(stdout);
   return kd_agree(MPI_COMM_WORLD, rc, e);

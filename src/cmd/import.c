@@ -8,6 +8,7 @@
 #include "cmd/cmd.h"
 #include "core/dist.h"
 #include "data/idx.h"
+#include "data/pairs.h"
 #include "data/text.h"
 
 #define I_(f) offsetof(kd_import_cfg, f)
@@ -110,7 +111,60 @@ static int import_text(int argc, char **argv, kd_err *e) {
   return kd_agree(MPI_COMM_WORLD, rc, e);
 }
 
+#define P_(f) offsetof(kd_pairs_cfg, f)
+static const kd_opt_spec pairs_opts[] = {
+  {"in", KD_OPT_STR, P_(in), STR(kd_pairs_cfg, in), NULL, NULL, 0, 0, 0, 0, "the pairs file"},
+  {"out", KD_OPT_STR, P_(out), STR(kd_pairs_cfg, out), NULL, NULL, 0, 0, 0, 0, "kd data file to write"},
+  {"format", KD_OPT_CHOICE, P_(format), STR(kd_pairs_cfg, format), "tsv", "tsv|cmudict-festival", 0, 0, 0, 0,
+   "tsv: SOURCE<TAB>space-separated target symbols; cmudict-festival: Festival's lexicon lines "
+   "(\"word\" pos (((phones) stress) ...)), each syllable's vowel given its stress digit"},
+  {"ctx", KD_OPT_INT, P_(ctx), 0, "0", NULL, 0, 1 << 20, 0, 0,
+   "positions per row (0: the longest row's); a longer row is an error"},
+  {"valid-frac", KD_OPT_REAL, P_(valid_frac), 0, "0.05", NULL, 0, 1, 0, 1,
+   "fraction of the distinct sources (by a hash) for /valid"},
+  {"test-frac", KD_OPT_REAL, P_(test_frac), 0, "0.05", NULL, 0, 1, 0, 1, "fraction for /test"},
+  {"force", KD_OPT_FLAG, P_(force), 0, "0", NULL, 0, 0, 0, 0, "replace an existing --out file"},
+};
+
+static const char pairs_help[] =
+    "usage: kd import pairs --in FILE --out data.h5 [--format tsv|cmudict-festival] [--ctx T]\n"
+    "                       [--valid-frac F --test-frac F]\n\n"
+    "Prompt-completion rows for sequence-level distillation: source characters, <sep>, target symbols,\n"
+    "<end>, padded with <pad>; /SPLIT/mask marks the target and end tokens. One vocabulary from the\n"
+    "training split (<pad> <sep> <end> <unk>, source characters, target symbols; held-out symbols unseen in\n"
+    "training become <unk>) in /tokenizer (kind symbols). Pairs go to a split by a hash of their source, so\n"
+    "every pronunciation of a word is in one split; a word's rows are consecutive. Runs on rank 0.\n\noptions:\n";
+
+static int import_pairs(int argc, char **argv, kd_err *e) {
+  kd_pairs_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(pairs_opts, N_OPTS(pairs_opts), &cfg, argc, argv, "kd import pairs", NULL, e)) return e->code;
+  if (!cfg.force && access(cfg.out, F_OK) == 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd import pairs: --out %s exists; pass --force to replace it", cfg.out);
+  int rc = KD_OK;
+  if (g_rank == 0) {
+    kd_pairs_stats st;
+    rc = kd_import_pairs(&cfg, &st, e);
+    if (!rc)
+      printf("kd import: wrote %s (symbols, vocabulary %d: %d source characters, %d target symbols; rows of %d): "
+             "train %lld words, %lld rows; valid %lld, %lld; test %lld, %lld; %lld syllables without a vowel; "
+             "unseen symbols: valid %lld, test %lld\n",
+             cfg.out, st.vocab, st.n_source, st.n_target, st.width, (long long)st.words[0], (long long)st.rows[0],
+             (long long)st.words[1], (long long)st.rows[1], (long long)st.words[2], (long long)st.rows[2],
+             (long long)st.unstressed, (long long)st.unk[1], (long long)st.unk[2]);
+    fflush(stdout);
+  }
+  return kd_agree(MPI_COMM_WORLD, rc, e);
+}
+
 int cmd_import(int argc, char **argv, kd_err *e) {
+  if (argc >= 1 && strcmp(argv[0], "pairs") == 0) {
+    if (cmd_wants_help(argc - 1, argv + 1)) {
+      cmd_help(pairs_help, pairs_opts, N_OPTS(pairs_opts));
+      return KD_OK;
+    }
+    return import_pairs(argc - 1, argv + 1, e);
+  }
   if (argc >= 1 && strcmp(argv[0], "text") == 0) {
     if (cmd_wants_help(argc - 1, argv + 1)) {
       cmd_help(text_help, text_opts, N_OPTS(text_opts));
@@ -120,11 +174,12 @@ int cmd_import(int argc, char **argv, kd_err *e) {
   }
   if (argc < 1 || strcmp(argv[0], "idx") != 0) {
     if (cmd_wants_help(argc, argv)) {
-      cmd_help("usage: kd import idx|text ... (kd import idx --help, kd import text --help)\n\nidx options:\n",
+      cmd_help("usage: kd import idx|text|pairs ... (kd import idx --help, kd import text --help, kd import pairs "
+               "--help)\n\nidx options:\n",
                idx_opts, N_OPTS(idx_opts));
       return KD_OK;
     }
-    return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx' or 'text' (kd import idx --help)");
+    return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx', 'text' or 'pairs' (kd import idx --help)");
   }
   if (cmd_wants_help(argc - 1, argv + 1)) {
     cmd_help("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\n"

@@ -17,7 +17,7 @@ void kd_tokenizer_free(kd_tokenizer *t) {
 int kd_tokenizer_bytes(kd_tokenizer *t, kd_err *e) {
   memset(t, 0, sizeof *t);
   snprintf(t->kind, sizeof t->kind, "bytes");
-  t->pad_id = t->sep_id = t->end_id = -1;
+  t->pad_id = t->sep_id = t->end_id = t->unk_id = t->target_id0 = -1;
   t->vocab = 256;
   t->offsets = kd_malloc(sizeof(int64_t) * 257, "tokenizer", e);
   t->bytes = kd_malloc(256, "tokenizer", e);
@@ -108,6 +108,8 @@ int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e
     if (!rc) rc = read_id(f, path, "pad_id", &t->pad_id, e);
     if (!rc) rc = read_id(f, path, "sep_id", &t->sep_id, e);
     if (!rc) rc = read_id(f, path, "end_id", &t->end_id, e);
+    if (!rc) rc = read_id(f, path, "unk_id", &t->unk_id, e);
+    if (!rc) rc = read_id(f, path, "target_id0", &t->target_id0, e);
     if (!rc && kd_h5_exists(f, "/tokenizer/vocab")) rc = read_vocab(t, f, path, e);
     if (!rc) rc = read_merges(t, f, path, e);
   }
@@ -144,6 +146,9 @@ int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
   if (kd_h5_attr_str(f, "/tokenizer", "kind", t->kind, e) || kd_h5_attr_i64(f, "/tokenizer", "pad_id", t->pad_id, e) ||
       kd_h5_attr_i64(f, "/tokenizer", "sep_id", t->sep_id, e) || kd_h5_attr_i64(f, "/tokenizer", "end_id", t->end_id, e))
     return e->code;
+  if (strcmp(t->kind, "symbols") == 0 && (kd_h5_attr_i64(f, "/tokenizer", "unk_id", t->unk_id, e) ||
+                                          kd_h5_attr_i64(f, "/tokenizer", "target_id0", t->target_id0, e)))
+    return e->code;
   if (t->vocab && write_vocab(f, path, t, e)) return e->code;
   if (t->n_merges) {
     int64_t d[2] = {t->n_merges, 2};
@@ -152,10 +157,36 @@ int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
   return KD_OK;
 }
 
+/* Bytes of a UTF-8 character starting with lead byte c (1 for a stray byte). */
+static size_t utf8_len(uint8_t c) { return c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1; }
+
+/* Symbols: text as source characters (UTF-8 characters among the ids below target_id0; others unk_id). */
+static int encode_source(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n,
+                         kd_err *e) {
+  const int hi = t->target_id0 > 0 ? t->target_id0 : t->vocab;
+  for (size_t i = 0; i < len;) {
+    size_t l = utf8_len(text[i]);
+    if (i + l > len) l = len - i;
+    int32_t id = t->unk_id;
+    for (int v = 0; v < hi; v++)
+      if (v != t->pad_id && v != t->sep_id && v != t->end_id && v != t->unk_id &&
+          (size_t)(t->offsets[v + 1] - t->offsets[v]) == l && memcmp(t->bytes + t->offsets[v], text + i, l) == 0) {
+        id = v;
+        break;
+      }
+    if (*n >= cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %d tokens", cap);
+    if (id < 0) return kd_fail(e, KD_ERR_USAGE, "'%.*s' is not a source symbol of this tokenizer", (int)l, text + i);
+    ids[(*n)++] = id;
+    i += l;
+  }
+  return KD_OK;
+}
+
 int kd_tokenizer_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n,
                         kd_err *e) {
   *n = 0;
   if (strcmp(t->kind, "bpe") == 0) return kd_bpe_encode(t, text, len, ids, cap, n, e);
+  if (strcmp(t->kind, "symbols") == 0) return encode_source(t, text, len, ids, cap, n, e);
   if (strcmp(t->kind, "bytes") != 0)
     return kd_fail(e, KD_ERR_USAGE, "encoding text for a '%s' tokenizer is not in this kd (bytes and bpe are)",
                    t->kind);
@@ -166,7 +197,34 @@ int kd_tokenizer_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, 
   return KD_OK;
 }
 
+static size_t put(uint8_t *out, size_t pos, size_t cap, const void *p, size_t l) {
+  if (pos + l > cap) return pos;
+  memcpy(out + pos, p, l);
+  return pos + l;
+}
+
+/* Symbols: source characters joined, the separator as a tab, target symbols spaced, pad and end omitted. */
+static size_t decode_symbols(const kd_tokenizer *t, const int32_t *ids, int n, uint8_t *out, size_t cap) {
+  size_t pos = 0;
+  int prev_target = 0;
+  for (int i = 0; i < n; i++) {
+    const int32_t v = ids[i];
+    if (v < 0 || v >= t->vocab || v == t->pad_id || v == t->end_id) continue;
+    if (v == t->sep_id) {
+      pos = put(out, pos, cap, "\t", 1);
+      prev_target = 0;
+      continue;
+    }
+    const int target = t->target_id0 >= 0 && v >= t->target_id0;
+    if (target && prev_target) pos = put(out, pos, cap, " ", 1);
+    pos = put(out, pos, cap, t->bytes + t->offsets[v], (size_t)(t->offsets[v + 1] - t->offsets[v]));
+    prev_target = target;
+  }
+  return pos;
+}
+
 size_t kd_tokenizer_decode(const kd_tokenizer *t, const int32_t *ids, int n, uint8_t *out, size_t cap) {
+  if (strcmp(t->kind, "symbols") == 0) return decode_symbols(t, ids, n, out, cap);
   size_t pos = 0;
   for (int i = 0; i < n; i++) {
     if (ids[i] < 0 || ids[i] >= t->vocab) continue;

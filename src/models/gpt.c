@@ -507,6 +507,9 @@ static void carve_cache(gpt_cache *c, const kd_gpt_cfg *g, arena *a) {
 
 static int gpt_decode_begin(kd_model *m, int n, kd_err *e) {
   gpt_impl *im = m->impl;
+  /* A cache as large is reused as it is: every position is written before it is read, and keeping it spares
+   * a batch-by-batch decoder the page faults of a fresh allocation per batch. */
+  if (im->cache && im->cache->n == n) return KD_OK;
   gpt_decode_end(m);
   gpt_cache *c = kd_calloc(1, sizeof *c, "decode cache", e);
   if (!c) return e->code;
@@ -592,16 +595,20 @@ static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, co
   return KD_OK;
 }
 
-static int gpt_decode_reorder(kd_model *m, const int *src, int n, kd_err *e) {
+static int gpt_decode_reorder(kd_model *m, const int *src, int n, int len, kd_err *e) {
   gpt_impl *im = m->impl;
   gpt_cache *c = im->cache;
-  if (!c || n > c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder of %d sequences", n);
-  const size_t row = (size_t)im->cfg.ctx * im->cfg.dim;
+  if (!c || n > c->n || len < 0 || len > im->cfg.ctx)
+    return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder of %d sequences over %d positions", n, len);
+  for (int i = 0; i < n; i++)
+    if (src[i] < 0 || src[i] >= c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder from sequence %d", src[i]);
+  /* Only the first len positions of each sequence hold keys and values: the copy is [n, len, D], not the context. */
+  const size_t row = (size_t)im->cfg.ctx * im->cfg.dim, used = (size_t)len * im->cfg.dim;
   for (int l = 0; l < im->cfg.layers; l++)
     for (int kv = 0; kv < 2; kv++) {
       float *buf = kv ? c->v[l] : c->k[l];
-      for (int i = 0; i < n; i++) memcpy(c->swap + i * row, buf + (size_t)src[i] * row, sizeof(float) * row);
-      memcpy(buf, c->swap, sizeof(float) * row * n);
+      for (int i = 0; i < n; i++) memcpy(c->swap + i * used, buf + (size_t)src[i] * row, sizeof(float) * used);
+      for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * row, c->swap + i * used, sizeof(float) * used);
     }
   return KD_OK;
 }

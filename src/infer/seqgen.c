@@ -1,0 +1,271 @@
+/* kd generate --data: the decoded targets of a split as a data file. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/atomic.h"
+#include "core/dist.h"
+#include "core/h5io.h"
+#include "core/provenance.h"
+#include "data/tokenizer.h"
+#include "infer/seqtask.h"
+#include "kd/data.h"
+
+/* One rank's decoded rows. */
+typedef struct gen_out {
+  int64_t n;            /* rows */
+  int W, N;             /* positions per row, n-best per row */
+  int32_t *tokens;      /* [n, W] prompt + chosen target */
+  uint8_t *mask;        /* [n, W] */
+  int32_t *nb_tokens;   /* [n, N, W] targets, padded */
+  int32_t *nb_len;      /* [n, N] */
+  double *nb_logp;      /* [n, N] */
+} gen_out;
+
+static void out_free(gen_out *o) {
+  free(o->tokens);
+  free(o->mask);
+  free(o->nb_tokens);
+  free(o->nb_len);
+  free(o->nb_logp);
+  memset(o, 0, sizeof *o);
+}
+
+static int out_alloc(gen_out *o, int64_t n, int W, int N, kd_err *e) {
+  memset(o, 0, sizeof *o);
+  o->n = n;
+  o->W = W;
+  o->N = N;
+  const size_t rows = (size_t)(n ? n : 1);
+  o->tokens = kd_malloc(sizeof(int32_t) * rows * W, "decoded rows", e);
+  o->mask = kd_calloc(rows * W, 1, "decoded masks", e);
+  o->nb_tokens = kd_malloc(sizeof(int32_t) * rows * N * W, "n-best tokens", e);
+  o->nb_len = kd_calloc(rows * N, sizeof(int32_t), "n-best lengths", e);
+  o->nb_logp = kd_malloc(sizeof(double) * rows * N, "n-best scores", e);
+  if (e->code) out_free(o);
+  return e->code;
+}
+
+/* Tokens of hypothesis k of row b, without a final end token. */
+static int hyp_body(const kd_hyps *h, int b, int k, int end_id, const int32_t **t) {
+  const size_t i = (size_t)b * h->nbest + k;
+  *t = h->tokens + i * h->max_len;
+  int n = h->len[i];
+  return n > 0 && (*t)[n - 1] == end_id ? n - 1 : n;
+}
+
+/* The hypothesis row b keeps: the best, or (closest) the one whose body is
+ * nearest the reference in token edit distance (a tie: the better score). */
+static int choose(const kd_hyps *h, int b, const int32_t *ref, int ref_len, int closest, int end_id, int *scratch) {
+  if (!closest) return 0;
+  int best = 0, best_d = -1;
+  for (int k = 0; k < h->nbest && h->len[(size_t)b * h->nbest + k] > 0; k++) {
+    const int32_t *t;
+    const int n = hyp_body(h, b, k, end_id, &t), d = kd_token_edit_distance(t, n, ref, ref_len, scratch);
+    if (best_d < 0 || d < best_d) best = k, best_d = d;
+  }
+  return best;
+}
+
+/* Row r of the output from the decoded hypotheses of batch row b. */
+static void emit(gen_out *o, int64_t r, const int32_t *row, int plen, const kd_hyps *h, int b, int pick, int32_t pad) {
+  const int W = o->W;
+  int32_t *dst = o->tokens + (size_t)r * W;
+  uint8_t *mk = o->mask + (size_t)r * W;
+  memcpy(dst, row, sizeof(int32_t) * plen);
+  const size_t ip = (size_t)b * h->nbest + pick;
+  for (int p = plen; p < W; p++) {
+    const int i = p - plen;
+    dst[p] = i < h->len[ip] ? h->tokens[ip * h->max_len + i] : pad;
+    mk[p] = i < h->len[ip];
+  }
+  for (int k = 0; k < o->N; k++) {
+    const size_t i = (size_t)b * h->nbest + k, j = (size_t)r * o->N + k;
+    int32_t *nt = o->nb_tokens + j * W;
+    for (int p = 0; p < W; p++) nt[p] = p < h->len[i] ? h->tokens[i * h->max_len + p] : pad;
+    o->nb_len[j] = h->len[i];
+    o->nb_logp[j] = h->logp[i];
+  }
+}
+
+/* Decode rows [0, n) of src (this rank's blocks) in batches of B. */
+static int decode_shard(const kd_seq_task *t, const kd_seqgen_cfg *c, const kd_seq_cfg *sc, const kd_source *src,
+                        gen_out *o, double *hyp_tokens, kd_err *e) {
+  const int W = t->width, B = (int)c->batch;
+  kd_batch bt;
+  kd_hyps h;
+  memset(&h, 0, sizeof h);
+  if (kd_batch_init(&bt, KD_INPUT_TOKENS, B, W, e) || kd_hyps_init(&h, B, sc->nbest, W, e)) {
+    kd_batch_free(&bt);
+    return e->code;
+  }
+  int *plen = kd_malloc(sizeof(int) * 3 * (size_t)B, "decode rows", e), *ref = plen ? plen + B : NULL;
+  int *maxl = plen ? plen + 2 * B : NULL, *scratch = kd_malloc(sizeof(int) * (size_t)(W + 1), "edit distance", e);
+  int64_t *ids = kd_malloc(sizeof(int64_t) * (size_t)B, "decode rows", e);
+  const int64_t row0 = kd_source_row0(src);
+  for (int64_t r0 = 0; r0 < o->n && !e->code; r0 += B) {
+    const int nb = (int)(o->n - r0 < B ? o->n - r0 : B);
+    if (kd_source_gather_range(src, r0, nb, &bt, e)) break;
+    for (int b = 0; b < nb && !e->code; b++) {
+      ids[b] = row0 + r0 + b;
+      if (kd_seq_row(t, bt.tokens + (size_t)b * W, ids[b], &plen[b], &ref[b], e)) break;
+      maxl[b] = W - plen[b];
+    }
+    for (size_t i = 0; i < (size_t)h.rows * h.nbest; i++) h.len[i] = 0, h.logp[i] = h.score[i] = -INFINITY;
+    if (e->code || kd_decode_rows(t->m, bt.tokens, W, plen, maxl, nb, ids, sc, &h, e)) break;
+    for (int b = 0; b < nb; b++) {
+      const int32_t *row = bt.tokens + (size_t)b * W;
+      const int pick = choose(&h, b, row + plen[b], ref[b], c->select_closest, sc->end_id, scratch);
+      emit(o, r0 + b, row, plen[b], &h, b, pick, t->pad);
+      *hyp_tokens += h.len[(size_t)b * h.nbest + pick];
+    }
+  }
+  free(plen);
+  free(scratch);
+  free(ids);
+  kd_hyps_free(&h);
+  kd_batch_free(&bt);
+  return e->code;
+}
+
+/* Rank 0 receives every rank's rows, in rank order (the input order). */
+static int gather(const gen_out *mine, gen_out *all, int64_t N, MPI_Comm comm, int rank, int P, kd_err *e) {
+  int *counts = kd_calloc((size_t)P * 2, sizeof(int), "gather counts", e), *displ = counts ? counts + P : NULL;
+  int rc = counts ? KD_OK : e->code, n = (int)mine->n;
+  if (!rc && rank == 0) rc = out_alloc(all, N, mine->W, mine->N, e);
+  rc = kd_agree(comm, rc, e);
+  if (!rc) rc = kd_mpi_check(MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, comm), "MPI_Gather", e);
+  const struct { const void *src; void *dst; int per; MPI_Datatype ty; } parts[5] = {
+      {mine->tokens, all->tokens, mine->W, MPI_INT32_T},
+      {mine->mask, all->mask, mine->W, MPI_UINT8_T},
+      {mine->nb_tokens, all->nb_tokens, mine->N * mine->W, MPI_INT32_T},
+      {mine->nb_len, all->nb_len, mine->N, MPI_INT32_T},
+      {mine->nb_logp, all->nb_logp, mine->N, MPI_DOUBLE}};
+  for (int k = 0; k < 5 && !rc; k++) {
+    int *rc_counts = NULL;
+    if (rank == 0) {
+      rc_counts = kd_malloc(sizeof(int) * (size_t)P, "gather counts", e);
+      if (!rc_counts) return kd_mpi_fatal(MPI_ERR_NO_MEM, "gather", rank, e);
+      for (int p = 0, at = 0; p < P; p++) {
+        rc_counts[p] = counts[p] * parts[k].per;
+        displ[p] = at;
+        at += rc_counts[p];
+      }
+    }
+    rc = kd_mpi_check(MPI_Gatherv(parts[k].src, n * parts[k].per, parts[k].ty, parts[k].dst, rc_counts, displ,
+                                  parts[k].ty, 0, comm),
+                      "MPI_Gatherv of the decoded rows", e);
+    free(rc_counts);
+  }
+  free(counts);
+  return rc;
+}
+
+static hid_t token_type(int V) { return V <= 256 ? H5T_STD_U8LE : V <= 65536 ? H5T_STD_U16LE : H5T_STD_I32LE; }
+
+static int copy_group(hid_t in, hid_t out, const char *name, const char *data, const char *path, kd_err *e) {
+  if (!kd_h5_exists(in, name)) return KD_OK;
+  if (H5Ocopy(in, name, out, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot copy %s from %s", path, name, data);
+  return KD_OK;
+}
+
+static int write_split(hid_t f, const char *path, const kd_seq_task *t, const gen_out *o, kd_err *e) {
+  char ds[64];
+  const hid_t tt = token_type(t->m->out_dim);
+  const int64_t d2[2] = {o->n, o->W}, d3[3] = {o->n, o->N, o->W}, dn[2] = {o->n, o->N};
+  snprintf(ds, sizeof ds, "/%s/tokens", t->split);
+  if (kd_h5_write(f, path, ds, 2, d2, tt, H5T_NATIVE_INT32, o->tokens, e)) return e->code;
+  snprintf(ds, sizeof ds, "/%s/mask", t->split);
+  if (kd_h5_write(f, path, ds, 2, d2, H5T_STD_U8LE, H5T_NATIVE_UINT8, o->mask, e)) return e->code;
+  snprintf(ds, sizeof ds, "/%s/nbest_tokens", t->split);
+  if (kd_h5_write(f, path, ds, 3, d3, tt, H5T_NATIVE_INT32, o->nb_tokens, e)) return e->code;
+  snprintf(ds, sizeof ds, "/%s/nbest_lengths", t->split);
+  if (kd_h5_write(f, path, ds, 2, dn, H5T_STD_I32LE, H5T_NATIVE_INT32, o->nb_len, e)) return e->code;
+  snprintf(ds, sizeof ds, "/%s/nbest_scores", t->split);
+  return kd_h5_write(f, path, ds, 2, dn, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, o->nb_logp, e);
+}
+
+static int write_file(const kd_seqgen_cfg *c, const kd_seq_task *t, const gen_out *o, kd_err *e) {
+  kd_atomic a;
+  hid_t f = H5I_INVALID_HID, in = H5I_INVALID_HID;
+  if (kd_atomic_begin(&a, c->out, e) || kd_h5_open_ro(&in, c->data, e)) return e->code;
+  int rc = kd_h5_create(&f, a.tmp, e);
+  const char *groups[4] = {"/train", "/valid", "/test", "/tokenizer"};
+  for (int g = 0; g < 4 && !rc; g++)
+    if (strcmp(groups[g] + 1, t->split) != 0) rc = copy_group(in, f, groups[g], c->data, a.tmp, e);
+  H5Fclose(in);
+  if (!rc) rc = write_split(f, a.tmp, t, o, e);
+  char gen[KD_PATH_MAX + 512];
+  snprintf(gen, sizeof gen, "kd generate (/%s decoded by %s: %s, n-best %lld, length penalty %g%s)", t->split, t->ckpt,
+           c->decode, (long long)c->nbest, c->length_penalty, c->select_closest ? ", the n-best closest to the "
+           "reference kept" : "");
+  kd_provenance p = kd_provenance_of("data");
+  p.generator = gen;
+  p.source_checkpoint = t->ckpt;
+  p.source_student = t->m->spec;
+  p.source_data = c->data;
+  if (f >= 0 && !rc) rc = kd_provenance_write(f, a.tmp, &p, e);
+  if (f >= 0) rc = kd_h5_close(f, a.tmp, rc, e);
+  if (!rc) rc = kd_atomic_commit(&a, e);
+  if (rc) kd_atomic_abort(&a);
+  return rc;
+}
+
+static int open_shard(const kd_seq_task *t, const kd_seqgen_cfg *c, MPI_Comm comm, kd_source **src, int64_t *lo,
+                      int64_t *hi, kd_err *e) {
+  int P, r;
+  MPI_Comm_size(comm, &P);
+  MPI_Comm_rank(comm, &r);
+  const int64_t nblk = (t->rows + c->batch - 1) / c->batch;
+  int64_t b0, b1;
+  kd_shard_range(nblk, P, r, &b0, &b1);
+  *lo = b0 * c->batch;
+  *hi = b1 * c->batch < t->rows ? b1 * c->batch : t->rows;
+  *src = NULL;
+  return *hi > *lo ? kd_source_open(src, t->data, t->split, *lo, *hi, e) : KD_OK;
+}
+
+int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_err *e) {
+  memset(st, 0, sizeof *st);
+  int rank, P;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  kd_seq_task t;
+  kd_seq_cfg sc;
+  kd_source *src = NULL;
+  gen_out mine, all;
+  memset(&mine, 0, sizeof mine);
+  memset(&all, 0, sizeof all);
+  int64_t lo = 0, hi = 0;
+  int rc = kd_seq_task_open(&t, c->ckpt, c->data, c->split, e);
+  if (!rc) rc = kd_seq_cfg_make(&sc, c->decode, c->nbest, c->length_penalty, c->temperature, c->top_k, c->seed, &t, e);
+  if (!rc && c->select_closest && sc.nbest < 2)
+    rc = kd_fail(e, KD_ERR_USAGE, "--select closest picks among the n-best: it needs --nbest 2 or more");
+  if (!rc) rc = open_shard(&t, c, comm, &src, &lo, &hi, e);
+  if (!rc) rc = out_alloc(&mine, hi - lo, t.width, sc.nbest, e);
+  rc = kd_agree(comm, rc, e);
+  double hyp_tokens = 0, t0 = MPI_Wtime();
+  if (!rc && mine.n) rc = decode_shard(&t, c, &sc, src, &mine, &hyp_tokens, e);
+  double dt = MPI_Wtime() - t0;
+  rc = kd_agree(comm, rc, e);
+  if (!rc) rc = gather(&mine, &all, t.rows, comm, rank, P, e);
+  if (!rc && rank == 0) rc = write_file(c, &t, &all, e);
+  rc = kd_agree(comm, rc, e);
+  if (!rc) {
+    MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &hyp_tokens, 1, MPI_DOUBLE, MPI_SUM, comm);
+    st->rows = t.rows;
+    st->seconds = dt;
+    st->hyp_tokens = hyp_tokens;
+    st->seq_per_s = dt > 0 ? (double)t.rows / dt : 0;
+    st->ranks = P;
+  }
+  out_free(&mine);
+  out_free(&all);
+  kd_source_free(src);
+  kd_seq_task_close(&t);
+  return rc;
+}

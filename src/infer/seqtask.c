@@ -1,0 +1,86 @@
+#include "infer/seqtask.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd/ckpt.h"
+#include "kd/infer.h"
+
+static int check_tokenizer(const kd_seq_task *t, int present, kd_err *e) {
+  if (!present)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: no /tokenizer record: decoding targets needs prompt-completion rows "
+                   "with sep_id and end_id (kd import pairs writes them; docs/format.md)", t->data);
+  if (t->tok.sep_id < 0 || t->tok.end_id < 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer (kind %s) has no %s: decoding targets needs prompt-completion "
+                   "rows (kd import pairs)", t->data, t->tok.kind, t->tok.sep_id < 0 ? "sep_id" : "end_id");
+  if (t->tok.vocab && t->tok.vocab != t->m->out_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: the tokenizer has %d ids but %s's vocabulary is %d", t->data, t->tok.vocab,
+                   t->ckpt, t->m->out_dim);
+  if (t->tok.sep_id >= t->m->out_dim || t->tok.end_id >= t->m->out_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: sep_id %d / end_id %d outside %s's vocabulary of %d", t->data, t->tok.sep_id,
+                   t->tok.end_id, t->ckpt, t->m->out_dim);
+  return KD_OK;
+}
+
+int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, kd_err *e) {
+  memset(t, 0, sizeof *t);
+  t->data = data;
+  t->split = split;
+  int present = 0;
+  kd_split_info info;
+  if (kd_ckpt_resolve(ckpt, 0, t->ckpt, sizeof t->ckpt, NULL, 0, e) || kd_model_load(&t->m, &t->params, t->ckpt, 1, e))
+    return e->code;
+  if (!t->m->ops->decode_step || !t->m->ops->decode_reorder)
+    return kd_fail(e, KD_ERR_USAGE, "%s: the student %s %s cannot decode (no autoregressive decoding)", t->ckpt,
+                   t->m->family, t->m->spec);
+  if (kd_tokenizer_read(&t->tok, data, &present, e) || check_tokenizer(t, present, e)) return e->code;
+  if (kd_source_probe(data, split, &info, e)) return e->code;
+  if (!info.present) return kd_fail(e, KD_ERR_USAGE, "%s has no /%s split", data, split);
+  if (info.kind != KD_INPUT_TOKENS)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s holds feature rows; decoding needs token rows", data, split);
+  if (kd_infer_check_fit(t->m, t->ckpt, data, split, &info, e)) return e->code;
+  t->rows = info.rows;
+  t->width = info.width;
+  t->pad = t->tok.pad_id >= 0 ? t->tok.pad_id : t->tok.end_id;
+  return KD_OK;
+}
+
+void kd_seq_task_close(kd_seq_task *t) {
+  kd_model_free(t->m);
+  free(t->params);
+  kd_tokenizer_free(&t->tok);
+  memset(t, 0, sizeof *t);
+}
+
+int kd_seq_row(const kd_seq_task *t, const int32_t *tokens, int64_t row, int *plen, int *ref_len, kd_err *e) {
+  const int W = t->width;
+  int p = 0;
+  while (p < W && tokens[p] != t->tok.sep_id) p++;
+  if (p == W)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens row %lld has no separator (id %d): not a prompt-completion row",
+                   t->data, t->split, (long long)row, t->tok.sep_id);
+  if (p == 0 || p + 1 >= W)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens row %lld: the separator is at position %d of %d (%s)", t->data,
+                   t->split, (long long)row, p, W, p == 0 ? "no source before it" : "no room for a target");
+  *plen = p + 1;
+  int n = 0;
+  while (*plen + n < W && tokens[*plen + n] != t->tok.end_id && tokens[*plen + n] != t->tok.pad_id) n++;
+  *ref_len = n;
+  return KD_OK;
+}
+
+int kd_seq_cfg_make(kd_seq_cfg *c, const char *decode, int64_t nbest, double length_penalty, double temperature,
+                    int64_t top_k, int64_t seed, const kd_seq_task *t, kd_err *e) {
+  memset(c, 0, sizeof *c);
+  if (kd_decode_parse(decode, c, e)) return e->code;
+  if (nbest > c->beam)
+    return kd_fail(e, KD_ERR_USAGE, "--nbest %lld needs a beam at least as wide (--decode beam:K with K >= %lld)",
+                   (long long)nbest, (long long)nbest);
+  c->nbest = (int)nbest;
+  c->length_penalty = length_penalty;
+  c->temperature = temperature;
+  c->top_k = (int)top_k;
+  c->seed = (uint64_t)seed;
+  c->end_id = t ? t->tok.end_id : -1;
+  return KD_OK;
+}
