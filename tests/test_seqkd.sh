@@ -191,6 +191,10 @@ assert e1["seq_per_s"] > 0 and e1["decode"] == "greedy"
 print("test: per %.4f wer %.4f over %d words (%d with two references)" % (e1["per"], e1["wer"], len(words), multi))
 PY
 
+kdrun 1 generate --ckpt tch --prompt abcd --decode greedy > p.out 2> /dev/null || fail "generate --prompt abcd"
+expect "generate --prompt on a symbols tokenizer: the source gets its separator, the target prints spaced" \
+  grep -Eqx '[A-F]( [A-F])*' p.out
+
 # Errors: usage (exit 2) and bad rows (exit 1 naming the row), every rank returning.
 kdrun 2 "${G[@]}" --decode beam:2 --nbest 1 --select closest --out x.h5 > /dev/null 2> u1.err
 expect "--select closest with --nbest 1: exit 2" test $? -eq 2

@@ -84,6 +84,8 @@ static int generate(const gen_cfg *c, kd_err *e) {
   int n_prompt = 0, n = 0;
   if (!rc && !ids) rc = e->code;
   if (!rc) rc = kd_tokenizer_encode(&tok, (const uint8_t *)prompt, plen, ids, (int)plen + 1, &n_prompt, e);
+  /* Prompt-completion models (kd import pairs): the prompt is a source; its separator starts the target. */
+  if (!rc && strcmp(tok.kind, "symbols") == 0 && tok.sep_id >= 0) ids[n_prompt++] = tok.sep_id;
   const char *mode = c->decode[0] ? c->decode : "sample";
   if (!rc && strcmp(mode, "greedy") != 0 && strcmp(mode, "sample") != 0)
     rc = kd_fail(e, KD_ERR_USAGE, "kd generate --prompt: --decode %s: expected sample or greedy (beam search decodes "
