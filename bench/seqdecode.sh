@@ -20,7 +20,7 @@ done
 kd_need_packages festlex-cmu || exit 1
 R=$KD_ROOT/checkpoints/results-seq
 DATA=$R/cmudict.h5 T=$R/teacher S=$R/s/baseline-1
-mpi() { local np=$1; shift; mpirun -q -np "$np" --oversubscribe --bind-to none "$KD_BUILD/kd" "$@"; }
+mpi() { local np=$1; shift; OPENBLAS_NUM_THREADS=1 mpirun -q -np "$np" --oversubscribe --bind-to none "$KD_BUILD/kd" "$@"; }
 if [ ! -e "$T/final.h5" ] || [ ! -e "$S/final.h5" ]; then
   echo "(no launch/results-seq.sh checkpoints: training a teacher and a student for one epoch)"
   DATA=$work/cmudict.h5 T=$work/teacher S=$work/student
@@ -44,7 +44,7 @@ for ((k = 0; k < runs; k++)); do
     [ $model = student ] && ck=$S
     for d in greedy beam:5; do
       for np in 1 2; do
-        out=$(mpi $np generate --ckpt "$ck:best" --data "$DATA" --split valid --decode $d --threads 1 \
+        out=$(mpi $np generate --ckpt "$ck:best" --data "$DATA" --split valid --decode $d \
           --out "$work/g.h5" 2>&1) || { echo "$out"; exit 1; }
         sps[$model,$d,$np]+=" $(sed -n 's/.* s on [0-9]* ranks*: \([0-9.]*\) sequences\/s.*/\1/p' <<<"$out")"
       done

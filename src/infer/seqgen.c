@@ -240,6 +240,7 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
   memset(&mine, 0, sizeof mine);
   memset(&all, 0, sizeof all);
   int64_t lo = 0, hi = 0;
+  kd_seq_threads(comm);
   int rc = kd_seq_task_open(&t, c->ckpt, c->data, c->split, e);
   if (!rc) rc = kd_seq_cfg_make(&sc, c->decode, c->nbest, c->length_penalty, c->temperature, c->top_k, c->seed, &t, e);
   if (!rc && c->select_closest && sc.nbest < 2)

@@ -3,8 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "kd/ckpt.h"
+#include "nn/gemm.h"
 #include "kd/infer.h"
+
+void kd_seq_threads(MPI_Comm comm) {
+  const int n = kd_default_threads(comm); /* collective: every rank, before anything can fail */
+  if (!getenv("OPENBLAS_NUM_THREADS")) kd_blas_set_threads(n);
+}
 
 static int check_tokenizer(const kd_seq_task *t, int present, kd_err *e) {
   if (!present)

@@ -24,6 +24,10 @@ typedef struct kd_seq_task {
   int32_t pad;                  /* id written after a target (pad_id, else end_id) */
 } kd_seq_task;
 
+/* OpenBLAS threads: the node's cores shared among its ranks (as kd train
+ * does), unless OPENBLAS_NUM_THREADS is set. Collective. */
+void kd_seq_threads(MPI_Comm comm);
+
 int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, kd_err *e);
 void kd_seq_task_close(kd_seq_task *t);
 
