@@ -7,7 +7,7 @@
 # a short-trained model may decode longer outputs). Interleaved over --runs runs, medians. Prints; asserts
 # nothing.
 #
-#   bench/seqdecode.sh [--runs N]     (default 3 runs; about 10 minutes with the results' checkpoints)
+#   bench/seqdecode.sh [--runs N]     (default 3 runs; about 80 s with the results' checkpoints, 131 s at 5 runs)
 set -u
 source "$(dirname "$0")/lib.sh"
 runs=3
@@ -55,12 +55,12 @@ printf "%-8s %-7s %12s %12s %8s\n" model decode "1 rank" "2 ranks" "2 / 1"
 for model in teacher student; do
   for d in greedy beam:5; do
     a=$(median <<<"${sps[$model,$d,1]}") b=$(median <<<"${sps[$model,$d,2]}")
-    printf "%-8s %-7s %12.0f %12.0f %8.2f\n" $model $d "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {print a > 0 ? b / a : 0}')"
+    printf "%-8s %-7s %12.0f %12.0f %8.2f\n" $model $d "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {print (a > 0 ? b / a : 0)}')"
   done
 done
 for d in greedy beam:5; do
   for np in 1 2; do
     t=$(median <<<"${sps[teacher,$d,$np]}") s=$(median <<<"${sps[student,$d,$np]}")
-    echo "student / teacher, $d, $np rank(s): $(awk -v t="$t" -v s="$s" 'BEGIN {printf "%.2f", t > 0 ? s / t : 0}')x"
+    echo "student / teacher, $d, $np rank(s): $(awk -v t="$t" -v s="$s" 'BEGIN {printf "%.2f", (t > 0 ? s / t : 0)}')x"
   done
 done

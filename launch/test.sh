@@ -15,9 +15,10 @@ if [ "${KD_SANITIZE:-1}" != 0 ]; then
   echo "kd: building with -fsanitize=address,undefined in $asan"
   cmake -S "$KD_ROOT" -B "$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKD_SANITIZE=ON >/dev/null &&
     cmake --build "$asan" -j "$(nproc)" >/dev/null || { echo "kd: sanitizer build failed" >&2; exit 1; }
-  # Keep Open MPI's plugins loaded at exit so their allocations stay attributable (and suppressible).
+  # Keep Open MPI's plugins loaded at exit so their allocations stay attributable (and suppressible);
+  # print_suppressions=0: the suppression summary would otherwise add lines to every error message tested.
   export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    LSAN_OPTIONS=suppressions=$KD_ROOT/tests/lsan.supp OMPI_MCA_mca_base_component_disable_dlclose=1
+    LSAN_OPTIONS=suppressions=$KD_ROOT/tests/lsan.supp:print_suppressions=0 OMPI_MCA_mca_base_component_disable_dlclose=1
   ctest --test-dir "$asan" -j "$(nproc)" --output-on-failure -L 'unit|sanitize' || rc=1
 fi
 exit $rc

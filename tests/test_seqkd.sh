@@ -6,7 +6,8 @@
 #    pass (kd logits on rows made of the hypotheses), and the n-best are sorted by logp / len^A;
 #  - beam:1 == greedy; the decoded rows keep the prompts, mask exactly target + end, copy /valid, /test and
 #    /tokenizer, and train a student (Seq-KD); --select closest keeps the n-best hypothesis nearest the
-#    reference (checked against an edit distance written here);
+#    reference (checked against an edit distance written here); Word-KD on those rows from the online
+#    teacher (--teacher-model) equals Word-KD from the teacher's stored logits of them;
 #  - kd eval --decode: PER / WER equal those recomputed here from kd generate's greedy output on /test, with
 #    words that have two references scored against the closer; the same on 1 and 2 ranks; --json;
 #  - usage errors exit 2, bad rows exit 1 naming the row, on 2 ranks.
@@ -149,6 +150,15 @@ PY
 kdrun 2 train --data g1.h5 --student gpt:vocab=$("$PY" -c "import h5py; print(len(h5py.File('rev.h5')['tokenizer/vocab']))"),ctx=16,layers=1,dim=16,heads=2 \
   --epochs 1 --batch 64 --threads 1 --progress off --out st > st.log 2>&1
 expect "a student trains on the decoded file (Seq-KD)" grep -q '^final:' st.log
+# Seq-Inter + Word-KD: the online teacher on the selected rows == the teacher's stored f32 logits of them.
+kdrun 2 logits --ckpt tch --data c2.h5 --dtype f32 --out c2_t.h5 > /dev/null || fail "kd logits of the Seq-Inter rows"
+SW=(--data c2.h5 --student "$(sed 's/layers=2,dim=48,heads=4/layers=1,dim=16,heads=2/' <<<"$GPT")" --threads 1
+  --progress off --optimizer sgd --lr 0.5 --temperature 2 --alpha 0.5 --log-every 1 --train-rows 64 --batch 64
+  --epochs 3)
+kdrun 1 train "${SW[@]}" --teacher c2_t.h5 --out swst > swst.log 2>&1 || fail "Seq-Inter + Word-KD, stored logits"
+kdrun 1 train "${SW[@]}" --teacher-model tch --out swon > swon.log 2>&1 || fail "Seq-Inter + Word-KD, online"
+expect "Seq-Inter + Word-KD: --teacher-model on the selected rows == their stored logits (losses per step, 1e-5)" \
+  cols swst swon loss ce kd
 
 kdrun 1 eval --ckpt tch --data rev.h5 --decode greedy --json > e1.json || fail "eval --decode greedy, 1 rank"
 kdrun 2 eval --ckpt tch --data rev.h5 --decode greedy --json > e2.json || fail "eval --decode greedy, 2 ranks"

@@ -1,5 +1,6 @@
 /* kd generate --data: the decoded targets of a split as a data file. */
 #include <hdf5.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +246,11 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
   if (!rc) rc = kd_seq_cfg_make(&sc, c->decode, c->nbest, c->length_penalty, c->temperature, c->top_k, c->seed, &t, e);
   if (!rc && c->select_closest && sc.nbest < 2)
     rc = kd_fail(e, KD_ERR_USAGE, "--select closest picks among the n-best: it needs --nbest 2 or more");
+  /* Rank 0 gathers the split with MPI's int counts. */
+  if (!rc && (double)t.rows * sc.nbest * t.width > (double)INT_MAX)
+    rc = kd_fail(e, KD_ERR_USAGE, "kd generate --data: /%s has %lld rows of %d tokens; with --nbest %d that is more "
+                 "than the %d tokens rank 0 can gather: use a smaller --nbest", t.split, (long long)t.rows,
+                 t.width, sc.nbest, INT_MAX);
   if (!rc) rc = open_shard(&t, c, comm, &src, &lo, &hi, e);
   if (!rc) rc = out_alloc(&mine, hi - lo, t.width, sc.nbest, e);
   rc = kd_agree(comm, rc, e);

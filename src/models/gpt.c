@@ -50,7 +50,7 @@ typedef struct gpt_cache {
   char *mem;
   float **k, **v;              /* [L] each [n, ctx, D] */
   float *x, *ln, *qkv, *y, *br, *fc, *fc_pre, *scores, *ln_m, *ln_r;
-  float *swap;                 /* [n, ctx, D] reordering */
+  float *swap;                 /* [n, ctx, D] reordering: the spare buffer, which trades places with a layer's */
 } gpt_cache;
 
 /* ---- the spec ---- */
@@ -602,13 +602,19 @@ static int gpt_decode_reorder(kd_model *m, const int *src, int n, int len, kd_er
     return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder of %d sequences over %d positions", n, len);
   for (int i = 0; i < n; i++)
     if (src[i] < 0 || src[i] >= c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder from sequence %d", src[i]);
-  /* Only the first len positions of each sequence hold keys and values: the copy is [n, len, D], not the context. */
+  int identity = 1;
+  for (int i = 0; i < n && identity; i++) identity = src[i] == i;
+  if (identity) return KD_OK;
+  /* Each layer's keys (values) are gathered into the spare buffer, which then takes the layer's place, the
+   * layer's old buffer becoming the spare: one copy per sequence, not two. Only the first len positions of a
+   * sequence hold keys and values, so the copy is [n, len, D], not the context. */
   const size_t row = (size_t)im->cfg.ctx * im->cfg.dim, used = (size_t)len * im->cfg.dim;
   for (int l = 0; l < im->cfg.layers; l++)
     for (int kv = 0; kv < 2; kv++) {
-      float *buf = kv ? c->v[l] : c->k[l];
-      for (int i = 0; i < n; i++) memcpy(c->swap + i * used, buf + (size_t)src[i] * row, sizeof(float) * used);
-      for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * row, c->swap + i * used, sizeof(float) * used);
+      float **buf = kv ? &c->v[l] : &c->k[l], *old = *buf;
+      for (int i = 0; i < n; i++) memcpy(c->swap + i * row, old + (size_t)src[i] * row, sizeof(float) * used);
+      *buf = c->swap;
+      c->swap = old;
     }
   return KD_OK;
 }
