@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/seqdecode.sh: decoding throughput of kd generate --data (sequences/s, greedy and beam 5) for the
 # teacher and the student of launch/results-seq.sh on 1 and 2 ranks (1 OpenBLAS thread each), decoding the
-# /valid split of the CMU dictionary (about 5,300 words), and the student's speedup over the teacher.
+# /valid split of the CMU dictionary (5,245 rows), and the student's speedup over the teacher.
 # Uses launch/results-seq.sh's teacher and baseline student (seed 1) when they exist; otherwise trains a
 # teacher and a student of those sizes for one epoch here (their speed, not their accuracy, is measured;
 # a short-trained model may decode longer outputs). Interleaved over --runs runs, medians. Prints; asserts

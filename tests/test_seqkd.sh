@@ -12,6 +12,17 @@
 #    words that have two references scored against the closer; the same on 1 and 2 ranks; --json;
 #  - usage errors exit 2, bad rows exit 1 naming the row, on 2 ranks.
 source "$(dirname "$0")/lib.sh"
+# The reference token edit distance (unit costs) of the checks below, written independently of kd's.
+cat > seqref.py <<'PY'
+def ed(a, b):
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(b)]
+PY
 "$PY" - <<'PY' || exit 1
 import random
 rng = random.Random(5)
@@ -121,14 +132,7 @@ PY
 
 expect "--select closest keeps the n-best hypothesis nearest the reference" "$PY" - <<'PY'
 import h5py, numpy as np
-def ed(a, b):
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(b)]
+from seqref import ed
 src, c = h5py.File("rev.h5", "r"), h5py.File("c2.h5", "r")
 tk = src["tokenizer"].attrs
 sep, end, pad = int(tk["sep_id"]), int(tk["end_id"]), int(tk["pad_id"])
@@ -168,14 +172,7 @@ expect "eval --decode prints per, wer and sequences/s" \
 expect "eval --decode: PER / WER == recomputed from generate's greedy /test rows (closest reference); 1 == 2 ranks" \
   "$PY" - <<'PY'
 import json, h5py, numpy as np
-def ed(a, b):
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(b)]
+from seqref import ed
 e1, e2 = json.load(open("e1.json")), json.load(open("e2.json"))
 src, g = h5py.File("rev.h5", "r"), h5py.File("gt.h5", "r")
 tk = src["tokenizer"].attrs
