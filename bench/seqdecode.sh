@@ -7,7 +7,7 @@
 # a short-trained model may decode longer outputs). Interleaved over --runs runs, medians. Prints; asserts
 # nothing.
 #
-#   bench/seqdecode.sh [--runs N]     (default 3 runs; about 80 s with the results' checkpoints, 131 s at 5 runs)
+#   bench/seqdecode.sh [--runs N]     (default 3 runs; 131 s at --runs 5 with the results' checkpoints)
 set -u
 source "$(dirname "$0")/lib.sh"
 runs=3

@@ -163,6 +163,7 @@ kdrun 1 train "${SW[@]}" --teacher c2_t.h5 --out swst > swst.log 2>&1 || fail "S
 kdrun 1 train "${SW[@]}" --teacher-model tch --out swon > swon.log 2>&1 || fail "Seq-Inter + Word-KD, online"
 expect "Seq-Inter + Word-KD: --teacher-model on the selected rows == their stored logits (losses per step, 1e-5)" \
   cols swst swon loss ce kd
+expect "... the online run did run its teacher" grep -q '^teacher: online gpt' swon.log
 
 kdrun 1 eval --ckpt tch --data rev.h5 --decode greedy --json > e1.json || fail "eval --decode greedy, 1 rank"
 kdrun 2 eval --ckpt tch --data rev.h5 --decode greedy --json > e2.json || fail "eval --decode greedy, 2 ranks"
