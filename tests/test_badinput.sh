@@ -55,6 +55,9 @@ case_ 1 "/sys/kd-out" train --data $G "${base[@]}" --out /sys/kd-out
 case_ 1 "is of student 8-16-3, not 8-32-3" train --data $G --student 8-32-3 --init keep --epochs 1 --out o
 "$KD" synth --out b/other.h5 --train 200 --test 0 --dim 8 --classes 3 >/dev/null
 kdrun 1 logits --ckpt keep --data b/other.h5 --out b/other_t.h5 >/dev/null
+cp b/teacher.h5 b/existing_t.h5
+case_ 1 "(rank 1): b/x_nan.h5: /train/x row 150 column 3 is NaN" logits --ckpt keep --data b/x_nan.h5 --out b/existing_t.h5
+expect "kd logits on bad rows leaves the existing output as it was" cmp -s b/teacher.h5 b/existing_t.h5
 case_ 1 "the teacher logits were computed from other data" train --data $G --teacher b/other_t.h5 "${base[@]}" --out o
 cp -r keep full
 KD_FAULT_CKPT=enospc:1000 case_ 1 "No space left on device" train --resume full --epochs 3

@@ -140,6 +140,11 @@ size_t kd_source_bytes(const kd_source *s);
 /* Token rows: the byte length of each id [vocab] from the file's tokenizer
  * record (NULL without one). */
 const int32_t *kd_source_token_bytes(const kd_source *s);
+/* Token rows: the ids of the file's tokenizer record (0: the file has none). */
+int kd_source_vocab(const kd_source *s);
+/* Targets of the shard: token rows, the positions after the first whose
+ * mask is set; feature rows, the labelled rows (y >= 0). */
+int64_t kd_source_targets(const kd_source *s);
 
 /* Local checks: labels in [0, C) (or -1 when allow_unlabelled), finite
  * inputs. The message names the file, dataset and global row. */

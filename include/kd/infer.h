@@ -16,6 +16,9 @@
 
 #define KD_ECE_BINS 15
 
+/* A progress line over a long loop (rank 0's console; src/core/progress.h). */
+typedef struct kd_progress kd_progress;
+
 /* Evaluation metrics of a model's logits on labelled rows: accuracy, NLL,
  * expected calibration error (15 equal-width confidence bins), and, with
  * teacher logits, top-1 agreement and KL(teacher || student) at T. */
@@ -51,10 +54,12 @@ void kd_eval_finish(kd_eval_result *r, const kd_eval_sums *s);
  * logits of the same rows when teacher is not NULL. logits_out (nullable)
  * receives the [n, C] logits. */
 int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_source *src,
-                  const kd_teacher *teacher, double T, kd_err *e);
+                  const kd_teacher *teacher, double T, kd_progress *prog, kd_err *e);
 /* The same forward without metrics: logits [n, C] of every row and, with
- * layer > 0, hidden layer `layer` [n, H] into features (nullable). */
-int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_err *e);
+ * layer > 0, hidden layer `layer` [n, H] into features (nullable). prog
+ * (nullable) counts the rows done. */
+int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_progress *prog,
+                  kd_err *e);
 
 void kd_eval_print(FILE *f, const char *label, const kd_eval_result *r);
 void kd_eval_json(FILE *f, const kd_eval_result *r);
@@ -85,13 +90,13 @@ typedef struct kd_eval_cfg {
   double sample_temperature;   /* kd logits --sample: the temperature of the softmax the ids are drawn from */
   int64_t seed;                /* kd logits --sample: the draws' seed */
   char decode[16];             /* kd eval: "" token metrics; greedy | beam:K: decode the targets, PER / WER */
+  char progress[8];            /* auto | on | lines | off: a progress line every progress_every seconds */
+  double progress_every;
   double length_penalty;       /* kd eval --decode beam:K: logp / len^A */
 } kd_eval_cfg;
 
-/* The rows of a split fit model m (of checkpoint ckpt): the kind it reads,
- * as wide as its input (feature rows) or within its context (token rows). */
-int kd_infer_check_fit(const kd_model *m, const char *ckpt, const char *data, const char *split,
-                       const kd_split_info *info, kd_err *e);
+/* "the student FAMILY:SPEC of CKPT": how messages name a checkpoint's model. */
+void kd_infer_who(char *buf, size_t n, const kd_model *m, const char *ckpt);
 
 /* kd eval: metrics of the checkpoint on cfg->split. Serial (one rank). */
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e);

@@ -136,6 +136,7 @@ struct kd_model {
   char spec[256];         /* canonical spec text, e.g. "784-800-800-10": the `student` attribute */
   kd_input input;         /* the batches it reads */
   int in_dim, out_dim;    /* input features, classes */
+  int ctx;                /* token models: the longest row (positions) it reads; 0 for feature rows */
   int max_batch;
   int frozen;             /* built for inference only: no backward, forward buffers shared where they can be
                            * (1: hidden states kept; 2: also every layer's q/k/v and attention maps) */

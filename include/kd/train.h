@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 64
+#define KD_TRAIN_N_OPTS 65
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -49,7 +49,8 @@ typedef struct kd_train_cfg {
   int64_t seed;
   int64_t threads;             /* 0: automatic */
   int64_t log_every;
-  char progress[8];            /* auto | on | off */
+  char progress[8];            /* auto | on | lines | off */
+  double progress_every;       /* seconds between progress lines */
   int force;
   int self_distill;            /* teacher = an earlier checkpoint of this run */
   char teacher_ckpt[KD_PATH_MAX]; /* best | latest | step:N | FILE */

@@ -1,6 +1,7 @@
 #include "ckpt/weights.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,15 @@ int kd_is_bare_weights(const char *path) {
   return bare;
 }
 
+/* Weights as read: a NaN or an infinity (a diverged run, a broken export) would only show as a non-finite loss. */
+static int check_finite(const char *path, const char *ds, const float *w, int rows, int cols, kd_err *e) {
+  for (size_t i = 0; i < (size_t)rows * cols; i++)
+    if (!isfinite(w[i]))
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %d column %d is %s: the weights are not finite", path, ds,
+                     (int)(i / (size_t)cols), (int)(i % (size_t)cols), isnan(w[i]) ? "NaN" : "infinite");
+  return KD_OK;
+}
+
 int kd_weights_read(const char *path, kd_model *m, kd_err *e) {
   hid_t f;
   if (kd_h5_open_ro(&f, path, e)) return e->code;
@@ -208,6 +218,7 @@ int kd_weights_read(const char *path, kd_model *m, kd_err *e) {
       rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s is [%lld, %lld], the student %s needs [%d, %d]", path, ds,
                    (long long)dims[0], (long long)dims[1], m->spec, v->rows, v->cols);
     if (!rc) rc = kd_h5_read_rows(f, path, ds, 0, v->rows, H5T_NATIVE_FLOAT, m->params + v->offset, e);
+    if (!rc) rc = check_finite(path, ds, m->params + v->offset, v->rows, v->cols, e);
   }
   H5Fclose(f);
   return rc;

@@ -12,6 +12,14 @@
 #define STR(cfg, f) sizeof(((cfg *)0)->f)
 #define N_OPTS(t) ((int)(sizeof(t) / sizeof((t)[0])))
 
+/* The two progress options of a command whose struct has `char progress[8]` and `double progress_every`. */
+#define KD_PROGRESS_OPTS(cfg)                                                                                        \
+  {"progress", KD_OPT_CHOICE, offsetof(cfg, progress), STR(cfg, progress), "auto", "auto|on|lines|off", 0, 0, 0, 0,  \
+   "a progress line every --progress-every seconds (rows done, rate, ETA): on, redrawn in place; lines, plain lines "\
+   "(logs); auto, in place on a terminal and plain lines otherwise"},                                                \
+  {"progress-every", KD_OPT_REAL, offsetof(cfg, progress_every), 0, "10", NULL, 0, 86400, 1, 0,                      \
+   "seconds between progress lines"}
+
 extern int g_rank, g_size;
 
 /* A command's --help: rank 0 prints its text and its option table. */

@@ -27,6 +27,7 @@ static const kd_opt_spec opts[] = {
    "error rate, the word error rate and decoded sequences per second, on all ranks"},
   {"length-penalty", KD_OPT_REAL, E_(length_penalty), 0, "1", NULL, 0, 10, 0, 0,
    "--decode beam:K ranks hypotheses by logp / len^A"},
+  KD_PROGRESS_OPTS(kd_eval_cfg),
 };
 
 /* --decode: PER and WER of decoded targets, every rank a share of the words. */
@@ -35,7 +36,7 @@ static int eval_decode(const kd_eval_cfg *cfg, kd_err *e) {
   if (strcmp(cfg->decode, "sample") == 0)
     return kd_fail(e, KD_ERR_USAGE, "kd eval --decode: greedy or beam:K (sampled outputs are not scored)");
   const kd_seqgen_cfg g = {cfg->ckpt, cfg->data, cfg->split, NULL, cfg->decode, 1, cfg->length_penalty, 1.0, 0, 1,
-                           cfg->batch > 0 ? cfg->batch : 64, 0};
+                           cfg->batch > 0 ? cfg->batch : 64, 0, cfg->progress, cfg->progress_every};
   kd_seq_stats st;
   const int rc = kd_seqeval_run(&g, MPI_COMM_WORLD, &st, e);
   if (!rc && g_rank == 0 && cfg->json)

@@ -8,6 +8,7 @@
 #include "cmd/cmd.h"
 #include "core/dist.h"
 #include "infer/generate.h"
+#include "models/fit.h"
 #include "infer/seqtask.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
@@ -27,6 +28,8 @@ typedef struct gen_cfg {
   double length_penalty;
   char select[16];
   int64_t batch;
+  char progress[8];
+  double progress_every;
 } gen_cfg;
 
 #define G_(f) offsetof(gen_cfg, f)
@@ -54,6 +57,7 @@ static const kd_opt_spec opts[] = {
   {"temperature", KD_OPT_REAL, G_(temperature), 0, "1", NULL, 0, 100, 1, 0, "sampling temperature"},
   {"top-k", KD_OPT_INT, G_(top_k), 0, "0", NULL, 0, 1 << 24, 0, 0, "sample among the k most likely only (0: all)"},
   {"seed", KD_OPT_INT, G_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed of the draws"},
+  KD_PROGRESS_OPTS(gen_cfg),
 };
 
 /* The checkpoint's model and tokenizer. */
@@ -65,9 +69,9 @@ static int load(const gen_cfg *c, kd_model **m, float **params, kd_tokenizer *to
     return kd_fail(e, KD_ERR_RUNTIME, "%s: no /tokenizer record: kd generate needs one to encode the prompt and decode "
                    "the continuation (kd import text writes it into the data, and training copies it; format.md)",
                    path);
-  if (tok->vocab != (*m)->out_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: the tokenizer has %d ids but the student's vocabulary is %d", path,
-                   tok->vocab, (*m)->out_dim);
+  if (tok->vocab > (*m)->out_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has %d ids but the student's vocabulary is %d: ids it could not "
+                   "read or predict", path, tok->vocab, (*m)->out_dim);
   return KD_OK;
 }
 
@@ -90,7 +94,8 @@ static int generate(const gen_cfg *c, kd_err *e) {
   if (!rc && strcmp(mode, "greedy") != 0 && strcmp(mode, "sample") != 0)
     rc = kd_fail(e, KD_ERR_USAGE, "kd generate --prompt: --decode %s: expected sample or greedy (beam search decodes "
                  "--data rows)", mode);
-  const kd_decode_cfg dc = {strcmp(mode, "greedy") == 0, c->temperature, (int)c->top_k, (uint64_t)c->seed};
+  const kd_decode_cfg dc = {strcmp(mode, "greedy") == 0, c->temperature, (int)c->top_k, (uint64_t)c->seed,
+                            rc ? 0 : kd_fit_emit_ids(m, &tok)};
   const double t0 = MPI_Wtime();
   if (!rc) rc = kd_generate(m, ids, n_prompt, (int)c->max_new, tok.end_id, &dc, &n, e);
   const double dt = MPI_Wtime() - t0;
@@ -118,7 +123,7 @@ static int generate_data(const gen_cfg *c, kd_err *e) {
   if (c->prompt[0]) return kd_fail(e, KD_ERR_USAGE, "kd generate: --prompt and --data do not go together");
   const kd_seqgen_cfg g = {c->ckpt,   c->data,        c->split,  c->out,  c->decode[0] ? c->decode : "beam:5",
                            c->nbest,  c->length_penalty, c->temperature, c->top_k, c->seed,
-                           c->batch,  strcmp(c->select, "closest") == 0};
+                           c->batch,  strcmp(c->select, "closest") == 0, c->progress, c->progress_every};
   kd_seq_stats st;
   const int rc = kd_seqgen_run(&g, MPI_COMM_WORLD, &st, e);
   if (!rc && g_rank == 0)

@@ -38,6 +38,7 @@ static const kd_opt_spec opts[] = {
    "temperature of the softmax --sample draws from; kd train --temperature must equal it"},
   {"seed", KD_OPT_INT, E_(seed), 0, "0", NULL, 0, 1e15, 0, 0,
    "seed of the --sample draws (each position's draws depend on the seed, split, row and position only)"},
+  KD_PROGRESS_OPTS(kd_eval_cfg),
 };
 
 int cmd_logits(int argc, char **argv, kd_err *e) {

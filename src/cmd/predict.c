@@ -19,6 +19,7 @@ static const kd_opt_spec opts[] = {
    "rows per forward pass (0: as many as fit in 256 MiB of activations, at most 1024)"},
   {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
    "type of the logits written (f16: half the bytes; kd reads float16 teacher files as they are)"},
+  KD_PROGRESS_OPTS(kd_eval_cfg),
 };
 
 int cmd_predict(int argc, char **argv, kd_err *e) {

@@ -94,9 +94,14 @@ static int add_dataset(kd_inter_store *s, const char *kind, int l, int64_t total
   int64_t d[KD_H5_MAX_DIMS];
   if (kd_h5_shape(s->file, s->path, name, &nd, d, e)) return e->code;
   const int ok = d[0] == total && (is_attn ? nd == 4 && d[2] == s->T && d[3] == s->T : nd == 3 && d[1] == s->T);
-  if (!ok)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s must be %s for the %lld rows of %d positions of /%s", s->path, name,
-                   is_attn ? "[rows, heads, T, T]" : "[rows, T, width]", (long long)total, s->T, s->split);
+  if (!ok) {
+    char shape[96] = "";
+    for (int i = 0; i < nd && i < 4; i++)
+      snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i ? ", " : "", (long long)d[i]);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s is [%s] but must be %s for the %lld rows of %d positions of /%s",
+                   s->path, name, shape, is_attn ? "[rows, heads, T, T]" : "[rows, T, width]", (long long)total, s->T,
+                   s->split);
+  }
   if ((is_attn ? d[1] : d[2]) != want)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s has %s %lld, the other stored layers %d", s->path, name,
                    is_attn ? "heads" : "width", (long long)(is_attn ? d[1] : d[2]), want);
@@ -147,6 +152,20 @@ int kd_inter_store_open(kd_inter_store **out, const char *path, const char *spli
   return KD_OK;
 }
 
+/* Value j of a row of dataset k is not finite: name its place (position and column of a hidden state; head,
+ * query and key position of an attention map). */
+static int non_finite(const kd_inter_store *s, int k, const char *name, int64_t row, size_t j, float v, kd_err *e) {
+  const char *what = isnan(v) ? "NaN" : "infinite";
+  if (k < s->n_hidden) {
+    const size_t D = (size_t)s->dims[k][2];
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %lld position %zu column %zu is %s", s->path, name, (long long)row,
+                   j / D, j % D, what);
+  }
+  const size_t T = (size_t)s->dims[k][3];
+  return kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %lld head %zu query %zu key %zu is %s", s->path, name, (long long)row,
+                 j / (T * T), (j / T) % T, j % T, what);
+}
+
 int kd_inter_store_gather(kd_inter_store *s, const int64_t *idx, int count, kd_err *e) {
   if (count > s->capacity) return kd_fail(e, KD_ERR_RUNTIME, "%s: batch of %d rows, %d allocated", s->path, count, s->capacity);
   char name[96];
@@ -161,9 +180,7 @@ int kd_inter_store_gather(kd_inter_store *s, const int64_t *idx, int count, kd_e
           H5Dread(s->dset[k], H5T_NATIVE_FLOAT, s->mspace[k], s->space[k], H5P_DEFAULT, dst) < 0)
         return kd_fail(e, KD_ERR_RUNTIME, "%s: reading row %lld of %s failed", s->path, (long long)row, name);
       for (size_t j = 0; j < rv; j++)
-        if (!isfinite(dst[j]))
-          return kd_fail(e, KD_ERR_RUNTIME, "%s: %s row %lld holds a non-finite value (%g at flat index %zu)", s->path,
-                         name, (long long)row, (double)dst[j], j);
+        if (!isfinite(dst[j])) return non_finite(s, k, name, row, j, dst[j], e);
     }
   }
   return KD_OK;

@@ -217,7 +217,9 @@ static int read_pairs(const kd_pairs_cfg *c, pairs *p, kd_pairs_stats *st, kd_er
   if (!rc && ferror(f)) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: read failed (%s)", c->in, strerror(errno));
   free(line);
   fclose(f);
-  if (!rc && p->n == 0) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: no pairs", c->in);
+  if (!rc && p->n == 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: no pairs to import (%s)", c->in,
+                 w.line ? "only blank and comment lines" : "the file is empty");
   return rc;
 }
 

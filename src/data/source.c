@@ -21,6 +21,7 @@ struct kd_source {
   uint8_t *mask;       /* [n, width] 1: a target (from /SPLIT/mask, or every position after the first) */
   int has_mask;        /* the file has /SPLIT/mask */
   int32_t *token_bytes; /* [vocab] byte length of each id, from /tokenizer (or NULL) */
+  int tok_vocab;       /* ids of the /tokenizer record (0: none) */
   const kd_preprocess *pre; /* applied on gather, or NULL */
 };
 
@@ -209,12 +210,26 @@ size_t kd_source_bytes(const kd_source *s) {
          (s->y ? (size_t)s->n * sizeof(int32_t) : 0);
 }
 const int32_t *kd_source_token_bytes(const kd_source *s) { return s->token_bytes; }
+int kd_source_vocab(const kd_source *s) { return s->tok_vocab; }
+
+int64_t kd_source_targets(const kd_source *s) {
+  if (s->info.kind == KD_INPUT_FEATURES) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < s->n; i++) n += s->y[i] >= 0;
+    return n;
+  }
+  const size_t W = (size_t)s->info.width;
+  int64_t n = 0;
+  for (size_t i = 0; i < (size_t)s->n * W; i++) n += i % W != 0 && s->mask[i];
+  return n;
+}
 
 /* The byte length of each id, from the tokenizer record (bytes: 1 each). */
 static int read_token_bytes(kd_source *s, kd_err *e) {
   kd_tokenizer t;
   int present;
   if (kd_tokenizer_read(&t, s->path, &present, e)) return e->code;
+  if (present) s->tok_vocab = t.vocab;
   if (present && t.vocab > 0) {
     s->token_bytes = kd_malloc(sizeof(int32_t) * (size_t)t.vocab, "token lengths", e);
     for (int i = 0; s->token_bytes && i < t.vocab; i++) s->token_bytes[i] = (int32_t)(t.offsets[i + 1] - t.offsets[i]);

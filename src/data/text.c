@@ -223,8 +223,12 @@ int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
   int rc = KD_OK;
   for (int i = 0; i < c->n_in && !rc; i++) {
     file.n = 0;
+    const int64_t before = st->docs[0] + st->docs[1] + st->docs[2];
     rc = read_file(c->in[i], &file, e);
     if (!rc) rc = add_file(streams, &file, c, st, e);
+    if (!rc && st->docs[0] + st->docs[1] + st->docs[2] == before)
+      rc = kd_fail(e, KD_ERR_RUNTIME, "%s: no text to import (%s)", c->in[i],
+                   file.n ? "only document separators" : "the file is empty");
   }
   free(file.p);
   if (!rc && st->docs[0] == 0)

@@ -96,6 +96,21 @@ static int read_id(hid_t f, const char *path, const char *name, int32_t *v, kd_e
   return KD_OK;
 }
 
+/* Every id the record names lies within its vocabulary. */
+static int check_ids(const kd_tokenizer *t, const char *path, kd_err *e) {
+  const char *names[5] = {"pad_id", "sep_id", "end_id", "unk_id", "target_id0"};
+  const int32_t ids[5] = {t->pad_id, t->sep_id, t->end_id, t->unk_id, t->target_id0};
+  for (int i = 0; i < 5; i++)
+    if (ids[i] < -1 || (t->vocab > 0 && ids[i] >= t->vocab))
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute %s = %d is outside its vocabulary [0, %d) (-1: absent)",
+                     path, names[i], (int)ids[i], t->vocab);
+  for (int i = 0; i < 2 * t->n_merges; i++)
+    if (t->merges[i] < 0 || (t->vocab > 0 && t->merges[i] >= t->vocab))
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges row %d names id %d, outside the vocabulary [0, %d)", path,
+                     i / 2, (int)t->merges[i], t->vocab);
+  return KD_OK;
+}
+
 int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e) {
   memset(t, 0, sizeof *t);
   *present = 0;
@@ -112,6 +127,7 @@ int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e
     if (!rc) rc = read_id(f, path, "target_id0", &t->target_id0, e);
     if (!rc && kd_h5_exists(f, "/tokenizer/vocab")) rc = read_vocab(t, f, path, e);
     if (!rc) rc = read_merges(t, f, path, e);
+    if (!rc) rc = check_ids(t, path, e);
   }
   H5Eclear2(H5E_DEFAULT);
   H5Fclose(f);

@@ -1,6 +1,9 @@
 #include "kd/infer.h"
 
 #include "core/fmt.h"
+#include "core/progress.h"
+
+#include <mpi.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -115,7 +118,7 @@ static int accumulate_chunk(kd_eval_sums *s, const float *z, const kd_batch *b, 
 }
 
 int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_source *src,
-                  const kd_teacher *teacher, double T, kd_err *e) {
+                  const kd_teacher *teacher, double T, kd_progress *prog, kd_err *e) {
   const int C = m->out_dim, chunk = m->max_batch;
   kd_batch b;
   if (kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e)) return e->code;
@@ -132,6 +135,7 @@ int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_so
     float *z = logits_out ? logits_out + (size_t)r0 * kd_batch_positions(&b) * C : buf;
     rc = forward_chunk(z, NULL, 0, m, src, &b, r0, nb, e);
     if (!rc) rc = accumulate_chunk(&s, z, &b, y, tl, src, teacher, r0, C, T, e);
+    if (prog) kd_progress_add(prog, nb, MPI_Wtime());
   }
   free(buf);
   free(tl);
@@ -141,7 +145,8 @@ int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_so
   return rc;
 }
 
-int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_err *e) {
+int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_progress *prog,
+                  kd_err *e) {
   const int C = m->out_dim, chunk = m->max_batch;
   kd_batch b;
   if (kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e)) return e->code;
@@ -150,6 +155,7 @@ int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const 
   for (int64_t r0 = 0; r0 < n && !rc; r0 += chunk) {
     const int nb = (int)(n - r0 < chunk ? n - r0 : chunk);
     rc = forward_chunk(logits + (size_t)r0 * kd_batch_positions(&b) * C, features, layer, m, src, &b, r0, nb, e);
+    if (prog) kd_progress_add(prog, nb, MPI_Wtime());
   }
   kd_batch_free(&b);
   return rc;

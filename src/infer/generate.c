@@ -63,6 +63,12 @@ static int prefill(kd_model *m, const int32_t *ids, int from, int to, float *z, 
   return KD_OK;
 }
 
+void kd_mask_padding(float *z, int rows, int V, int n_ids) {
+  if (n_ids <= 0 || n_ids >= V) return;
+  for (int r = 0; r < rows; r++)
+    for (int v = n_ids; v < V; v++) z[(size_t)r * V + v] = -INFINITY;
+}
+
 int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_id, const kd_decode_cfg *cfg, int *n_out,
                 kd_err *e) {
   *n_out = n_prompt;
@@ -77,6 +83,7 @@ int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_i
   }
   int start = n_prompt > ctx ? n_prompt - ctx : 0, rc = prefill(m, ids, start, n_prompt, z, e);
   for (int t = 0; t < max_new && !rc; t++) {
+    kd_mask_padding(z, 1, V, cfg->n_ids);
     const int32_t next = kd_pick_token(z, V, cfg, (uint64_t)t, z + V);
     ids[(*n_out)++] = next;
     if (next == stop_id) break;

@@ -6,11 +6,13 @@
 #include "ckpt/weights.h"
 #include "core/atomic.h"
 #include "core/h5io.h"
+#include "core/progress.h"
 #include "core/half.h"
 #include "core/provenance.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
 #include "kd/registry.h"
+#include "models/fit.h"
 
 int kd_model_load(kd_model **m, float **params, const char *path, int max_batch, kd_err *e) {
   *m = NULL;
@@ -45,19 +47,8 @@ int kd_model_load(kd_model **m, float **params, const char *path, int max_batch,
   return rc;
 }
 
-int kd_infer_check_fit(const kd_model *m, const char *ckpt, const char *data, const char *split,
-                       const kd_split_info *info, kd_err *e) {
-  if (info->kind != m->input)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s holds %s rows but the student %s %s of %s reads %s rows", data, split,
-                   info->kind == KD_INPUT_TOKENS ? "token" : "feature", m->family, m->spec, ckpt,
-                   m->input == KD_INPUT_TOKENS ? "token" : "feature");
-  if (info->kind == KD_INPUT_FEATURES && info->width != m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but the student %s of %s takes %d", data, split,
-                   info->width, m->spec, ckpt, m->in_dim);
-  if (info->kind == KD_INPUT_TOKENS && info->width > m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens rows have %d positions but the student %s of %s has a context of %d",
-                   data, split, info->width, m->spec, ckpt, m->in_dim);
-  return KD_OK;
+void kd_infer_who(char *buf, size_t n, const kd_model *m, const char *ckpt) {
+  snprintf(buf, n, "the student %s:%s of %s", m->family, m->spec, ckpt);
 }
 
 /* What kd eval and kd predict work on. */
@@ -114,7 +105,9 @@ static int open_split(inference *in, const kd_eval_cfg *cfg, const char *ckpt_pa
   if (!info.present)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /%s/%s is missing", cfg->data, cfg->split,
                    in->m->input == KD_INPUT_TOKENS ? "tokens" : "x");
-  if (kd_infer_check_fit(in->m, ckpt_path, cfg->data, in->split, &info, e)) return e->code;
+  char who[KD_PATH_MAX + 320];
+  kd_infer_who(who, sizeof who, in->m, ckpt_path);
+  if (kd_fit_split(in->m, who, cfg->data, in->split, &info, e)) return e->code;
   if (kd_source_open(&in->src, cfg->data, in->split, in->lo, in->hi, e)) return e->code;
   return kd_source_set_preprocess(in->src, &in->pre, e);
 }
@@ -144,16 +137,22 @@ static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   return kd_teacher_open(&in->teacher, cfg->teacher, in->split, in->lo, in->hi, total, KD_TEACH_LOGITS, e);
 }
 
-/* The checkpoint, the split's rows and (want_teacher) the teacher's logits. */
-static int load_for_inference(inference *in, const kd_eval_cfg *cfg, int want_teacher, char *ckpt_path, size_t n,
+/* The checkpoint, the split's rows and (metrics) the teacher's logits. */
+static int load_for_inference(inference *in, const kd_eval_cfg *cfg, int metrics, char *ckpt_path, size_t n,
                               kd_err *e) {
   kd_h5_quiet();
   memset(in, 0, sizeof *in);
   if (kd_ckpt_resolve(cfg->ckpt, 0, ckpt_path, n, NULL, 0, e)) return e->code;
   if (kd_model_load(&in->m, &in->params, ckpt_path, (int)cfg->batch, e)) return e->code;
   if (kd_ckpt_read_preprocess(ckpt_path, &in->pre, e) || open_split(in, cfg, ckpt_path, e)) return e->code;
-  if (want_teacher && cfg->teacher[0] && open_teacher(in, cfg, e)) return e->code;
-  if (kd_source_validate(in->src, in->m->out_dim, 1, e)) return e->code;
+  if (metrics && cfg->teacher[0] && open_teacher(in, cfg, e)) return e->code;
+  char who[KD_PATH_MAX + 320];
+  kd_infer_who(who, sizeof who, in->m, ckpt_path);
+  if (kd_fit_rows(in->m, who, in->src, 1, e) || kd_fit_tokenizers(who, ckpt_path, cfg->data, e)) return e->code;
+  /* metrics need targets; kd predict writes the logits of every position whatever the mask */
+  if (metrics && kd_source_kind(in->src) == KD_INPUT_TOKENS &&
+      kd_fit_targets(kd_source_targets(in->src), cfg->data, in->split, KD_INPUT_TOKENS, e))
+    return e->code;
   return in->teacher ? kd_teacher_validate(in->teacher, e) : KD_OK;
 }
 
@@ -164,10 +163,25 @@ static double eval_temperature(const kd_eval_cfg *cfg, const char *ckpt_path) {
   return kd_ckpt_config_get(ckpt_path, "temperature", v, sizeof v) && atof(v) > 0 ? atof(v) : 4.0;
 }
 
+/* A progress line over the rows of the split (kd eval, kd predict). */
+static int begin_progress(kd_progress *p, const kd_eval_cfg *cfg, const inference *in, const char *cmd, kd_err *e) {
+  if (kd_progress_init(p, cfg->progress[0] ? cfg->progress : "off", cfg->progress_every > 0 ? cfg->progress_every : 10,
+                       e))
+    return e->code;
+  char what[96];
+  snprintf(what, sizeof what, "%s /%s", cmd, in->split);
+  const int tokens = kd_source_kind(in->src) == KD_INPUT_TOKENS;
+  kd_progress_begin(p, what, "rows", kd_source_rows(in->src), tokens ? kd_source_width(in->src) : 0, MPI_Wtime());
+  return KD_OK;
+}
+
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e) {
   inference in;
+  kd_progress prog;
   int rc = load_for_inference(&in, cfg, 1, ckpt_path, n, e);
-  if (!rc) rc = kd_eval_model(r, NULL, in.m, in.src, in.teacher, eval_temperature(cfg, ckpt_path), e);
+  if (!rc) rc = begin_progress(&prog, cfg, &in, "kd eval", e);
+  if (!rc) rc = kd_eval_model(r, NULL, in.m, in.src, in.teacher, eval_temperature(cfg, ckpt_path), &prog, e);
+  if (!rc) kd_progress_end(&prog);
   inference_free(&in);
   return rc;
 }
@@ -208,15 +222,18 @@ static int write_predictions(const kd_eval_cfg *cfg, const char *ckpt_path, cons
 
 int kd_predict_run(const kd_eval_cfg *cfg, int64_t *rows, char *ckpt_path, size_t n, kd_err *e) {
   inference in;
+  kd_progress prog;
   float *logits = NULL;
   int rc = load_for_inference(&in, cfg, 0, ckpt_path, n, e);
+  if (!rc) rc = begin_progress(&prog, cfg, &in, "kd predict", e);
   const int64_t nr = rc ? 0 : kd_source_rows(in.src);
   const int P = rc || in.m->input != KD_INPUT_TOKENS ? 1 : kd_source_width(in.src);
   if (!rc) {
     logits = kd_malloc(sizeof(float) * (size_t)nr * P * in.m->out_dim, "predicted logits", e);
     rc = logits ? KD_OK : e->code;
   }
-  if (!rc) rc = kd_infer_rows(logits, NULL, 0, in.m, in.src, e);
+  if (!rc) rc = kd_infer_rows(logits, NULL, 0, in.m, in.src, &prog, e);
+  if (!rc) kd_progress_end(&prog);
   if (!rc) rc = write_predictions(cfg, ckpt_path, logits, nr, P, in.m->out_dim, e);
   if (!rc) *rows = nr;
   free(logits);

@@ -13,12 +13,14 @@
 #include "core/dist.h"
 #include "core/h5io.h"
 #include "core/half.h"
+#include "core/progress.h"
 #include "core/provenance.h"
 #include "core/rng.h"
 #include "infer/sparse_logits.h"
 #include "kd/ckpt.h"
 #include "kd/data.h"
 #include "kd/infer.h"
+#include "models/fit.h"
 
 #define CHUNK_BYTES ((size_t)16 << 20) /* per message and per hyperslab write */
 
@@ -164,6 +166,7 @@ typedef struct logits_job {
   int hidden[MAX_TAPS], attn[MAX_TAPS];
   int L, D, heads;         /* the teacher's blocks, width and attention heads */
   int K, S;                /* --topk K, --sample S (sparse logits instead of dense; 0: not written) */
+  kd_progress prog;        /* rank 0: over its own rows of each split (every rank has as many, give or take one) */
 } logits_job;
 
 /* Logits positions per row of split s (0: feature rows, 2-D logits). */
@@ -334,6 +337,19 @@ static int check_sparse(logits_job *j, kd_err *e) {
   return KD_OK;
 }
 
+/* This rank's rows of split s against the teacher, before anything is
+ * computed or written: read in bounded pieces (kd_fit_file). */
+static int check_rows(const logits_job *j, int s, kd_err *e) {
+  char who[KD_PATH_MAX + 320];
+  kd_infer_who(who, sizeof who, j->m, j->ckpt);
+  int64_t lo, hi;
+  kd_shard_range(j->info[s].rows, j->size, j->rank, &lo, &hi);
+  if (kd_fit_split(j->m, who, j->cfg->data, splits[s], &j->info[s], e) ||
+      kd_fit_file(j->m, who, j->cfg->data, splits[s], lo, hi, 1, NULL, e))
+    return e->code;
+  return s == 0 ? kd_fit_tokenizers(who, j->ckpt, j->cfg->data, e) : KD_OK;
+}
+
 /* Rank 0 chooses the checkpoint; every rank builds the model from it and
  * checks the splits. */
 static int job_model(logits_job *j, kd_err *e) {
@@ -348,7 +364,7 @@ static int job_model(logits_job *j, kd_err *e) {
   if (!rc) rc = kd_ckpt_read_preprocess(j->ckpt, &j->pre, e);
   for (int s = 0; s < 3 && !rc; s++) {
     rc = kd_source_probe(cfg->data, splits[s], &j->info[s], e);
-    if (!rc && j->info[s].present) rc = kd_infer_check_fit(j->m, j->ckpt, cfg->data, splits[s], &j->info[s], e);
+    if (!rc && j->info[s].present) rc = check_rows(j, s, e);
   }
   if (!rc && !j->info[0].present)
     rc = kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/%s is missing", cfg->data,
@@ -443,7 +459,7 @@ static int copy_tap(const logits_job *j, int s, int k, int64_t r0, int nb, float
 
 /* kd_infer_rows with the taps: every row of src forwarded in chunks of the
  * model's max_batch, logits [n, T, V] into logits and each tap into taps[k]. */
-static int forward_taps(const logits_job *j, int s, const kd_source *src, float *logits, float **taps, kd_err *e) {
+static int forward_taps(logits_job *j, int s, const kd_source *src, float *logits, float **taps, kd_err *e) {
   kd_model *m = j->m;
   const int C = m->out_dim, chunk = m->max_batch;
   kd_batch b;
@@ -456,6 +472,7 @@ static int forward_taps(const logits_job *j, int s, const kd_source *src, float 
     rc = kd_source_gather_range(src, r0, nb, &b, e);
     if (!rc) rc = kd_model_forward(m, logits + (size_t)r0 * kd_batch_positions(&b) * C, &b, &f, e);
     for (int k = 0; k < n_taps(j) && !rc; k++) rc = copy_tap(j, s, k, r0, nb, taps[k], e);
+    kd_progress_add(&j->prog, nb, MPI_Wtime());
   }
   kd_batch_free(&b);
   return rc;
@@ -487,7 +504,7 @@ static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err 
       rc = e->code;
   if (!rc && part)
     rc = n_taps(j) ? forward_taps(j, s, part, logits, taps, e)
-                   : kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, e);
+                   : kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, &j->prog, e);
   if (!rc && part && sparse_on(j)) rc = sparse_rows(j, s, a, b - a, logits, sp, e);
   kd_source_free(part);
   if (!(rc = kd_agree(j->comm, rc, e))) {
@@ -533,8 +550,14 @@ static int job_split(logits_job *j, int s, kd_err *e) {
   const char *hook = getenv("KD_LOGITS_ROUND_ROWS"); /* tests: many rounds */
   if (hook && atoll(hook) > 0) chunk = atoll(hook);
   const int64_t longest = (j->info[s].rows + j->size - 1) / j->size; /* every rank runs as many rounds */
+  int64_t lo, hi;
+  kd_shard_range(j->info[s].rows, j->size, j->rank, &lo, &hi);
+  char what[96];
+  snprintf(what, sizeof what, "kd logits /%s%s", splits[s], j->size > 1 ? " (rank 0's rows)" : "");
+  kd_progress_begin(&j->prog, what, "rows", hi - lo, positions(j, s), MPI_Wtime());
   int rc = KD_OK;
   for (int64_t first = 0; first < longest && !rc; first += chunk) rc = job_round(j, s, first, chunk, e);
+  kd_progress_end(&j->prog);
   return rc;
 }
 
@@ -571,7 +594,9 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   MPI_Comm_rank(comm, &j.rank);
   MPI_Comm_size(comm, &j.size);
   kd_h5_quiet();
-  int rc = job_model(&j, e);
+  int rc = kd_progress_init(&j.prog, j.rank == 0 && cfg->progress[0] ? cfg->progress : "off",
+                            cfg->progress_every > 0 ? cfg->progress_every : 10, e);
+  if (!rc) rc = job_model(&j, e);
   if (!rc) rc = job_create(&j, e);
   for (int s = 0; s < 3 && !rc; s++)
     if (j.info[s].present && !(rc = job_split(&j, s, e))) rows_out[s] = j.info[s].rows;

@@ -178,6 +178,7 @@ static int prefill(dec *d, const int32_t *prompts, int stride, const int *order,
       d->pos[i] = p;
     }
     if (d->m->ops->decode_step(d->m, d->z, d->tok, d->pos, n, e)) return e->code;
+    kd_mask_padding(d->z, n, d->V, d->c->n_ids);
   }
   return KD_OK;
 }
@@ -188,14 +189,16 @@ static int advance(dec *d, int n, int t, kd_err *e) {
     d->tok[j] = d->hist[(size_t)j * d->L + t];
     d->pos[j] = d->plen[d->row[j]] + t;
   }
-  return d->m->ops->decode_step(d->m, d->z, d->tok, d->pos, n, e);
+  if (d->m->ops->decode_step(d->m, d->z, d->tok, d->pos, n, e)) return e->code;
+  kd_mask_padding(d->z, n, d->V, d->c->n_ids);
+  return KD_OK;
 }
 
 /* Positions that hold keys and values after t target tokens were fed. */
 static int cached_len(const dec *d, int t) { return d->maxP + t < d->ctx ? d->maxP + t : d->ctx; }
 
 static int32_t pick(const dec *d, const float *z, int r, int t, const int64_t *row_ids) {
-  kd_decode_cfg pc = {d->c->mode == KD_DECODE_GREEDY, d->c->temperature, d->c->top_k, 0};
+  kd_decode_cfg pc = {d->c->mode == KD_DECODE_GREEDY, d->c->temperature, d->c->top_k, 0, d->c->n_ids};
   if (!pc.greedy) pc.seed = kd_key(d->c->seed, KD_RNG_SAMPLE, (uint64_t)row_ids[r], 0);
   return kd_pick_token(z, d->V, &pc, (uint64_t)t, d->scratch);
 }

@@ -31,6 +31,7 @@ typedef struct kd_seq_cfg {
   int top_k;              /* sampling: among the k most likely (0: all) */
   uint64_t seed;          /* sampling: draws keyed on (seed, global row, step) */
   int end_id;             /* the token that ends a hypothesis */
+  int n_ids;              /* ids that may be emitted: [0, n_ids) (0: the whole vocabulary; kd_mask_padding) */
 } kd_seq_cfg;
 
 /* "greedy" | "sample" | "beam:K" (1 <= K <= 1024) into c->mode and c->beam. */

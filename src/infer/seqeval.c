@@ -1,5 +1,6 @@
 /* kd eval --decode: phoneme (token) and word error rates of decoded targets. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,8 @@ static int load_rows(const kd_seq_task *t, split_rows *s, kd_err *e) {
   s->tokens = kd_malloc(sizeof(int32_t) * (size_t)s->n * W, "evaluation rows", e);
   s->plen = kd_malloc(sizeof(int) * (size_t)s->n, "evaluation rows", e);
   s->ref = kd_malloc(sizeof(int) * (size_t)s->n, "evaluation rows", e);
-  if (e->code || kd_source_open(&src, t->data, t->split, 0, s->n, e) || kd_batch_init(&b, KD_INPUT_TOKENS, 256, W, e))
+  if (e->code || kd_source_open(&src, t->data, t->split, 0, s->n, e) || kd_seq_task_rows(t, src, e) ||
+      kd_batch_init(&b, KD_INPUT_TOKENS, 256, W, e))
     goto out;
   for (int64_t r0 = 0; r0 < s->n; r0 += 256) {
     const int nb = (int)(s->n - r0 < 256 ? s->n - r0 : 256);
@@ -97,7 +99,7 @@ static void score_word(kd_seq_stats *st, const split_rows *s, int W, int64_t r0,
 
 /* Decode words [w0, w1) in batches of B. */
 static int decode_words(const kd_seq_task *t, const kd_seq_cfg *sc, const split_rows *s, const int64_t *first,
-                        int64_t w0, int64_t w1, int B, kd_seq_stats *st, kd_err *e) {
+                        int64_t w0, int64_t w1, int B, kd_seq_stats *st, kd_progress *prog, kd_err *e) {
   const int W = t->width;
   kd_hyps h;
   if (kd_hyps_init(&h, B, sc->nbest, W, e)) return e->code;
@@ -121,7 +123,9 @@ static int decode_words(const kd_seq_task *t, const kd_seq_cfg *sc, const split_
     for (size_t i = 0; i < (size_t)h.rows * h.nbest; i++) h.logp[i] = h.score[i] = -INFINITY;
     if (kd_decode_rows(t->m, prompts, W, plen, maxl, nb, ids, sc, &h, e)) break;
     for (int b = 0; b < nb; b++) score_word(st, s, W, first[g0 + b], first[g0 + b + 1], &h, b, sc->end_id, refs, ref_len, scratch);
+    kd_progress_add(prog, nb, MPI_Wtime());
   }
+  kd_progress_end(prog);
   free(plen);
   free(scratch);
   free(prompts);
@@ -155,8 +159,12 @@ int kd_seqeval_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_e
     w0 = b0 * c->batch < n_words ? b0 * c->batch : n_words;
     w1 = b1 * c->batch < n_words ? b1 * c->batch : n_words;
   }
+  kd_progress prog;
+  char what[64];
+  snprintf(what, sizeof what, "kd eval --decode /%s%s", t.split, P > 1 ? " (rank 0's words)" : "");
+  if (!rc) rc = kd_seq_progress(&prog, c, comm, what, "words", w1 - w0, e);
   const double t0 = MPI_Wtime();
-  if (!rc) rc = decode_words(&t, &sc, &s, first, w0, w1, (int)c->batch, st, e);
+  if (!rc) rc = decode_words(&t, &sc, &s, first, w0, w1, (int)c->batch, st, &prog, e);
   double dt = MPI_Wtime() - t0;
   rc = kd_agree(comm, rc, e);
   if (!rc) {

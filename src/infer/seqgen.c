@@ -93,7 +93,7 @@ static void emit(gen_out *o, int64_t r, const int32_t *row, int plen, const kd_h
 
 /* Decode rows [0, n) of src (this rank's blocks) in batches of B. */
 static int decode_shard(const kd_seq_task *t, const kd_seqgen_cfg *c, const kd_seq_cfg *sc, const kd_source *src,
-                        gen_out *o, double *hyp_tokens, kd_err *e) {
+                        gen_out *o, double *hyp_tokens, kd_progress *prog, kd_err *e) {
   const int W = t->width, B = (int)c->batch;
   kd_batch bt;
   kd_hyps h;
@@ -122,7 +122,9 @@ static int decode_shard(const kd_seq_task *t, const kd_seqgen_cfg *c, const kd_s
       emit(o, r0 + b, row, plen[b], &h, b, pick, t->pad);
       *hyp_tokens += h.len[(size_t)b * h.nbest + pick];
     }
+    kd_progress_add(prog, nb, MPI_Wtime());
   }
+  kd_progress_end(prog);
   free(plen);
   free(scratch);
   free(ids);
@@ -226,7 +228,8 @@ static int open_shard(const kd_seq_task *t, const kd_seqgen_cfg *c, MPI_Comm com
   *lo = b0 * c->batch;
   *hi = b1 * c->batch < t->rows ? b1 * c->batch : t->rows;
   *src = NULL;
-  return *hi > *lo ? kd_source_open(src, t->data, t->split, *lo, *hi, e) : KD_OK;
+  if (*hi <= *lo) return KD_OK;
+  return kd_source_open(src, t->data, t->split, *lo, *hi, e) || kd_seq_task_rows(t, *src, e) ? e->code : KD_OK;
 }
 
 int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_err *e) {
@@ -253,9 +256,13 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
                  t.width, sc.nbest, INT_MAX);
   if (!rc) rc = open_shard(&t, c, comm, &src, &lo, &hi, e);
   if (!rc) rc = out_alloc(&mine, hi - lo, t.width, sc.nbest, e);
+  kd_progress prog;
+  char what[64];
+  snprintf(what, sizeof what, "kd generate /%s%s", t.split, P > 1 ? " (rank 0's rows)" : "");
+  if (!rc) rc = kd_seq_progress(&prog, c, comm, what, "rows", hi - lo, e);
   rc = kd_agree(comm, rc, e);
   double hyp_tokens = 0, t0 = MPI_Wtime();
-  if (!rc && mine.n) rc = decode_shard(&t, c, &sc, src, &mine, &hyp_tokens, e);
+  if (!rc && mine.n) rc = decode_shard(&t, c, &sc, src, &mine, &hyp_tokens, &prog, e);
   double dt = MPI_Wtime() - t0;
   rc = kd_agree(comm, rc, e);
   if (!rc) rc = gather(&mine, &all, t.rows, comm, rank, P, e);

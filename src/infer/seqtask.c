@@ -7,6 +7,7 @@
 #include "kd/ckpt.h"
 #include "nn/gemm.h"
 #include "kd/infer.h"
+#include "models/fit.h"
 
 void kd_seq_threads(MPI_Comm comm) {
   const int n = kd_default_threads(comm); /* collective: every rank, before anything can fail */
@@ -20,9 +21,9 @@ static int check_tokenizer(const kd_seq_task *t, int present, kd_err *e) {
   if (t->tok.sep_id < 0 || t->tok.end_id < 0)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer (kind %s) has no %s: decoding targets needs prompt-completion "
                    "rows (kd import pairs)", t->data, t->tok.kind, t->tok.sep_id < 0 ? "sep_id" : "end_id");
-  if (t->tok.vocab && t->tok.vocab != t->m->out_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: the tokenizer has %d ids but %s's vocabulary is %d", t->data, t->tok.vocab,
-                   t->ckpt, t->m->out_dim);
+  if (t->tok.vocab > t->m->out_dim)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has %d ids but %s's vocabulary is %d: ids it could not read or "
+                   "predict", t->data, t->tok.vocab, t->ckpt, t->m->out_dim);
   if (t->tok.sep_id >= t->m->out_dim || t->tok.end_id >= t->m->out_dim)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: sep_id %d / end_id %d outside %s's vocabulary of %d", t->data, t->tok.sep_id,
                    t->tok.end_id, t->ckpt, t->m->out_dim);
@@ -45,11 +46,19 @@ int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const c
   if (!info.present) return kd_fail(e, KD_ERR_USAGE, "%s has no /%s split", data, split);
   if (info.kind != KD_INPUT_TOKENS)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s holds feature rows; decoding needs token rows", data, split);
-  if (kd_infer_check_fit(t->m, t->ckpt, data, split, &info, e)) return e->code;
+  char who[KD_PATH_MAX + 384];
+  kd_infer_who(who, sizeof who, t->m, t->ckpt);
+  if (kd_fit_split(t->m, who, data, split, &info, e) || kd_fit_tokenizers(who, t->ckpt, data, e)) return e->code;
   t->rows = info.rows;
   t->width = info.width;
   t->pad = t->tok.pad_id >= 0 ? t->tok.pad_id : t->tok.end_id;
   return KD_OK;
+}
+
+int kd_seq_task_rows(const kd_seq_task *t, const kd_source *src, kd_err *e) {
+  char who[KD_PATH_MAX + 384];
+  kd_infer_who(who, sizeof who, t->m, t->ckpt);
+  return kd_fit_rows(t->m, who, src, 1, e);
 }
 
 void kd_seq_task_close(kd_seq_task *t) {
@@ -76,6 +85,16 @@ int kd_seq_row(const kd_seq_task *t, const int32_t *tokens, int64_t row, int *pl
   return KD_OK;
 }
 
+int kd_seq_progress(kd_progress *p, const kd_seqgen_cfg *c, MPI_Comm comm, const char *what, const char *unit,
+                    int64_t total, kd_err *e) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  const char *mode = rank == 0 && c->progress ? c->progress : "off";
+  if (kd_progress_init(p, mode, c->progress_every > 0 ? c->progress_every : 10, e)) return e->code;
+  kd_progress_begin(p, what, unit, total, 0, MPI_Wtime());
+  return KD_OK;
+}
+
 int kd_seq_cfg_make(kd_seq_cfg *c, const char *decode, int64_t nbest, double length_penalty, double temperature,
                     int64_t top_k, int64_t seed, const kd_seq_task *t, kd_err *e) {
   memset(c, 0, sizeof *c);
@@ -89,5 +108,6 @@ int kd_seq_cfg_make(kd_seq_cfg *c, const char *decode, int64_t nbest, double len
   c->top_k = (int)top_k;
   c->seed = (uint64_t)seed;
   c->end_id = t ? t->tok.end_id : -1;
+  c->n_ids = t ? kd_fit_emit_ids(t->m, &t->tok) : 0;
   return KD_OK;
 }

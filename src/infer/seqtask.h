@@ -8,6 +8,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "core/progress.h"
 #include "infer/seqdecode.h"
 #include "kd/data.h"
 #include "kd/error.h"
@@ -30,6 +31,8 @@ void kd_seq_threads(MPI_Comm comm);
 
 int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, kd_err *e);
 void kd_seq_task_close(kd_seq_task *t);
+/* Rows of the task's split, as a rank holds them, against its model (kd_fit_rows). */
+int kd_seq_task_rows(const kd_seq_task *t, const kd_source *src, kd_err *e);
 
 /* Row `row` (global index, for messages) of W tokens: its prompt (up to and
  * including the first separator) takes *plen tokens, its reference target
@@ -52,7 +55,13 @@ typedef struct kd_seqgen_cfg {
   double length_penalty, temperature;
   int64_t top_k, seed, batch;
   int select_closest;      /* the row's target: the n-best hypothesis nearest its reference (else the best) */
+  const char *progress;    /* auto | on | lines | off (NULL: off): rank 0's progress line */
+  double progress_every;   /* seconds between its lines */
 } kd_seqgen_cfg;
+
+/* Rank 0's progress line over `total` rows or words it decodes (other ranks: off). Collective-free. */
+int kd_seq_progress(kd_progress *p, const kd_seqgen_cfg *c, MPI_Comm comm, const char *what, const char *unit,
+                    int64_t total, kd_err *e);
 
 typedef struct kd_seq_stats {
   int64_t rows;            /* generate: rows decoded; eval: words (distinct sources) */

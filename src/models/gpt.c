@@ -694,6 +694,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, int froz
   m->family = kd_gpt_family.name;
   m->input = KD_INPUT_TOKENS;
   m->in_dim = cfg->ctx;
+  m->ctx = cfg->ctx;
   m->out_dim = cfg->vocab;
   m->max_batch = max_batch;
   m->frozen = frozen;

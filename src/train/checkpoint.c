@@ -26,7 +26,7 @@ int tr_evaluate(trainer *t, kd_eval_result *ev, int *have, kd_err *e) {
   const kd_source *s = d->has_valid ? d->valid : d->has_test ? d->test : NULL;
   const kd_teacher *teacher = d->has_valid ? d->valid_t : d->test_t;
   if (!s) return KD_OK;
-  if (kd_eval_model(ev, NULL, t->net.model, s, teacher, t->cfg.temperature, e)) return e->code;
+  if (kd_eval_model(ev, NULL, t->net.model, s, teacher, t->cfg.temperature, NULL, e)) return e->code;
   *have = 1;
   return KD_OK;
 }

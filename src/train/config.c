@@ -78,8 +78,11 @@ const kd_opt_spec kd_train_opts[] = {
   {"best-metric", KD_OPT_CHOICE, T_(best_metric), STR(kd_train_cfg, best_metric), "auto", "auto|accuracy|nll", 0, 0,
    0, 0, "validation metric that picks the best checkpoint (ties keep the earlier); auto: accuracy for classifiers, "
    "nll for language models (gpt)"},
-  {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|off", 0, 0, 0, 0,
-   "live progress line (auto: only on a terminal outside a batch job)"},
+  {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|lines|off", 0, 0, 0, 0,
+   "a progress line every --progress-every seconds (step, loss, rate, ETA): on, redrawn in place; lines, plain "
+   "lines (logs); auto, in place on a terminal and plain lines otherwise"},
+  {"progress-every", KD_OPT_REAL, T_(progress_every), 0, "10", NULL, 0, 86400, 1, 0,
+   "seconds between progress lines"},
   {"force", KD_OPT_FLAG, T_(force), 0, "0", NULL, 0, 0, 0, 0, "reuse an --out directory that holds a run"},
   {"self-distill", KD_OPT_FLAG, T_(self_distill), 0, "0", NULL, 0, 0, 0, 0,
    "self-distillation: the teacher is a frozen snapshot of an earlier checkpoint of this run (no teacher file)"},

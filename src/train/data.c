@@ -7,24 +7,24 @@
 
 #include "core/dist.h"
 #include "core/h5io.h"
+#include "models/fit.h"
 #include "train/trainer.h"
 
-/* The rows of a split fit the student: the kind it reads, as wide as its
- * input (feature rows) or no longer than its context (token rows). */
+/* The student as messages name it: "--student SPEC". */
+static void student_who(const trainer *t, char *buf, size_t n) { snprintf(buf, n, "--student %s", t->cfg.student); }
+
 static int check_fit(const trainer *t, const char *split, kd_input kind, int width, kd_err *e) {
-  const kd_train_cfg *c = &t->cfg;
-  const kd_model *m = t->net.model;
-  if (kind != m->input)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s holds %s rows but --student %s reads %s rows (/%s/%s)", c->data, split,
-                   kind == KD_INPUT_TOKENS ? "token" : "feature", c->student,
-                   m->input == KD_INPUT_TOKENS ? "token" : "feature", split, m->input == KD_INPUT_TOKENS ? "tokens" : "x");
-  if (kind == KD_INPUT_FEATURES && width != m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/x has %d features per row but --student %s takes %d", c->data, split,
-                   width, c->student, m->in_dim);
-  if (kind == KD_INPUT_TOKENS && width > m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens rows have %d positions but --student %s has a context of %d",
-                   c->data, split, width, c->student, m->in_dim);
-  return KD_OK;
+  char who[300];
+  student_who(t, who, sizeof who);
+  const kd_split_info info = {1, kind, 0, width};
+  return kd_fit_split(t->net.model, who, t->cfg.data, split, &info, e);
+}
+
+/* The rows a rank holds against the student (kd_fit_rows). */
+static int check_rows(const trainer *t, const kd_source *src, int allow_unlabelled, kd_err *e) {
+  char who[300];
+  student_who(t, who, sizeof who);
+  return kd_fit_rows(t->net.model, who, src, allow_unlabelled, e);
 }
 
 /* The teacher's logits have the student's classes (or vocabulary). */
@@ -43,7 +43,6 @@ static int check_classes(const trainer *t, const char *split, int classes, kd_er
 static int load_eval_split(trainer *t, kd_source **src, kd_teacher **teacher, const char *split, int64_t lo,
                            int64_t hi, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
-  const int C = t->net.model->out_dim;
   int has = 0, classes = 0;
   if (c->teacher[0] && kd_teacher_has(c->teacher, split, "logits", &has, e)) return e->code;
   if (kd_source_open(src, c->data, split, lo, hi, e)) return e->code;
@@ -55,7 +54,10 @@ static int load_eval_split(trainer *t, kd_source **src, kd_teacher **teacher, co
     if (check_classes(t, split, classes, e)) return e->code;
     if (kd_teacher_open(teacher, c->teacher, split, lo, hi, total, KD_TEACH_LOGITS, e)) return e->code;
   }
-  if (kd_source_validate(*src, C, 1, e)) return e->code;
+  if (check_rows(t, *src, 1, e)) return e->code;
+  if (kd_source_kind(*src) == KD_INPUT_TOKENS &&
+      kd_fit_targets(kd_source_targets(*src), c->data, kd_source_split(*src), KD_INPUT_TOKENS, e))
+    return e->code;
   return *teacher ? kd_teacher_validate(*teacher, e) : KD_OK;
 }
 
@@ -104,7 +106,7 @@ static int load_train(trainer *t, kd_err *e) {
     return e->code;
   if (sparse && kd_sparse_open(&t->data.sparse, c->teacher, "train", lo, hi, total, t->data.sparse_mode, C, e))
     return e->code;
-  if (kd_source_validate(t->data.train, C, t->data.has_teacher, e)) return e->code;
+  if (check_rows(t, t->data.train, t->data.has_teacher, e)) return e->code;
   if (t->data.teacher && kd_teacher_validate(t->data.teacher, e)) return e->code;
   if (c->hint_layer > 0 && sparse) /* the FitNets features beside sparse logits */
     return kd_teacher_open(&t->data.teacher, c->teacher, "train", lo, hi, total, KD_TEACH_FEATURES, e);
@@ -162,6 +164,14 @@ int tr_load_data(trainer *t, kd_err *e) {
   if (choose_valid(t, &tr, &vi, &ti, e) || load_train(t, e)) return e->code;
   if (tr_root(t) && kd_tokenizer_read(&t->data.tok, c->data, &t->data.have_tok, e)) return e->code;
   return load_eval(t, &vi, &ti, &tr, e);
+}
+
+int tr_check_targets(trainer *t, kd_err *e) {
+  if (kd_source_kind(t->data.train) != KD_INPUT_TOKENS) return KD_OK; /* feature rows: labels or a teacher, checked */
+  int64_t n = kd_source_targets(t->data.train);
+  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
+    return kd_fatal(e, t->mpi.rank, "target count");
+  return kd_fit_targets(n, t->cfg.data, "train", KD_INPUT_TOKENS, e); /* the same total on every rank */
 }
 
 /* Fingerprints: of the data file's whole /train split (x, y), which teacher

@@ -37,7 +37,7 @@ static int member_logits(const char *path, kd_source *test, float **sum, float *
       *sum = calloc(n * *C, sizeof(float));
       *logits = malloc(sizeof(float) * n * *C);
     }
-    rc = *sum && *logits ? kd_eval_model(r, *logits, m, test, NULL, c->temperature, e) : KD_ERR_RUNTIME;
+    rc = *sum && *logits ? kd_eval_model(r, *logits, m, test, NULL, c->temperature, NULL, e) : KD_ERR_RUNTIME;
   }
   if (!rc)
     for (size_t i = 0; i < n * *C; i++) (*sum)[i] += (*logits)[i];

@@ -22,7 +22,7 @@ static int run_epoch(trainer *t, tr_clock *c, int *stop, kd_train_result *res, k
   const kd_train_cfg *cfg = &t->cfg;
   const int64_t epoch = t->st.epoch;
   c->ep_t0 = MPI_Wtime();
-  c->ep_steps = 0;
+  c->ep_steps = c->ep_skipped = 0;
   kd_permutation(t->batch.perm, kd_source_rows(t->data.train),
                  kd_key((uint64_t)cfg->seed, KD_RNG_SHUFFLE, (uint64_t)epoch, (uint64_t)t->mpi.rank));
   /* Self-distillation: the teacher may change only at an epoch start. */
@@ -40,7 +40,14 @@ static int run_epoch(trainer *t, tr_clock *c, int *stop, kd_train_result *res, k
     t->net.model->prof = NULL; /* evaluations and checkpoints are not profiled */
     if (rc) return rc;
     *stop = o.stop;
+    c->ep_skipped += o.skipped;
     const int epoch_end = advance(t, c, epoch, s);
+    if (epoch_end && c->ep_skipped == c->ep_steps) /* before the epoch's checkpoint: nothing was learnt */
+      return kd_fail(e, KD_ERR_RUNTIME,
+                     "epoch %lld: every one of its %lld steps had a non-finite loss or gradient and was skipped "
+                     "(--on-nonfinite skip): the run cannot learn; stopping (the last checkpoint is untouched; lower "
+                     "--lr, set --clip, check the data and the teacher)",
+                     (long long)epoch + 1, (long long)c->ep_steps);
     if ((rc = tr_after_step(t, c, &o, epoch, s, tr_schedule(t, epoch, epoch_end, *stop), res, e))) return rc;
     if (*stop) break;
   }

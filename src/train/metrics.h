@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "core/progress.h"
 #include "kd/error.h"
 
 /* The columns every run has; a run adds the extra columns it is given at
@@ -41,22 +42,5 @@ int kd_metrics_open_resume(kd_metrics *m, const char *dir, int64_t step, const c
                            kd_err *e);
 int kd_metrics_write(kd_metrics *m, const kd_metrics_row *r, kd_err *e);
 int kd_metrics_close(kd_metrics *m, kd_err *e);
-
-/* Live progress line, on when mode is "on", or "auto" and stdout is a
- * terminal outside a batch system; redrawn at most every 2 s so a captured
- * log gets a bounded number of lines. */
-typedef struct kd_progress {
-  int enabled;
-  double last;
-} kd_progress;
-
-void kd_progress_init(kd_progress *p, const char *mode);
-void kd_progress_update(kd_progress *p, double now, int64_t epoch,
-                        int64_t epochs, int64_t step_in_epoch,
-                        int64_t steps_per_epoch, double loss, double sps,
-                        double eta_s);
-void kd_progress_clear(kd_progress *p);
-/* "1:02:03" / "2:03". */
-void kd_format_duration(char *buf, size_t n, double seconds);
 
 #endif

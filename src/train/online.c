@@ -11,6 +11,7 @@
 #include "ckpt/weights.h"
 #include "core/dist.h"
 #include "kd/registry.h"
+#include "models/fit.h"
 #include "train/trainer.h"
 
 /* A checksum of the teacher: its spec and every parameter's bits. */
@@ -32,6 +33,9 @@ static int resolve(trainer *t, kd_model_spec *ms, kd_err *e) {
     kd_err_clear(e);
     return kd_fail(e, KD_ERR_RUNTIME, "--teacher-model %s: %s", t->cfg.teacher_model, why);
   }
+  char who[KD_PATH_MAX + 32];
+  snprintf(who, sizeof who, "--teacher-model %s", o->path);
+  if (kd_fit_tokenizers(who, o->path, t->cfg.data, e)) return e->code;
   return kd_ckpt_read_preprocess(o->path, &o->pre, e); /* checked against the run's once it is known */
 }
 
@@ -65,22 +69,18 @@ int tr_online_check_inputs(trainer *t, kd_err *e) {
 static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
   const kd_model *s = t->net.model;
   const char *p = t->online.path;
+  char who[KD_PATH_MAX + 320];
+  snprintf(who, sizeof who, "--teacher-model %s (%s:%s)", p, tm->family, tm->spec);
   if (tm->input != s->input)
-    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher %s %s reads %s rows, the student %s", p, tm->family,
-                   tm->spec, tm->input == KD_INPUT_TOKENS ? "token" : "feature",
+    return kd_fail(e, KD_ERR_USAGE, "%s reads %s rows, the student %s", who,
+                   tm->input == KD_INPUT_TOKENS ? "token" : "feature",
                    s->input == KD_INPUT_TOKENS ? "token rows" : "feature rows");
   if (tm->out_dim != s->out_dim)
-    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher %s %s has %d %s, the student %d", p, tm->family,
-                   tm->spec, tm->out_dim, s->input == KD_INPUT_TOKENS ? "tokens in its vocabulary" : "classes",
-                   s->out_dim);
-  const int W = kd_source_width(t->data.train);
-  if (s->input == KD_INPUT_FEATURES && tm->in_dim != W)
-    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher takes %d features, /train/x of %s has %d", p,
-                   tm->in_dim, t->cfg.data, W);
-  if (s->input == KD_INPUT_TOKENS && tm->in_dim < W)
-    return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher's context is %d, rows of %s have %d positions", p,
-                   tm->in_dim, t->cfg.data, W);
-  return KD_OK;
+    return kd_fail(e, KD_ERR_USAGE, "%s has %d %s, the student %d", who, tm->out_dim,
+                   s->input == KD_INPUT_TOKENS ? "tokens in its vocabulary" : "classes", s->out_dim);
+  const kd_split_info info = {1, kd_source_kind(t->data.train), kd_source_total(t->data.train),
+                              kd_source_width(t->data.train)};
+  return kd_fit_split(tm, who, t->cfg.data, "train", &info, e);
 }
 
 static int build(trainer *t, const kd_model_spec *ms, kd_err *e) {

@@ -123,9 +123,9 @@ static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
   kd_eval_result ev;
   tr_data *d = &t->data;
   const double T = t->cfg.temperature;
-  if (d->has_valid && kd_eval_model(&ev, NULL, t->net.model, d->valid, d->valid_t, T, e) == KD_OK)
+  if (d->has_valid && kd_eval_model(&ev, NULL, t->net.model, d->valid, d->valid_t, T, NULL, e) == KD_OK)
     kd_eval_print(stdout, "valid", &ev);
-  if (!e->code && d->has_test && kd_eval_model(&ev, NULL, t->net.model, d->test, d->test_t, T, e) == KD_OK) {
+  if (!e->code && d->has_test && kd_eval_model(&ev, NULL, t->net.model, d->test, d->test_t, T, NULL, e) == KD_OK) {
     kd_eval_print(stdout, "test", &ev);
     res->test_accuracy = ev.accuracy;
     res->test_agreement = isnan(ev.agreement) ? -1 : ev.agreement;

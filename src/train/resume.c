@@ -15,7 +15,7 @@
 /* Options a resumed run may change; all others must match the checkpoint. */
 static int may_change(const char *name) {
   static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "on-nonfinite", "threads", "overlap",
-                             "shard-optimizer", "bucket-kib", "max-steps", "progress",
+                             "shard-optimizer", "bucket-kib", "max-steps", "progress", "progress-every",
                              "eval-every", "log-every", "data", "teacher", "resume", "force",
                              "teacher-model", NULL}; /* the teacher's identity is checked by checksum */
   for (int i = 0; ok[i]; i++)

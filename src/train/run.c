@@ -113,7 +113,7 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   kd_blas_set_threads(t->mpi.threads);
   /* Validation point 2: data shapes and values, each rank its own rows. */
   rc = tr_load_data(t, e);
-  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if ((rc = kd_agree(t->mpi.comm, rc, e)) || (rc = tr_check_targets(t, e))) return rc;
   if ((rc = tr_online_open(t, e))) return rc;
   if ((rc = tr_fingerprint(t, e)) || (rc = tr_preprocess(t, e)) || (rc = tr_online_check_inputs(t, e)) ||
       (rc = setup_schedule(t, e)))
@@ -164,8 +164,8 @@ int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_
     if (tr_root(t) && t->cfg.resume[0])
       printf("kd: resume at step %lld (epoch %lld, step %lld of %lld)\n", (long long)t->st.step,
              (long long)t->st.epoch + 1, (long long)t->st.step_in_epoch, (long long)t->sched.steps_per_epoch);
-    kd_progress_init(&t->log.progress, t->cfg.progress);
-    rc = tr_run_loop(t, res, e);
+    rc = kd_progress_init(&t->log.progress, tr_root(t) ? t->cfg.progress : "off", t->cfg.progress_every, e);
+    if (!rc) rc = tr_run_loop(t, res, e);
   }
   if (!rc && !done) rc = tr_finish_run(t, res, e);
   if (eff) *eff = t->cfg;

@@ -72,16 +72,27 @@ static void watch_divergence(trainer *t, double loss, int64_t step) {
   fflush(stdout);
 }
 
+/* Rank 0: where the run is, between the epoch lines. */
+static void show_progress(trainer *t, int64_t epoch, int64_t s, double sps, int64_t now_step) {
+  const double *ep_s = t->st.epoch_sums;
+  const int B = t->sched.B, tokens = t->batch.in.kind == KD_INPUT_TOKENS;
+  char eta[32];
+  kd_format_duration(eta, sizeof eta, sps > 0 ? (double)(t->sched.end_step - now_step) * B / sps : -1);
+  const double rate = tokens ? sps * kd_source_width(t->data.train) : sps;
+  kd_progress_show(&t->log.progress, "  step %lld/%lld (epoch %lld/%lld, step %lld/%lld)  loss %.4f  %.0f %s/s  ETA %s",
+                   (long long)now_step, (long long)t->sched.end_step, (long long)epoch + 1, (long long)t->cfg.epochs,
+                   (long long)s + 1, (long long)t->sched.steps_per_epoch,
+                   ep_s[ST_ROWS] > 0 ? ep_s[ST_LOSS] / ep_s[ST_ROWS] : NAN, rate, tokens ? "tokens" : "samples", eta);
+}
+
 /* Rank 0: the progress line, the evaluation that is due, the metrics row. */
 static int root_log(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d, double now,
                     kd_eval_result *ev, int *have_ev, kd_err *e) {
-  const kd_train_cfg *cfg = &t->cfg;
   const int64_t now_step = t->st.step, step0 = c->step0;
-  const double *log_s = t->st.log_sums, *ep_s = t->st.epoch_sums;
+  const double *log_s = t->st.log_sums;
   const int B = t->sched.B;
   double sps = now_step > step0 + 1 ? (double)(now_step - step0 - 1) * B / (now - c->t_first - c->t_side) : 0;
-  kd_progress_update(&t->log.progress, now, epoch + 1, cfg->epochs, s + 1, t->sched.steps_per_epoch,
-                     ep_s[ST_LOSS] / ep_s[ST_ROWS], sps, sps > 0 ? (t->sched.end_step - now_step) * B / sps : -1);
+  if (kd_progress_due(&t->log.progress, now)) show_progress(t, epoch, s, sps, now_step);
   if (d.eval && tr_evaluate(t, ev, have_ev, e)) return kd_fatal(e, 0, "evaluation"); /* the others are ahead */
   if (*have_ev && !d.ckpt) {
     kd_progress_clear(&t->log.progress);

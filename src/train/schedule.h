@@ -14,6 +14,7 @@ typedef struct tr_clock {
   double ep_t0;             /* the epoch began */
   int64_t step0;            /* the step this invocation started at */
   int64_t ep_steps;         /* steps of this epoch run by this invocation */
+  int64_t ep_skipped;       /* of which --on-nonfinite skip dropped */
   phase_clock ph;           /* where the time of a step goes (this rank) */
 } tr_clock;
 

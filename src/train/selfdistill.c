@@ -105,13 +105,13 @@ static int load_snapshot(trainer *t, const char *path, kd_err *e) {
 static int snapshot_logits(trainer *t, kd_err *e) {
   kd_eval_result r;
   tr_data *d = &t->data;
-  int rc = kd_eval_model(&r, kd_teacher_logits(d->teacher), t->snap.model, d->train, NULL, 1.0, e);
+  int rc = kd_eval_model(&r, kd_teacher_logits(d->teacher), t->snap.model, d->train, NULL, 1.0, NULL, e);
   if (!rc && tr_root(t) && d->has_valid) {
     const int pos = kd_source_kind(d->valid) == KD_INPUT_TOKENS ? kd_source_width(d->valid) : 1;
     if (!d->valid_t)
       rc = kd_teacher_new(&d->valid_t, kd_source_split(d->valid), kd_source_row0(d->valid), kd_source_rows(d->valid),
                           pos, t->net.model->out_dim, e);
-    if (!rc) rc = kd_eval_model(&r, kd_teacher_logits(d->valid_t), t->snap.model, d->valid, NULL, 1.0, e);
+    if (!rc) rc = kd_eval_model(&r, kd_teacher_logits(d->valid_t), t->snap.model, d->valid, NULL, 1.0, NULL, e);
   }
   return kd_agree(t->mpi.comm, rc, e);
 }

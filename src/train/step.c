@@ -169,6 +169,7 @@ static int update(trainer *t, tr_step_out *o, phase_clock *clock, kd_err *e) {
   o->lr = kd_lr_at(sk, (float)cfg->lr, t->st.step, t->sched.total_steps, cfg->warmup);
   if (nonfinite) { /* --on-nonfinite skip: drop this update on every rank */
     t->st.skipped++;
+    o->skipped = 1;
     if (tr_root(t)) {
       kd_progress_clear(&t->log.progress);
       printf("step %lld (epoch %lld): non-finite %s, update skipped (%lld skipped so far)\n", (long long)t->st.step + 1,

@@ -175,6 +175,7 @@ typedef struct tr_step_out {
   double norm;                /* gradient norm */
   float lr;
   int stop;                   /* a rank was asked to stop */
+  int skipped;                /* --on-nonfinite skip dropped this step's update */
 } tr_step_out;
 
 /* run.c */
@@ -189,6 +190,7 @@ int tr_terms_alone(const trainer *t, int64_t epoch);
 void tr_free(trainer *t);
 /* data.c */
 int tr_load_data(trainer *t, kd_err *e);
+int tr_check_targets(trainer *t, kd_err *e);
 int tr_fingerprint(trainer *t, kd_err *e);
 int tr_preprocess(trainer *t, kd_err *e);
 /* resume.c */
