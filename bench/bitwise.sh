@@ -4,7 +4,8 @@
 # /optim, teacher and predict files) and of metrics.csv without its timing columns
 # (bench/bitwise_hash.py). Two builds that print the same lines computed the same bits. With --old,
 # a run stopped by the old binary is resumed by both binaries ("xresume-old", "xresume-new": the
-# lines must agree). The lines of the build before the restructure of issue 12 are in
+# lines must agree). The lines of the build before the restructure of issue 12 (and, for the language models
+# added by issue 27, of the build before the llama family) are in
 # bench/bitwise.ref (on the project's 2-core machine, OPENBLAS_CORETYPE=Haswell); compare with
 #   bench/bitwise.sh | diff bench/bitwise.ref -
 set -u
@@ -84,6 +85,55 @@ run 2 "$KD" train --resume stop
 hash_run resume stop
 run 1 "$KD" predict --ckpt kd2 --data s.h5 --out pred.h5
 $HASH pred.h5
+# Language models (gpt; the llama family's issue extended the set with these, recorded before its change):
+# KD against float16 logits, an online teacher with MiniLM relations, sampled sparse logits, the chunked
+# large-vocabulary loss, and kd generate --data greedy and beam.
+$PY - <<'PY'
+import h5py, numpy as np
+rng = np.random.default_rng(7)
+V, T = 24, 16
+def rows(n):  # prompt-completion rows: source 4..13, <sep> 1, target 14..23, <end> 2, pads 0
+    tok, mask = np.zeros((n, T), np.int32), np.zeros((n, T), np.int8)
+    for r in range(n):
+        src, tgt = rng.integers(4, 14, size=rng.integers(3, 7)), rng.integers(14, V, size=rng.integers(2, 6))
+        seq = list(src) + [1] + list(tgt) + [2]
+        tok[r, :len(seq)] = seq
+        mask[r, len(src) + 1:len(seq)] = 1
+    return tok, mask
+with h5py.File("lm.h5", "w") as f:
+    for split, n in (("train", 480), ("valid", 64)):
+        t, m = rows(n)
+        f[f"{split}/tokens"], f[f"{split}/mask"] = t, m
+    g = f.create_group("tokenizer")
+    g.attrs.update(kind="symbols", pad_id=0, sep_id=1, end_id=2, unk_id=3, target_id0=14)
+    voc = np.empty(V, dtype=object)
+    for i in range(V):
+        voc[i] = np.frombuffer(("<%d>" % i).encode(), np.uint8)
+    g.create_dataset("vocab", data=voc, dtype=h5py.vlen_dtype(np.uint8))
+PY
+L=(--epochs 2 --batch 32 --threads 1 --progress off --log-every 5 --ckpt-every 15 --keep 2 --optimizer adamw --lr 0.003)
+run 2 "$KD" train --data lm.h5 --student gpt:vocab=24,ctx=16,layers=2,dim=32,heads=4 "${L[@]}" --dropout 0.1 --out lmt
+hash_run lmt lmt
+run 2 "$KD" logits --ckpt lmt --data lm.h5 --dtype f16 --out lmt.h5
+$HASH lmt.h5
+run 2 "$KD" train --data lm.h5 --teacher lmt.h5 --student gpt:vocab=24,ctx=16,layers=1,dim=16,heads=2 "${L[@]}" \
+  --temperature 2 --alpha 0.5 --out lmkd
+hash_run lmkd lmkd
+run 2 "$KD" train --data lm.h5 --teacher-model lmt --student gpt:vocab=24,ctx=16,layers=1,dim=16,heads=2 "${L[@]}" \
+  --attn-relations q-q,k-k,v-v --relation-heads 2 --attn-map 1:2 --out lmrel
+hash_run lmrel lmrel
+run 2 "$KD" logits --ckpt lmt --data lm.h5 --sample 6 --sample-temperature 2 --seed 4 --out lms.h5
+$HASH lms.h5
+run 2 "$KD" train --data lm.h5 --teacher lms.h5 --sparse-kd sampled --temperature 2 \
+  --student gpt:vocab=24,ctx=16,layers=1,dim=16,heads=2 "${L[@]}" --out lmsp
+hash_run lmsp lmsp
+run 2 "$KD" train --data lm.h5 --teacher lmt.h5 --student gpt:vocab=24,ctx=16,layers=1,dim=16,heads=2 "${L[@]}" \
+  --loss-chunk 40 --out lmch
+hash_run lmch lmch
+run 2 "$KD" generate --ckpt lmt --data lm.h5 --split valid --decode greedy --batch 16 --out lmg.h5
+$HASH lmg.h5
+run 2 "$KD" generate --ckpt lmt --data lm.h5 --split valid --decode beam:3 --nbest 2 --batch 16 --out lmb.h5
+$HASH lmb.h5
 if [ -n "$OLD" ]; then
   run 2 "$OLD" train "${S[@]}" "${C[@]}" --dropout 0.1 --max-steps 70 --out xo
   cp -r xo xn

@@ -18,7 +18,12 @@ def h5_hash(path):
         for n in sorted(names):
             d = f[n][()]
             h.update(n.encode() + b"\0" + str(d.dtype).encode() + b"\0" + str(d.shape).encode() + b"\0")
-            h.update(d.tobytes())
+            if d.dtype == object:  # variable-length values (a tokenizer's vocabulary): their bytes, not pointers
+                for x in d.ravel():
+                    b = bytes(x) if not isinstance(x, str) else x.encode()
+                    h.update(len(b).to_bytes(8, "little") + b)
+            else:
+                h.update(d.tobytes())
     return h.hexdigest()
 
 
