@@ -91,7 +91,7 @@ static kd_model make_toy(int kind, int V) {
   memset(&m, 0, sizeof m);
   m.ops = &toy_ops;
   m.family = "toy";
-  m.in_dim = CTX;
+  m.ctx = CTX;
   m.out_dim = V;
   g_toy.kind = kind;
   g_toy.V = V;

@@ -14,11 +14,14 @@
 #include "models/gpt.h"
 #include "nn/kernels.h"
 #include "nn/fastmath.h"
+#include "nn/attention.h"
+#include "nn/norm.h"
 #include "nn/transformer.h"
 
 static double rel(double a, double b) { return fabs(a - b) / (1e-2 + fabs(a) + fabs(b)); }
 
 static void attention_vs_reference(int B, int T, int D, int H) {
+  const kd_attn_shape as = kd_attn_fused(B, T, H, H, D / H);
   const size_t n = (size_t)B * T;
   float *qkv = malloc(sizeof(float) * n * 3 * D), *dout = malloc(sizeof(float) * n * D);
   float *o1 = malloc(sizeof(float) * n * D), *o2 = malloc(sizeof(float) * n * D);
@@ -27,8 +30,8 @@ static void attention_vs_reference(int B, int T, int D, int H) {
   float *scratch = malloc(sizeof(float) * T * T);
   for (size_t i = 0; i < n * 3 * D; i++) qkv[i] = (float)kd_normal(31, i);
   for (size_t i = 0; i < n * D; i++) dout[i] = (float)kd_normal(32, i);
-  kd_attention_forward(o1, a1, NULL, NULL, qkv, NULL, 0, 0.0f, B, T, D, H);
-  kd_attention_forward_ref(o2, a2, qkv, B, T, D, H);
+  kd_attention_forward(o1, a1, NULL, NULL, qkv, NULL, 0, 0.0f, &as);
+  kd_attention_forward_ref(o2, a2, qkv, &as);
   double wo = 0, wa = 0, wd = 0;
   int upper = 0;
   for (size_t i = 0; i < n * D; i++) wo = fmax(wo, fabs(o1[i] - o2[i]));
@@ -39,8 +42,8 @@ static void attention_vs_reference(int B, int T, int D, int H) {
         wa = fmax(wa, fabs(a1[k] - a2[k]));
         if (j > i && a1[k] != 0.0f) upper++;
       }
-  kd_attention_backward(d1, scratch, dout, qkv, a1, NULL, NULL, 0.0f, B, T, D, H);
-  kd_attention_backward_ref(d2, dout, qkv, a2, B, T, D, H);
+  kd_attention_backward(d1, scratch, dout, qkv, a1, NULL, NULL, 0.0f, &as);
+  kd_attention_backward_ref(d2, dout, qkv, a2, &as);
   for (size_t i = 0; i < n * 3 * D; i++) wd = fmax(wd, fabs(d1[i] - d2[i]) / (1.0 + fabs(d2[i])));
   CHECK(wo < 1e-5 && wa < 1e-6 && upper == 0, "attention T=%d: out %.3g, probabilities %.3g, %d above the diagonal", T,
         wo, wa, upper);
@@ -51,6 +54,7 @@ static void attention_vs_reference(int B, int T, int D, int H) {
 /* The attention kernel (with dropout) by finite differences of sum(out * r) over qkv. */
 static void attention_gradcheck(void) {
   enum { B = 2, T = 9, D = 8, H = 2 };
+  const kd_attn_shape as = kd_attn_fused(B, T, H, H, D / H);
   const size_t n = (size_t)B * T;
   float qkv[B * T * 3 * D], r[B * T * D], out[B * T * D], att[B * H * T * T], ad[B * H * T * T], dq[B * T * 3 * D],
       scratch[T * T];
@@ -59,15 +63,15 @@ static void attention_gradcheck(void) {
   for (size_t i = 0; i < n * 3 * D; i++) qkv[i] = (float)kd_normal(71, i);
   for (size_t i = 0; i < n * D; i++) r[i] = (float)kd_normal(72, i);
   const float p = 0.25f;
-  kd_attention_forward(out, att, ad, mask, qkv, ids, 77, p, B, T, D, H);
-  kd_attention_backward(dq, scratch, r, qkv, att, ad, mask, p, B, T, D, H);
+  kd_attention_forward(out, att, ad, mask, qkv, ids, 77, p, &as);
+  kd_attention_backward(dq, scratch, r, qkv, att, ad, mask, p, &as);
   double worst = 0;
   for (size_t i = 0; i < n * 3 * D; i++) {
     const float q0 = qkv[i], h = 1e-3f;
     double l[2];
     for (int s = 0; s < 2; s++) {
       qkv[i] = q0 + (s ? -h : h);
-      kd_attention_forward(out, att, ad, mask, qkv, ids, 77, p, B, T, D, H);
+      kd_attention_forward(out, att, ad, mask, qkv, ids, 77, p, &as);
       l[s] = 0;
       for (size_t k = 0; k < n * D; k++) l[s] += (double)out[k] * r[k];
     }

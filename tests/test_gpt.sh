@@ -50,7 +50,7 @@ for p in ('lm/final.h5', 'lm/' + open('lm/latest').read().strip()):
 "
 kdrun 1 predict --ckpt lm/final.h5 --data c.h5 --out lp.h5 > /dev/null || fail "kd predict of a gpt"
 "$KD" eval --ckpt lm/final.h5 --data c.h5 --json > lm.json || fail "kd eval of a gpt"
-expect "numpy forward == kd predict, numpy NLL/accuracy/bpb == kd eval" "$PY" "$TESTS_DIR/check_gpt.py" lm/final.h5 c.h5 \
+expect "numpy forward == kd predict, numpy NLL/accuracy/bpb == kd eval" "$PY" "$TESTS_DIR/check_lm.py" lm/final.h5 c.h5 \
   lp.h5 lm.json
 kdrun 2 logits --ckpt lm --data c.h5 --dtype f16 --out lt.h5 > /dev/null || fail "kd logits of a gpt"
 expect "kd logits writes [N, T, V] float16" "$PY" -c "

@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "loss/attn.h"
 #include "models/gpt.h"
+#include "models/llama.h"
 
 enum { B = 2, T = 7, V = 11 };
 
@@ -25,18 +26,26 @@ typedef struct setup {
   uint8_t mask[B * T];
   int64_t ids[B];
   kd_batch bt;
-  const float *ptrs[3 * 8];
+  const float *ptrs[KD_INTER_ARRAYS * 8];
   kd_inter inter;
   kd_targets tg;
 } setup;
+
+/* Families of the student and the teacher: 0 gpt, 1 llama (grouped-query: the student's 2 query heads share 1
+ * key/value head, the teacher's share t_kv heads). */
+static int s_llama, t_llama, t_kv = 1;
 
 static void make(setup *u, int t_dim, int t_heads, size_t extra) {
   kd_err e;
   kd_err_clear(&e);
   memset(u, 0, sizeof *u);
   const kd_gpt_cfg cs = {V, 12, 2, 8, 2, 0.0f}, ct = {V, 12, 3, t_dim, t_heads, 0.0f};
-  CHECK(kd_gpt_create(&u->s, &cs, B, 0, &e) == KD_OK, "student: %s", e.msg);
-  CHECK(kd_gpt_create(&u->t, &ct, B, 2, &e) == KD_OK, "teacher: %s", e.msg);
+  const kd_llama_cfg ls = {V, 12, 2, 8, 2, 1, 12, 10000.0, 1e-5, 0, 0.0f};
+  const kd_llama_cfg lt = {V, 12, 3, t_dim, t_heads, t_kv, 20, 500.0, 1e-6, 1, 0.0f};
+  CHECK((s_llama ? kd_llama_create(&u->s, &ls, B, 0, &e) : kd_gpt_create(&u->s, &cs, B, 0, &e)) == KD_OK, "student: %s",
+        e.msg);
+  CHECK((t_llama ? kd_llama_create(&u->t, &lt, B, 2, &e) : kd_gpt_create(&u->t, &ct, B, 2, &e)) == KD_OK, "teacher: %s",
+        e.msg);
   u->n_total = u->s->n_params + extra;
   u->p = calloc(u->n_total, sizeof(float));
   u->g = calloc(u->n_total, sizeof(float));
@@ -54,10 +63,16 @@ static void make(setup *u, int t_dim, int t_heads, size_t extra) {
   const kd_fwd inf = {0, 0};
   CHECK(kd_model_forward(u->t, u->logits, &u->bt, &inf, &e) == KD_OK, "teacher forward: %s", e.msg);
   const int L = 3;
-  u->inter = (kd_inter){L, t_dim, t_heads, u->ptrs, u->ptrs + L + 1, u->ptrs + 2 * (L + 1)};
+  kd_inter_bind(&u->inter, u->ptrs, L);
+  kd_tap_shape sh;
+  u->t->ops->tap(u->t, KD_TAP_Q, 1, &sh);
+  u->inter.dim = t_dim, u->inter.heads = t_heads, u->inter.kv_heads = sh.kv_heads, u->inter.head_dim = sh.head_dim;
+  u->inter.ld = sh.ld;
   for (int l = 0; l <= L; l++) {
     u->inter.hidden[l] = u->t->ops->tap(u->t, KD_TAP_HIDDEN, l, NULL);
-    u->inter.qkv[l] = l ? u->t->ops->tap(u->t, KD_TAP_QKV, l, NULL) : NULL;
+    u->inter.q[l] = l ? u->t->ops->tap(u->t, KD_TAP_Q, l, NULL) : NULL;
+    u->inter.k[l] = l ? u->t->ops->tap(u->t, KD_TAP_K, l, NULL) : NULL;
+    u->inter.v[l] = l ? u->t->ops->tap(u->t, KD_TAP_V, l, NULL) : NULL;
     u->inter.attn[l] = l ? u->t->ops->tap(u->t, KD_TAP_ATTN, l, NULL) : NULL;
   }
   u->tg = (kd_targets){NULL, NULL, NULL, &u->inter, NULL};
@@ -86,7 +101,8 @@ static double loss(setup *u, kd_term *term, int backward) {
 
 static void gradcheck(const char *what, int t_dim, int t_heads, kd_inter_cfg cfg, int which, float weight) {
   setup u;
-  cfg.t_layers = 3, cfg.t_dim = t_dim, cfg.t_heads = t_heads, cfg.weight = weight; /* a loss near 1: float's rounding stays below the differences */
+  cfg.t_layers = 3, cfg.t_dim = t_dim, cfg.t_heads = t_heads, cfg.weight = weight;
+  cfg.t_kv_heads = t_llama ? t_kv : t_heads, cfg.t_head_dim = t_dim / t_heads; /* a loss near 1: float's rounding stays below the differences */
   make(&u, t_dim, t_heads, which == 2 ? (size_t)t_dim * 8 : 0);
   kd_err e;
   kd_err_clear(&e);
@@ -106,7 +122,7 @@ static void gradcheck(const char *what, int t_dim, int t_heads, kd_inter_cfg cfg
   memcpy(ana, u.g, sizeof(float) * u.n_total);
   int bad = 0, tested = 0, moved = 0;
   double worst = 0.0;
-  const float h = 2e-3f;
+  const float h = 4e-3f; /* float's rounding of the summed loss, not curvature, limits h: measured best */
   for (size_t i = 0; i < u.n_total; i += (i < u.s->n_params ? 5 : 3)) {
     const float keep = u.p[i];
     u.p[i] = keep + h;
@@ -198,5 +214,20 @@ int main(void) {
   hid.n_pairs = 3;
   hid.pairs[0] = (kd_layer_pair){0, 0}, hid.pairs[1] = (kd_layer_pair){1, 2}, hid.pairs[2] = (kd_layer_pair){2, 3};
   gradcheck("hidden-state MSE with its projection", 12, 3, hid, 2, 0.02f);
+  /* The llama family (issue 27): grouped-query attention on either side, and across families. */
+  s_llama = 1, t_llama = 1, t_kv = 1;
+  gradcheck("llama: relation KL (student 2 query heads on 1 key/value head; teacher 3 on 1)", 12, 3, rel, 0, 3.0f);
+  map.attn = KD_ATTN_PROBS;
+  gradcheck("llama: attention-map MSE, probabilities (2 query heads each, 1 key/value head)", 12, 2, map, 1, 3.0f);
+  map.attn = KD_ATTN_SCORES;
+  t_kv = 2;
+  gradcheck("llama: attention-map MSE, scores (teacher 2 key/value heads)", 12, 2, map, 1, 3.0f);
+  gradcheck("llama: hidden-state MSE with its projection", 12, 3, hid, 2, 0.02f);
+  s_llama = 1, t_llama = 0;
+  gradcheck("llama student, gpt teacher: relation KL", 12, 3, rel, 0, 3.0f);
+  s_llama = 0, t_llama = 1, t_kv = 1;
+  gradcheck("gpt student, llama teacher: relation KL", 12, 3, rel, 0, 3.0f);
+  map.attn = KD_ATTN_SCORES;
+  gradcheck("gpt student, llama teacher: attention-map MSE, scores", 12, 2, map, 1, 3.0f);
   return check_summary("test_inter");
 }

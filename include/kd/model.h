@@ -30,9 +30,11 @@ typedef struct kd_fwd {
 
 /* A gradient added during backward (feature and attention distillation):
  * KD_INJ_HIDDEN: dh [B (* positions), width] at hidden layer `layer` (as
- * kd_model_ops.hidden numbers them); KD_INJ_QKV: dh [B * T, 3 D] at the
+ * kd_model_ops.hidden numbers them); KD_INJ_QKV: dh [B * T, ld] at the
  * queries, keys and values of attention layer `layer` (1-based, as
- * kd_model_ops.tap). Injections at the same place add up. */
+ * kd_model_ops.tap), laid out as the Q, K and V taps lay them out (each
+ * tensor at its tap's column `col` of rows of `ld` floats; other columns
+ * zero). Injections at the same place add up. */
 enum { KD_INJ_HIDDEN = 0, KD_INJ_QKV = 1 };
 typedef struct kd_inject {
   int layer;
@@ -42,14 +44,22 @@ typedef struct kd_inject {
 
 /* Intermediate tensors of a Transformer's last forward (kd_model_ops.tap):
  * KD_TAP_HIDDEN: hidden state `layer` [B * T, D] (0: the embedding output,
- * l: the output of block l, before ln_f); KD_TAP_QKV: the queries, keys and
- * values of attention layer `layer` (block `layer`, 1-based) [B * T, 3 D],
- * q | k | v, head h at columns h * D / H of each; KD_TAP_ATTN: its attention
- * probabilities before dropout [B, H, T, T] (row i zero past column i). */
-enum { KD_TAP_HIDDEN = 0, KD_TAP_QKV = 1, KD_TAP_ATTN = 2 };
+ * l: the output of block l, before the final norm); KD_TAP_Q, KD_TAP_K,
+ * KD_TAP_V: the queries [B * T, H * hd], keys and values [B * T, G * hd]
+ * of attention layer `layer` (block `layer`, 1-based) as attention reads
+ * them (after rotary embeddings where the family has them), head h at
+ * columns h * hd, in rows of ld floats; KD_TAP_ATTN: the attention
+ * probabilities of its H query heads before dropout [B, H, T, T] (row i
+ * zero past column i). With G < H (grouped-query attention) query head h
+ * reads key/value head h / (H / G). */
+enum { KD_TAP_HIDDEN = 0, KD_TAP_Q = 1, KD_TAP_K = 2, KD_TAP_V = 3, KD_TAP_ATTN = 4 };
 typedef struct kd_tap_shape {
-  int B, T;       /* rows and positions of the last forward */
-  int dim, heads; /* width D and attention heads H */
+  int B, T;          /* rows and positions of the last forward */
+  int dim, heads;    /* width D and query heads H */
+  int kv_heads;      /* key/value heads G (H % G == 0) */
+  int head_dim;      /* hd */
+  int ld, col;       /* Q, K, V taps: the row stride of the tensor and its column in the model's buffer of q, k and v
+                      * (KD_INJ_QKV gradients use that layout) */
 } kd_tap_shape;
 
 /* A setting of the family stored beside `family` and `student` as a root

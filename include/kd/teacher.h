@@ -24,11 +24,25 @@
  * online teacher's forward of the batch, or gathered from a teacher file
  * (/SPLIT/hidden/{l}, /SPLIT/attn/{l}). A NULL entry: not available. */
 typedef struct kd_inter {
-  int layers, dim, heads;    /* the teacher's blocks L, width D and attention heads H */
+  int layers, dim, heads;    /* the teacher's blocks L, width D and query heads H */
+  int kv_heads, head_dim;    /* its key/value heads G and head width hd (0: unknown, stored targets) */
+  int ld;                    /* the row stride of q, k and v */
   const float **hidden;      /* [L + 1]: hidden state l [B * T, D] */
-  const float **qkv;         /* [L + 1]: entry l >= 1, queries | keys | values of block l [B * T, 3 D] */
+  const float **q, **k, **v; /* [L + 1]: entry l >= 1, block l's queries [B * T, H * hd], keys and values
+                              * [B * T, G * hd], rows of ld floats */
   const float **attn;        /* [L + 1]: entry l >= 1, attention probabilities of block l [B, H, T, T] */
 } kd_inter;
+
+#define KD_INTER_ARRAYS 5 /* hidden, q, k, v, attn */
+/* Point the layer arrays of `in` (L blocks) into ptrs [KD_INTER_ARRAYS * (L + 1)], zeroed by the caller. */
+static inline void kd_inter_bind(kd_inter *in, const float **ptrs, int L) {
+  in->layers = L;
+  in->hidden = ptrs;
+  in->q = ptrs + (L + 1);
+  in->k = ptrs + 2 * (L + 1);
+  in->v = ptrs + 3 * (L + 1);
+  in->attn = ptrs + 4 * (L + 1);
+}
 
 /* Sparse teacher logits (large vocabularies, docs/format.md): K slots per
  * position instead of V logits.

@@ -140,13 +140,15 @@ int kd_inter_store_open(kd_inter_store **out, const char *path, const char *spli
   for (int i = 0; i < n_attn && !rc; i++) rc = add_dataset(s, "attn", attn[i], total, heads, e);
   int L = 0;
   for (int k = 0; k < s->n; k++) L = s->layer[k] > L ? s->layer[k] : L;
-  if (!rc) s->ptrs = kd_calloc((size_t)3 * (L + 1), sizeof *s->ptrs, "intermediate targets", e);
+  if (!rc) s->ptrs = kd_calloc((size_t)KD_INTER_ARRAYS * (L + 1), sizeof *s->ptrs, "intermediate targets", e);
   if (!rc && !s->ptrs) rc = e->code;
   if (rc) {
     kd_inter_store_free(s);
     return rc;
   }
-  s->inter = (kd_inter){L, dim, heads, s->ptrs, s->ptrs + L + 1, s->ptrs + 2 * (L + 1)};
+  kd_inter_bind(&s->inter, s->ptrs, L);
+  s->inter.dim = dim;
+  s->inter.heads = heads;
   for (int k = 0; k < s->n; k++) (k < s->n_hidden ? s->inter.hidden : s->inter.attn)[s->layer[k]] = s->buf[k];
   *out = s;
   return KD_OK;

@@ -75,7 +75,7 @@ int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_i
   if (!m->ops->decode_step)
     return kd_fail(e, KD_ERR_USAGE, "the student %s %s cannot generate (no autoregressive decoding)", m->family, m->spec);
   if (n_prompt < 1) return kd_fail(e, KD_ERR_USAGE, "kd generate: the prompt needs at least one token");
-  const int V = m->out_dim, ctx = m->in_dim;
+  const int V = m->out_dim, ctx = m->ctx;
   float *z = kd_malloc(sizeof(float) * (size_t)V * 2, "logits", e);
   if (!z || m->ops->decode_begin(m, 1, e)) {
     free(z);

@@ -367,7 +367,7 @@ int kd_decode_rows(kd_model *m, const int32_t *prompts, int stride, const int *p
   dec d;
   memset(&d, 0, sizeof d);
   d.m = m, d.c = c, d.h = h, d.plen = plen, d.max_len = max_len;
-  d.V = m->out_dim, d.B = B, d.K = K, d.S = B * K, d.L = h->max_len, d.ctx = m->in_dim;
+  d.V = m->out_dim, d.B = B, d.K = K, d.S = B * K, d.L = h->max_len, d.ctx = m->ctx;
   int *order = kd_malloc(sizeof(int) * (size_t)B, "decode order", e);
   if (!order || check_rows(&d, h, e) || dec_alloc(&d, e)) goto out;
   for (int b = 0; b < B; b++) { /* stable sort by prompt length, longest first */

@@ -110,14 +110,16 @@ void kd_pairs_text(char *buf, size_t n, const kd_inter_cfg *c) {
 
 typedef struct attn_impl {
   kd_inter_cfg cfg;
-  int Ds, Hs;                   /* the student's width and heads */
-  float *dqkv[KD_MAX_PAIRS];    /* [max_batch * ctx, 3 Ds] the gradient injected at each pair's student layer */
-  float *scratch;               /* [3 ctx^2] */
-  size_t dqkv_n;
+  float *dqkv[KD_MAX_PAIRS];    /* [max_batch * ctx, ld] the gradient injected at each pair's student layer */
+  float *scratch;               /* [3 ctx^2 + 2 ctx] */
 } attn_impl;
 
-static const float *teacher_qkv(const kd_targets *tg, int l) {
-  return tg->inter && tg->inter->qkv ? tg->inter->qkv[l] : NULL;
+/* The teacher's queries (x = 0), keys (1) or values (2) of layer l, and their width. */
+static const float *teacher_qkv(const kd_targets *tg, const kd_inter_cfg *c, int x, int l, int *width) {
+  *width = (x == 0 ? c->t_heads : c->t_kv_heads) * c->t_head_dim;
+  if (!tg->inter) return NULL;
+  const float **a = x == 0 ? tg->inter->q : x == 1 ? tg->inter->k : tg->inter->v;
+  return a ? a[l] : NULL;
 }
 
 static int missing(const char *what, const kd_layer_pair *p, kd_err *e) {
@@ -125,27 +127,36 @@ static int missing(const char *what, const kd_layer_pair *p, kd_err *e) {
                  p->s, p->t);
 }
 
+/* The student's queries, keys or values of layer l (its tap), their width and their column in the gradient. */
+static const float *student_qkv(const kd_model *m, int x, int l, kd_tap_shape *sh, int *width) {
+  const float *a = m->ops->tap(m, KD_TAP_Q + x, l, sh);
+  *width = (x == 0 ? sh->heads : sh->kv_heads) * sh->head_dim;
+  return a;
+}
+
 static int relation_step(kd_term *t, const kd_term_step *s, double *loss, kd_err *e) {
   attn_impl *im = t->impl;
   const kd_inter_cfg *c = &im->cfg;
-  const int R = c->relation_heads, Dt = c->t_dim;
+  const int R = c->relation_heads, ldt = s->tg->inter ? s->tg->inter->ld : 0;
   double total = 0.0;
   float scale = 0.0f;
   for (int p = 0; p < c->n_pairs; p++) {
     kd_tap_shape sh;
-    const float *qs = s->model->ops->tap(s->model, KD_TAP_QKV, c->pairs[p].s, &sh), *qt = teacher_qkv(s->tg, c->pairs[p].t);
-    if (!qs || !qt) return missing("relation", &c->pairs[p], e);
-    const int T = sh.T, Ds = sh.dim;
     float *dq = im->dqkv[p];
-    memset(dq, 0, sizeof(float) * (size_t)sh.B * T * 3 * Ds);
-    scale = c->weight / ((float)s->global_rows * (float)R * (float)T);
+    s->model->ops->tap(s->model, KD_TAP_Q, c->pairs[p].s, &sh);
+    memset(dq, 0, sizeof(float) * (size_t)sh.B * sh.T * sh.ld);
     for (int x = 0; x < 3; x++) {
       if (!(c->relations & (1u << x))) continue;
+      int ws, wt;
+      const float *as = student_qkv(s->model, x, c->pairs[p].s, &sh, &ws);
+      const float *at = teacher_qkv(s->tg, c, x, c->pairs[p].t, &wt);
+      if (!as || !at) return missing("relation", &c->pairs[p], e);
+      const int T = sh.T, ld = sh.ld;
+      scale = c->weight / ((float)s->global_rows * (float)R * (float)T);
       for (int b = 0; b < sh.B; b++)
         for (int r = 0; r < R; r++) {
-          const size_t os = (size_t)b * T * 3 * Ds + (size_t)x * Ds + (size_t)r * (Ds / R);
-          const size_t ot = (size_t)b * T * 3 * Dt + (size_t)x * Dt + (size_t)r * (Dt / R);
-          total += kd_relation_kl(dq + os, qs + os, 3 * Ds, Ds / R, qt + ot, 3 * Dt, Dt / R, T, scale, im->scratch);
+          const size_t os = (size_t)b * T * ld + (size_t)r * (ws / R), ot = (size_t)b * T * ldt + (size_t)r * (wt / R);
+          total += kd_relation_kl(dq + sh.col + os, as + os, ld, ws / R, at + ot, ldt, wt / R, T, scale, im->scratch);
         }
     }
     t->inject[p] = (kd_inject){c->pairs[p].s, dq, KD_INJ_QKV};
@@ -158,30 +169,34 @@ static int relation_step(kd_term *t, const kd_term_step *s, double *loss, kd_err
 static int attn_step(kd_term *t, const kd_term_step *s, double *loss, kd_err *e) {
   attn_impl *im = t->impl;
   const kd_inter_cfg *c = &im->cfg;
-  const int H = im->Hs, Dt = c->t_dim;
   double total = 0.0;
   float scale = 0.0f;
   for (int p = 0; p < c->n_pairs; p++) {
-    kd_tap_shape sh;
+    kd_tap_shape sq, sk;
     const int ls = c->pairs[p].s, lt = c->pairs[p].t;
-    const float *qs = s->model->ops->tap(s->model, KD_TAP_QKV, ls, &sh);
+    int wq, wk, wqt, wkt;
+    const float *qs = student_qkv(s->model, 0, ls, &sq, &wq), *ks = student_qkv(s->model, 1, ls, &sk, &wk);
     const float *Ps = s->model->ops->tap(s->model, KD_TAP_ATTN, ls, NULL);
-    const float *Pt = s->tg->inter && s->tg->inter->attn ? s->tg->inter->attn[lt] : NULL, *qt = teacher_qkv(s->tg, lt);
-    if (!qs || !Ps || (c->attn == KD_ATTN_PROBS ? !Pt : !qt)) return missing("attn", &c->pairs[p], e);
-    const int T = sh.T, Ds = sh.dim, hs = Ds / H, ht = Dt / H;
+    const float *Pt = s->tg->inter && s->tg->inter->attn ? s->tg->inter->attn[lt] : NULL;
+    const float *qt = teacher_qkv(s->tg, c, 0, lt, &wqt), *kt = teacher_qkv(s->tg, c, 1, lt, &wkt);
+    if (!qs || !ks || !Ps || (c->attn == KD_ATTN_PROBS ? !Pt : !qt || !kt)) return missing("attn", &c->pairs[p], e);
+    const int T = sq.T, H = sq.heads, ld = sq.ld, hs = sq.head_dim, gs = H / sq.kv_heads;
+    const int ldt = s->tg->inter->ld, ht = c->t_head_dim, gt = c->t_kv_heads ? c->t_heads / c->t_kv_heads : 1;
     float *dq = im->dqkv[p];
-    memset(dq, 0, sizeof(float) * (size_t)sh.B * T * 3 * Ds);
+    memset(dq, 0, sizeof(float) * (size_t)sq.B * T * ld);
     scale = c->weight / ((float)s->global_rows * (float)H * (float)T * (float)T);
-    for (int b = 0; b < sh.B; b++)
+    for (int b = 0; b < sq.B; b++)
       for (int h = 0; h < H; h++) {
-        const size_t os = (size_t)b * T * 3 * Ds + (size_t)h * hs, ot = (size_t)b * T * 3 * Dt + (size_t)h * ht;
+        const size_t oq = (size_t)b * T * ld + (size_t)h * hs, ok = (size_t)b * T * ld + (size_t)(h / gs) * hs;
         const size_t oa = ((size_t)b * H + h) * T * T;
-        if (c->attn == KD_ATTN_PROBS)
-          total += kd_attn_probs_mse(dq + os, dq + os + Ds, Ps + oa, Pt + oa, qs + os, qs + os + Ds, 3 * Ds, hs, T,
+        if (c->attn == KD_ATTN_PROBS) {
+          total += kd_attn_probs_mse(dq + sq.col + oq, dq + sk.col + ok, Ps + oa, Pt + oa, qs + oq, ks + ok, ld, hs, T,
                                      scale, im->scratch);
-        else
-          total += kd_attn_scores_mse(dq + os, dq + os + Ds, qs + os, qs + os + Ds, 3 * Ds, hs, qt + ot, qt + ot + Dt,
-                                      3 * Dt, ht, T, scale, im->scratch);
+        } else {
+          const size_t tq = (size_t)b * T * ldt + (size_t)h * ht, tk = (size_t)b * T * ldt + (size_t)(h / gt) * ht;
+          total += kd_attn_scores_mse(dq + sq.col + oq, dq + sk.col + ok, qs + oq, ks + ok, ld, hs, qt + tq, kt + tk,
+                                      ldt, ht, T, scale, im->scratch);
+        }
       }
     t->inject[p] = (kd_inject){ls, dq, KD_INJ_QKV};
   }
@@ -208,8 +223,8 @@ static const kd_term_ops attn_ops = {attn_step, attn_init, attn_destroy};
 /* The student's attention shape, and the pairs within both models. */
 static int check_pairs(const kd_model *m, const kd_inter_cfg *c, const char *what, int lo, kd_tap_shape *sh,
                        kd_err *e) {
-  if (!m->ops->tap || !m->ops->tap(m, KD_TAP_QKV, 1, sh))
-    return kd_fail(e, KD_ERR_USAGE, "%s: needs a Transformer student (gpt), not %s %s", what, m->family, m->spec);
+  if (!m->ops->tap || !m->ops->tap(m, KD_TAP_Q, 1, sh))
+    return kd_fail(e, KD_ERR_USAGE, "%s: needs a Transformer student (gpt, llama), not %s %s", what, m->family, m->spec);
   const int Ls = m->ops->n_hidden(m);
   if (c->n_pairs < 1) return kd_fail(e, KD_ERR_USAGE, "%s: no layer pair", what);
   for (int p = 0; p < c->n_pairs; p++) {
@@ -227,16 +242,30 @@ static int check_pairs(const kd_model *m, const kd_inter_cfg *c, const char *wha
   return KD_OK;
 }
 
+/* MiniLM's relation heads split each relation's queries, keys or values across its own width (H hd for
+ * queries, G hd for keys and values): R must divide every width used, of both models. */
+static int check_relation_heads(const kd_inter_cfg *c, const kd_tap_shape *sh, kd_err *e) {
+  const int R = c->relation_heads;
+  static const char *const names[3] = {"q-q", "k-k", "v-v"};
+  for (int x = 0; x < 3; x++) {
+    if (!(c->relations & (1u << x))) continue;
+    const int ws = (x == 0 ? sh->heads : sh->kv_heads) * sh->head_dim;
+    const int wt = (x == 0 ? c->t_heads : c->t_kv_heads) * c->t_head_dim;
+    if (R < 1 || ws % R || wt % R)
+      return kd_fail(e, KD_ERR_USAGE,
+                     "--relation-heads %d must divide the widths of the %s relation: the student's %d and the "
+                     "teacher's %d (each relation head takes width / R columns; keys and values of grouped-query "
+                     "attention are G * head width wide)", R, names[x], ws, wt);
+  }
+  return KD_OK;
+}
+
 static int create(kd_term **out, const kd_model *m, const kd_inter_cfg *c, int rel, kd_err *e) {
   *out = NULL;
   const char *what = rel ? "--attn-relations" : "--attn-loss";
   kd_tap_shape sh;
   if (check_pairs(m, c, what, 1, &sh, e)) return e->code;
-  const int R = c->relation_heads;
-  if (rel && (R < 1 || sh.dim % R || c->t_dim % R))
-    return kd_fail(e, KD_ERR_USAGE,
-                   "--relation-heads %d must divide the student's width %d and the teacher's %d (each relation head "
-                   "takes width / R columns)", R, sh.dim, c->t_dim);
+  if (rel && check_relation_heads(c, &sh, e)) return e->code;
   if (!rel && sh.heads != c->t_heads)
     return kd_fail(e, KD_ERR_USAGE,
                    "--attn-loss %s matches attention maps head by head: the student has %d heads, the teacher %d (use "
@@ -250,12 +279,10 @@ static int create(kd_term **out, const kd_model *m, const kd_inter_cfg *c, int r
   }
   if (im) {
     im->cfg = *c;
-    im->Ds = sh.dim;
-    im->Hs = sh.heads;
-    im->dqkv_n = (size_t)m->max_batch * m->in_dim * 3 * sh.dim;
+    const size_t n = (size_t)m->max_batch * m->ctx * sh.ld;
     for (int p = 0; p < c->n_pairs && !e->code; p++)
-      im->dqkv[p] = kd_malloc(sizeof(float) * im->dqkv_n, "attention term gradient", e);
-    const size_t T = (size_t)m->in_dim;
+      im->dqkv[p] = kd_malloc(sizeof(float) * n, "attention term gradient", e);
+    const size_t T = (size_t)m->ctx;
     im->scratch = kd_malloc(sizeof(float) * (3 * T * T + 2 * T), "attention term scratch", e);
   }
   if (e->code) {
@@ -268,7 +295,7 @@ static int create(kd_term **out, const kd_model *m, const kd_inter_cfg *c, int r
   if (rel)
     snprintf(t->summary, sizeof t->summary, "%g * relation (MiniLM: KL of %s%s%s relations, %d relation heads, layers %s)",
              c->weight, c->relations & KD_REL_Q ? "q-q " : "", c->relations & KD_REL_K ? "k-k " : "",
-             c->relations & KD_REL_V ? "v-v" : "", R, pairs);
+             c->relations & KD_REL_V ? "v-v" : "", c->relation_heads, pairs);
   else
     snprintf(t->summary, sizeof t->summary, "%g * attn (TinyBERT: mean squared error of attention %s, layers %s)",
              c->weight, c->attn == KD_ATTN_PROBS ? "probabilities" : "scores", pairs);

@@ -2,16 +2,18 @@
  * student's attention layers and hidden states to a teacher's, through the
  * model's taps (kd_model_ops.tap) and the teacher's kd_inter tensors.
  *
- *   relation (MiniLM / MiniLMv2): the queries, keys or values A [T, D] of a
- *     layer, split into R relation heads of D / R columns, give per row and
+ *   relation (MiniLM / MiniLMv2): the queries, keys or values A [T, W] of a
+ *     layer (W = H hd for queries, G hd for the keys and values of
+ *     grouped-query attention), split into R relation heads of W / R columns, give per row and
  *     head the relation softmax(A_r A_r^T / sqrt(D / R)) under the causal
  *     mask; the loss is KL(teacher relation || student relation), averaged
  *     over rows, relation heads and query positions, summed over the chosen
  *     relations (q-q, k-k, v-v) and layer pairs. Widths and head counts of
- *     teacher and student may differ (R divides both widths).
+ *     teacher and student may differ (R divides every width used).
  *   attn (TinyBERT): mean squared error between the attention probabilities
- *     [H, T, T] of mapped layers (the same head count), or between their
- *     pre-softmax scores q k^T / sqrt(d_head) with the masked entries zeroed;
+ *     [H, T, T] of mapped layers (the same count of query heads), or between
+ *     their pre-softmax scores q k^T / sqrt(d_head) (k: the key head each
+ *     query head reads) with the masked entries zeroed;
  *     averaged over rows, heads and all T x T entries, summed over pairs.
  *   hidden (TinyBERT): mean squared error between the student's hidden state
  *     times a learned projection W [D_t, D_s] (one, shared by all pairs) and
@@ -38,6 +40,7 @@ typedef struct kd_inter_cfg {
   float weight;
   int alone_epochs, alone_only;   /* the first E epochs train the intermediate terms alone, then (alone_only) they stop */
   int t_layers, t_dim, t_heads;   /* the teacher's shape */
+  int t_kv_heads, t_head_dim;     /* its key/value heads and head width (queries, keys and values: online teachers) */
   int t_layers_known;             /* 0: t_layers is only the highest stored layer (no uniform map) */
   unsigned relations;             /* relation term: KD_REL_* bits */
   int relation_heads;             /* R */

@@ -72,7 +72,7 @@ int kd_hidden_term_create(kd_term **out, const kd_model *m, const kd_inter_cfg *
   *out = NULL;
   kd_tap_shape sh;
   if (!m->ops->tap || !m->ops->tap(m, KD_TAP_HIDDEN, 0, &sh))
-    return kd_fail(e, KD_ERR_USAGE, "--hidden-map: needs a Transformer student (gpt), not %s %s", m->family, m->spec);
+    return kd_fail(e, KD_ERR_USAGE, "--hidden-map: needs a Transformer student (gpt, llama), not %s %s", m->family, m->spec);
   const int Ls = m->ops->n_hidden(m);
   for (int p = 0; p < c->n_pairs; p++) {
     const kd_layer_pair *q = &c->pairs[p];
@@ -90,7 +90,7 @@ int kd_hidden_term_create(kd_term **out, const kd_model *m, const kd_inter_cfg *
     t->impl = im;
     t->ops = &hidden_ops; /* kd_term_free destroys what was made, also on failure */
   }
-  const size_t n = (size_t)m->max_batch * m->in_dim;
+  const size_t n = (size_t)m->max_batch * m->ctx;
   if (im) {
     im->cfg = *c;
     im->Ds = sh.dim;

@@ -8,8 +8,12 @@
 
 #include "core/rng.h"
 #include "nn/gemm.h"
+#include "nn/attention.h"
 #include "nn/kernels.h"
+#include "nn/kvcache.h"
+#include "nn/norm.h"
 #include "nn/transformer.h"
+#include "models/arena.h"
 #include "models/profile.h"
 
 /* Views: wte, wpe, then per block these twelve, then ln_f. */
@@ -43,14 +47,11 @@ typedef struct gpt_impl {
   struct gpt_cache *cache;     /* incremental decoding, or NULL */
 } gpt_impl;
 
-/* The key/value cache of incremental decoding, and its step's scratch:
- * one allocation. */
+/* Incremental decoding: the key/value cache and its step's scratch (one allocation). */
 typedef struct gpt_cache {
-  int n;                       /* sequences */
+  kd_kv_cache kv;
   char *mem;
-  float **k, **v;              /* [L] each [n, ctx, D] */
-  float *x, *ln, *qkv, *y, *br, *fc, *fc_pre, *scores, *ln_m, *ln_r;
-  float *swap;                 /* [n, ctx, D] reordering: the spare buffer, which trades places with a layer's */
+  float *x, *ln, *qkv, *y, *br, *fc, *fc_pre, *ln_m, *ln_r;
 } gpt_cache;
 
 /* ---- the spec ---- */
@@ -102,50 +103,37 @@ void kd_gpt_spec_text(char *buf, size_t n, const kd_gpt_cfg *c) {
 
 /* ---- activations: one arena ---- */
 
-typedef struct arena {
-  char *base; /* NULL: measuring */
-  size_t used;
-} arena;
-
-static void *take(arena *a, size_t bytes) {
-  const size_t o = (a->used + 63) & ~(size_t)63;
-  a->used = o + bytes;
-  return a->base ? a->base + o : NULL;
-}
-
-#define TAKE_F(a, n) ((float *)take(a, sizeof(float) * (size_t)(n)))
-
 /* A frozen model (an online teacher: forward only) shares a block's
  * buffers among its blocks, except what loss terms read of every layer:
  * the hidden states, and with keep_attn the q/k/v and attention
  * probabilities. */
-static void carve_frozen(gpt_impl *im, arena *a, size_t n, size_t D, size_t att, int keep_attn) {
+static void carve_frozen(gpt_impl *im, kd_arena *a, size_t n, size_t D, size_t att, int keep_attn) {
   const kd_gpt_cfg *c = &im->cfg;
-  for (int l = 0; l <= c->layers; l++) im->xs[l] = TAKE_F(a, n * D);
+  for (int l = 0; l <= c->layers; l++) im->xs[l] = KD_TAKE_F(a, n * D);
   block_acts shared = {0};
-  shared.ln1 = TAKE_F(a, n * D);
-  shared.ln1_m = TAKE_F(a, n);
-  shared.ln1_r = TAKE_F(a, n);
-  shared.y = TAKE_F(a, n * D);
-  shared.a = TAKE_F(a, n * D);
-  shared.ln2 = TAKE_F(a, n * D);
-  shared.ln2_m = TAKE_F(a, n);
-  shared.ln2_r = TAKE_F(a, n);
-  shared.fc_pre = TAKE_F(a, 4 * n * D);
-  shared.fc = TAKE_F(a, 4 * n * D);
+  shared.ln1 = KD_TAKE_F(a, n * D);
+  shared.ln1_m = KD_TAKE_F(a, n);
+  shared.ln1_r = KD_TAKE_F(a, n);
+  shared.y = KD_TAKE_F(a, n * D);
+  shared.a = KD_TAKE_F(a, n * D);
+  shared.ln2 = KD_TAKE_F(a, n * D);
+  shared.ln2_m = KD_TAKE_F(a, n);
+  shared.ln2_r = KD_TAKE_F(a, n);
+  shared.fc_pre = KD_TAKE_F(a, 4 * n * D);
+  shared.fc = KD_TAKE_F(a, 4 * n * D);
   for (int l = 0; l < c->layers; l++) {
     im->blk[l] = shared;
-    im->blk[l].qkv = !keep_attn && l ? im->blk[0].qkv : TAKE_F(a, 3 * n * D);
-    im->blk[l].att = !keep_attn && l ? im->blk[0].att : TAKE_F(a, att);
+    im->blk[l].qkv = !keep_attn && l ? im->blk[0].qkv : KD_TAKE_F(a, 3 * n * D);
+    im->blk[l].att = !keep_attn && l ? im->blk[0].att : KD_TAKE_F(a, att);
   }
-  im->lnf = TAKE_F(a, n * D);
-  im->lnf_m = TAKE_F(a, n);
-  im->lnf_r = TAKE_F(a, n);
-  im->pos_ids = take(a, sizeof(int64_t) * n);
-  im->d_br = TAKE_F(a, n * D); /* the branch scratch of the forward pass */
+  im->lnf = KD_TAKE_F(a, n * D);
+  im->lnf_m = KD_TAKE_F(a, n);
+  im->lnf_r = KD_TAKE_F(a, n);
+  im->pos_ids = kd_arena_take(a, sizeof(int64_t) * n);
+  im->d_br = KD_TAKE_F(a, n * D); /* the branch scratch of the forward pass */
 }
 
-static void carve(gpt_impl *im, arena *a, int max_batch, int frozen) {
+static void carve(gpt_impl *im, kd_arena *a, int max_batch, int frozen) {
   const kd_gpt_cfg *c = &im->cfg;
   const size_t n = (size_t)max_batch * c->ctx, D = (size_t)c->dim, att = (size_t)max_batch * c->heads * c->ctx * c->ctx;
   const int drop = c->dropout > 0.0f;
@@ -153,38 +141,38 @@ static void carve(gpt_impl *im, arena *a, int max_batch, int frozen) {
     carve_frozen(im, a, n, D, att, frozen > 1);
     return;
   }
-  for (int l = 0; l <= c->layers; l++) im->xs[l] = TAKE_F(a, n * D);
+  for (int l = 0; l <= c->layers; l++) im->xs[l] = KD_TAKE_F(a, n * D);
   for (int l = 0; l < c->layers; l++) {
     block_acts *b = &im->blk[l];
-    b->ln1 = TAKE_F(a, n * D);
-    b->ln1_m = TAKE_F(a, n);
-    b->ln1_r = TAKE_F(a, n);
-    b->qkv = TAKE_F(a, 3 * n * D);
-    b->att = TAKE_F(a, att);
-    b->att_drop = drop ? TAKE_F(a, att) : NULL;
-    b->att_mask = drop ? take(a, att) : NULL;
-    b->y = TAKE_F(a, n * D);
-    b->m1 = drop ? take(a, n * D) : NULL;
-    b->m2 = drop ? take(a, n * D) : NULL;
-    b->a = TAKE_F(a, n * D);
-    b->ln2 = TAKE_F(a, n * D);
-    b->ln2_m = TAKE_F(a, n);
-    b->ln2_r = TAKE_F(a, n);
-    b->fc_pre = TAKE_F(a, 4 * n * D);
-    b->fc = TAKE_F(a, 4 * n * D);
+    b->ln1 = KD_TAKE_F(a, n * D);
+    b->ln1_m = KD_TAKE_F(a, n);
+    b->ln1_r = KD_TAKE_F(a, n);
+    b->qkv = KD_TAKE_F(a, 3 * n * D);
+    b->att = KD_TAKE_F(a, att);
+    b->att_drop = drop ? KD_TAKE_F(a, att) : NULL;
+    b->att_mask = drop ? kd_arena_take(a, att) : NULL;
+    b->y = KD_TAKE_F(a, n * D);
+    b->m1 = drop ? kd_arena_take(a, n * D) : NULL;
+    b->m2 = drop ? kd_arena_take(a, n * D) : NULL;
+    b->a = KD_TAKE_F(a, n * D);
+    b->ln2 = KD_TAKE_F(a, n * D);
+    b->ln2_m = KD_TAKE_F(a, n);
+    b->ln2_r = KD_TAKE_F(a, n);
+    b->fc_pre = KD_TAKE_F(a, 4 * n * D);
+    b->fc = KD_TAKE_F(a, 4 * n * D);
   }
-  im->lnf = TAKE_F(a, n * D);
-  im->lnf_m = TAKE_F(a, n);
-  im->lnf_r = TAKE_F(a, n);
-  im->m0 = drop ? take(a, n * D) : NULL;
-  im->pos_ids = take(a, sizeof(int64_t) * n);
-  im->d_res = TAKE_F(a, n * D);
-  im->d_br = TAKE_F(a, n * D);
-  im->d_ln = TAKE_F(a, n * D);
-  im->d_y = TAKE_F(a, n * D);
-  im->d_qkv = TAKE_F(a, 3 * n * D);
-  im->d_fc = TAKE_F(a, 4 * n * D);
-  im->d_att = TAKE_F(a, (size_t)c->ctx * c->ctx);
+  im->lnf = KD_TAKE_F(a, n * D);
+  im->lnf_m = KD_TAKE_F(a, n);
+  im->lnf_r = KD_TAKE_F(a, n);
+  im->m0 = drop ? kd_arena_take(a, n * D) : NULL;
+  im->pos_ids = kd_arena_take(a, sizeof(int64_t) * n);
+  im->d_res = KD_TAKE_F(a, n * D);
+  im->d_br = KD_TAKE_F(a, n * D);
+  im->d_ln = KD_TAKE_F(a, n * D);
+  im->d_y = KD_TAKE_F(a, n * D);
+  im->d_qkv = KD_TAKE_F(a, 3 * n * D);
+  im->d_fc = KD_TAKE_F(a, 4 * n * D);
+  im->d_att = KD_TAKE_F(a, (size_t)c->ctx * c->ctx);
 }
 
 /* ---- per-kernel timing (kd train --profile) ---- */
@@ -227,9 +215,9 @@ static void block_forward(kd_model *m, gpt_impl *im, int l, const kd_batch *bt, 
   block_acts *b = &im->blk[l];
   float *br = im->d_br; /* the branch before the residual add (d_br is free in forward) */
   TIMED(m, PF_QKV, 6.0 * nd * D, linear(b->qkv, b->ln1, P(m, vb(l, ATTW)), P(m, vb(l, ATTB)), n, 3 * D, D));
+  const kd_attn_shape as = kd_attn_fused(im->B, im->T, c->heads, c->heads, D / c->heads);
   TIMED(m, PF_ATT, 4.0 * D * im->B * kd_attention_pairs(im->T),
-        kd_attention_forward(b->y, b->att, b->att_drop, b->att_mask, b->qkv, bt->row_ids, site_key(f, l, 0), p,
-                             im->B, im->T, D, c->heads));
+        kd_attention_forward(b->y, b->att, b->att_drop, b->att_mask, b->qkv, bt->row_ids, site_key(f, l, 0), p, &as));
   TIMED(m, PF_PROJ, 2.0 * nd * D, kd_gemm(br, D, b->y, D, 0, P(m, vb(l, PROJW)), D, 1, n, D, D, 1.0f, 0.0f));
   const float *bias = P(m, vb(l, PROJB));
   if (p > 0.0f) {
@@ -266,8 +254,8 @@ static int check_batch(const kd_model *m, const kd_batch *b, kd_err *e) {
     return kd_fail(e, KD_ERR_RUNTIME, "gpt forward: the student reads token rows, not feature rows");
   if (b->rows < 0 || b->rows > m->max_batch)
     return kd_fail(e, KD_ERR_RUNTIME, "gpt forward: batch %d exceeds the %d rows allocated", b->rows, m->max_batch);
-  if (b->width < 1 || b->width > m->in_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "gpt forward: rows of %d positions, the student's ctx is %d", b->width, m->in_dim);
+  if (b->width < 1 || b->width > m->ctx)
+    return kd_fail(e, KD_ERR_RUNTIME, "gpt forward: rows of %d positions, the student's ctx is %d", b->width, m->ctx);
   return KD_OK;
 }
 
@@ -361,9 +349,9 @@ static void block_backward(kd_model *m, gpt_impl *im, int l, float p, const kd_i
     kd_bias_backward(G(m, vb(l, PROJB)), db, n, D);
     kd_gemm(im->d_y, D, db, D, 0, P(m, vb(l, PROJW)), D, 0, n, D, D, 1.0f, 0.0f);
   });
+  const kd_attn_shape as = kd_attn_fused(im->B, im->T, c->heads, c->heads, D / c->heads);
   TIMED(m, PB_ATT, 8.0 * D * im->B * kd_attention_pairs(im->T),
-        kd_attention_backward(im->d_qkv, im->d_att, im->d_y, b->qkv, b->att, b->att_drop, b->att_mask, p, im->B,
-                              im->T, D, c->heads));
+        kd_attention_backward(im->d_qkv, im->d_att, im->d_y, b->qkv, b->att, b->att_drop, b->att_mask, p, &as));
   add_injection(im->d_qkv, inj, n_inj, KD_INJ_QKV, l + 1, (size_t)3 * nd); /* attention distillation */
   kd_model_grads_ready(m, ready);
   TIMED(m, PB_QKV, 12.0 * fd, {
@@ -436,13 +424,15 @@ static const float *gpt_hidden(const kd_model *m, int layer, int *width) {
   return im->xs[layer];
 }
 
+/* q | k | v in rows of 3D (c_attn's output): each at column 0, D, 2D. */
 static const float *gpt_tap(const kd_model *m, int what, int layer, kd_tap_shape *shape) {
   const gpt_impl *im = m->impl;
   const kd_gpt_cfg *c = &im->cfg;
-  if (shape) *shape = (kd_tap_shape){im->B, im->T, c->dim, c->heads};
+  const int D = c->dim, col = what == KD_TAP_K ? D : what == KD_TAP_V ? 2 * D : 0;
+  if (shape) *shape = (kd_tap_shape){im->B, im->T, D, c->heads, c->heads, D / c->heads, 3 * D, col};
   if (what == KD_TAP_HIDDEN) return layer >= 0 && layer <= c->layers ? im->xs[layer] : NULL;
   if (layer < 1 || layer > c->layers || m->frozen == 1) return NULL; /* frozen == 1 shares them among blocks */
-  if (what == KD_TAP_QKV) return im->blk[layer - 1].qkv;
+  if (what == KD_TAP_Q || what == KD_TAP_K || what == KD_TAP_V) return im->blk[layer - 1].qkv + col;
   if (what == KD_TAP_ATTN) return im->blk[layer - 1].att;
   return NULL;
 }
@@ -479,85 +469,45 @@ static void gpt_init_params(kd_model *m, uint64_t seed) {
 static void gpt_decode_end(kd_model *m) {
   gpt_impl *im = m->impl;
   if (!im->cache) return;
+  kd_kv_cache_free(&im->cache->kv);
   free(im->cache->mem);
-  free(im->cache->k);
-  free(im->cache->v);
   free(im->cache);
   im->cache = NULL;
 }
 
-static void carve_cache(gpt_cache *c, const kd_gpt_cfg *g, arena *a) {
-  const size_t n = (size_t)c->n, D = (size_t)g->dim, kv = n * g->ctx * D;
-  for (int l = 0; l < g->layers; l++) {
-    c->k[l] = TAKE_F(a, kv);
-    c->v[l] = TAKE_F(a, kv);
-  }
-  c->x = TAKE_F(a, n * D);
-  c->ln = TAKE_F(a, n * D);
-  c->qkv = TAKE_F(a, 3 * n * D);
-  c->y = TAKE_F(a, n * D);
-  c->br = TAKE_F(a, n * D);
-  c->fc = TAKE_F(a, 4 * n * D);
-  c->fc_pre = TAKE_F(a, 4 * n * D);
-  c->scores = TAKE_F(a, (size_t)g->ctx);
-  c->ln_m = TAKE_F(a, n);
-  c->ln_r = TAKE_F(a, n);
-  c->swap = TAKE_F(a, kv);
+static void carve_cache(gpt_cache *c, int n, const kd_gpt_cfg *g, kd_arena *a) {
+  const size_t D = (size_t)g->dim;
+  c->x = KD_TAKE_F(a, n * D);
+  c->ln = KD_TAKE_F(a, n * D);
+  c->qkv = KD_TAKE_F(a, 3 * n * D);
+  c->y = KD_TAKE_F(a, n * D);
+  c->br = KD_TAKE_F(a, n * D);
+  c->fc = KD_TAKE_F(a, 4 * n * D);
+  c->fc_pre = KD_TAKE_F(a, 4 * n * D);
+  c->ln_m = KD_TAKE_F(a, n);
+  c->ln_r = KD_TAKE_F(a, n);
 }
 
 static int gpt_decode_begin(kd_model *m, int n, kd_err *e) {
   gpt_impl *im = m->impl;
   /* A cache as large is reused as it is: every position is written before it is read, and keeping it spares
    * a batch-by-batch decoder the page faults of a fresh allocation per batch. */
-  if (im->cache && im->cache->n == n) return KD_OK;
+  if (im->cache && im->cache->kv.n == n) return KD_OK;
   gpt_decode_end(m);
   gpt_cache *c = kd_calloc(1, sizeof *c, "decode cache", e);
   if (!c) return e->code;
-  c->n = n;
-  c->k = kd_calloc((size_t)im->cfg.layers, sizeof *c->k, "decode cache", e);
-  c->v = kd_calloc((size_t)im->cfg.layers, sizeof *c->v, "decode cache", e);
-  arena a = {NULL, 0};
-  if (!e->code) carve_cache(c, &im->cfg, &a);
-  c->mem = e->code ? NULL : kd_malloc(a.used, "decode cache", e);
   im->cache = c; /* freed by gpt_decode_end, also on failure */
-  if (e->code) {
+  kd_arena a = {NULL, 0};
+  carve_cache(c, n, &im->cfg, &a);
+  if (kd_kv_cache_init(&c->kv, n, im->cfg.layers, im->cfg.ctx, im->cfg.dim, e) ||
+      !(c->mem = kd_malloc(a.used, "decode scratch", e))) {
     gpt_decode_end(m);
     return e->code;
   }
   a.base = c->mem;
   a.used = 0;
-  carve_cache(c, &im->cfg, &a);
+  carve_cache(c, n, &im->cfg, &a);
   return KD_OK;
-}
-
-/* Causal attention of one new query per sequence over its cached keys and
- * values at positions 0..pos[i]. */
-static void cached_attention(gpt_cache *c, const kd_gpt_cfg *g, int l, const int *pos, int n) {
-  const int D = g->dim, H = g->heads, hd = D / H;
-  const float scale = 1.0f / sqrtf((float)hd);
-  for (int i = 0; i < n; i++) {
-    const float *q = c->qkv + (size_t)i * 3 * D;
-    const float *K = c->k[l] + (size_t)i * g->ctx * D, *V = c->v[l] + (size_t)i * g->ctx * D;
-    for (int h = 0; h < H; h++) {
-      float mx = -INFINITY, sum = 0.0f, *s = c->scores;
-      for (int j = 0; j <= pos[i]; j++) {
-        float d = 0.0f;
-        for (int k = 0; k < hd; k++) d += q[h * hd + k] * K[(size_t)j * D + h * hd + k];
-        s[j] = d * scale;
-        mx = s[j] > mx ? s[j] : mx;
-      }
-      for (int j = 0; j <= pos[i]; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-      }
-      float *y = c->y + (size_t)i * D + h * hd;
-      for (int k = 0; k < hd; k++) y[k] = 0.0f;
-      for (int j = 0; j <= pos[i]; j++) {
-        const float p = s[j] / sum, *v = V + (size_t)j * D + h * hd;
-        for (int k = 0; k < hd; k++) y[k] += p * v[k];
-      }
-    }
-  }
 }
 
 static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, const int *pos, int n, kd_err *e) {
@@ -565,7 +515,8 @@ static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, co
   const kd_gpt_cfg *g = &im->cfg;
   gpt_cache *c = im->cache;
   const int D = g->dim;
-  if (!c || n > c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: %d sequences, the cache holds %d", n, c ? c->n : 0);
+  if (!c || n > c->kv.n)
+    return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: %d sequences, the cache holds %d", n, c ? c->kv.n : 0);
   for (int i = 0; i < n; i++) {
     if (pos[i] < 0 || pos[i] >= g->ctx || tokens[i] < 0 || tokens[i] >= g->vocab)
       return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: token %d at position %d (vocab %d, ctx %d)", tokens[i], pos[i],
@@ -576,11 +527,8 @@ static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, co
   for (int l = 0; l < g->layers; l++) {
     kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, vb(l, LN1W)), P(m, vb(l, LN1B)), n, D);
     linear(c->qkv, c->ln, P(m, vb(l, ATTW)), P(m, vb(l, ATTB)), n, 3 * D, D);
-    for (int i = 0; i < n; i++) { /* append this position's key and value */
-      memcpy(c->k[l] + ((size_t)i * g->ctx + pos[i]) * D, c->qkv + (size_t)i * 3 * D + D, sizeof(float) * D);
-      memcpy(c->v[l] + ((size_t)i * g->ctx + pos[i]) * D, c->qkv + (size_t)i * 3 * D + 2 * D, sizeof(float) * D);
-    }
-    cached_attention(c, g, l, pos, n);
+    kd_kv_cache_put(&c->kv, l, c->qkv, 3 * D, D, 2 * D, pos, n); /* this position's key and value */
+    kd_kv_cache_attend(c->y, &c->kv, l, c->qkv, 3 * D, 0, pos, n, g->heads, D / g->heads);
     linear(c->br, c->y, P(m, vb(l, PROJW)), P(m, vb(l, PROJB)), n, D, D);
     for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];
     kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, vb(l, LN2W)), P(m, vb(l, LN2B)), n, D);
@@ -597,26 +545,8 @@ static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, co
 
 static int gpt_decode_reorder(kd_model *m, const int *src, int n, int len, kd_err *e) {
   gpt_impl *im = m->impl;
-  gpt_cache *c = im->cache;
-  if (!c || n > c->n || len < 0 || len > im->cfg.ctx)
-    return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder of %d sequences over %d positions", n, len);
-  for (int i = 0; i < n; i++)
-    if (src[i] < 0 || src[i] >= c->n) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder from sequence %d", src[i]);
-  int identity = 1;
-  for (int i = 0; i < n && identity; i++) identity = src[i] == i;
-  if (identity) return KD_OK;
-  /* Each layer's keys (values) are gathered into the spare buffer, which then takes the layer's place, the
-   * layer's old buffer becoming the spare: one copy per sequence, not two. Only the first len positions of a
-   * sequence hold keys and values, so the copy is [n, len, D], not the context. */
-  const size_t row = (size_t)im->cfg.ctx * im->cfg.dim, used = (size_t)len * im->cfg.dim;
-  for (int l = 0; l < im->cfg.layers; l++)
-    for (int kv = 0; kv < 2; kv++) {
-      float **buf = kv ? &c->v[l] : &c->k[l], *old = *buf;
-      for (int i = 0; i < n; i++) memcpy(c->swap + i * row, old + (size_t)src[i] * row, sizeof(float) * used);
-      *buf = c->swap;
-      c->swap = old;
-    }
-  return KD_OK;
+  if (!im->cache) return kd_fail(e, KD_ERR_RUNTIME, "gpt decode: reorder without a cache");
+  return kd_kv_cache_reorder(&im->cache->kv, src, n, len, e);
 }
 
 static void gpt_destroy(kd_model *m) {
@@ -693,7 +623,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, int froz
   m->ops = &gpt_ops;
   m->family = kd_gpt_family.name;
   m->input = KD_INPUT_TOKENS;
-  m->in_dim = cfg->ctx;
+  m->in_dim = 0; /* token rows: the context bounds them */
   m->ctx = cfg->ctx;
   m->out_dim = cfg->vocab;
   m->max_batch = max_batch;
@@ -713,7 +643,7 @@ int kd_gpt_create(kd_model **out, const kd_gpt_cfg *cfg, int max_batch, int froz
     return e->code;
   }
   m->n_params = make_views(m, cfg);
-  arena a = {NULL, 0};
+  kd_arena a = {NULL, 0};
   carve(im, &a, max_batch, m->frozen);
   im->arena = kd_malloc(a.used, "activations", e);
   m->act_bytes = a.used;

@@ -4,10 +4,11 @@
 #include <string.h>
 
 #include "models/gpt.h"
+#include "models/llama.h"
 #include "models/mlp.h"
 
 /* The first family is the one a bare --student spec means. */
-static const kd_family *const families[] = {&kd_mlp_family, &kd_gpt_family};
+static const kd_family *const families[] = {&kd_mlp_family, &kd_gpt_family, &kd_llama_family};
 static const int n_families = (int)(sizeof families / sizeof families[0]);
 
 const kd_family *kd_family_find(const char *name) {

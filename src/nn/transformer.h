@@ -1,4 +1,7 @@
-/* Kernels of the Transformer (GPT) student, as forward/backward pairs.
+/* Element-wise kernels of the Transformer students (the tanh GELU, dropout
+ * of residual branches, token embeddings), as forward/backward pairs; the
+ * attention is in nn/attention.h, the norms in nn/norm.h, RoPE and SwiGLU
+ * in nn/rope.h and nn/swiglu.h.
  * Outputs first, then inputs, then sizes; backward kernels accumulate into
  * parameter gradients (and, where noted, into the input's gradient, which
  * is how residual streams sum). Rows are positions: n = B * T rows of width
@@ -8,24 +11,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define KD_LN_EPS 1e-5f
-
-/* y [n, D] = (x - mean) * rstd * w + b per row (biased variance, eps 1e-5, as nn.LayerNorm);
- * mean, rstd [n] are kept for the backward pass. */
-void kd_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int n,
-                          int D);
-/* dx += d/dx, dw += d/dw, db += d/db of sum(dy * y). */
-void kd_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                           const float *mean, const float *rstd, int n, int D);
-/* The residual add fused with the LayerNorm that reads its result:
- * out = x + br (+ bias[j] when bias is not NULL), then y = LayerNorm(out)
- * as kd_layernorm_forward (skipped when y is NULL). */
-void kd_residual_layernorm_forward(float *out, float *y, float *mean, float *rstd, const float *x, const float *br,
-                                   const float *bias, const float *w, const float *b, int n, int D);
-/* In double, for the tests. */
-void kd_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
-                              int n, int D);
 
 /* y [n, N] <- gelu_tanh(y + bias) in place, pre keeps y + bias; as
  * nn.GELU(approximate="tanh") to within a few float ulps for |z| < 6;
@@ -38,28 +23,9 @@ void kd_bias_gelu_backward(float *dz, float *dbias, const float *dy, const float
 void kd_bias_dropout_forward(float *y, uint8_t *mask, const float *bias, const int64_t *ids, uint64_t key, float p,
                              int n, int N);
 
-/* x [B*T, D] = wte[tokens[b, t]] + wpe[t]. */
+/* x [B*T, D] = wte[tokens[b, t]] + wpe[t] (wpe NULL: no learned positions, as Llama). */
 void kd_embed_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int D);
-/* dwte[tokens] += dx, dwpe[t] += dx. */
+/* dwte[tokens] += dx, dwpe[t] += dx (dwpe nullable). */
 void kd_embed_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens, int B, int T, int D);
-
-/* Causal multi-head self-attention over qkv [B*T, 3D] (q | k | v, head h in
- * columns h*D/H of each), scores scaled by 1/sqrt(D/H). att [B, H, T, T]
- * receives the softmax probabilities (zero above the diagonal); with
- * dropout p > 0 the probabilities that multiply v are att_drop, masked by
- * mask [B, H, T, T] keyed on (key, ids[b], head, i, j). out [B*T, D].
- * Computed in tiles of query and key positions; tiles wholly above the
- * diagonal are never computed. */
-void kd_attention_forward(float *out, float *att, float *att_drop, uint8_t *mask, const float *qkv,
-                          const int64_t *ids, uint64_t key, float p, int B, int T, int D, int H);
-/* dqkv [B*T, 3D] (overwritten) from dout [B*T, D]; scratch [T*T]. */
-void kd_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att,
-                           const float *att_drop, const uint8_t *mask, float p, int B, int T, int D, int H);
-/* Query-key pairs per sequence and head that the tiles compute (for FLOP counts). */
-double kd_attention_pairs(int T);
-/* Plain loops with the same contracts (no dropout), for the tests. */
-void kd_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int D, int H);
-void kd_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int D,
-                               int H);
 
 #endif

@@ -97,9 +97,15 @@ static int build(trainer *t, const kd_model_spec *ms, kd_err *e) {
   kd_tap_shape sh;
   if (!o->model->ops->tap || !o->model->ops->tap(o->model, KD_TAP_HIDDEN, 0, &sh)) return KD_OK; /* no Transformer */
   const int L = o->model->ops->n_hidden(o->model);
-  o->ptrs = kd_calloc((size_t)3 * (L + 1), sizeof *o->ptrs, "teacher taps", e);
+  o->ptrs = kd_calloc((size_t)KD_INTER_ARRAYS * (L + 1), sizeof *o->ptrs, "teacher taps", e);
   if (!o->ptrs) return e->code;
-  o->inter = (kd_inter){L, sh.dim, sh.heads, o->ptrs, o->ptrs + L + 1, o->ptrs + 2 * (L + 1)};
+  kd_inter_bind(&o->inter, o->ptrs, L);
+  o->inter.dim = sh.dim;
+  o->inter.heads = sh.heads;
+  o->inter.kv_heads = sh.kv_heads;
+  o->inter.head_dim = sh.head_dim;
+  o->model->ops->tap(o->model, KD_TAP_Q, 1, &sh); /* the shape, also where the tensors are not kept (frozen == 1) */
+  o->inter.ld = sh.ld;
   return KD_OK;
 }
 
@@ -131,7 +137,9 @@ int tr_online_forward(trainer *t, kd_err *e) {
   const kd_model *m = o->model;
   for (int l = 0; l <= o->inter.layers; l++) {
     o->inter.hidden[l] = m->ops->tap(m, KD_TAP_HIDDEN, l, NULL);
-    o->inter.qkv[l] = l ? m->ops->tap(m, KD_TAP_QKV, l, NULL) : NULL;
+    o->inter.q[l] = l ? m->ops->tap(m, KD_TAP_Q, l, NULL) : NULL;
+    o->inter.k[l] = l ? m->ops->tap(m, KD_TAP_K, l, NULL) : NULL;
+    o->inter.v[l] = l ? m->ops->tap(m, KD_TAP_V, l, NULL) : NULL;
     o->inter.attn[l] = l ? m->ops->tap(m, KD_TAP_ATTN, l, NULL) : NULL;
   }
   return KD_OK;

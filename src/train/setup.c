@@ -196,6 +196,8 @@ static int teacher_shape(trainer *t, kd_inter_cfg *base, kd_err *e) {
     base->t_layers = t->online.inter.layers;
     base->t_dim = t->online.inter.dim;
     base->t_heads = t->online.inter.heads;
+    base->t_kv_heads = t->online.inter.kv_heads;
+    base->t_head_dim = t->online.inter.head_dim;
     base->t_layers_known = 1;
     return KD_OK;
   }
@@ -217,8 +219,9 @@ static int build_inter_terms(trainer *t, kd_err *e) {
   base.alone_epochs = (int)c->intermediate_epochs;
   base.alone_only = c->intermediate_epochs > 0;
   if (teacher_shape(t, &base, e)) return e->code;
-  kd_tap_shape sh = {0, 0, 0, 0};
-  if (t->net.model->ops->tap) t->net.model->ops->tap(t->net.model, KD_TAP_QKV, 1, &sh);
+  kd_tap_shape sh;
+  memset(&sh, 0, sizeof sh);
+  if (t->net.model->ops->tap) t->net.model->ops->tap(t->net.model, KD_TAP_Q, 1, &sh);
   kd_inter_cfg rc = base, ac = base, hc = base;
   int want_h[KD_MAX_PAIRS], want_a[KD_MAX_PAIRS], nh = 0, na = 0;
   if (rel) {

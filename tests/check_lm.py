@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""check_gpt.py WEIGHTS DATA PREDICTED.h5 EVAL.json: the numpy forward pass of
-docs/examples/gpt_forward.py, reading the weights by their documented names,
-reproduces kd predict's logits of /test to 1e-4 (relative to the largest), and
-the NLL, accuracy and bits per byte it computes over the target tokens equal
-kd eval --json's."""
+"""check_lm.py WEIGHTS DATA PREDICTED.h5 EVAL.json: the numpy forward pass of
+docs/examples/gpt_forward.py or llama_forward.py (by the weights' family),
+reading the weights by their documented names, reproduces kd predict's logits
+of /test to 1e-4 (relative to the largest), and the NLL, accuracy and bits per
+byte it computes over the target tokens equal kd eval --json's."""
 import json
 import os
 import sys
@@ -12,9 +12,14 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "docs", "examples"))
-import gpt_forward as g  # noqa: E402
+import gpt_forward  # noqa: E402
+import llama_forward  # noqa: E402
 
 weights, data, predicted, ev_path = sys.argv[1:5]
+with h5py.File(weights, "r") as f:
+    family = f.attrs["family"]
+    family = family.decode() if isinstance(family, bytes) else family
+g = {"gpt": gpt_forward, "llama": llama_forward}[family]
 w, cfg = g.load(weights)
 with h5py.File(data, "r") as f:
     tokens = f["test/tokens"][()].astype(np.int64)
@@ -38,4 +43,4 @@ want = {"nll": nll[tgt].mean(), "accuracy": acc[tgt].mean(), "bpb": nll[tgt].sum
 got = json.load(open(ev_path))
 for k, v in want.items():
     assert abs(got[k] - v) <= 1e-5 * max(1.0, abs(v)), f"{k}: kd eval {got[k]}, numpy {v}"
-print(f"numpy forward == kd predict (max rel diff {err:.2g}); kd eval == numpy: {want}")
+print(f"{family}: numpy forward == kd predict (max abs diff / max |logit| {err:.2g}); kd eval == numpy: {want}")
