@@ -2,7 +2,8 @@
 # Divergence and dead ranks, on 2 ranks:
 #  - a non-finite loss stops the run (exit 1) with a message naming the step, and the last good
 #    checkpoint stays the latest and valid; --on-nonfinite skip drops those updates on every rank,
-#    counts them in the log, and ends with finite weights;
+#    counts them in the log, and ends with finite weights; a run whose every step of an epoch is skipped
+#    (it can no longer learn) stops with exit 1 and no final.h5;
 #  - SIGKILL of one rank mid-epoch ends the whole job within 30 seconds, and --resume then finishes
 #    with final weights bitwise equal to an uninterrupted run.
 source "$(dirname "$0")/lib.sh"
@@ -15,8 +16,12 @@ step=$(sed -n 's/^kd: error: step \([0-9]*\) (epoch [0-9]*): the loss is not fin
 expect "the message names the step ($step)" test -n "$step"
 expect "the latest checkpoint is the last good step" grep -qx "ckpt-$(printf %08d $((step - 1))).h5" div/latest
 expect "and it is valid" quiet "$KD" eval --ckpt div --data d.h5
-kdrun 2 "${D[@]}" --on-nonfinite skip --out skip > skip.log 2>&1 || fail "skip run"
-kdrun 2 "${D[@]}" --on-nonfinite skip --shard-optimizer on --overlap on --bucket-kib 1 --out skip_s > skip_s.log 2>&1 ||
+kdrun 2 "${D[@]}" --on-nonfinite skip --out stuck > stuck.log 2>&1
+expect "skipping every step of an epoch: exit 1, no final.h5" test $? -eq 1 -a ! -e stuck/final.h5
+expect "... and it says so" grep -q "^kd: error: epoch 2: every one of its [0-9]* steps had a non-finite loss" stuck.log
+S=(train --data d.h5 --student 24-64-5 --epochs 2 --lr 15 --threads 1 --progress off) # some steps skipped, not an epoch
+kdrun 2 "${S[@]}" --on-nonfinite skip --out skip > skip.log 2>&1 || fail "skip run"
+kdrun 2 "${S[@]}" --on-nonfinite skip --shard-optimizer on --overlap on --bucket-kib 1 --out skip_s > skip_s.log 2>&1 ||
   fail "skip run, sharded and overlapped"
 expect "sharded, overlapped skips: the same weights" \
   quiet "$PY" "$TESTS_DIR/compare_weights.py" skip/final.h5 skip_s/final.h5 --exact
