@@ -110,6 +110,9 @@ typedef struct kd_train_result {
   double allreduce_share;   /* fraction of that time in gradient communication (rank 0) */
   double step_ms[KD_PHASES + 1]; /* rank 0's mean milliseconds per step in each phase, then the rest */
   double peak_rss_mib;      /* peak resident memory of the largest rank */
+  double compute_ms[2];     /* the least and most milliseconds per step any rank computed (its step outside the
+                             * gradient communication): a step waits for the slowest rank */
+  int compute_rank[2];      /* which ranks */
 } kd_train_result;
 
 /* Collective over comm. Returns a kd_code agreed by all ranks. */

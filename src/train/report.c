@@ -194,9 +194,28 @@ static void print_final(const trainer *t, const kd_train_result *res) {
     printf("step_ms:");
     for (int k = 0; k < KD_PHASES; k++) printf(" %s=%.3f", kd_phase_names[k], res->step_ms[k]);
     printf(" other=%.3f\n", res->step_ms[KD_PHASES]);
+    if (t->mpi.size > 1)
+      printf("ranks: compute per step %.1f ms (rank %d) to %.1f ms (rank %d): the step waits for the slowest\n",
+             res->compute_ms[0], res->compute_rank[0], res->compute_ms[1], res->compute_rank[1]);
   }
   if (t->cfg.profile) print_profile(t, res);
   fflush(stdout);
+}
+
+/* Each rank's compute per step (its step without the gradient communication, in which it waits for the
+ * others): the least and the most, and which ranks. Data parallelism runs at the slowest rank's pace, so their
+ * difference is what rank 0's allreduce phase spends waiting. */
+static int compute_balance(trainer *t, kd_train_result *res, kd_err *e) {
+  double own = 0;
+  for (int k = 0; k <= KD_PHASES; k++)
+    if (k != KD_PH_ALLREDUCE) own += res->step_ms[k];
+  struct { double v; int r; } in = {own, t->mpi.rank}, lo, hi;
+  if (kd_mpi_check(MPI_Allreduce(&in, &lo, 1, MPI_DOUBLE_INT, MPI_MINLOC, t->mpi.comm), "MPI_Allreduce", e) ||
+      kd_mpi_check(MPI_Allreduce(&in, &hi, 1, MPI_DOUBLE_INT, MPI_MAXLOC, t->mpi.comm), "MPI_Allreduce", e))
+    return e->code;
+  res->compute_ms[0] = lo.v, res->compute_ms[1] = hi.v;
+  res->compute_rank[0] = lo.r, res->compute_rank[1] = hi.r;
+  return KD_OK;
 }
 
 int tr_finish_run(trainer *t, kd_train_result *res, kd_err *e) {
@@ -207,6 +226,7 @@ int tr_finish_run(trainer *t, kd_train_result *res, kd_err *e) {
   double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;
   if (kd_mpi_check(MPI_Allreduce(&mine, &res->peak_rss_mib, 1, MPI_DOUBLE, MPI_MAX, t->mpi.comm), "MPI_Allreduce", e))
     return e->code;
+  if (compute_balance(t, res, e)) return e->code;
   if (tr_root(t)) print_final(t, res);
   return KD_OK;
 }
