@@ -36,7 +36,8 @@ static int eval_decode(const kd_eval_cfg *cfg, kd_err *e) {
   if (strcmp(cfg->decode, "sample") == 0)
     return kd_fail(e, KD_ERR_USAGE, "kd eval --decode: greedy or beam:K (sampled outputs are not scored)");
   const kd_seqgen_cfg g = {cfg->ckpt, cfg->data, cfg->split, NULL, cfg->decode, 1, cfg->length_penalty, 1.0, 0, 1,
-                           cfg->batch > 0 ? cfg->batch : 64, 0, cfg->progress, cfg->progress_every};
+                           cfg->batch > 0 ? cfg->batch : 64, 0, cfg->json ? "off" : cfg->progress,
+                           cfg->progress_every}; /* --json: stdout holds the JSON object alone */
   kd_seq_stats st;
   const int rc = kd_seqeval_run(&g, MPI_COMM_WORLD, &st, e);
   if (!rc && g_rank == 0 && cfg->json)

@@ -1,4 +1,4 @@
-/* kd logits: a teacher's logits (and hidden features, or a gpt teacher's
+/* kd logits: a teacher's logits (and hidden features, or a Transformer teacher's
  * hidden states and attention maps) for every split of a data file,
  * computed on all ranks. */
 #include <stddef.h>
@@ -20,10 +20,10 @@ static const kd_opt_spec opts[] = {
   {"features", KD_OPT_INT, E_(features), 0, "0", NULL, 0, 1000, 0, 0,
    "also write hidden layer K (1-based, after the activation) as /SPLIT/features, for --hint-layer"},
   {"hidden", KD_OPT_STR, E_(hidden), STR(kd_eval_cfg, hidden), "", NULL, 0, 0, 0, 0,
-   "gpt teachers: also write hidden states l,l,... (0: the embedding output, l: the output of block l, before "
+   "Transformer teachers (gpt, llama): also write hidden states l,l,... (0: the embedding output, l: the output of block l, before "
    "ln_f) as /SPLIT/hidden/{l} [N, T, D], for kd train --hidden-map"},
   {"attn", KD_OPT_STR, E_(attn), STR(kd_eval_cfg, attn), "", NULL, 0, 0, 0, 0,
-   "gpt teachers: also write the attention probabilities of blocks l,l,... (1-based) as /SPLIT/attn/{l} "
+   "Transformer teachers (gpt, llama): also write the attention probabilities of blocks l,l,... (1-based) as /SPLIT/attn/{l} "
    "[N, H, T, T], for kd train --attn-loss mse"},
   {"dtype", KD_OPT_CHOICE, E_(dtype), STR(kd_eval_cfg, dtype), "f32", "f32|f16", 0, 0, 0, 0,
    "type of the logits (dense or top-k; and hidden states and attention maps) written (f16: half the bytes; kd "

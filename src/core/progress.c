@@ -25,6 +25,12 @@ int kd_progress_init(kd_progress *p, const char *mode, double every, kd_err *e) 
   return KD_OK;
 }
 
+int kd_progress_init_on(kd_progress *p, const char *mode, double every, int shown, kd_err *e) {
+  if (kd_progress_init(p, mode, every, e)) return e->code;
+  if (!shown) p->mode = KD_PROGRESS_OFF;
+  return KD_OK;
+}
+
 int kd_progress_due(kd_progress *p, double now) {
   if (p->mode == KD_PROGRESS_OFF) return 0;
   if (p->last < -1e29) p->last = now; /* the first check starts the clock: a line one interval in */

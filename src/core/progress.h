@@ -30,6 +30,8 @@ typedef struct kd_progress {
  * "on" (in place), "lines" or "off"; every > 0 seconds (rank 0 only: other
  * ranks pass "off"). */
 int kd_progress_init(kd_progress *p, const char *mode, double every, kd_err *e);
+/* The same on every rank of a job (each checks the same arguments alike), then off except where shown != 0. */
+int kd_progress_init_on(kd_progress *p, const char *mode, double every, int shown, kd_err *e);
 /* 1 when a line is due at time `now` (seconds, MPI_Wtime's clock). */
 int kd_progress_due(kd_progress *p, double now);
 /* The line (printf-style, no newline): "\r...", or "... \n". */

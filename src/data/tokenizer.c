@@ -1,5 +1,6 @@
 #include "data/tokenizer.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,9 @@ static int read_id(hid_t f, const char *path, const char *name, int32_t *v, kd_e
   int64_t x = -1;
   if (H5Aexists_by_name(f, "/tokenizer", name, H5P_DEFAULT) > 0 && kd_h5_get_attr_i64(f, path, "/tokenizer", name, &x, e))
     return e->code;
+  if (x < -1 || x > INT32_MAX)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute %s = %lld is not an id (-1: absent)", path, name,
+                   (long long)x);
   *v = (int32_t)x;
   return KD_OK;
 }
@@ -100,8 +104,8 @@ static int read_id(hid_t f, const char *path, const char *name, int32_t *v, kd_e
 static int check_ids(const kd_tokenizer *t, const char *path, kd_err *e) {
   const char *names[5] = {"pad_id", "sep_id", "end_id", "unk_id", "target_id0"};
   const int32_t ids[5] = {t->pad_id, t->sep_id, t->end_id, t->unk_id, t->target_id0};
-  for (int i = 0; i < 5; i++)
-    if (ids[i] < -1 || (t->vocab > 0 && ids[i] >= t->vocab))
+  for (int i = 0; i < 5; i++) /* target_id0 starts the range [target_id0, vocab): it may equal vocab */
+    if (ids[i] < -1 || (t->vocab > 0 && ids[i] >= t->vocab + (i == 4)))
       return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute %s = %d is outside its vocabulary [0, %d) (-1: absent)",
                      path, names[i], (int)ids[i], t->vocab);
   for (int i = 0; i < 2 * t->n_merges; i++)

@@ -165,9 +165,9 @@ static double eval_temperature(const kd_eval_cfg *cfg, const char *ckpt_path) {
 
 /* A progress line over the rows of the split (kd eval, kd predict). */
 static int begin_progress(kd_progress *p, const kd_eval_cfg *cfg, const inference *in, const char *cmd, kd_err *e) {
-  if (kd_progress_init(p, cfg->progress[0] ? cfg->progress : "off", cfg->progress_every > 0 ? cfg->progress_every : 10,
-                       e))
-    return e->code;
+  /* --json: stdout holds the one JSON object and nothing else */
+  const char *mode = cfg->progress[0] && !cfg->json ? cfg->progress : "off";
+  if (kd_progress_init(p, mode, cfg->progress_every > 0 ? cfg->progress_every : 10, e)) return e->code;
   char what[96];
   snprintf(what, sizeof what, "%s /%s", cmd, in->split);
   const int tokens = kd_source_kind(in->src) == KD_INPUT_TOKENS;

@@ -160,7 +160,7 @@ typedef struct logits_job {
   hid_t f;
   int f16;                 /* --dtype f16 */
   uint64_t fp;             /* this rank's part of the /train fingerprint */
-  /* A gpt teacher's intermediate tensors (--hidden, --attn): taps 0 ..
+  /* A Transformer teacher's intermediate tensors (--hidden, --attn): taps 0 ..
    * n_hidden - 1 are hidden states, the n_attn after them attention maps. */
   int n_hidden, n_attn;
   int hidden[MAX_TAPS], attn[MAX_TAPS];
@@ -212,14 +212,14 @@ static int parse_layers(const char *opt, const char *text, int *out, int *n, kd_
   return KD_OK;
 }
 
-/* --hidden / --attn against the model: a gpt teacher (token rows, with
+/* --hidden / --attn against the model: a Transformer teacher (token rows, with
  * taps), hidden states 0..L, attention layers 1..L. */
 static int check_taps(logits_job *j, kd_err *e) {
   const kd_eval_cfg *cfg = j->cfg;
   kd_model *m = j->m;
   const char *opt = j->n_hidden ? "hidden" : "attn";
   if (m->input != KD_INPUT_TOKENS || !m->ops->tap)
-    return kd_fail(e, KD_ERR_USAGE, "--%s is for gpt teachers (token rows); the teacher %s is %s %s", opt, j->ckpt,
+    return kd_fail(e, KD_ERR_USAGE, "--%s is for Transformer teachers (gpt, llama: token rows); the teacher %s is %s %s", opt, j->ckpt,
                    m->family, m->spec);
   kd_tap_shape sh;
   j->L = m->ops->n_hidden(m);
@@ -594,8 +594,8 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   MPI_Comm_rank(comm, &j.rank);
   MPI_Comm_size(comm, &j.size);
   kd_h5_quiet();
-  int rc = kd_progress_init(&j.prog, j.rank == 0 && cfg->progress[0] ? cfg->progress : "off",
-                            cfg->progress_every > 0 ? cfg->progress_every : 10, e);
+  int rc = kd_progress_init_on(&j.prog, cfg->progress[0] ? cfg->progress : "off",
+                               cfg->progress_every > 0 ? cfg->progress_every : 10, j.rank == 0, e);
   if (!rc) rc = job_model(&j, e);
   if (!rc) rc = job_create(&j, e);
   for (int s = 0; s < 3 && !rc; s++)

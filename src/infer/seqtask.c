@@ -89,8 +89,9 @@ int kd_seq_progress(kd_progress *p, const kd_seqgen_cfg *c, MPI_Comm comm, const
                     int64_t total, kd_err *e) {
   int rank;
   MPI_Comm_rank(comm, &rank);
-  const char *mode = rank == 0 && c->progress ? c->progress : "off";
-  if (kd_progress_init(p, mode, c->progress_every > 0 ? c->progress_every : 10, e)) return e->code;
+  if (kd_progress_init_on(p, c->progress ? c->progress : "off", c->progress_every > 0 ? c->progress_every : 10,
+                          rank == 0, e))
+    return e->code;
   kd_progress_begin(p, what, unit, total, 0, MPI_Wtime());
   return KD_OK;
 }

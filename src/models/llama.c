@@ -22,6 +22,7 @@
 enum { LN1, WQ, WK, WV, WO, LN2, WGATE, WUP, WDOWN, PER_BLOCK };
 enum { EMB = 0 };
 static int vb(int l, int k) { return 1 + PER_BLOCK * l + k; }
+static int is_norm(const char *name);
 
 typedef struct block_acts {
   float *ln1, *r1;   /* input_layernorm(x) [n, D] and its rstd [n] */
@@ -409,7 +410,7 @@ static void llama_init_params(kd_model *m, uint64_t seed) {
     const kd_param_view *pv = &m->views[v];
     float *w = m->params + pv->offset;
     const size_t n = (size_t)pv->rows * pv->cols;
-    if (pv->cols == 1) { /* RMSNorm weights */
+    if (is_norm(pv->name)) {
       for (size_t i = 0; i < n; i++) w[i] = 1.0f;
       continue;
     }
@@ -538,12 +539,18 @@ static const kd_model_ops llama_ops = {llama_forward,       llama_backward,     
 
 /* ---- views: Hugging Face's names ---- */
 
+/* The RMSNorm weights: "input_layernorm/weight", "post_attention_layernorm/weight", "model/norm/weight". */
+static int is_norm(const char *name) {
+  const size_t n = strlen(name);
+  return n >= 11 && strcmp(name + n - 11, "norm/weight") == 0;
+}
+
 static void set_view(kd_param_view *v, size_t *pos, const char *name, int rows, int cols) {
   snprintf(v->name, sizeof v->name, "%s", name);
   v->offset = *pos;
   v->rows = rows;
   v->cols = cols;
-  v->decay = cols > 1; /* weight decay on 2-D tensors only */
+  v->decay = !is_norm(name); /* weight decay on the 2-D tensors only */
   *pos += (size_t)rows * cols;
 }
 

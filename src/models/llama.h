@@ -13,7 +13,9 @@
  * q_proj/weight"), weights [out, in]; q, k and v (and gate and up) sit
  * side by side in the parameter buffer, so one GEMM computes them.
  * --dropout applies to the attention probabilities (HF's attention_dropout;
- * Llama has no residual dropout). */
+ * Llama has no residual dropout). RoPE is HF's default type: configurations
+ * with rope_scaling (Llama 3.1's "llama3" frequencies, linear, dynamic,
+ * YaRN) are another model. */
 #ifndef KD_MODELS_LLAMA_H
 #define KD_MODELS_LLAMA_H
 

@@ -5,14 +5,19 @@
 
 #include "nn/simd.h"
 
+/* The angles in float32 exactly as Hugging Face computes them (inv_freq = 1 / theta^(2i/hd) in float32, then
+ * position * inv_freq rounded to float32): at positions in the thousands an angle's float rounding moves cos
+ * and sin by about 1e-4, so computing them more exactly than the reference would differ from it. */
 void kd_rope_table(float *cos_t, float *sin_t, int ctx, int hd, double theta) {
   const int half = hd / 2;
-  for (int p = 0; p < ctx; p++)
-    for (int i = 0; i < half; i++) {
-      const double a = (double)p * pow(theta, -2.0 * i / hd);
-      cos_t[(size_t)p * half + i] = (float)cos(a);
-      sin_t[(size_t)p * half + i] = (float)sin(a);
+  for (int i = 0; i < half; i++) {
+    const float inv = 1.0f / powf((float)theta, (float)(2 * i) / (float)hd);
+    for (int p = 0; p < ctx; p++) {
+      const float a = (float)p * inv;
+      cos_t[(size_t)p * half + i] = (float)cos((double)a);
+      sin_t[(size_t)p * half + i] = (float)sin((double)a);
     }
+  }
 }
 
 /* dir +1: the rotation; -1: its inverse (the transpose), for gradients. */

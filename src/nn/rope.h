@@ -6,7 +6,8 @@
 #ifndef KD_NN_ROPE_H
 #define KD_NN_ROPE_H
 
-/* cos, sin [ctx, hd/2] for positions 0..ctx-1 (computed in double, rounded once). */
+/* cos, sin [ctx, hd/2] for positions 0..ctx-1, the angles rounded to float32 as Hugging Face's are (its
+ * default rope type: no rope_scaling). */
 void kd_rope_table(float *cos_t, float *sin_t, int ctx, int hd, double theta);
 /* In place, `heads` heads of rows [n, ld] starting at column col; row r is
  * at position pos[r], or r % T when pos is NULL (rows of T positions). */

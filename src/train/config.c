@@ -77,7 +77,7 @@ const kd_opt_spec kd_train_opts[] = {
    "hold out the last N rows of /train for validation (when the data file has no /valid)"},
   {"best-metric", KD_OPT_CHOICE, T_(best_metric), STR(kd_train_cfg, best_metric), "auto", "auto|accuracy|nll", 0, 0,
    0, 0, "validation metric that picks the best checkpoint (ties keep the earlier); auto: accuracy for classifiers, "
-   "nll for language models (gpt)"},
+   "nll for language models (gpt, llama)"},
   {"progress", KD_OPT_CHOICE, T_(progress), STR(kd_train_cfg, progress), "auto", "auto|on|lines|off", 0, 0, 0, 0,
    "a progress line every --progress-every seconds (step, loss, rate, ETA): on, redrawn in place; lines, plain "
    "lines (logs); auto, in place on a terminal and plain lines otherwise"},
@@ -124,12 +124,14 @@ const kd_opt_spec kd_train_opts[] = {
    "classes or vocabulary), loaded frozen on every rank, run forward on each training batch; its logits replace a "
    "teacher file's (excludes --teacher and --self-distill)"},
   {"attn-relations", KD_OPT_STR, T_(attn_relations), STR(kd_train_cfg, attn_relations), "", NULL, 0, 0, 0, 0,
-   "MiniLM attention relations (gpt, with --teacher-model): any of q-q,k-k,v-v: KL between the teacher's and the "
+   "MiniLM attention relations (gpt, llama, with --teacher-model): any of q-q,k-k,v-v: KL between the teacher's and the "
    "student's softmax(A A^T / sqrt(d)) per relation head, layers from --attn-map (default: the last layers)"},
   {"relation-heads", KD_OPT_INT, T_(relation_heads), 0, "0", NULL, 0, 4096, 0, 0,
-   "relation heads R of --attn-relations (0: the student's head count); R divides both widths"},
+   "relation heads R of --attn-relations (0: the student's head count, or where grouped-query keys and values are "
+   "narrower the largest R below it that divides every width used); R divides every width used (queries H hd, keys "
+   "and values G hd) of both models"},
   {"attn-loss", KD_OPT_CHOICE, T_(attn_loss), STR(kd_train_cfg, attn_loss), "none", "none|mse|mse-scores", 0, 0, 0, 0,
-   "TinyBERT attention maps (gpt): mse between the attention probabilities of mapped layers (same head count; "
+   "TinyBERT attention maps (gpt, llama): mse between the attention probabilities of mapped layers (same head count; "
    "online or stored /train/attn/{l}), mse-scores between the pre-softmax scores, masked entries zeroed (online only)"},
   {"attn-weight", KD_OPT_REAL, T_(attn_weight), 0, "1", NULL, 0, 1e6, 0, 0,
    "weight of the relation and attention-map losses"},
@@ -138,7 +140,7 @@ const kd_opt_spec kd_train_opts[] = {
    "uniform (student layer m takes teacher layer m * Lt / Ls); default: uniform for maps, the last layers for "
    "relations"},
   {"hidden-map", KD_OPT_STR, T_(hidden_map), STR(kd_train_cfg, hidden_map), "", NULL, 0, 0, 0, 0,
-   "TinyBERT hidden states (gpt): student:teacher pairs of hidden states (0 the embedding output, l the output of "
+   "TinyBERT hidden states (gpt, llama): student:teacher pairs of hidden states (0 the embedding output, l the output of "
    "block l, before ln_f), e.g. 0:0,1:2,2:4, or uniform; matched through a learned projection [Dt, Ds] by mean "
    "squared error (online, or stored /train/hidden/{l})"},
   {"hidden-weight", KD_OPT_REAL, T_(hidden_weight), 0, "1", NULL, 0, 1e6, 0, 0, "weight of the hidden-state loss"},
@@ -199,7 +201,7 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
                    "teacher is a checkpoint of the run itself: --teacher-ckpt)");
   if (c->teacher_model[0] && c->hint_layer > 0)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer reads stored /train/features from --teacher FILE; with an "
-                   "online teacher use --hidden-map (gpt)");
+                   "online teacher use --hidden-map (gpt, llama)");
   const int inter = c->attn_relations[0] || strcmp(c->attn_loss, "none") != 0 || c->hidden_map[0];
   if (inter && !c->teacher_model[0] && !c->teacher[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --attn-relations, --attn-loss and --hidden-map need a teacher: "

@@ -42,7 +42,8 @@ static int run_epoch(trainer *t, tr_clock *c, int *stop, kd_train_result *res, k
     *stop = o.stop;
     c->ep_skipped += o.skipped;
     const int epoch_end = advance(t, c, epoch, s);
-    if (epoch_end && c->ep_skipped == c->ep_steps) /* before the epoch's checkpoint: nothing was learnt */
+    /* before the epoch's checkpoint: nothing was learnt in a whole epoch (run whole by this invocation) */
+    if (epoch_end && c->ep_steps == t->sched.steps_per_epoch && c->ep_skipped == c->ep_steps)
       return kd_fail(e, KD_ERR_RUNTIME,
                      "epoch %lld: every one of its %lld steps had a non-finite loss or gradient and was skipped "
                      "(--on-nonfinite skip): the run cannot learn; stopping (the last checkpoint is untouched; lower "
@@ -54,6 +55,7 @@ static int run_epoch(trainer *t, tr_clock *c, int *stop, kd_train_result *res, k
   const double chk0 = MPI_Wtime(); /* like evaluation, not part of the training rate */
   if ((rc = tr_check_replicas(t, e))) return rc;
   c->t_side += MPI_Wtime() - chk0;
+  c->log_side += MPI_Wtime() - chk0;
   return KD_OK;
 }
 

@@ -164,7 +164,7 @@ int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_
     if (tr_root(t) && t->cfg.resume[0])
       printf("kd: resume at step %lld (epoch %lld, step %lld of %lld)\n", (long long)t->st.step,
              (long long)t->st.epoch + 1, (long long)t->st.step_in_epoch, (long long)t->sched.steps_per_epoch);
-    rc = kd_progress_init(&t->log.progress, tr_root(t) ? t->cfg.progress : "off", t->cfg.progress_every, e);
+    rc = kd_progress_init_on(&t->log.progress, t->cfg.progress, t->cfg.progress_every, tr_root(t), e);
     if (!rc) rc = tr_run_loop(t, res, e);
   }
   if (!rc && !done) rc = tr_finish_run(t, res, e);

@@ -108,7 +108,8 @@ static int root_log(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch
     watch_divergence(t, row.loss, now_step);
     row.lr = o->lr;
     row.grad_norm = o->norm;
-    row.samples_per_s = (double)t->st.log_steps * B / (now - c->log_t0);
+    /* the steps' own rate, as the final line's: evaluations and checkpoints in the window left out */
+    row.samples_per_s = (double)t->st.log_steps * B / (now - c->log_t0 - c->log_side);
     row.elapsed_s = now - c->t_start;
   }
   if (*have_ev) eval_columns(t, &row, ev);
@@ -144,6 +145,7 @@ int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, 
     memset(t->st.log_sums, 0, sizeof t->st.log_sums);
     t->st.log_steps = 0;
     c->log_t0 = now;
+    c->log_side = 0;
   }
   if (d.epoch_end) {
     end_epoch(t, c, epoch, now, res);
@@ -159,6 +161,7 @@ int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, 
   const double side = MPI_Wtime() - now;
   c->t_side += side;
   c->ep_side += side;
+  c->log_side += side;
   if (d.epoch_end) c->ep_side = 0;
   return KD_OK;
 }

@@ -11,6 +11,7 @@ typedef struct tr_clock {
   double t_first;           /* the first step ended (it is warm-up, not timed) */
   double log_t0;            /* the last metrics row */
   double t_side, ep_side;   /* seconds in evaluation and checkpoints: not training throughput */
+  double log_side;          /* ... since the last metrics row */
   double ep_t0;             /* the epoch began */
   int64_t step0;            /* the step this invocation started at */
   int64_t ep_steps;         /* steps of this epoch run by this invocation */

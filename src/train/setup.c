@@ -192,7 +192,7 @@ static int teacher_shape(trainer *t, kd_inter_cfg *base, kd_err *e) {
   if (t->online.model) {
     if (!t->online.ptrs)
       return kd_fail(e, KD_ERR_USAGE, "--teacher-model %s: the teacher %s %s has no attention layers or hidden states to "
-                     "match (a gpt teacher has)", t->online.path, t->online.model->family, t->online.model->spec);
+                     "match (a gpt or llama teacher has)", t->online.path, t->online.model->family, t->online.model->spec);
     base->t_layers = t->online.inter.layers;
     base->t_dim = t->online.inter.dim;
     base->t_heads = t->online.inter.heads;
@@ -207,6 +207,19 @@ static int teacher_shape(trainer *t, kd_inter_cfg *base, kd_err *e) {
   base->t_layers_known = base->t_layers > 0;
   if (!base->t_layers) base->t_layers = stored;
   return KD_OK;
+}
+
+/* MiniLM's default: the student's query heads, or the largest count below them that divides every width a
+ * relation may read (queries H hd, grouped-query keys and values G hd, of both models). */
+static int default_relation_heads(const kd_tap_shape *sh, const kd_inter_cfg *b) {
+  const int w[4] = {sh->heads * sh->head_dim, sh->kv_heads * sh->head_dim, b->t_heads * b->t_head_dim,
+                    b->t_kv_heads * b->t_head_dim};
+  for (int r = sh->heads; r > 1; r--) {
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= w[i] <= 0 || w[i] % r == 0;
+    if (ok) return r;
+  }
+  return 1;
 }
 
 /* TinyBERT's and MiniLM's terms, and (teacher file) the store of their targets. */
@@ -226,7 +239,7 @@ static int build_inter_terms(trainer *t, kd_err *e) {
   int want_h[KD_MAX_PAIRS], want_a[KD_MAX_PAIRS], nh = 0, na = 0;
   if (rel) {
     rc.weight = (float)c->attn_weight;
-    rc.relation_heads = c->relation_heads > 0 ? (int)c->relation_heads : sh.heads;
+    rc.relation_heads = c->relation_heads > 0 ? (int)c->relation_heads : default_relation_heads(&sh, &base);
     if (parse_relations(c->attn_relations, &rc.relations, e) ||
         term_pairs(t, &rc, "attn-map", c->attn_map, 1, 1, e) || kd_relation_term_create(&t->net.terms[t->net.n_terms], t->net.model, &rc, e))
       return e->code;
