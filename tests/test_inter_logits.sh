@@ -130,5 +130,5 @@ bad 0 "--hidden 1,1: layer 1 is listed twice" logits --ckpt teach --data d.h5 --
 "$KD" synth --out feat.h5 --train 40 --test 0 --dim 6 --classes 3 > /dev/null || fail "kd synth"
 "$KD" train --data feat.h5 --student 6-8-3 --batch 8 --epochs 1 --max-steps 1 --threads 1 --progress off \
   --out mlp > /dev/null 2>&1 || fail "training an mlp"
-bad 0 "--hidden is for gpt teachers" logits --ckpt mlp --data feat.h5 --hidden 1
+bad 0 "--hidden is for Transformer teachers" logits --ckpt mlp --data feat.h5 --hidden 1
 finish
