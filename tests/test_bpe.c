@@ -43,9 +43,46 @@ static void test_chunks(void) {
   CHECK(k == n && count == 3, "pieces %zu, end %zu", count, k);
 }
 
+/* GPT-2's pre-tokenizer (the "gpt2" records kd import text writes): hand-worked splits of its pattern. */
+static void gpt2_chunks_of(const char *s, size_t n, char *out, size_t cap) {
+  kd_err e = {0};
+  kd_bpe_splitter *sp;
+  CHECK(kd_bpe_splitter_new(&sp, KD_BPE_PRE_GPT2, &e) == KD_OK, "splitter: %s", e.msg);
+  size_t pos = 0;
+  for (size_t i = 0; sp && i < n;) {
+    const size_t j = kd_bpe_split_next(sp, (const uint8_t *)s, n, i);
+    pos += (size_t)snprintf(out + pos, cap - pos, "%s%.*s", i ? "|" : "", (int)(j - i), s + i);
+    i = j;
+  }
+  kd_bpe_splitter_free(sp);
+}
+
+static void test_gpt2_chunks(void) {
+  char got[512];
+  const char *a = "Hello world's 123 test!!  ok\n\n\xc3\xbc";
+  gpt2_chunks_of(a, strlen(a), got, sizeof got);
+  CHECK(strcmp(got, "Hello| world|'s| 123| test|!!| | ok|\n|\n|\xc3\xbc") == 0, "gpt2: '%s'", got);
+  const char *b = "I'll   café x2 \xe6\x97\xa5\xe6\x9c\xac--\xe2\x80\x94 end  ";
+  gpt2_chunks_of(b, strlen(b), got, sizeof got);
+  CHECK(strcmp(got, "I|'ll|  | caf\xc3\xa9| x|2| \xe6\x97\xa5\xe6\x9c\xac|--\xe2\x80\x94| end|  ") == 0, "gpt2: '%s'", got);
+  /* bytes that are not UTF-8 make chunks of their own; a long run is one chunk (no limit) */
+  const char c[] = "ab\xff\xfe cd";
+  gpt2_chunks_of(c, sizeof c - 1, got, sizeof got);
+  CHECK(strcmp(got, "ab|\xff\xfe| cd") == 0, "gpt2 with invalid UTF-8: '%s'", got);
+  char run[301];
+  memset(run, '=', 300);
+  run[300] = 0;
+  gpt2_chunks_of(run, 300, got, sizeof got);
+  CHECK(strlen(got) == 300, "a run of 300 '=' is one chunk (%zu bytes of output)", strlen(got));
+  kd_err e = {0};
+  kd_bpe_splitter *sp = NULL;
+  CHECK(kd_bpe_splitter_new(&sp, "wordpiece", &e) == KD_ERR_RUNTIME && strstr(e.msg, "'wordpiece' is not known"),
+        "unknown pre-tokenizer: %s", e.msg);
+}
+
 static int train(kd_tokenizer *t, const char *text, size_t n, int V) {
   kd_err e = {0};
-  const int rc = kd_bpe_train(t, (const uint8_t *)text, n, V, &e);
+  const int rc = kd_bpe_train(t, (const uint8_t *)text, n, V, KD_BPE_PRE_KD1, &e);
   CHECK(rc == KD_OK, "train: %s", e.msg);
   return rc;
 }
@@ -197,10 +234,10 @@ static void test_v256_and_errors(void) {
     kd_tokenizer_free(&t);
   }
   kd_err e = {0};
-  CHECK(kd_bpe_train(&t, (const uint8_t *)text, n, 100, &e) == KD_ERR_USAGE && strstr(e.msg, "100"), "V = 100: %s",
+  CHECK(kd_bpe_train(&t, (const uint8_t *)text, n, 100, KD_BPE_PRE_GPT2, &e) == KD_ERR_USAGE && strstr(e.msg, "100"), "V = 100: %s",
         e.msg);
   kd_err_clear(&e);
-  CHECK(kd_bpe_train(&t, (const uint8_t *)text, n, KD_BPE_MAX_VOCAB + 1, &e) == KD_ERR_USAGE, "V too large");
+  CHECK(kd_bpe_train(&t, (const uint8_t *)text, n, KD_BPE_MAX_VOCAB + 1, KD_BPE_PRE_GPT2, &e) == KD_ERR_USAGE, "V too large");
   if (train(&t, text, n, 400) == KD_OK) {
     int32_t ids[4];
     int m;
@@ -222,6 +259,7 @@ static void test_v256_and_errors(void) {
 
 int main(void) {
   test_chunks();
+  test_gpt2_chunks();
   test_hand_worked();
   test_rank_order();
   test_train_encode();

@@ -7,6 +7,9 @@
 #    gives back the training stream: every row's bytes are in the corpus, the stream is the training
 #    documents joined by the separator line, and it takes fewer ids than bytes;
 #  - a tiny gpt trains on it on 2 ranks, and kd generate continues a prompt with non-ASCII text;
+#  - the record names its pre-tokenizer (gpt2: GPT-2's pattern); a record written before it existed (no
+#    pre_tokenizer attribute) encodes with kd1's byte classes, as it was written: the same text may split
+#    otherwise, and both round trip;
 #  - bad specs (bpe:, bpe:100, bpe:x, words) are one line and exit 2.
 source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
@@ -91,4 +94,28 @@ for spec in bpe: bpe:100 bpe:x words; do
     fail "--tokenizer $spec: wanted exit 2 and one line; got $rc: $out"
   fi
 done
+expect "the record names GPT-2's pre-tokenizer" "$PY" -c "
+import h5py; assert h5py.File('a.h5')['tokenizer'].attrs['pre_tokenizer'] == 'gpt2'"
+"$PY" -c "
+import h5py, shutil
+for src in ('a.h5',):
+    shutil.copyfile(src, 'old.h5')
+with h5py.File('old.h5', 'r+') as f:
+    del f['tokenizer'].attrs['pre_tokenizer']
+"
+kdrun 1 train --data old.h5 --student gpt:vocab=300,ctx=16,layers=1,dim=16,heads=2 --epochs 1 --max-steps 2 --batch 8 \
+  --threads 1 --progress off --out old > /dev/null || fail "training on a record without pre_tokenizer"
+prompt=$'  the fox... "quoted" words  \n\nand café—x'
+"$KD" generate --ckpt r --prompt "$prompt" --max-new 1 --print ids --decode greedy > new_ids.txt 2> /dev/null
+"$KD" generate --ckpt old --prompt "$prompt" --max-new 1 --print ids --decode greedy > old_ids.txt 2> /dev/null
+expect "gpt2 and kd1 records both encode a prompt to ids that decode back to it" "$PY" - "$prompt" <<'PY'
+import h5py, sys
+vocab = [bytes(v) for v in h5py.File("a.h5")["tokenizer/vocab"][()]]
+for p in ("new_ids.txt", "old_ids.txt"):
+    ids = [int(x) for x in open(p).readline().split()[1:]]
+    assert ids and b"".join(vocab[x] for x in ids) == sys.argv[1].encode(), (p, ids)
+PY
+"$KD" export --ckpt old --format gguf --out old.gguf > old.export
+expect "a record without pre_tokenizer reads as kd1 (kd export says llama.cpp would split it otherwise)" \
+  grep -q "tokenizer: byte-level BPE of kd1 pre-splitting" old.export
 finish

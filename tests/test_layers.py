@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-ORDER = ["core", "nn", "data", "models", "loss", "optim", "ckpt", "infer", "train", "cmd"]
+ORDER = ["core", "nn", "data", "models", "loss", "optim", "ckpt", "infer", "interop", "train", "cmd"]
 PUBLIC = {"error": "core", "data": "data", "teacher": "data", "model": "models", "registry": "models",
           "loss": "loss", "ckpt": "ckpt", "infer": "infer", "train": "train", "kd": "cmd"}
 root = sys.argv[1]

@@ -89,6 +89,7 @@ typedef struct kd_tokenizer {
   uint8_t *bytes;
   int n_merges;                     /* bpe: merge rules, pairs of ids, in order */
   int32_t *merges;                  /* [n_merges, 2] */
+  char pre[8];                      /* bpe: the pre-tokenizer, "gpt2" or "kd1" (data/bpe.h) */
 } kd_tokenizer;
 
 /* *present = 0 when the file has no /tokenizer. */

@@ -33,5 +33,6 @@ int cmd_logits(int argc, char **argv, kd_err *e);
 int cmd_import(int argc, char **argv, kd_err *e);
 int cmd_synth(int argc, char **argv, kd_err *e);
 int cmd_generate(int argc, char **argv, kd_err *e);
+int cmd_export(int argc, char **argv, kd_err *e);
 
 #endif

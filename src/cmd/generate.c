@@ -30,6 +30,7 @@ typedef struct gen_cfg {
   int64_t batch;
   char progress[8];
   double progress_every;
+  char print[8];
 } gen_cfg;
 
 #define G_(f) offsetof(gen_cfg, f)
@@ -58,6 +59,9 @@ static const kd_opt_spec opts[] = {
   {"top-k", KD_OPT_INT, G_(top_k), 0, "0", NULL, 0, 1 << 24, 0, 0, "sample among the k most likely only (0: all)"},
   {"seed", KD_OPT_INT, G_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed of the draws"},
   KD_PROGRESS_OPTS(gen_cfg),
+  {"print", KD_OPT_CHOICE, G_(print), STR(gen_cfg, print), "text", "text|ids", 0, 0, 0, 0,
+   "--prompt: print the continuation as text, or as token ids (a line 'prompt: ID ...' and a line 'new: ID:MARGIN "
+   "...', MARGIN the step's largest logit minus its second largest)"},
 };
 
 /* The checkpoint's model and tokenizer. */
@@ -96,21 +100,32 @@ static int generate(const gen_cfg *c, kd_err *e) {
                  "--data rows)", mode);
   const kd_decode_cfg dc = {strcmp(mode, "greedy") == 0, c->temperature, (int)c->top_k, (uint64_t)c->seed,
                             rc ? 0 : kd_fit_emit_ids(m, &tok)};
+  const int as_ids = strcmp(c->print, "ids") == 0;
+  float *margins = !rc && as_ids ? kd_malloc(sizeof(float) * (size_t)c->max_new, "margins", e) : NULL;
+  if (!rc && as_ids && !margins) rc = e->code;
   const double t0 = MPI_Wtime();
-  if (!rc) rc = kd_generate(m, ids, n_prompt, (int)c->max_new, tok.end_id, &dc, &n, e);
+  if (!rc) rc = kd_generate(m, ids, n_prompt, (int)c->max_new, tok.end_id, &dc, &n, margins, e);
   const double dt = MPI_Wtime() - t0;
+  if (!rc && as_ids) {
+    printf("prompt:");
+    for (int i = 0; i < n_prompt; i++) printf(" %d", (int)ids[i]);
+    printf("\nnew:");
+    for (int i = n_prompt; i < n; i++) printf(" %d:%.6g", (int)ids[i], (double)margins[i - n_prompt]);
+    printf("\n");
+  }
   if (!rc) {
     const size_t cap = 64 * (size_t)(n - n_prompt) + 1;
-    uint8_t *text = kd_malloc(cap, "text", e);
+    uint8_t *text = as_ids ? NULL : kd_malloc(cap, "text", e);
     const size_t len = text ? kd_tokenizer_decode(&tok, ids + n_prompt, n - n_prompt, text, cap) : 0;
     if (text) fwrite(text, 1, len, stdout);
-    printf("\n");
+    if (!as_ids) printf("\n");
     fprintf(stderr, "kd generate: %d new tokens in %.3f s (%.0f tokens/s, batch 1, %s) from %s\n", n - n_prompt, dt,
             dt > 0 ? (n - n_prompt) / dt : 0.0, mode, path);
     free(text);
     rc = e->code;
   }
   free(ids);
+  free(margins);
   kd_tokenizer_free(&tok);
   kd_model_free(m);
   free(params);

@@ -23,13 +23,14 @@ static void usage(FILE *f) {
           "usage: mpirun -np N kd COMMAND [OPTIONS]   (or launch/local.sh N COMMAND ...)\n"
           "\n"
           "commands:\n"
-          "  train   train a student (mlp, or gpt on token rows) with the combined KD loss on HDF5 data\n"
+          "  train   train a student (mlp, or gpt and llama on token rows) with the combined KD loss on HDF5 data\n"
           "  eval    evaluate a checkpoint (accuracy, NLL, calibration, teacher agreement)\n"
           "  predict write a checkpoint's logits for a split (one rank)\n"
           "  logits  write a teacher's logits for every split, in parallel (a teacher file)\n"
-          "  import  convert IDX files (MNIST, Fashion-MNIST) or plain text into a kd data file\n"
+          "  import  convert IDX files (MNIST, Fashion-MNIST), plain text or prompt-completion pairs into a kd data file\n"
           "  synth   write a synthetic data set and a fixed teacher's logits\n"
-          "  generate continue a prompt with a gpt checkpoint (one rank)\n"
+          "  generate continue a prompt with a gpt or llama checkpoint, or decode a data file's prompt rows\n"
+          "  export  write a gpt or llama student as GGUF for llama.cpp and ollama (one rank)\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
           "  kd --version prints the version.\n"
@@ -166,8 +167,10 @@ int main(int argc, char **argv) {
     code = report(&e, cmd_synth(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "generate") == 0) {
     code = report(&e, cmd_generate(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "export") == 0) {
+    code = report(&e, cmd_export(argc - 2, argv + 2, &e));
   } else {
-    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth, generate; see kd --help)", argv[1]);
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth, generate, export; see kd --help)", argv[1]);
     code = report(&e, KD_ERR_USAGE);
   }
   fflush(stdout);

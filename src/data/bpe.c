@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "core/rng.h"
 
 /* ---- Pre-tokenization ---- */
@@ -33,6 +36,63 @@ size_t kd_bpe_chunk_end(const uint8_t *p, size_t n, size_t i) {
   /* a UTF-8 lead byte has at most 3 continuation bytes: cut before the lead, not inside its sequence */
   for (int k = 0; k < 3 && (p[j] & 0xc0) == 0x80; k++) j--;
   return j;
+}
+
+/* GPT-2's pattern, the ecosystem's default pre-tokenizer (llama.cpp's "gpt-2", Hugging Face's
+ * ByteLevel): contractions, a letter run, a digit run or a run of other characters (each with one
+ * leading space), and whitespace (all of it but the last space before a word, unless it ends the text). */
+#define GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
+struct kd_bpe_splitter {
+  int gpt2;                   /* 0: kd1, kd's byte classes (bpe.h) */
+  pcre2_code *code;
+  pcre2_match_data *md;
+};
+
+int kd_bpe_splitter_new(kd_bpe_splitter **out, const char *pre, kd_err *e) {
+  *out = NULL;
+  const int gpt2 = strcmp(pre, KD_BPE_PRE_GPT2) == 0;
+  if (!gpt2 && strcmp(pre, KD_BPE_PRE_KD1) != 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "bpe: pre-tokenizer '%s' is not known to kd %s (%s, %s)", pre, KD_VERSION,
+                   KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1);
+  kd_bpe_splitter *s = kd_calloc(1, sizeof *s, "bpe pre-tokenizer", e);
+  if (!s) return e->code;
+  s->gpt2 = gpt2;
+  if (gpt2) {
+    int err;
+    PCRE2_SIZE at;
+    /* Unicode classes for \p and \s; invalid UTF-8 is no match (those bytes become chunks of their own) */
+    s->code = pcre2_compile((PCRE2_SPTR)GPT2_PATTERN, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP |
+                            PCRE2_MATCH_INVALID_UTF, &err, &at, NULL);
+    s->md = s->code ? pcre2_match_data_create_from_pattern(s->code, NULL) : NULL;
+    if (!s->md) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(err, msg, sizeof msg);
+      const int compiled = s->code != NULL;
+      kd_bpe_splitter_free(s);
+      return kd_fail(e, KD_ERR_RUNTIME, "bpe: cannot compile GPT-2's pattern with PCRE2 (%s at %zu)",
+                     compiled ? "out of memory" : (const char *)msg, (size_t)at);
+    }
+    pcre2_jit_compile(s->code, PCRE2_JIT_COMPLETE); /* faster where PCRE2 has its JIT; the same matches */
+  }
+  *out = s;
+  return KD_OK;
+}
+
+void kd_bpe_splitter_free(kd_bpe_splitter *s) {
+  if (!s) return;
+  pcre2_match_data_free(s->md);
+  pcre2_code_free(s->code);
+  free(s);
+}
+
+size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size_t i) {
+  if (!s->gpt2) return kd_bpe_chunk_end(text, n, i);
+  const int rc = pcre2_match(s->code, (PCRE2_SPTR)text, n, i, 0, s->md, NULL);
+  if (rc < 0) return n; /* no match in the rest: only bytes that are not UTF-8 remain */
+  const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+  if (ov[0] > i) return ov[0]; /* bytes that are not UTF-8 before the match: a chunk of their own */
+  return ov[1] > i ? ov[1] : i + 1;
 }
 
 /* ---- Shared helpers ---- */
@@ -87,7 +147,7 @@ typedef struct trainer {
   size_t n_chunks;
   int64_t *weight;   /* occurrences of each unique chunk in the text */
   size_t *off;       /* chunk c's ids: tok[off[c], off[c] + len[c]) */
-  uint8_t *len;
+  uint32_t *len;
   int32_t *tok;
   int32_t *stamp;    /* the step that last merged inside the chunk */
   pair_rec *pairs;
@@ -99,6 +159,7 @@ typedef struct trainer {
   int32_t *touched;  /* pairs whose count rose in this step */
   size_t n_touched, cap_touched;
   int32_t step;
+  uint8_t *part, *fresh; /* [the longest chunk] scratch of a merge inside a chunk */
 } trainer;
 
 static void trainer_free(trainer *tr) {
@@ -112,6 +173,8 @@ static void trainer_free(trainer *tr) {
   free(tr->slots);
   free(tr->heap);
   free(tr->touched);
+  free(tr->part);
+  free(tr->fresh);
 }
 
 /* ---- Unique chunks ---- */
@@ -120,7 +183,7 @@ typedef struct chunk_set {
   int32_t *slots;
   size_t mask, n, cap;
   size_t *start;     /* the chunk's first occurrence in the text */
-  uint8_t *len;
+  uint32_t *len;
   uint64_t *hash;
   int64_t *weight;
 } chunk_set;
@@ -161,7 +224,7 @@ static int chunk_set_add(chunk_set *s, const uint8_t *text, size_t i, size_t len
     size_t cap = s->cap, c1 = cap, c2 = cap, c3 = cap;
     size_t *st = grow(s->start, &c1, s->n + 1, sizeof *st, "chunks", e);
     if (st) s->start = st;
-    uint8_t *ln = st ? grow(s->len, &c2, s->n + 1, 1, "chunks", e) : NULL;
+    uint32_t *ln = st ? grow(s->len, &c2, s->n + 1, sizeof *ln, "chunks", e) : NULL;
     if (ln) s->len = ln;
     uint64_t *hs = ln ? grow(s->hash, &c3, s->n + 1, sizeof *hs, "chunks", e) : NULL;
     if (hs) s->hash = hs;
@@ -172,24 +235,35 @@ static int chunk_set_add(chunk_set *s, const uint8_t *text, size_t i, size_t len
   }
   s->slots[k] = (int32_t)s->n;
   s->start[s->n] = i;
-  s->len[s->n] = (uint8_t)len;
+  s->len[s->n] = (uint32_t)len;
   s->hash[s->n] = h;
   s->weight[s->n++] = 1;
   return 2 * s->n > s->mask ? chunk_set_rehash(s, e) : KD_OK;
 }
 
 /* The text's unique chunks, their counts and their ids (the bytes) into tr. */
-static int collect_chunks(trainer *tr, const uint8_t *text, size_t n, kd_err *e) {
+static int collect_chunks(trainer *tr, kd_bpe_splitter *sp, const uint8_t *text, size_t n, kd_err *e) {
   chunk_set s = {0};
   s.mask = 1023;
   s.slots = new_slots(s.mask + 1, e);
   for (size_t i = 0; s.slots && i < n;) {
-    const size_t j = kd_bpe_chunk_end(text, n, i);
+    const size_t j = kd_bpe_split_next(sp, text, n, i);
+    if (j - i > UINT32_MAX) {
+      kd_fail(e, KD_ERR_RUNTIME, "bpe: a chunk of %zu bytes without a break", j - i);
+      break;
+    }
     if (chunk_set_add(&s, text, i, j - i, e)) break;
     i = j;
   }
-  size_t total = 0;
-  for (size_t c = 0; !e->code && c < s.n; c++) total += s.len[c];
+  size_t total = 0, longest = 1;
+  for (size_t c = 0; !e->code && c < s.n; c++) {
+    total += s.len[c];
+    longest = s.len[c] > longest ? s.len[c] : longest;
+  }
+  if (!e->code) {
+    tr->part = kd_malloc(longest, "bpe merge scratch", e);
+    tr->fresh = kd_malloc(longest, "bpe merge scratch", e);
+  }
   if (!e->code) {
     tr->n_chunks = s.n;
     tr->off = kd_malloc(sizeof(size_t) * (s.n + 1), "bpe chunks", e);
@@ -336,9 +410,11 @@ static int32_t best_pair(trainer *tr, kd_err *e) {
  * the old ones are taken off the counts, the new ones (touching an x) added. */
 static int merge_chunk(trainer *tr, int32_t c, int32_t a, int32_t b, int32_t x, kd_err *e) {
   int32_t *w = tr->tok + tr->off[c];
-  const int L = tr->len[c];
+  const int L = (int)tr->len[c];
   const int64_t wt = tr->weight[c];
-  uint8_t part[KD_BPE_MAX_CHUNK] = {0}, fresh[KD_BPE_MAX_CHUNK] = {0}; /* part: 1 first of a merge, 2 second */
+  uint8_t *part = tr->part, *fresh = tr->fresh; /* part: 1 first of a merge, 2 second */
+  memset(part, 0, (size_t)L);
+  memset(fresh, 0, (size_t)L);
   int found = 0;
   for (int i = 0; i + 1 < L; i++)
     if (w[i] == a && w[i + 1] == b) {
@@ -356,7 +432,7 @@ static int merge_chunk(trainer *tr, int32_t c, int32_t a, int32_t b, int32_t x, 
     w[m++] = part[i] == 1 ? x : w[i];
     i += part[i] == 1;
   }
-  tr->len[c] = (uint8_t)m;
+  tr->len[c] = (uint32_t)m;
   for (int i = 0; i + 1 < m; i++)
     if ((fresh[i] || fresh[i + 1]) && count_pair(tr, w[i], w[i + 1], wt, c, e)) return e->code;
   return KD_OK;
@@ -385,7 +461,7 @@ static int count_all_pairs(trainer *tr, kd_err *e) {
   tr->slots = new_slots(tr->mask + 1, e);
   for (size_t c = 0; !e->code && c < tr->n_chunks; c++) {
     const int32_t *w = tr->tok + tr->off[c];
-    for (int i = 0; i + 1 < tr->len[c]; i++)
+    for (size_t i = 0; i + 1 < tr->len[c]; i++)
       if (count_pair(tr, w[i], w[i + 1], tr->weight[c], (int32_t)c, e)) break;
   }
   return e->code ? e->code : push_touched(tr, e);
@@ -437,21 +513,24 @@ static int learn_merges(trainer *tr, int32_t *merges, int max_merges, int *n_mer
   return e->code;
 }
 
-int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, kd_err *e) {
+int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, const char *pre, kd_err *e) {
   memset(t, 0, sizeof *t);
   if (V < 256 || V > KD_BPE_MAX_VOCAB)
     return kd_fail(e, KD_ERR_USAGE, "bpe: a vocabulary of %d ids is outside [256, %d]", V, KD_BPE_MAX_VOCAB);
+  kd_bpe_splitter *sp;
+  if (kd_bpe_splitter_new(&sp, pre, e)) return e->code;
   int32_t *merges = kd_malloc(sizeof(int32_t) * 2 * (size_t)(V - 256 + 1), "bpe merges", e);
-  if (!merges) return e->code;
   trainer tr = {0};
   int n_merges = 0;
-  if (!collect_chunks(&tr, text, n, e)) learn_merges(&tr, merges, V - 256, &n_merges, e);
+  if (merges && !collect_chunks(&tr, sp, text, n, e)) learn_merges(&tr, merges, V - 256, &n_merges, e);
   trainer_free(&tr);
+  kd_bpe_splitter_free(sp);
   if (e->code) {
     free(merges);
     return e->code;
   }
   if (fill_tokenizer(t, merges, n_merges, e)) kd_tokenizer_free(t);
+  else snprintf(t->pre, sizeof t->pre, "%s", pre);
   return e->code;
 }
 
@@ -463,12 +542,17 @@ struct kd_bpe_encoder {
   uint64_t *keys;   /* open addressing: pair key -> rank (EMPTY_KEY: free slot) */
   int32_t *ranks;
   size_t mask;
+  kd_bpe_splitter *split; /* the tokenizer's pre-tokenizer */
+  int32_t *w;             /* [2 cap_w]: a chunk's ids, then its pair ranks */
+  size_t cap_w;
 };
 
 void kd_bpe_encoder_free(kd_bpe_encoder *enc) {
   if (!enc) return;
   free(enc->keys);
   free(enc->ranks);
+  free(enc->w);
+  kd_bpe_splitter_free(enc->split);
   free(enc);
 }
 
@@ -518,6 +602,10 @@ int kd_bpe_encoder_new(kd_bpe_encoder **out, const kd_tokenizer *t, kd_err *e) {
     return e->code;
   }
   for (size_t k = 0; k < slots; k++) enc->keys[k] = EMPTY_KEY;
+  if (kd_bpe_splitter_new(&enc->split, t->pre[0] ? t->pre : KD_BPE_PRE_KD1, e)) {
+    kd_bpe_encoder_free(enc);
+    return e->code;
+  }
   for (int i = 0; i < t->n_merges; i++) {
     const uint64_t key = pair_key(t->merges[2 * i], t->merges[2 * i + 1]);
     size_t k = kd_mix64(key) & enc->mask;
@@ -537,37 +625,43 @@ static int32_t rank_of(const kd_bpe_encoder *enc, int32_t a, int32_t b) {
   return INT32_MAX;
 }
 
-/* One chunk (len <= KD_BPE_MAX_CHUNK) into w; returns the id count. */
-static int encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, int len, int32_t *w) {
-  int32_t r[KD_BPE_MAX_CHUNK]; /* r[i]: the rank of pair (w[i], w[i + 1]) */
-  int L = len;
-  for (int i = 0; i < L; i++) w[i] = p[i];
-  for (int i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
+/* One chunk into w [len]; r [len] scratch; returns the id count. */
+static size_t encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, size_t len, int32_t *w, int32_t *r) {
+  size_t L = len; /* r[i]: the rank of pair (w[i], w[i + 1]) */
+  for (size_t i = 0; i < L; i++) w[i] = p[i];
+  for (size_t i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
   for (;;) {
     int32_t best = INT32_MAX;
-    for (int i = 0; i + 1 < L; i++) best = r[i] < best ? r[i] : best;
+    for (size_t i = 0; i + 1 < L; i++) best = r[i] < best ? r[i] : best;
     if (best == INT32_MAX) return L;
-    int m = 0;
-    for (int i = 0; i < L; i++) {
+    size_t m = 0;
+    for (size_t i = 0; i < L; i++) {
       const int hit = i + 1 < L && r[i] == best;
       w[m++] = hit ? 256 + best : w[i];
-      i += hit;
+      i += (size_t)hit;
     }
     L = m;
-    for (int i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
+    for (size_t i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
   }
 }
 
 int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap, size_t *n,
                           kd_err *e) {
   *n = 0;
-  int32_t w[KD_BPE_MAX_CHUNK];
   for (size_t i = 0; i < len;) {
-    const size_t j = kd_bpe_chunk_end(text, len, i);
-    const int m = encode_chunk(enc, text + i, (int)(j - i), w);
-    if (*n + (size_t)m > cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %zu tokens", cap);
-    memcpy(ids + *n, w, sizeof(int32_t) * (size_t)m);
-    *n += (size_t)m;
+    const size_t j = kd_bpe_split_next(enc->split, text, len, i);
+    if (j - i > enc->cap_w) { /* a chunk longer than any before: its scratch, doubled */
+      size_t cap = enc->cap_w ? enc->cap_w : 64;
+      while (cap < j - i) cap *= 2;
+      int32_t *w = realloc(enc->w, sizeof(int32_t) * 2 * cap);
+      if (!w) return kd_fail(e, KD_ERR_RUNTIME, "bpe: out of memory for a chunk of %zu bytes", j - i);
+      enc->w = w;
+      enc->cap_w = cap;
+    }
+    const size_t m = encode_chunk(enc, text + i, j - i, enc->w, enc->w + enc->cap_w);
+    if (*n + m > cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %zu tokens", cap);
+    memcpy(ids + *n, enc->w, sizeof(int32_t) * m);
+    *n += m;
     i = j;
   }
   return KD_OK;

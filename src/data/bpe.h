@@ -5,7 +5,12 @@
  * bytes are those of left followed by those of right.
  *
  * Pre-tokenization: the text is cut into chunks that no merge crosses, so tokens stay within words.
- * Each byte has a class: word (ASCII letters and digits, and every byte >= 0x80, so that a UTF-8
+ * The record's pre_tokenizer says how. "gpt2" (what kd import text writes since GGUF export, issue 28):
+ * GPT-2's pattern, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+, with
+ * Unicode's letter, number and space classes (PCRE2), chunks of any length: the pre-tokenizer of
+ * llama.cpp's "gpt-2" and Hugging Face's ByteLevel, so a file exported to them splits text as kd does
+ * (bytes that are not UTF-8 make chunks of their own). "kd1" (records without the attribute, written
+ * before): each byte has a class: word (ASCII letters and digits, and every byte >= 0x80, so that a UTF-8
  * sequence stays inside its word), punctuation (the other printable ASCII bytes), newline ('\n'), and
  * space (every other byte: ' ', tab, '\r', control bytes). A chunk is a maximal run of bytes of one
  * class, except that a single ' ' directly before a word or punctuation run starts that run's chunk
@@ -22,15 +27,23 @@
 
 #define KD_BPE_MAX_CHUNK 64
 #define KD_BPE_MAX_VOCAB (1 << 20)
+#define KD_BPE_PRE_GPT2 "gpt2"
+#define KD_BPE_PRE_KD1 "kd1"
 
-/* The end of the chunk that starts at text[i] (i < n): the chunk is text[i, end). */
+/* kd1: the end of the chunk that starts at text[i] (i < n): the chunk is text[i, end). */
 size_t kd_bpe_chunk_end(const uint8_t *text, size_t n, size_t i);
 
-/* Learn V - 256 merges (V in [256, KD_BPE_MAX_VOCAB]) from text[0, n) into t (kind "bpe", no pad, sep or
- * end id, vocab and merges). Each step merges the most frequent adjacent pair of ids over all chunks
+/* A pre-tokenizer by its record name ("gpt2", "kd1"), and the end of the chunk at text[i] (i < n). */
+typedef struct kd_bpe_splitter kd_bpe_splitter;
+int kd_bpe_splitter_new(kd_bpe_splitter **s, const char *pre, kd_err *e);
+void kd_bpe_splitter_free(kd_bpe_splitter *s);
+size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size_t i);
+
+/* Learn V - 256 merges (V in [256, KD_BPE_MAX_VOCAB]) from the chunks of text[0, n) as pre-tokenizer pre
+ * cuts them, into t (kind "bpe", no pad, sep or end id, vocab, merges, pre). Each step merges the most frequent adjacent pair of ids over all chunks
  * (ties: the smaller (left, right)), every occurrence left to right, so the result depends on the text
  * only. Training stops early when no pair occurs twice: t->vocab is then 256 + t->n_merges < V. */
-int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, kd_err *e);
+int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, const char *pre, kd_err *e);
 
 /* An encoder for a "bpe" tokenizer: the pair -> merge lookup and a cache of chunk -> ids, for encoding
  * much text with one tokenizer. It checks that t is kd's byte-level BPE (the first 256 entries the

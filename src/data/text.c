@@ -203,7 +203,7 @@ static int make_tokenizer(int V, const bytes *train, kd_tokenizer *tk, kd_bpe_en
     return KD_OK;
   }
   const double t0 = seconds_now();
-  if (kd_bpe_train(tk, train->p, train->n, V, e)) return e->code;
+  if (kd_bpe_train(tk, train->p, train->n, V, KD_BPE_PRE_GPT2, e)) return e->code;
   st->bpe_seconds = seconds_now() - t0;
   st->bpe_merges = tk->n_merges;
   st->bpe_bytes = (int64_t)train->n;

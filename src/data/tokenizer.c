@@ -115,6 +115,19 @@ static int check_ids(const kd_tokenizer *t, const char *path, kd_err *e) {
   return KD_OK;
 }
 
+/* A "bpe" record's pre-tokenizer: the attribute pre_tokenizer; records written before it existed split as "kd1". */
+static int read_pre(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
+  if (H5Aexists_by_name(f, "/tokenizer", "pre_tokenizer", H5P_DEFAULT) <= 0) {
+    snprintf(t->pre, sizeof t->pre, "%s", KD_BPE_PRE_KD1);
+    return KD_OK;
+  }
+  if (kd_h5_get_attr_str(f, path, "/tokenizer", "pre_tokenizer", t->pre, sizeof t->pre, e)) return e->code;
+  if (strcmp(t->pre, KD_BPE_PRE_GPT2) && strcmp(t->pre, KD_BPE_PRE_KD1))
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer pre_tokenizer '%s' is not known to kd %s (%s, %s)", path, t->pre,
+                   KD_VERSION, KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1);
+  return KD_OK;
+}
+
 int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e) {
   memset(t, 0, sizeof *t);
   *present = 0;
@@ -132,6 +145,7 @@ int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e
     if (!rc && kd_h5_exists(f, "/tokenizer/vocab")) rc = read_vocab(t, f, path, e);
     if (!rc) rc = read_merges(t, f, path, e);
     if (!rc) rc = check_ids(t, path, e);
+    if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_pre(t, f, path, e);
   }
   H5Eclear2(H5E_DEFAULT);
   H5Fclose(f);
@@ -170,6 +184,8 @@ int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
                                           kd_h5_attr_i64(f, "/tokenizer", "target_id0", t->target_id0, e)))
     return e->code;
   if (t->vocab && write_vocab(f, path, t, e)) return e->code;
+  if (strcmp(t->kind, "bpe") == 0 && kd_h5_attr_str(f, "/tokenizer", "pre_tokenizer", t->pre[0] ? t->pre : KD_BPE_PRE_KD1, e))
+    return e->code;
   if (t->n_merges) {
     int64_t d[2] = {t->n_merges, 2};
     return kd_h5_write_i32(f, path, "/tokenizer/merges", 2, d, t->merges, e);

@@ -69,8 +69,22 @@ void kd_mask_padding(float *z, int rows, int V, int n_ids) {
     for (int v = n_ids; v < V; v++) z[(size_t)r * V + v] = -INFINITY;
 }
 
+/* The largest of z [V] minus the second largest. */
+static float top2_margin(const float *z, int V) {
+  float a = -INFINITY, b = -INFINITY;
+  for (int v = 0; v < V; v++) {
+    if (z[v] > a) {
+      b = a;
+      a = z[v];
+    } else if (z[v] > b) {
+      b = z[v];
+    }
+  }
+  return a - b;
+}
+
 int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_id, const kd_decode_cfg *cfg, int *n_out,
-                kd_err *e) {
+                float *margins, kd_err *e) {
   *n_out = n_prompt;
   if (!m->ops->decode_step)
     return kd_fail(e, KD_ERR_USAGE, "the student %s %s cannot generate (no autoregressive decoding)", m->family, m->spec);
@@ -84,6 +98,7 @@ int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_i
   int start = n_prompt > ctx ? n_prompt - ctx : 0, rc = prefill(m, ids, start, n_prompt, z, e);
   for (int t = 0; t < max_new && !rc; t++) {
     kd_mask_padding(z, 1, V, cfg->n_ids);
+    if (margins) margins[t] = top2_margin(z, V);
     const int32_t next = kd_pick_token(z, V, cfg, (uint64_t)t, z + V);
     ids[(*n_out)++] = next;
     if (next == stop_id) break;

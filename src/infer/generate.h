@@ -18,9 +18,11 @@ typedef struct kd_decode_cfg {
 
 /* Continue ids[0..n_prompt) by max_new tokens into ids (capacity
  * n_prompt + max_new), stopping early at stop_id (>= 0). When the context
- * fills, decoding goes on from its last three quarters (recomputed). */
+ * fills, decoding goes on from its last three quarters (recomputed).
+ * margins [max_new] (nullable): at each new token, its largest logit minus
+ * the second largest (how close a greedy choice was). */
 int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_id, const kd_decode_cfg *cfg, int *n_out,
-                kd_err *e);
+                float *margins, kd_err *e);
 /* Padding ids (a vocabulary larger than the tokenizer's, as nanoGPT and
  * Qwen pad theirs): logits [rows, V] at ids >= n_ids set to -inf, so no
  * decoder emits an id the tokenizer cannot spell (n_ids 0 or >= V: none). */

@@ -213,7 +213,7 @@ int kd_gguf_write(const kd_gguf *g, const char *path, kd_err *e) {
   kd_atomic a;
   if (kd_atomic_begin(&a, path, e)) return e->code;
   out o = {fopen(a.tmp, "wb"), a.tmp, 0, 0};
-  if (!o.f) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create (%s)", a.tmp, strerror(errno));
+  if (!o.f) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create (%s, writing %s)", path, strerror(errno), a.tmp);
   put(&o, "GGUF", 4);
   put_u32(&o, 3);
   put_u64(&o, g->n_t);

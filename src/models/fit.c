@@ -88,6 +88,7 @@ static const char *record_difference(const kd_tokenizer *a, const kd_tokenizer *
       (a->n_merges && memcmp(a->merges, b->merges, sizeof(int32_t) * 2 * (size_t)a->n_merges) != 0))
     return "merges";
   if (a->sep_id != b->sep_id || a->end_id != b->end_id || a->pad_id != b->pad_id) return "special ids";
+  if (strcmp(a->pre, b->pre) != 0) return "pre-tokenizers";
   return NULL;
 }
 
