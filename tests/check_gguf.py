@@ -7,7 +7,7 @@
     check_gguf.py greedy CHECK LIB MODEL.gguf KD CKPT N PROMPT...
         kd generate --decode greedy --print ids continues each PROMPT by N tokens; llama.cpp, fed kd's prompt
         ids, continues them the same, token for token, up to the first step where kd's top two logits lie
-        closer than 2e-2 (there float rounding may choose either); prints the tokens compared.
+        closer than 2e-2 (there float rounding may choose either); prints the tokens compared (at least 5).
     check_gguf.py tokenize CHECK LIB MODEL.gguf KD CKPT DATA.h5
         llama.cpp's tokenization of held-out text (the /test documents of DATA.h5, decoded, and fixed ASCII
         and non-ASCII strings) equals kd's ids (kd generate --print ids of the same text).
@@ -65,6 +65,8 @@ def greedy(check, lib, model, kd, ckpt, n, *prompts):
             compared += 1
         steps += len(new)
     print(f"greedy: {compared} of {steps} tokens compared, all equal ({len(prompts)} prompts)")
+    if compared < 5:
+        sys.exit(f"greedy: only {compared} tokens could be compared (kd's top two logits within 2e-2 earlier)")
 
 
 def texts_of(data):

@@ -20,9 +20,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/kd-llamacpp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
 echo "fetching llama.cpp $version from the npm registry into $cache" >&2
-timeout 600 npm pack --silent "@node-llama-cpp/linux-x64@$version" > pack1.log 2>&1 ||
+timeout 300 npm pack --silent "@node-llama-cpp/linux-x64@$version" > pack1.log 2>&1 ||
   skip "the npm registry could not be reached for @node-llama-cpp/linux-x64@$version: $(tail -n 1 pack1.log)"
-timeout 900 npm pack --silent "node-llama-cpp@$version" > pack2.log 2>&1 ||
+timeout 600 npm pack --silent "node-llama-cpp@$version" > pack2.log 2>&1 ||
   skip "the npm registry could not be reached for node-llama-cpp@$version: $(tail -n 1 pack2.log)"
 mkdir -p stage/lib stage/include
 tar xzf node-llama-cpp-linux-x64-$version.tgz --wildcards 'package/bins/linux-x64/*.so' || exit 1

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ggml-backend.h"
+#include "gguf.h"
 #include "llama.h"
 
 static void quiet(enum ggml_log_level level, const char *text, void *data) {
@@ -82,6 +83,13 @@ int main(int argc, char **argv) {
   struct llama_model_params mp = llama_model_default_params();
   struct llama_model *m = llama_model_load_from_file(argv[2], mp);
   if (!m) die("llama_model_load_from_file failed");
+  /* ggml's own reader, which also reads every tensor's bytes (each padded to the alignment, the last too) */
+  struct ggml_context *data = NULL;
+  struct gguf_init_params gp = {false, &data};
+  struct gguf_context *g = gguf_init_from_file(argv[2], gp);
+  if (!g) die("gguf_init_from_file (with the tensors' data) failed");
+  gguf_free(g);
+  ggml_free(data);
   const struct llama_vocab *vocab = llama_model_get_vocab(m);
   const int V = llama_vocab_n_tokens(vocab), ctx = llama_model_n_ctx_train(m);
   const char *cmd = argv[3];

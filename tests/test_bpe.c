@@ -74,6 +74,20 @@ static void test_gpt2_chunks(void) {
   run[300] = 0;
   gpt2_chunks_of(run, 300, got, sizeof got);
   CHECK(strlen(got) == 300, "a run of 300 '=' is one chunk (%zu bytes of output)", strlen(got));
+  /* chunks longer than the splitter's first window (1024 bytes), across its edges */
+  static char big[8192], out[16384];
+  memset(big, ' ', 3000);
+  memcpy(big + 3000, "x", 2);
+  gpt2_chunks_of(big, 3001, out, sizeof out);
+  CHECK(strchr(out, '|') && strchr(out, '|') - out == 2999 && strcmp(strchr(out, '|'), "| x") == 0,
+        "3000 spaces then x: 2999 spaces and ' x' (%zu bytes before the cut)", strchr(out, '|') ? (size_t)(strchr(out, '|') - out) : 0);
+  memset(big, 'a', 1023);
+  memcpy(big + 1023, "\xe6\x97\xa5\xe6\x9c\xac b", 9);
+  gpt2_chunks_of(big, 1031, out, sizeof out);
+  CHECK(strlen(out) == 1032 && strcmp(out + 1029, "| b") == 0, "a word of 1029 bytes across the window's edge");
+  memset(big, '=', 5000);
+  gpt2_chunks_of(big, 5000, out, sizeof out);
+  CHECK(strlen(out) == 5000, "a run of 5000 '=' is one chunk");
   kd_err e = {0};
   kd_bpe_splitter *sp = NULL;
   CHECK(kd_bpe_splitter_new(&sp, "wordpiece", &e) == KD_ERR_RUNTIME && strstr(e.msg, "'wordpiece' is not known"),
@@ -158,6 +172,37 @@ static void test_rank_order(void) {
             ids[1] == 256, "'abc' -> %d ids [%d %d] (%s)", n, ids[0], ids[1], e.msg);
   CHECK(kd_tokenizer_encode(&t, (const uint8_t *)"abab", 4, ids, 8, &n, &e) == KD_OK && n == 2 && ids[0] == 257 &&
             ids[1] == 257, "'abab' -> %d ids", n);
+  kd_tokenizer_free(&t);
+}
+
+/* The record's pre_tokenizer decides the encoding: kd1 keeps "x2" one word (a merge applies), gpt2 cuts it
+ * into a letter and a number (the merge cannot). */
+static void test_record_pre(void) {
+  kd_tokenizer t;
+  kd_err e = {0};
+  if (kd_tokenizer_bytes(&t, &e)) return;
+  snprintf(t.kind, sizeof t.kind, "bpe");
+  int64_t *off = realloc(t.offsets, sizeof(int64_t) * 258);
+  uint8_t *bytes = realloc(t.bytes, 258);
+  int32_t *merges = malloc(sizeof(int32_t) * 2);
+  if (!off || !bytes || !merges) {
+    CHECK(0, "out of memory");
+    return;
+  }
+  t.offsets = off, t.bytes = bytes, t.merges = merges;
+  memcpy(t.bytes + 256, "x2", 2);
+  t.offsets[257] = 258;
+  t.vocab = 257;
+  t.n_merges = 1;
+  t.merges[0] = 'x', t.merges[1] = '2';
+  int32_t ids[8];
+  int n = 0;
+  snprintf(t.pre, sizeof t.pre, "%s", KD_BPE_PRE_KD1);
+  CHECK(kd_tokenizer_encode(&t, (const uint8_t *)"x2", 2, ids, 8, &n, &e) == KD_OK && n == 1 && ids[0] == 256,
+        "kd1: 'x2' -> %d ids (%s)", n, e.msg);
+  snprintf(t.pre, sizeof t.pre, "%s", KD_BPE_PRE_GPT2);
+  CHECK(kd_tokenizer_encode(&t, (const uint8_t *)"x2", 2, ids, 8, &n, &e) == KD_OK && n == 2 && ids[0] == 'x' &&
+            ids[1] == '2', "gpt2: 'x2' -> %d ids (%s)", n, e.msg);
   kd_tokenizer_free(&t);
 }
 
@@ -262,6 +307,7 @@ int main(void) {
   test_gpt2_chunks();
   test_hand_worked();
   test_rank_order();
+  test_record_pre();
   test_train_encode();
   test_random_bytes();
   test_v256_and_errors();

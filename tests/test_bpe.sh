@@ -116,6 +116,7 @@ for p in ("new_ids.txt", "old_ids.txt"):
     assert ids and b"".join(vocab[x] for x in ids) == sys.argv[1].encode(), (p, ids)
 PY
 "$KD" export --ckpt old --format gguf --out old.gguf > old.export
-expect "a record without pre_tokenizer reads as kd1 (kd export says llama.cpp would split it otherwise)" \
-  grep -q "tokenizer: byte-level BPE of kd1 pre-splitting" old.export
+expect "a record without pre_tokenizer reads as kd1 (kd export says so, and warns that llama.cpp splits otherwise)" \
+  test "$(grep -c "tokenizer: byte-level BPE of kd1 pre-splitting" old.export)" -eq 1 -a \
+  "$(grep -c "^kd: warning: .*pre_tokenizer kd1); llama.cpp cuts it by GPT-2's pattern" old.export)" -eq 1
 finish

@@ -2,9 +2,10 @@
 # kd export --format gguf, proven in the real llama.cpp (issue 28): its prebuilt CPU libraries and headers
 # (tests/llamacpp.sh: npm, cached outside git; without the registry this test is reported skipped, exit 77,
 # with the reason) run a small C harness (tests/llamacpp_check.c) over the files kd exported:
-#  - a gpt (llama.cpp's gpt2) and llamas with 2 of 4 key/value heads, 1 (multi-query) and 4 (= H, tied head)
-#    on byte tokens, and a llama on kd's BPE (GPT-2 pre-tokenizer): llama.cpp's logits at every position equal
-#    kd predict's within 1e-2 (f32 files; f16 within 0.1), its greedy continuations equal kd's token for token
+#  - a gpt (llama.cpp's gpt2; width 36, so no tensor is a multiple of 32 bytes) and llamas with 2 of 4
+#    key/value heads, 1 of 6 (multi-query, width 36) and 4 (= H, tied head) on byte tokens, and a llama on kd's
+#    BPE (GPT-2 pre-tokenizer): llama.cpp's logits at every position equal kd predict's within 1e-3 (measured
+#    1e-4 and below; f16 files within 1e-2), its greedy continuations equal kd's token for token
 #    up to the first step whose top two logits lie within 2e-2, and its tokenization of held-out text (ASCII
 #    and non-ASCII) equals kd's ids, for bytes and BPE;
 #  - a wrong export fails: q and k swapped (the negative control) gives other logits;
@@ -23,10 +24,10 @@ mapfile -t files < <(find "${fdir:-/usr/share/games/fortunes}" -maxdepth 1 -type
 "$KD" import text --in "${files[@]}" --doc-sep % --ctx 48 --out t.h5 > /dev/null || fail "import text (bytes)"
 "$KD" import text --in "${files[@]}" --doc-sep % --ctx 48 --tokenizer bpe:700 --out tb.h5 > /dev/null || fail "import (BPE)"
 T=(--batch 16 --epochs 1 --max-steps 60 --threads 1 --progress off --optimizer adamw --lr 0.003)
-kdrun 2 train --data t.h5 --student gpt:vocab=256,ctx=48,layers=2,dim=32,heads=4 "${T[@]}" --out gpt > /dev/null || fail "gpt"
+kdrun 2 train --data t.h5 --student gpt:vocab=256,ctx=48,layers=2,dim=36,heads=6 "${T[@]}" --out gpt > /dev/null || fail "gpt"
 kdrun 2 train --data t.h5 --student llama:vocab=256,ctx=48,layers=2,dim=32,heads=4,kv_heads=2,ffn=64 "${T[@]}" \
   --out llg2 > /dev/null || fail "llama G=2"
-kdrun 2 train --data t.h5 --student llama:vocab=256,ctx=48,layers=2,dim=32,heads=4,kv_heads=1,ffn=64,rope_theta=500 \
+kdrun 2 train --data t.h5 --student llama:vocab=256,ctx=48,layers=2,dim=36,heads=6,kv_heads=1,ffn=60,rope_theta=500 \
   "${T[@]}" --out llg1 > /dev/null || fail "llama G=1"
 kdrun 2 train --data t.h5 --student llama:vocab=256,ctx=48,layers=2,dim=32,heads=4,kv_heads=4,ffn=64,tie=1 "${T[@]}" \
   --out llg4 > /dev/null || fail "llama G=H, tied"
@@ -37,7 +38,7 @@ for run in gpt:t.h5 llg2:t.h5 llg1:t.h5 llg4:t.h5 llbpe:tb.h5; do
   r=${run%%:*} d=${run#*:}
   "$KD" export --ckpt $r --format gguf --out $r.gguf > $r.export || fail "kd export $r"
   "$KD" predict --ckpt $r --data $d --out $r.pred.h5 > /dev/null || fail "kd predict $r"
-  expect "$r: llama.cpp's logits == kd predict's (1e-2)" "${CHK[@]}" logits "${L[@]}" $r.gguf $d $r.pred.h5 8 1e-2
+  expect "$r: llama.cpp's logits == kd predict's (1e-3)" "${CHK[@]}" logits "${L[@]}" $r.gguf $d $r.pred.h5 8 1e-3
   expect "$r: llama.cpp's greedy tokens == kd's" "${CHK[@]}" greedy "${L[@]}" $r.gguf "$KD" $r 20 "${P[@]}"
 done
 expect "the byte tokenizer: llama.cpp splits held-out text as kd" "${CHK[@]}" tokenize "${L[@]}" gpt.gguf "$KD" gpt t.h5
@@ -45,11 +46,12 @@ expect "kd's BPE (GPT-2 pre-tokenizer): llama.cpp splits held-out text as kd" "$
   "$KD" llbpe tb.h5
 expect "the export says what it wrote" grep -q "^kd export: wrote llg2.gguf (llama, 21 tensors, .*tokenizer: bytes" llg2.export
 "$KD" export --ckpt llg2 --format gguf --dtype f16 --out llg2_16.gguf > /dev/null || fail "kd export --dtype f16"
-expect "an f16 file: llama.cpp's logits == kd's (0.1)" "${CHK[@]}" logits "${L[@]}" llg2_16.gguf t.h5 llg2.pred.h5 8 0.1
+expect "an f16 file: llama.cpp's logits == kd's (1e-2)" "${CHK[@]}" logits "${L[@]}" llg2_16.gguf t.h5 llg2.pred.h5 8 1e-2
 expect "an f16 file is about half the f32 one" test "$(stat -c %s llg2_16.gguf)" -lt "$(( $(stat -c %s llg2.gguf) * 6 / 10 ))"
-KD_EXPORT_SWAP_QK=1 "$KD" export --ckpt llg4 --format gguf --out swapped.gguf > /dev/null
-"${CHK[@]}" logits "${L[@]}" swapped.gguf t.h5 llg4.pred.h5 8 1e-2 > swapped.log 2>&1
-expect "the negative control: q and k swapped, llama.cpp's logits differ (the check fails)" test $? -ne 0
+KD_EXPORT_SWAP_QK=1 "$KD" export --ckpt llg4 --format gguf --out swapped.gguf > /dev/null || fail "the swapped export"
+"${CHK[@]}" logits "${L[@]}" swapped.gguf t.h5 llg4.pred.h5 8 1e-3 > swapped.log 2>&1
+expect "the negative control: q and k swapped, llama.cpp's logits differ (the check fails)" \
+  test $? -ne 0 -a "$(grep -c "llama.cpp's logits differ from kd's" swapped.log)" -eq 1
 # A prompt-completion vocabulary (kd import pairs): exported for id-level use, and it says so.
 printf 'cat\tk a t\ndog\td o g\nbird\tb er d\nfish\tf i sh\ncow\tk au\nhen\th e n\nant\ta n t\n' > w.tsv
 for i in $(seq 8); do cat w.tsv; done | awk -F'\t' -v OFS='\t' '{print $1 NR, $2}' > p.tsv
@@ -60,7 +62,7 @@ kdrun 2 train --data p.h5 --student llama:vocab=48,ctx=16,layers=1,dim=16,heads=
 "$KD" predict --ckpt pq --data p.h5 --out pq.pred.h5 > /dev/null
 expect "a symbols vocabulary: exported for id-level use, and the export says so" \
   grep -q "tokenizer: symbols, for id-level use (llama.cpp cannot split text into them)" pq.export
-expect "... and llama.cpp's logits of its rows == kd's" "${CHK[@]}" logits "${L[@]}" pq.gguf p.h5 pq.pred.h5 8 1e-2
+expect "... and llama.cpp's logits of its rows == kd's" "${CHK[@]}" logits "${L[@]}" pq.gguf p.h5 pq.pred.h5 8 1e-3
 "$KD" synth --out s.h5 --train 64 --test 0 --dim 4 --classes 3 > /dev/null
 kdrun 1 train --data s.h5 --student 4-8-3 --epochs 1 --batch 16 --threads 1 --progress off --out mlp > /dev/null
 "$KD" export --ckpt mlp --format gguf --out mlp.gguf > /dev/null 2> mlp.err

@@ -39,8 +39,10 @@ int cmd_export(int argc, char **argv, kd_err *e) {
     kd_export_report r;
     rc = kd_export_run(&cfg, &r, e);
     if (!rc) {
-      printf("kd export: wrote %s (%s, %d tensors, %.1f MB of weights, %s) from %s; tokenizer: %s\n", cfg.out, r.arch,
-             r.tensors, r.bytes / 1e6, cfg.dtype, r.ckpt, r.tokenizer);
+      printf("kd export: wrote %s (%s, %d tensors, %.1f MB of weights, %s) from %s; tokenizer: %s%s\n", cfg.out, r.arch,
+             r.tensors, r.bytes / 1e6, cfg.dtype, r.ckpt, r.tokenizer,
+             cfg.swap_qk ? " (KD_EXPORT_SWAP_QK=1: q and k exchanged, a wrong file for tests)" : "");
+      if (r.warning[0]) printf("kd: warning: %s\n", r.warning);
     }
     fflush(stdout);
   }

@@ -1,5 +1,6 @@
 #include "data/bpe.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,9 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#if PCRE2_MAJOR < 10 || (PCRE2_MAJOR == 10 && PCRE2_MINOR < 34)
+#error "kd needs PCRE2 10.34 or later (PCRE2_MATCH_INVALID_UTF)"
+#endif
 
 #include "core/rng.h"
 
@@ -45,6 +49,7 @@ size_t kd_bpe_chunk_end(const uint8_t *p, size_t n, size_t i) {
 
 struct kd_bpe_splitter {
   int gpt2;                   /* 0: kd1, kd's byte classes (bpe.h) */
+  int rc;                     /* PCRE2's error of the last match that failed */
   pcre2_code *code;
   pcre2_match_data *md;
 };
@@ -73,7 +78,8 @@ int kd_bpe_splitter_new(kd_bpe_splitter **out, const char *pre, kd_err *e) {
       return kd_fail(e, KD_ERR_RUNTIME, "bpe: cannot compile GPT-2's pattern with PCRE2 (%s at %zu)",
                      compiled ? "out of memory" : (const char *)msg, (size_t)at);
     }
-    pcre2_jit_compile(s->code, PCRE2_JIT_COMPLETE); /* faster where PCRE2 has its JIT; the same matches */
+    /* faster where PCRE2 has its JIT (the same matches); without it the interpreter, in windows */
+    (void)pcre2_jit_compile(s->code, PCRE2_JIT_COMPLETE);
   }
   *out = s;
   return KD_OK;
@@ -86,13 +92,36 @@ void kd_bpe_splitter_free(kd_bpe_splitter *s) {
   free(s);
 }
 
+/* PCRE2's interpreter checks the UTF-8 of the whole subject on every call (its JIT does not), so matching
+ * from i to the end of a long text would cost the text's length per chunk. The subject is a window after i
+ * instead, widened while a match reaches its last character (the match might go on, and \s+(?!\S) looks one
+ * character past it) or none is found in it. */
+#define SPLIT_WINDOW 1024
+#define UTF8_MAX 4
+
 size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size_t i) {
   if (!s->gpt2) return kd_bpe_chunk_end(text, n, i);
-  const int rc = pcre2_match(s->code, (PCRE2_SPTR)text, n, i, 0, s->md, NULL);
-  if (rc < 0) return n; /* no match in the rest: only bytes that are not UTF-8 remain */
-  const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
-  if (ov[0] > i) return ov[0]; /* bytes that are not UTF-8 before the match: a chunk of their own */
-  return ov[1] > i ? ov[1] : i + 1;
+  for (size_t w = SPLIT_WINDOW;; w *= 2) {
+    const size_t len = n - i < w ? n - i : w;
+    const int whole = len == n - i;
+    const int rc = pcre2_match(s->code, (PCRE2_SPTR)(text + i), len, 0, 0, s->md, NULL);
+    if (rc == PCRE2_ERROR_NOMATCH && whole) return n; /* only bytes that are not UTF-8 remain: one chunk */
+    if (rc == PCRE2_ERROR_NOMATCH) continue;
+    if (rc < 0) {
+      s->rc = rc;
+      return i; /* no progress: the caller reports kd_bpe_split_error */
+    }
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+    if (!whole && ov[1] + UTF8_MAX >= len) continue;
+    if (ov[0] > 0) return i + ov[0]; /* bytes that are not UTF-8 before the match: a chunk of their own */
+    return i + ov[1]; /* every alternative of the pattern takes at least one character */
+  }
+}
+
+int kd_bpe_split_error(const kd_bpe_splitter *s, size_t at, kd_err *e) {
+  PCRE2_UCHAR msg[256];
+  pcre2_get_error_message(s->rc, msg, sizeof msg);
+  return kd_fail(e, KD_ERR_RUNTIME, "bpe: PCRE2 could not split the text at byte %zu (%s)", at, (const char *)msg);
 }
 
 /* ---- Shared helpers ---- */
@@ -248,7 +277,11 @@ static int collect_chunks(trainer *tr, kd_bpe_splitter *sp, const uint8_t *text,
   s.slots = new_slots(s.mask + 1, e);
   for (size_t i = 0; s.slots && i < n;) {
     const size_t j = kd_bpe_split_next(sp, text, n, i);
-    if (j - i > UINT32_MAX) {
+    if (j == i) {
+      kd_bpe_split_error(sp, i, e);
+      break;
+    }
+    if (j - i > INT_MAX) { /* merge_chunk counts a chunk's ids in int */
       kd_fail(e, KD_ERR_RUNTIME, "bpe: a chunk of %zu bytes without a break", j - i);
       break;
     }
@@ -650,6 +683,7 @@ int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, 
   *n = 0;
   for (size_t i = 0; i < len;) {
     const size_t j = kd_bpe_split_next(enc->split, text, len, i);
+    if (j == i) return kd_bpe_split_error(enc->split, i, e);
     if (j - i > enc->cap_w) { /* a chunk longer than any before: its scratch, doubled */
       size_t cap = enc->cap_w ? enc->cap_w : 64;
       while (cap < j - i) cap *= 2;

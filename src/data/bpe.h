@@ -33,11 +33,13 @@
 /* kd1: the end of the chunk that starts at text[i] (i < n): the chunk is text[i, end). */
 size_t kd_bpe_chunk_end(const uint8_t *text, size_t n, size_t i);
 
-/* A pre-tokenizer by its record name ("gpt2", "kd1"), and the end of the chunk at text[i] (i < n). */
+/* A pre-tokenizer by its record name ("gpt2", "kd1"), and the end of the chunk at text[i] (i < n); i itself
+ * when PCRE2 failed (a resource limit), which kd_bpe_split_error then reports. */
 typedef struct kd_bpe_splitter kd_bpe_splitter;
 int kd_bpe_splitter_new(kd_bpe_splitter **s, const char *pre, kd_err *e);
 void kd_bpe_splitter_free(kd_bpe_splitter *s);
 size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size_t i);
+int kd_bpe_split_error(const kd_bpe_splitter *s, size_t at, kd_err *e);
 
 /* Learn V - 256 merges (V in [256, KD_BPE_MAX_VOCAB]) from the chunks of text[0, n) as pre-tokenizer pre
  * cuts them, into t (kind "bpe", no pad, sep or end id, vocab, merges, pre). Each step merges the most frequent adjacent pair of ids over all chunks

@@ -117,7 +117,9 @@ static int check_ids(const kd_tokenizer *t, const char *path, kd_err *e) {
 
 /* A "bpe" record's pre-tokenizer: the attribute pre_tokenizer; records written before it existed split as "kd1". */
 static int read_pre(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
-  if (H5Aexists_by_name(f, "/tokenizer", "pre_tokenizer", H5P_DEFAULT) <= 0) {
+  const htri_t has = H5Aexists_by_name(f, "/tokenizer", "pre_tokenizer", H5P_DEFAULT);
+  if (has < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read the attributes of /tokenizer", path);
+  if (has == 0) {
     snprintf(t->pre, sizeof t->pre, "%s", KD_BPE_PRE_KD1);
     return KD_OK;
   }

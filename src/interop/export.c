@@ -38,15 +38,21 @@ typedef struct job {
   int32_t *tok_type;
 } job;
 
-/* One tensor by kd's name under GGUF's name; 1-D tensors (norms, biases) stay float32, as llama.cpp's
- * converter keeps them. */
+/* Norms and biases are vectors (by their GGUF names: kd's views give [n, 1] for a vector and for a matrix of
+ * one column alike); they stay float32, as llama.cpp's converter keeps them. */
+static int is_vector(const char *gguf_name) {
+  const size_t n = strlen(gguf_name);
+  return strstr(gguf_name, "norm.") != NULL || (n > 5 && strcmp(gguf_name + n - 5, ".bias") == 0);
+}
+
+/* One tensor by kd's name under GGUF's name. */
 static int put(job *j, const char *gguf_name, const char *kd_name, const float *data, kd_err *e) {
   const kd_param_view *v = view(j->m, kd_name);
   if (!v) return kd_fail(e, KD_ERR_RUNTIME, "%s: the student has no parameter %s", j->r->ckpt, kd_name);
-  const int f16 = strcmp(j->cfg->dtype, "f16") == 0 && v->cols > 1;
+  const int vec = is_vector(gguf_name), f16 = strcmp(j->cfg->dtype, "f16") == 0 && !vec;
   j->r->tensors++;
   j->r->bytes += (double)v->rows * v->cols * (f16 ? 2 : 4);
-  return kd_gguf_tensor(j->g, gguf_name, data ? data : j->params + v->offset, v->rows, v->cols,
+  return kd_gguf_tensor(j->g, gguf_name, data ? data : j->params + v->offset, vec ? 1 : 2, v->rows, v->cols,
                         f16 ? KD_GGUF_F16 : KD_GGUF_F32, e);
 }
 
@@ -237,9 +243,21 @@ static int unique_strings(const job *j, kd_err *e) {
 /* bos and eos: kd's byte and BPE vocabularies have no end token, and every id is text. The file declares the
  * byte 0xFF (id 255), which never occurs in UTF-8, and asks llama.cpp to add neither. Prompt-completion
  * vocabularies declare their end token. */
+static int end_token(const job *j, const kd_tokenizer *t, uint32_t *eos, kd_err *e) {
+  const int symbols = strcmp(t->kind, "symbols") == 0;
+  if (t->end_id >= 0) *eos = (uint32_t)t->end_id;
+  else if (!symbols && j->n_tok > 255) *eos = 255;
+  else if (t->pad_id >= 0) *eos = (uint32_t)t->pad_id;
+  else
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer (%s, %d ids) has no end_id, and GGUF declares an end token: "
+                   "add end_id to the record", j->r->ckpt, t->kind, t->vocab);
+  return KD_OK;
+}
+
 static int tokenizer_meta(job *j, const kd_tokenizer *t, kd_err *e) {
   const int symbols = strcmp(t->kind, "symbols") == 0, bpe = strcmp(t->kind, "bpe") == 0;
-  const uint32_t eos = symbols && t->end_id >= 0 ? (uint32_t)t->end_id : 255;
+  uint32_t eos = 0;
+  if (end_token(j, t, &eos, e)) return e->code;
   if (kd_gguf_str(j->g, "tokenizer.ggml.model", "gpt2", e) || kd_gguf_str(j->g, "tokenizer.ggml.pre", "gpt-2", e) ||
       kd_gguf_str_array(j->g, "tokenizer.ggml.tokens", (const char *const *)j->tok, j->tok_len, (size_t)j->n_tok, e) ||
       kd_gguf_i32_array(j->g, "tokenizer.ggml.token_type", j->tok_type, (size_t)j->n_tok, e) ||
@@ -248,13 +266,18 @@ static int tokenizer_meta(job *j, const kd_tokenizer *t, kd_err *e) {
       kd_gguf_u32(j->g, "tokenizer.ggml.bos_token_id", eos, e) || kd_gguf_u32(j->g, "tokenizer.ggml.eos_token_id", eos, e) ||
       kd_gguf_bool(j->g, "tokenizer.ggml.add_bos_token", 0, e) || kd_gguf_bool(j->g, "tokenizer.ggml.add_eos_token", 0, e))
     return e->code;
-  if (symbols && t->pad_id >= 0 && kd_gguf_u32(j->g, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad_id, e))
+  if (t->pad_id >= 0 && kd_gguf_u32(j->g, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad_id, e))
     return e->code;
   snprintf(j->r->tokenizer, sizeof j->r->tokenizer, "%s",
            symbols ? "symbols, for id-level use (llama.cpp cannot split text into them)"
            : bpe && strcmp(t->pre, "gpt2") == 0 ? "byte-level BPE, GPT-2 pre-tokenizer"
-           : bpe ? "byte-level BPE of kd1 pre-splitting (llama.cpp splits text otherwise: re-import)"
+           : bpe ? "byte-level BPE of kd1 pre-splitting"
                  : "bytes");
+  if (bpe && strcmp(t->pre, "gpt2") != 0)
+    snprintf(j->r->warning, sizeof j->r->warning, "%s: its BPE record cuts text into words as kd did before GGUF "
+             "export (pre_tokenizer kd1); llama.cpp cuts it by GPT-2's pattern, so text may become other ids than the "
+             "student was trained on: re-import the text (kd import text writes gpt2 records) and train again",
+             j->r->ckpt);
   return unique_strings(j, e);
 }
 

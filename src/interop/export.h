@@ -20,6 +20,7 @@ typedef struct kd_export_report {
   char ckpt[KD_PATH_MAX + 64];  /* the resolved checkpoint */
   char arch[16];                /* gpt2 | llama */
   char tokenizer[96];           /* what the vocabulary holds and how llama.cpp reads it */
+  char warning[KD_PATH_MAX + 512]; /* "": none; else a file written, but llama.cpp will not read text as kd */
   int tensors;
   double bytes;
 } kd_export_report;

@@ -26,6 +26,7 @@ typedef struct gguf_tensor {
   char *name;
   const float *data;
   int64_t rows, cols;
+  int ndim;        /* 1: a vector [rows] */
   kd_gguf_dtype dtype;
   uint64_t offset; /* in the data section */
 } gguf_tensor;
@@ -138,8 +139,10 @@ static uint64_t tensor_bytes(const gguf_tensor *t) {
 
 static uint64_t align_up(uint64_t x) { return (x + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN; }
 
-int kd_gguf_tensor(kd_gguf *g, const char *name, const float *data, int64_t rows, int64_t cols, kd_gguf_dtype dtype,
-                   kd_err *e) {
+int kd_gguf_tensor(kd_gguf *g, const char *name, const float *data, int ndim, int64_t rows, int64_t cols,
+                   kd_gguf_dtype dtype, kd_err *e) {
+  if (ndim != 1 && ndim != 2) return kd_fail(e, KD_ERR_RUNTIME, "gguf: %s has %d dimensions (1 or 2)", name, ndim);
+  if (ndim == 1 && cols != 1) return kd_fail(e, KD_ERR_RUNTIME, "gguf: %s: a vector of %lld columns", name, (long long)cols);
   if (g->n_t == g->cap_t) {
     const size_t cap = g->cap_t ? 2 * g->cap_t : 64;
     gguf_tensor *t = realloc(g->t, cap * sizeof *t);
@@ -149,7 +152,7 @@ int kd_gguf_tensor(kd_gguf *g, const char *name, const float *data, int64_t rows
   gguf_tensor *t = &g->t[g->n_t];
   memset(t, 0, sizeof *t);
   if (!(t->name = dup(name, e))) return e->code;
-  t->data = data, t->rows = rows, t->cols = cols, t->dtype = dtype;
+  t->data = data, t->rows = rows, t->cols = cols, t->ndim = ndim, t->dtype = dtype;
   t->offset = g->n_t ? align_up(g->t[g->n_t - 1].offset + tensor_bytes(&g->t[g->n_t - 1])) : 0;
   g->n_t++;
   return KD_OK;
@@ -166,6 +169,7 @@ typedef struct out {
 
 static void put(out *o, const void *p, size_t n) {
   if (o->failed || !n) return;
+  errno = 0;
   if (fwrite(p, 1, n, o->f) != n) o->failed = errno ? errno : EIO;
   o->pos += n;
 }
@@ -194,7 +198,10 @@ static void put_kv(out *o, const gguf_kv *kv) {
   }
 }
 
-/* Little-endian machine assumed (x86-64, arm64): GGUF is little-endian. */
+/* GGUF is little-endian, and so are the machines kd builds for (x86-64, arm64): the bytes go as they are. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the GGUF writer stores the machine's bytes, and GGUF is little-endian"
+#endif
 static void put_tensor_data(out *o, const gguf_tensor *t) {
   const size_t n = (size_t)(t->rows * t->cols);
   if (t->dtype == KD_GGUF_F32) {
@@ -222,7 +229,7 @@ int kd_gguf_write(const kd_gguf *g, const char *path, kd_err *e) {
   for (size_t i = 0; i < g->n_t; i++) {
     const gguf_tensor *t = &g->t[i];
     put_str(&o, t->name, strlen(t->name));
-    const int vec = t->cols == 1;
+    const int vec = t->ndim == 1;
     put_u32(&o, vec ? 1 : 2);
     put_u64(&o, (uint64_t)(vec ? t->rows : t->cols)); /* ne[0]: the innermost (contiguous) dimension */
     if (!vec) put_u64(&o, (uint64_t)t->rows);
@@ -231,10 +238,10 @@ int kd_gguf_write(const kd_gguf *g, const char *path, kd_err *e) {
   }
   pad(&o);
   const uint64_t base = o.pos;
-  for (size_t i = 0; i < g->n_t; i++) {
+  for (size_t i = 0; i < g->n_t; i++) { /* each tensor padded, the last too: ggml's reader sums padded sizes */
     put_tensor_data(&o, &g->t[i]);
-    if (i + 1 < g->n_t) pad(&o);
     if (!o.failed && o.pos - base != g->t[i].offset + tensor_bytes(&g->t[i])) o.failed = EINVAL;
+    pad(&o);
   }
   const int closed = fclose(o.f);
   if (o.failed || closed) {

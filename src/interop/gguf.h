@@ -29,11 +29,11 @@ int kd_gguf_str(kd_gguf *g, const char *key, const char *v, kd_err *e);
 int kd_gguf_str_array(kd_gguf *g, const char *key, const char *const *v, const size_t *len, size_t n, kd_err *e);
 int kd_gguf_i32_array(kd_gguf *g, const char *key, const int32_t *v, size_t n, kd_err *e);
 
-/* A tensor [rows, cols] row-major (cols 1: a vector [rows]) from float32
- * data, stored as dtype; GGUF lists its dimensions innermost first
- * (cols, rows). The data must stay valid until kd_gguf_write. */
-int kd_gguf_tensor(kd_gguf *g, const char *name, const float *data, int64_t rows, int64_t cols, kd_gguf_dtype dtype,
-                   kd_err *e);
+/* A matrix [rows, cols] row-major (ndim 2), or a vector [rows] (ndim 1, cols 1), from float32 data, stored
+ * as dtype; GGUF lists the dimensions innermost first (cols, rows). The data must stay valid until
+ * kd_gguf_write. */
+int kd_gguf_tensor(kd_gguf *g, const char *name, const float *data, int ndim, int64_t rows, int64_t cols,
+                   kd_gguf_dtype dtype, kd_err *e);
 
 /* The file at path (under a temporary name, fsynced, renamed). */
 int kd_gguf_write(const kd_gguf *g, const char *path, kd_err *e);
