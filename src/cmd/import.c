@@ -1,4 +1,4 @@
-/* kd import idx: IDX files (MNIST, Fashion-MNIST) into a kd data file (rank 0). */
+/* kd import idx|text|pairs: data files; kd import weights: a Hugging Face model as a kd weights file (rank 0). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "data/idx.h"
 #include "data/pairs.h"
 #include "data/text.h"
+#include "interop/import_st.h"
 
 #define I_(f) offsetof(kd_import_cfg, f)
 static const kd_opt_spec idx_opts[] = {
@@ -52,13 +53,14 @@ static const kd_opt_spec text_opts[] = {
   {"test-frac", KD_OPT_REAL, X_(test_frac), 0, "0.05", NULL, 0, 1, 0, 1, "fraction for /test"},
   {"tokenizer", KD_OPT_STR, X_(tokenizer), STR(kd_text_cfg, tokenizer), "bytes", NULL, 0, 0, 0, 0,
    "bytes: one token per byte, vocabulary 256; bpe:V: byte-level BPE of V ids (256 <= V <= 1048576), its V - 256 "
-   "merges learnt from the training split's text"},
+   "merges learnt from the training split's text; hf:PATH: a Hugging Face tokenizer.json of a byte-level BPE "
+   "(GPT-2, Llama 3, Qwen2/3), applied as Hugging Face's library applies it"},
   {"force", KD_OPT_FLAG, X_(force), 0, "0", NULL, 0, 0, 0, 0, "replace an existing --out file"},
 };
 
 static const char text_help[] =
     "usage: kd import text --in FILE... --ctx T --out data.h5 [--doc-sep SEP] [--valid-frac F --test-frac F]\n"
-    "                      [--tokenizer bytes|bpe:V]\n\n"
+    "                      [--tokenizer bytes|bpe:V|hf:tokenizer.json]\n\n"
     "Token rows for sequence students: /SPLIT/tokens [N, T], /SPLIT/mask [N, T] (the targets) and the\n"
     "/tokenizer record. Documents go to /train, /valid or /test by a hash of their bytes; each split's\n"
     "documents joined by the separator line are cut into rows at stride T - 1, so every token after the\n"
@@ -93,12 +95,17 @@ static int import_text(int argc, char **argv, kd_err *e) {
   if (g_rank == 0) {
     kd_text_stats st;
     rc = kd_import_text(&cfg, &st, e);
-    const int bpe = strcmp(cfg.tokenizer, "bytes") != 0;
-    if (!rc && bpe)
+    const int bpe = strcmp(cfg.tokenizer, "bytes") != 0, hf = V == KD_TEXT_HF;
+    if (!rc && bpe && !hf)
       printf("bpe: %d merges on %.1f MB of training text in %.2f s\n", st.bpe_merges, st.bpe_bytes / 1e6,
              st.bpe_seconds);
+    if (!rc && hf)
+      printf("tokenizer: %s read in %.2f s; %.1f MB of text tokenized in %.2f s (%.2f MB/s)\n", cfg.tokenizer + 3,
+             st.load_seconds, st.encode_bytes / 1e6, st.encode_seconds,
+             st.encode_seconds > 0 ? st.encode_bytes / 1e6 / st.encode_seconds : 0.0);
     char what[64];
-    if (bpe) snprintf(what, sizeof what, "bpe tokens, vocabulary %d", st.vocab);
+    if (hf) snprintf(what, sizeof what, "Hugging Face bpe tokens, vocabulary %d", st.vocab);
+    else if (bpe) snprintf(what, sizeof what, "bpe tokens, vocabulary %d", st.vocab);
     else snprintf(what, sizeof what, "byte tokens");
     if (!rc)
       printf("kd import: wrote %s (%s, rows of %lld): train %lld documents, %lld tokens, %lld rows; valid "
@@ -157,7 +164,61 @@ static int import_pairs(int argc, char **argv, kd_err *e) {
   return kd_agree(MPI_COMM_WORLD, rc, e);
 }
 
+#define W_(f) offsetof(kd_import_weights_cfg, f)
+static const kd_opt_spec weights_opts[] = {
+  {"in", KD_OPT_STR, W_(in), STR(kd_import_weights_cfg, in), NULL, NULL, 0, 0, 0, 0,
+   "model.safetensors, or model.safetensors.index.json of a sharded model (its shards in the same directory)"},
+  {"config", KD_OPT_STR, W_(config), STR(kd_import_weights_cfg, config), NULL, NULL, 0, 0, 0, 0,
+   "the model's config.json (model_type gpt2 or llama)"},
+  {"out", KD_OPT_STR, W_(out), STR(kd_import_weights_cfg, out), NULL, NULL, 0, 0, 0, 0, "kd weights file to write"},
+  {"tokenizer", KD_OPT_STR, W_(tokenizer), STR(kd_import_weights_cfg, tokenizer), "", NULL, 0, 0, 0, 0,
+   "tokenizer.json for the /tokenizer record (kd generate --prompt, kd export); default: the tokenizer.json beside "
+   "--config when there is one; none: no record"},
+  {"ctx", KD_OPT_INT, W_(ctx), 0, "0", NULL, 0, 1 << 16, 0, 0,
+   "llama: the longest row kd runs (0: max_position_embeddings; rotary positions have no weights)"},
+  {"force", KD_OPT_FLAG, W_(force), 0, "0", NULL, 0, 0, 0, 0, "replace an existing --out file"},
+};
+
+static const char weights_help[] =
+    "usage: kd import weights --in model.safetensors|model.safetensors.index.json --config config.json --out init.h5\n"
+    "                         [--tokenizer tokenizer.json|none] [--ctx T] [--force]\n\n"
+    "A Hugging Face model as a kd weights file (the layout of final.h5) for kd train --init and --teacher-model,\n"
+    "kd predict, eval and generate: a GPT2LMHeadModel (model_type gpt2) becomes a gpt student, a LlamaForCausalLM\n"
+    "(llama) a llama student, its spec from config.json. F32, F16 and BF16 tensors become float32; GPT-2's Conv1D\n"
+    "weights [in, out] are transposed to [out, in]; the attn.bias and rotary inv_freq buffers are skipped, and a\n"
+    "tied lm_head.weight must equal the embedding. Every tensor is checked by name, shape and layout against\n"
+    "the config. The tokenizer.json beside config.json (or --tokenizer) becomes the file's /tokenizer record when\n"
+    "kd can apply it (byte-level BPE: GPT-2, Llama 3, Qwen2/3). Runs on rank 0.\n\noptions:\n";
+
+static int import_weights(int argc, char **argv, kd_err *e) {
+  kd_import_weights_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (kd_opts_parse(weights_opts, N_OPTS(weights_opts), &cfg, argc, argv, "kd import weights", NULL, e))
+    return e->code;
+  if (!cfg.force && access(cfg.out, F_OK) == 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd import weights: --out %s exists; pass --force to replace it", cfg.out);
+  int rc = KD_OK;
+  if (g_rank == 0) {
+    kd_import_weights_report r;
+    rc = kd_import_weights(&cfg, &r, e);
+    if (!rc)
+      printf("kd import: wrote %s (%s from the %s of %s: %d tensors of %d file%s, F32 %d, F16 %d, BF16 %d; %d "
+             "skipped)\n", cfg.out, r.student, r.arch, cfg.in, r.tensors, r.files, r.files == 1 ? "" : "s",
+             r.by_type[0], r.by_type[1], r.by_type[2], r.ignored);
+    if (!rc) printf("tokenizer: %s\n", r.tokenizer);
+    fflush(stdout);
+  }
+  return kd_agree(MPI_COMM_WORLD, rc, e);
+}
+
 int cmd_import(int argc, char **argv, kd_err *e) {
+  if (argc >= 1 && strcmp(argv[0], "weights") == 0) {
+    if (cmd_wants_help(argc - 1, argv + 1)) {
+      cmd_help(weights_help, weights_opts, N_OPTS(weights_opts));
+      return KD_OK;
+    }
+    return import_weights(argc - 1, argv + 1, e);
+  }
   if (argc >= 1 && strcmp(argv[0], "pairs") == 0) {
     if (cmd_wants_help(argc - 1, argv + 1)) {
       cmd_help(pairs_help, pairs_opts, N_OPTS(pairs_opts));
@@ -174,12 +235,13 @@ int cmd_import(int argc, char **argv, kd_err *e) {
   }
   if (argc < 1 || strcmp(argv[0], "idx") != 0) {
     if (cmd_wants_help(argc, argv)) {
-      cmd_help("usage: kd import idx|text|pairs ... (kd import idx --help, kd import text --help, kd import pairs "
-               "--help)\n\nidx options:\n",
+      cmd_help("usage: kd import idx|text|pairs|weights ... (kd import idx --help, kd import text --help, kd import "
+               "pairs --help, kd import weights --help)\n\nidx options:\n",
                idx_opts, N_OPTS(idx_opts));
       return KD_OK;
     }
-    return kd_fail(e, KD_ERR_USAGE, "kd import: expected a format, 'idx', 'text' or 'pairs' (kd import idx --help)");
+    return kd_fail(e, KD_ERR_USAGE,
+                   "kd import: expected a format, 'idx', 'text', 'pairs' or 'weights' (kd import idx --help)");
   }
   if (cmd_wants_help(argc - 1, argv + 1)) {
     cmd_help("usage: kd import idx --images F --labels F [--test-images F --test-labels F] --out FILE\n\n"

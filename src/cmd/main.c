@@ -27,10 +27,13 @@ static void usage(FILE *f) {
           "  eval    evaluate a checkpoint (accuracy, NLL, calibration, teacher agreement)\n"
           "  predict write a checkpoint's logits for a split (one rank)\n"
           "  logits  write a teacher's logits for every split, in parallel (a teacher file)\n"
-          "  import  convert IDX files (MNIST, Fashion-MNIST), plain text or prompt-completion pairs into a kd data file\n"
+          "  import  convert IDX files (MNIST, Fashion-MNIST), plain text or prompt-completion pairs into a kd data file,\n"
+          "          or a Hugging Face model (safetensors) into a kd weights file\n"
           "  synth   write a synthetic data set and a fixed teacher's logits\n"
           "  generate continue a prompt with a gpt or llama checkpoint, or decode a data file's prompt rows\n"
-          "  export  write a gpt or llama student as GGUF for llama.cpp and ollama (one rank)\n"
+          "  export  write a gpt or llama student as GGUF for llama.cpp and ollama, or as safetensors for Hugging Face\n"
+          "          transformers (one rank)\n"
+          "  tokenize text to token ids, a line per document, with a Hugging Face tokenizer.json or a kd tokenizer\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
           "  kd --version prints the version.\n"
@@ -169,8 +172,10 @@ int main(int argc, char **argv) {
     code = report(&e, cmd_generate(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "export") == 0) {
     code = report(&e, cmd_export(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "tokenize") == 0) {
+    code = report(&e, cmd_tokenize(argc - 2, argv + 2, &e));
   } else {
-    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth, generate, export; see kd --help)", argv[1]);
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, eval, predict, logits, import, synth, generate, export, tokenize; see kd --help)", argv[1]);
     code = report(&e, KD_ERR_USAGE);
   }
   fflush(stdout);

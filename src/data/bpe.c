@@ -8,6 +8,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <utf8proc.h>
 #if PCRE2_MAJOR < 10 || (PCRE2_MAJOR == 10 && PCRE2_MINOR < 34)
 #error "kd needs PCRE2 10.34 or later (PCRE2_MATCH_INVALID_UTF)"
 #endif
@@ -48,42 +49,54 @@ size_t kd_bpe_chunk_end(const uint8_t *p, size_t n, size_t i) {
 #define GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
 struct kd_bpe_splitter {
-  int gpt2;                   /* 0: kd1, kd's byte classes (bpe.h) */
+  int regex;                  /* 0: kd1, kd's byte classes (bpe.h) */
   int rc;                     /* PCRE2's error of the last match that failed */
   pcre2_code *code;
   pcre2_match_data *md;
 };
 
-int kd_bpe_splitter_new(kd_bpe_splitter **out, const char *pre, kd_err *e) {
-  *out = NULL;
-  const int gpt2 = strcmp(pre, KD_BPE_PRE_GPT2) == 0;
-  if (!gpt2 && strcmp(pre, KD_BPE_PRE_KD1) != 0)
-    return kd_fail(e, KD_ERR_RUNTIME, "bpe: pre-tokenizer '%s' is not known to kd %s (%s, %s)", pre, KD_VERSION,
-                   KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1);
+/* A splitter by a regular expression: matches and the text between them are the chunks (Hugging Face's
+ * Split pre-tokenizer with behavior "Isolated"). */
+static int splitter_compile(kd_bpe_splitter **out, const char *pattern, const char *what, kd_err *e) {
   kd_bpe_splitter *s = kd_calloc(1, sizeof *s, "bpe pre-tokenizer", e);
   if (!s) return e->code;
-  s->gpt2 = gpt2;
-  if (gpt2) {
-    int err;
-    PCRE2_SIZE at;
-    /* Unicode classes for \p and \s; invalid UTF-8 is no match (those bytes become chunks of their own) */
-    s->code = pcre2_compile((PCRE2_SPTR)GPT2_PATTERN, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP |
-                            PCRE2_MATCH_INVALID_UTF, &err, &at, NULL);
-    s->md = s->code ? pcre2_match_data_create_from_pattern(s->code, NULL) : NULL;
-    if (!s->md) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      const int compiled = s->code != NULL;
-      kd_bpe_splitter_free(s);
-      return kd_fail(e, KD_ERR_RUNTIME, "bpe: cannot compile GPT-2's pattern with PCRE2 (%s at %zu)",
-                     compiled ? "out of memory" : (const char *)msg, (size_t)at);
-    }
-    /* faster where PCRE2 has its JIT (the same matches); without it the interpreter, in windows */
-    (void)pcre2_jit_compile(s->code, PCRE2_JIT_COMPLETE);
+  s->regex = 1;
+  int err;
+  PCRE2_SIZE at;
+  /* Unicode classes for \p and \s; invalid UTF-8 is no match (those bytes become chunks of their own) */
+  s->code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                          &err, &at, NULL);
+  s->md = s->code ? pcre2_match_data_create_from_pattern(s->code, NULL) : NULL;
+  if (!s->md) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    const int compiled = s->code != NULL;
+    kd_bpe_splitter_free(s);
+    return kd_fail(e, KD_ERR_RUNTIME, "bpe: cannot compile %s with PCRE2 (%s at %zu)", what,
+                   compiled ? "out of memory" : (const char *)msg, (size_t)at);
   }
+  /* faster where PCRE2 has its JIT (the same matches); without it the interpreter, in windows */
+  (void)pcre2_jit_compile(s->code, PCRE2_JIT_COMPLETE);
   *out = s;
   return KD_OK;
 }
+
+int kd_bpe_splitter_new(kd_bpe_splitter **out, const char *pre, kd_err *e) {
+  *out = NULL;
+  if (strcmp(pre, KD_BPE_PRE_GPT2) == 0) return splitter_compile(out, GPT2_PATTERN, "GPT-2's pattern", e);
+  if (strcmp(pre, KD_BPE_PRE_KD1) != 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "bpe: pre-tokenizer '%s' is not known to kd %s (%s, %s, %s)", pre, KD_VERSION,
+                   KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1, KD_BPE_PRE_REGEX);
+  *out = kd_calloc(1, sizeof **out, "bpe pre-tokenizer", e);
+  return e->code;
+}
+
+int kd_bpe_splitter_new_pattern(kd_bpe_splitter **out, const char *pattern, kd_err *e) {
+  *out = NULL;
+  return splitter_compile(out, pattern, "the tokenizer's split pattern", e);
+}
+
+const char *kd_bpe_gpt2_pattern(void) { return GPT2_PATTERN; }
 
 void kd_bpe_splitter_free(kd_bpe_splitter *s) {
   if (!s) return;
@@ -100,7 +113,7 @@ void kd_bpe_splitter_free(kd_bpe_splitter *s) {
 #define UTF8_MAX 4
 
 size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size_t i) {
-  if (!s->gpt2) return kd_bpe_chunk_end(text, n, i);
+  if (!s->regex) return kd_bpe_chunk_end(text, n, i);
   for (size_t w = SPLIT_WINDOW;; w *= 2) {
     const size_t len = n - i < w ? n - i : w;
     const int whole = len == n - i;
@@ -113,8 +126,12 @@ size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size
     }
     const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
     if (!whole && ov[1] + UTF8_MAX >= len) continue;
-    if (ov[0] > 0) return i + ov[0]; /* bytes that are not UTF-8 before the match: a chunk of their own */
-    return i + ov[1]; /* every alternative of the pattern takes at least one character */
+    if (ov[0] > 0) return i + ov[0]; /* text before the match (or bytes that are not UTF-8): a chunk of its own */
+    if (ov[1] > 0) return i + ov[1];
+    /* an empty match (a pattern that allows one): the next character is a chunk of its own */
+    size_t j = i + 1;
+    while (j < n && (text[j] & 0xc0) == 0x80) j++;
+    return j;
   }
 }
 
@@ -575,16 +592,32 @@ struct kd_bpe_encoder {
   uint64_t *keys;   /* open addressing: pair key -> rank (EMPTY_KEY: free slot) */
   int32_t *ranks;
   size_t mask;
+  const int32_t *made;    /* [ranks]: the id each merge makes (NULL: 256 + rank), the encoder's copy */
+  int32_t *made_copy;
+  int32_t byte_id[256];   /* the id of each single byte */
+  /* ignore_merges: text tokens by their bytes (open addressing over ids; -1 free) */
+  int32_t *whole;
+  size_t whole_mask;
+  int64_t *offsets;       /* copies of the vocabulary, for that lookup */
+  uint8_t *bytes;
+  int nfc;
   kd_bpe_splitter *split; /* the tokenizer's pre-tokenizer */
   int32_t *w;             /* [2 cap_w]: a chunk's ids, then its pair ranks */
   size_t cap_w;
+  uint8_t *norm;          /* the normalized text */
+  size_t cap_norm;
 };
 
 void kd_bpe_encoder_free(kd_bpe_encoder *enc) {
   if (!enc) return;
   free(enc->keys);
   free(enc->ranks);
+  free(enc->made_copy);
+  free(enc->whole);
+  free(enc->offsets);
+  free(enc->bytes);
   free(enc->w);
+  free(enc->norm);
   kd_bpe_splitter_free(enc->split);
   free(enc);
 }
@@ -593,52 +626,64 @@ static int entry_is(const kd_tokenizer *t, int id, const uint8_t *p, int64_t len
   return t->offsets[id + 1] - t->offsets[id] == len && memcmp(t->bytes + t->offsets[id], p, (size_t)len) == 0;
 }
 
-/* t is kd's byte-level BPE: bytes first, merge i the entry 256 + i that concatenates its two ids. */
+static int is_text(const kd_tokenizer *t, int id) { return !t->token_kind || t->token_kind[id] == KD_TOKEN_TEXT; }
+
+/* The id of each byte: kd's own BPE has them at 0..255; a Hugging Face vocabulary has one text token of each
+ * single byte somewhere. */
+static int find_byte_ids(const kd_tokenizer *t, int32_t byte_id[256], kd_err *e) {
+  for (int b = 0; b < 256; b++) byte_id[b] = t->merge_ids ? -1 : b;
+  if (!t->merge_ids) return KD_OK;
+  for (int id = 0; id < t->vocab; id++)
+    if (is_text(t, id) && t->offsets[id + 1] - t->offsets[id] == 1 && byte_id[t->bytes[t->offsets[id]]] < 0)
+      byte_id[t->bytes[t->offsets[id]]] = id;
+  for (int b = 0; b < 256; b++)
+    if (byte_id[b] < 0)
+      return kd_fail(e, KD_ERR_RUNTIME, "this 'bpe' /tokenizer has no token of the byte 0x%02x: a byte-level BPE "
+                     "spells every byte", b);
+  return KD_OK;
+}
+
+/* t is a byte-level BPE: for kd's own, bytes first and merge i the entry 256 + i; for every one, each merge's
+ * entry the concatenation of its two ids. */
 static int check_bpe(const kd_tokenizer *t, kd_err *e) {
   const char *why = NULL;
   int at = 0;
-  if (t->n_merges < 0 || t->vocab < 256 + t->n_merges || !t->offsets) why = "fewer entries than 256 + merges";
-  for (int i = 0; !why && i < 256; i++) {
+  const int own = t->merge_ids == NULL;
+  if (t->n_merges < 0 || !t->offsets || (own && t->vocab < 256 + t->n_merges)) why = "fewer entries than 256 + merges";
+  for (int i = 0; own && !why && i < 256; i++) {
     const uint8_t b = (uint8_t)i;
     at = i;
     if (!entry_is(t, i, &b, 1)) why = "an entry below 256 that is not its byte";
   }
   for (int i = 0; !why && i < t->n_merges; i++) {
-    const int32_t a = t->merges[2 * i], b = t->merges[2 * i + 1];
-    at = 256 + i;
-    if (a < 0 || b < 0 || a >= 256 + i || b >= 256 + i) {
-      why = "a merge of an id that does not precede it";
+    const int32_t a = t->merges[2 * i], b = t->merges[2 * i + 1], x = own ? 256 + i : t->merge_ids[i];
+    at = x;
+    if (a < 0 || b < 0 || (own && (a >= x || b >= x)) || a >= t->vocab || b >= t->vocab || x < 0 || x >= t->vocab) {
+      why = own ? "a merge of an id that does not precede it" : "a merge of an id outside the vocabulary";
       break;
     }
     const int64_t la = t->offsets[a + 1] - t->offsets[a], lb = t->offsets[b + 1] - t->offsets[b];
-    const uint8_t *x = t->bytes + t->offsets[256 + i];
-    if (t->offsets[257 + i] - t->offsets[256 + i] != la + lb || !entry_is(t, a, x, la) || !entry_is(t, b, x + la, lb))
+    const uint8_t *p = t->bytes + t->offsets[x];
+    if (t->offsets[x + 1] - t->offsets[x] != la + lb || !entry_is(t, a, p, la) || !entry_is(t, b, p + la, lb))
       why = "an entry that is not the concatenation of its merge";
   }
   if (!why) return KD_OK;
-  return kd_fail(e, KD_ERR_RUNTIME, "this 'bpe' /tokenizer is not kd's byte-level BPE (%s: id %d): kd decodes its ids "
-                 "but cannot encode text with it", why, at);
+  return kd_fail(e, KD_ERR_RUNTIME, "this 'bpe' /tokenizer is not a byte-level BPE kd can apply (%s: id %d): kd decodes "
+                 "its ids but cannot encode text with it", why, at);
 }
 
-int kd_bpe_encoder_new(kd_bpe_encoder **out, const kd_tokenizer *t, kd_err *e) {
-  *out = NULL;
-  if (check_bpe(t, e)) return e->code;
-  kd_bpe_encoder *enc = kd_calloc(1, sizeof *enc, "bpe encoder", e);
-  if (!enc) return e->code;
+static int add_merges(kd_bpe_encoder *enc, const kd_tokenizer *t, kd_err *e) {
   size_t slots = 16;
   while (slots < 2 * (size_t)t->n_merges) slots *= 2;
   enc->mask = slots - 1;
   enc->keys = kd_malloc(sizeof(uint64_t) * slots, "bpe encoder", e);
   enc->ranks = kd_malloc(sizeof(int32_t) * slots, "bpe encoder", e);
-  if (e->code) {
-    kd_bpe_encoder_free(enc);
-    return e->code;
+  if (t->merge_ids) {
+    enc->made = enc->made_copy = kd_malloc(sizeof(int32_t) * (size_t)(t->n_merges ? t->n_merges : 1), "bpe encoder", e);
+    if (enc->made_copy) memcpy(enc->made_copy, t->merge_ids, sizeof(int32_t) * (size_t)t->n_merges);
   }
+  if (e->code) return e->code;
   for (size_t k = 0; k < slots; k++) enc->keys[k] = EMPTY_KEY;
-  if (kd_bpe_splitter_new(&enc->split, t->pre[0] ? t->pre : KD_BPE_PRE_KD1, e)) {
-    kd_bpe_encoder_free(enc);
-    return e->code;
-  }
   for (int i = 0; i < t->n_merges; i++) {
     const uint64_t key = pair_key(t->merges[2 * i], t->merges[2 * i + 1]);
     size_t k = kd_mix64(key) & enc->mask;
@@ -646,6 +691,66 @@ int kd_bpe_encoder_new(kd_bpe_encoder **out, const kd_tokenizer *t, kd_err *e) {
     if (enc->keys[k] == key) continue; /* a repeated pair: its first (lowest) rank is the one that applies */
     enc->keys[k] = key;
     enc->ranks[k] = i;
+  }
+  return KD_OK;
+}
+
+/* ignore_merges: the text tokens by their bytes (the first id of equal bytes wins). */
+static int add_whole_tokens(kd_bpe_encoder *enc, const kd_tokenizer *t, kd_err *e) {
+  size_t slots = 16;
+  while (slots < 2 * (size_t)t->vocab) slots *= 2;
+  enc->whole_mask = slots - 1;
+  enc->whole = kd_malloc(sizeof(int32_t) * slots, "bpe encoder", e);
+  enc->offsets = kd_malloc(sizeof(int64_t) * ((size_t)t->vocab + 1), "bpe encoder", e);
+  enc->bytes = kd_malloc((size_t)t->offsets[t->vocab] + 1, "bpe encoder", e);
+  if (e->code) return e->code;
+  memcpy(enc->offsets, t->offsets, sizeof(int64_t) * ((size_t)t->vocab + 1));
+  memcpy(enc->bytes, t->bytes, (size_t)t->offsets[t->vocab]);
+  for (size_t k = 0; k < slots; k++) enc->whole[k] = -1;
+  for (int id = 0; id < t->vocab; id++) {
+    if (!is_text(t, id)) continue;
+    const uint8_t *p = t->bytes + t->offsets[id];
+    const size_t len = (size_t)(t->offsets[id + 1] - t->offsets[id]);
+    size_t k = hash_bytes(p, len) & enc->whole_mask;
+    int dup = 0;
+    for (; enc->whole[k] >= 0; k = (k + 1) & enc->whole_mask)
+      if ((dup = entry_is(t, enc->whole[k], p, (int64_t)len))) break;
+    if (!dup) enc->whole[k] = id;
+  }
+  return KD_OK;
+}
+
+static int32_t whole_token(const kd_bpe_encoder *enc, const uint8_t *p, size_t len) {
+  for (size_t k = hash_bytes(p, len) & enc->whole_mask; enc->whole[k] >= 0; k = (k + 1) & enc->whole_mask) {
+    const int32_t id = enc->whole[k];
+    if ((size_t)(enc->offsets[id + 1] - enc->offsets[id]) == len && memcmp(enc->bytes + enc->offsets[id], p, len) == 0)
+      return id;
+  }
+  return -1;
+}
+
+int kd_bpe_encoder_new(kd_bpe_encoder **out, const kd_tokenizer *t, kd_err *e) {
+  *out = NULL;
+  if (check_bpe(t, e)) return e->code;
+  kd_bpe_encoder *enc = kd_calloc(1, sizeof *enc, "bpe encoder", e);
+  if (!enc) return e->code;
+  enc->nfc = strcmp(t->normalizer, "nfc") == 0;
+  if (t->normalizer[0] && !enc->nfc)
+    kd_fail(e, KD_ERR_RUNTIME, "bpe: normalizer '%s' is not known to kd %s (nfc)", t->normalizer, KD_VERSION);
+  if (!e->code) find_byte_ids(t, enc->byte_id, e);
+  if (!e->code) add_merges(enc, t, e);
+  if (!e->code && t->ignore_merges) add_whole_tokens(enc, t, e);
+  if (!e->code) {
+    if (strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
+      if (!t->pattern) kd_fail(e, KD_ERR_RUNTIME, "bpe: a 'regex' pre-tokenizer without its pattern");
+      else kd_bpe_splitter_new_pattern(&enc->split, t->pattern, e);
+    } else {
+      kd_bpe_splitter_new(&enc->split, t->pre[0] ? t->pre : KD_BPE_PRE_KD1, e);
+    }
+  }
+  if (e->code) {
+    kd_bpe_encoder_free(enc);
+    return e->code;
   }
   *out = enc;
   return KD_OK;
@@ -660,17 +765,25 @@ static int32_t rank_of(const kd_bpe_encoder *enc, int32_t a, int32_t b) {
 
 /* One chunk into w [len]; r [len] scratch; returns the id count. */
 static size_t encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, size_t len, int32_t *w, int32_t *r) {
+  if (enc->whole) {
+    const int32_t id = whole_token(enc, p, len);
+    if (id >= 0) {
+      w[0] = id;
+      return 1;
+    }
+  }
   size_t L = len; /* r[i]: the rank of pair (w[i], w[i + 1]) */
-  for (size_t i = 0; i < L; i++) w[i] = p[i];
+  for (size_t i = 0; i < L; i++) w[i] = enc->byte_id[p[i]];
   for (size_t i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
   for (;;) {
     int32_t best = INT32_MAX;
     for (size_t i = 0; i + 1 < L; i++) best = r[i] < best ? r[i] : best;
     if (best == INT32_MAX) return L;
+    const int32_t made = enc->made ? enc->made[best] : 256 + best;
     size_t m = 0;
     for (size_t i = 0; i < L; i++) {
       const int hit = i + 1 < L && r[i] == best;
-      w[m++] = hit ? 256 + best : w[i];
+      w[m++] = hit ? made : w[i];
       i += (size_t)hit;
     }
     L = m;
@@ -678,19 +791,59 @@ static size_t encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, size_t l
   }
 }
 
+/* NFC of text[0, len) into enc->norm: each run of valid UTF-8 normalized, other bytes kept as they are. */
+static int normalize_nfc(kd_bpe_encoder *enc, const uint8_t *text, size_t len, size_t *out_len, kd_err *e) {
+  size_t pos = 0;
+  for (size_t i = 0; i < len;) {
+    size_t j = i;
+    utf8proc_int32_t c;
+    for (utf8proc_ssize_t k; j < len && (k = utf8proc_iterate(text + j, (utf8proc_ssize_t)(len - j), &c)) > 0;)
+      j += (size_t)k;
+    uint8_t *run = NULL;
+    utf8proc_ssize_t m = 0;
+    if (j > i) {
+      m = utf8proc_map(text + i, (utf8proc_ssize_t)(j - i), &run, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+      if (m < 0) return kd_fail(e, KD_ERR_RUNTIME, "bpe: NFC of the text at byte %zu failed (%s)", i, utf8proc_errmsg(m));
+    }
+    const size_t bad = j < len ? 1 : 0; /* the byte that stopped the run */
+    if (pos + (size_t)m + bad > enc->cap_norm) {
+      size_t cap = enc->cap_norm ? enc->cap_norm : 4096;
+      while (cap < pos + (size_t)m + bad) cap *= 2;
+      uint8_t *p = realloc(enc->norm, cap);
+      if (!p) {
+        free(run);
+        return kd_fail(e, KD_ERR_RUNTIME, "bpe: out of memory for the normalized text (%zu bytes)", cap);
+      }
+      enc->norm = p;
+      enc->cap_norm = cap;
+    }
+    if (m) memcpy(enc->norm + pos, run, (size_t)m);
+    free(run);
+    pos += (size_t)m;
+    if (bad) enc->norm[pos++] = text[j];
+    i = j + bad;
+  }
+  *out_len = pos;
+  return KD_OK;
+}
+
 int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap, size_t *n,
                           kd_err *e) {
   *n = 0;
+  if (enc->nfc) {
+    if (normalize_nfc(enc, text, len, &len, e)) return e->code;
+    text = enc->norm;
+  }
   for (size_t i = 0; i < len;) {
     const size_t j = kd_bpe_split_next(enc->split, text, len, i);
     if (j == i) return kd_bpe_split_error(enc->split, i, e);
     if (j - i > enc->cap_w) { /* a chunk longer than any before: its scratch, doubled */
-      size_t cap = enc->cap_w ? enc->cap_w : 64;
-      while (cap < j - i) cap *= 2;
-      int32_t *w = realloc(enc->w, sizeof(int32_t) * 2 * cap);
+      size_t c = enc->cap_w ? enc->cap_w : 64;
+      while (c < j - i) c *= 2;
+      int32_t *w = realloc(enc->w, sizeof(int32_t) * 2 * c);
       if (!w) return kd_fail(e, KD_ERR_RUNTIME, "bpe: out of memory for a chunk of %zu bytes", j - i);
       enc->w = w;
-      enc->cap_w = cap;
+      enc->cap_w = c;
     }
     const size_t m = encode_chunk(enc, text + i, j - i, enc->w, enc->w + enc->cap_w);
     if (*n + m > cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %zu tokens", cap);

@@ -29,6 +29,8 @@
 #define KD_BPE_MAX_VOCAB (1 << 20)
 #define KD_BPE_PRE_GPT2 "gpt2"
 #define KD_BPE_PRE_KD1 "kd1"
+#define KD_BPE_PRE_REGEX "regex" /* the record's pattern attribute (Hugging Face tokenizers, data/hftok.h) */
+#define KD_BPE_MAX_PATTERN 2048
 
 /* kd1: the end of the chunk that starts at text[i] (i < n): the chunk is text[i, end). */
 size_t kd_bpe_chunk_end(const uint8_t *text, size_t n, size_t i);
@@ -37,6 +39,11 @@ size_t kd_bpe_chunk_end(const uint8_t *text, size_t n, size_t i);
  * when PCRE2 failed (a resource limit), which kd_bpe_split_error then reports. */
 typedef struct kd_bpe_splitter kd_bpe_splitter;
 int kd_bpe_splitter_new(kd_bpe_splitter **s, const char *pre, kd_err *e);
+/* A splitter by a PCRE2 pattern: its matches and the text between them are the chunks (Hugging Face's Split
+ * pre-tokenizer with behavior "Isolated"); an empty match cuts one character. */
+int kd_bpe_splitter_new_pattern(kd_bpe_splitter **s, const char *pattern, kd_err *e);
+/* GPT-2's pattern, as PCRE2 text (what "gpt2" splits by). */
+const char *kd_bpe_gpt2_pattern(void);
 void kd_bpe_splitter_free(kd_bpe_splitter *s);
 size_t kd_bpe_split_next(kd_bpe_splitter *s, const uint8_t *text, size_t n, size_t i);
 int kd_bpe_split_error(const kd_bpe_splitter *s, size_t at, kd_err *e);
@@ -47,9 +54,13 @@ int kd_bpe_split_error(const kd_bpe_splitter *s, size_t at, kd_err *e);
  * only. Training stops early when no pair occurs twice: t->vocab is then 256 + t->n_merges < V. */
 int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, const char *pre, kd_err *e);
 
-/* An encoder for a "bpe" tokenizer: the pair -> merge lookup and a cache of chunk -> ids, for encoding
- * much text with one tokenizer. It checks that t is kd's byte-level BPE (the first 256 entries the
- * bytes, merge i the concatenation that makes entry 256 + i) and keeps no pointer into t. */
+/* An encoder for a "bpe" tokenizer: the pair -> merge lookup, for encoding much text with one tokenizer. It
+ * checks that t is a byte-level BPE (kd's own: the first 256 entries the bytes, merge i the concatenation that
+ * makes entry 256 + i; a Hugging Face one: merge i makes merge_ids[i], the concatenation of its pair, and every
+ * byte has a text token) and keeps no pointer into t. Records of Hugging Face tokenizers add their normalizer
+ * (NFC, applied to the whole text first: valid UTF-8 runs normalized, other bytes kept), their split pattern
+ * and ignore_merges (a chunk that is a text token is that token). Ids of special and added tokens are never
+ * produced. */
 typedef struct kd_bpe_encoder kd_bpe_encoder;
 int kd_bpe_encoder_new(kd_bpe_encoder **enc, const kd_tokenizer *t, kd_err *e);
 void kd_bpe_encoder_free(kd_bpe_encoder *enc);

@@ -11,9 +11,16 @@
 #include "core/provenance.h"
 #include "core/rng.h"
 #include "data/bpe.h"
+#include "data/hftok.h"
 #include "data/tokenizer.h"
 
 static const char *const split_names[3] = {"train", "valid", "test"};
+
+static double seconds_now(void) {
+  struct timespec ts;
+  timespec_get(&ts, TIME_UTC);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* A growing byte buffer. */
 typedef struct bytes {
@@ -111,13 +118,15 @@ static int write_split(hid_t f, const char *path, int s, const int32_t *ids, int
   return rc;
 }
 
-/* A split's stream as ids: its bytes, or their BPE encoding (enc). */
-static int encode_stream(const bytes *stream, kd_bpe_encoder *enc, int32_t **ids, int64_t *n, kd_err *e) {
+/* A split's stream as ids: its bytes, or their BPE encoding (enc). A token holds one byte at least, of the
+ * text as normalized: NFC may make the text longer (at most 3 times, in UTF-8). */
+static int encode_stream(const bytes *stream, kd_bpe_encoder *enc, int nfc, int32_t **ids, int64_t *n, kd_err *e) {
   *n = 0;
-  *ids = kd_malloc(sizeof(int32_t) * (stream->n + 1), "token ids", e);
+  const size_t cap = stream->n * (nfc ? 3 : 1);
+  *ids = kd_malloc(sizeof(int32_t) * (cap + 1), "token ids", e);
   if (!*ids) return e->code;
   size_t got = stream->n;
-  if (enc && kd_bpe_encoder_encode(enc, stream->p, stream->n, *ids, stream->n, &got, e)) return e->code;
+  if (enc && kd_bpe_encoder_encode(enc, stream->p, stream->n, *ids, cap, &got, e)) return e->code;
   for (size_t i = 0; !enc && i < stream->n; i++) (*ids)[i] = stream->p[i];
   *n = (int64_t)got;
   return KD_OK;
@@ -133,8 +142,12 @@ static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes s
   for (int s = 0; s < 3; s++) {
     int32_t *ids = NULL;
     int64_t S = 0;
-    if (!encode_stream(&streams[s], enc, &ids, &S, e))
+    const double t0 = seconds_now();
+    const int nfc = strcmp(tk->normalizer, "nfc") == 0;
+    if (!encode_stream(&streams[s], enc, nfc, &ids, &S, e))
       write_split(f, path, s, ids, S, (int)c->ctx, token_type(tk->vocab), st, e);
+    st->encode_seconds += seconds_now() - t0;
+    st->encode_bytes += (int64_t)streams[s].n;
     free(ids);
     if (e->code) return e->code;
   }
@@ -149,8 +162,12 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer
   int rc = write_splits(f, a.tmp, c, streams, tk, enc, st, e);
   if (!rc) rc = kd_tokenizer_write(f, a.tmp, tk, e);
   kd_provenance p = kd_provenance_of("data");
-  char gen[256];
-  if (enc)
+  char gen[KD_PATH_MAX + 512];
+  if (enc && tk->merge_ids)
+    snprintf(gen, sizeof gen, "kd import text (tokenizer %.160s: Hugging Face byte-level BPE, %d ids, %d merges; "
+             "rows of %lld at stride %lld)", c->tokenizer, tk->vocab, tk->n_merges, (long long)c->ctx,
+             (long long)c->ctx - 1);
+  else if (enc)
     snprintf(gen, sizeof gen, "kd import text (tokenizer %s: byte-level BPE, %d ids, %d merges learnt from the "
              "training split; rows of %lld at stride %lld)", c->tokenizer, tk->vocab, tk->n_merges,
              (long long)c->ctx, (long long)c->ctx - 1);
@@ -169,6 +186,11 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer
 int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
   *V = 0;
   if (strcmp(spec, "bytes") == 0) return KD_OK;
+  if (strncmp(spec, "hf:", 3) == 0) {
+    *V = KD_TEXT_HF;
+    if (spec[3]) return KD_OK;
+    return kd_fail(e, KD_ERR_USAGE, "kd import text: --tokenizer hf: needs the path of a tokenizer.json (hf:PATH)");
+  }
   const char *d = strncmp(spec, "bpe:", 4) == 0 ? spec + 4 : NULL;
   long v = 0;
   int ok = d && *d;
@@ -182,19 +204,13 @@ int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
     return KD_OK;
   }
   return kd_fail(e, KD_ERR_USAGE,
-                 "kd import text: --tokenizer '%s' is neither 'bytes' nor 'bpe:V' with V from 256 to %d (the 256 "
-                 "bytes and V - 256 merges)", spec, KD_BPE_MAX_VOCAB);
-}
-
-static double seconds_now(void) {
-  struct timespec ts;
-  timespec_get(&ts, TIME_UTC);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+                 "kd import text: --tokenizer '%s' is neither 'bytes', 'bpe:V' with V from 256 to %d (the 256 "
+                 "bytes and V - 256 merges) nor 'hf:PATH' (a Hugging Face tokenizer.json)", spec, KD_BPE_MAX_VOCAB);
 }
 
 /* The tokenizer record, and for bpe its encoder: merges learnt from the training stream only, so no
  * held-out text shapes the vocabulary. */
-static int make_tokenizer(int V, const bytes *train, kd_tokenizer *tk, kd_bpe_encoder **enc, kd_text_stats *st,
+static int make_tokenizer(int V, const char *tokenizer_path, const bytes *train, kd_tokenizer *tk, kd_bpe_encoder **enc, kd_text_stats *st,
                           kd_err *e) {
   *enc = NULL;
   if (V == 0) {
@@ -203,6 +219,12 @@ static int make_tokenizer(int V, const bytes *train, kd_tokenizer *tk, kd_bpe_en
     return KD_OK;
   }
   const double t0 = seconds_now();
+  if (V == KD_TEXT_HF) { /* a Hugging Face tokenizer.json: nothing learnt */
+    if (kd_hftok_load(tk, tokenizer_path, e)) return e->code;
+    st->vocab = tk->vocab;
+    st->load_seconds = seconds_now() - t0;
+    return kd_bpe_encoder_new(enc, tk, e);
+  }
   if (kd_bpe_train(tk, train->p, train->n, V, KD_BPE_PRE_GPT2, e)) return e->code;
   st->bpe_seconds = seconds_now() - t0;
   st->bpe_merges = tk->n_merges;
@@ -237,7 +259,7 @@ int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
   kd_tokenizer tk;
   memset(&tk, 0, sizeof tk);
   kd_bpe_encoder *enc = NULL;
-  if (!rc) rc = make_tokenizer(V, &streams[0], &tk, &enc, st, e);
+  if (!rc) rc = make_tokenizer(V, c->tokenizer + 3, &streams[0], &tk, &enc, st, e);
   if (!rc) rc = write_file(c, streams, &tk, enc, st, e);
   kd_bpe_encoder_free(enc);
   kd_tokenizer_free(&tk);

@@ -12,6 +12,9 @@ void kd_tokenizer_free(kd_tokenizer *t) {
   free(t->offsets);
   free(t->bytes);
   free(t->merges);
+  free(t->pattern);
+  free(t->merge_ids);
+  free(t->token_kind);
   memset(t, 0, sizeof *t);
 }
 
@@ -124,10 +127,68 @@ static int read_pre(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
     return KD_OK;
   }
   if (kd_h5_get_attr_str(f, path, "/tokenizer", "pre_tokenizer", t->pre, sizeof t->pre, e)) return e->code;
-  if (strcmp(t->pre, KD_BPE_PRE_GPT2) && strcmp(t->pre, KD_BPE_PRE_KD1))
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer pre_tokenizer '%s' is not known to kd %s (%s, %s)", path, t->pre,
-                   KD_VERSION, KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1);
+  if (strcmp(t->pre, KD_BPE_PRE_GPT2) && strcmp(t->pre, KD_BPE_PRE_KD1) && strcmp(t->pre, KD_BPE_PRE_REGEX))
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer pre_tokenizer '%s' is not known to kd %s (%s, %s, %s)", path,
+                   t->pre, KD_VERSION, KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1, KD_BPE_PRE_REGEX);
+  if (strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
+    char buf[KD_BPE_MAX_PATTERN];
+    if (kd_h5_get_attr_str(f, path, "/tokenizer", "pattern", buf, sizeof buf, e)) return e->code;
+    if (!(t->pattern = kd_malloc(strlen(buf) + 1, "tokenizer pattern", e))) return e->code;
+    memcpy(t->pattern, buf, strlen(buf) + 1);
+  }
   return KD_OK;
+}
+
+/* The parts of a bpe record that Hugging Face tokenizers add (data/hftok.h); absent in kd's own. */
+static int read_hf_parts(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
+  int64_t im = 0;
+  if (H5Aexists_by_name(f, "/tokenizer", "normalizer", H5P_DEFAULT) > 0 &&
+      kd_h5_get_attr_str(f, path, "/tokenizer", "normalizer", t->normalizer, sizeof t->normalizer, e))
+    return e->code;
+  if (t->normalizer[0] && strcmp(t->normalizer, "nfc") != 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer normalizer '%s' is not known to kd %s (nfc)", path, t->normalizer,
+                   KD_VERSION);
+  if (H5Aexists_by_name(f, "/tokenizer", "ignore_merges", H5P_DEFAULT) > 0 &&
+      kd_h5_get_attr_i64(f, path, "/tokenizer", "ignore_merges", &im, e))
+    return e->code;
+  t->ignore_merges = im != 0;
+  if (kd_h5_exists(f, "/tokenizer/merge_ids")) {
+    int nd;
+    int64_t d[KD_H5_MAX_DIMS];
+    if (kd_h5_shape(f, path, "/tokenizer/merge_ids", &nd, d, e)) return e->code;
+    if (nd != 1 || d[0] != t->n_merges)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merge_ids must be [M] with M = %d merges", path, t->n_merges);
+    if (!(t->merge_ids = kd_malloc(sizeof(int32_t) * (size_t)(d[0] ? d[0] : 1), "tokenizer merges", e)) ||
+        kd_h5_read_rows(f, path, "/tokenizer/merge_ids", 0, d[0], H5T_NATIVE_INT32, t->merge_ids, e))
+      return e->code;
+    for (int i = 0; i < t->n_merges; i++)
+      if (t->merge_ids[i] < 0 || t->merge_ids[i] >= t->vocab)
+        return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merge_ids row %d names id %d, outside the vocabulary [0, %d)",
+                       path, i, (int)t->merge_ids[i], t->vocab);
+  }
+  if (kd_h5_exists(f, "/tokenizer/token_kind")) {
+    int nd;
+    int64_t d[KD_H5_MAX_DIMS];
+    if (kd_h5_shape(f, path, "/tokenizer/token_kind", &nd, d, e)) return e->code;
+    if (nd != 1 || d[0] != t->vocab)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/token_kind must be [V] with V = %d ids", path, t->vocab);
+    int32_t *k = kd_malloc(sizeof(int32_t) * (size_t)t->vocab, "token kinds", e);
+    if (!k || kd_h5_read_rows(f, path, "/tokenizer/token_kind", 0, d[0], H5T_NATIVE_INT32, k, e)) {
+      free(k);
+      return e->code;
+    }
+    t->token_kind = kd_malloc((size_t)t->vocab, "token kinds", e);
+    for (int i = 0; t->token_kind && i < t->vocab; i++) {
+      if (k[i] < KD_TOKEN_TEXT || k[i] > KD_TOKEN_UNUSED) {
+        kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/token_kind row %d is %d, not a kind (0 text, 1 special, 2 added, "
+                "3 unused)", path, i, (int)k[i]);
+        break;
+      }
+      t->token_kind[i] = (uint8_t)k[i];
+    }
+    free(k);
+  }
+  return e->code;
 }
 
 int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e) {
@@ -148,6 +209,7 @@ int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e
     if (!rc) rc = read_merges(t, f, path, e);
     if (!rc) rc = check_ids(t, path, e);
     if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_pre(t, f, path, e);
+    if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_hf_parts(t, f, path, e);
   }
   H5Eclear2(H5E_DEFAULT);
   H5Fclose(f);
@@ -175,6 +237,23 @@ static int write_vocab(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
   return rc;
 }
 
+static int write_hf_parts(hid_t f, const char *path, const kd_tokenizer *t, kd_err *e) {
+  if (t->pattern && kd_h5_attr_str(f, "/tokenizer", "pattern", t->pattern, e)) return e->code;
+  if (t->normalizer[0] && kd_h5_attr_str(f, "/tokenizer", "normalizer", t->normalizer, e)) return e->code;
+  if (t->ignore_merges && kd_h5_attr_i64(f, "/tokenizer", "ignore_merges", 1, e)) return e->code;
+  if (t->merge_ids && t->n_merges) {
+    const int64_t d[1] = {t->n_merges};
+    if (kd_h5_write(f, path, "/tokenizer/merge_ids", 1, d, H5T_STD_I32LE, H5T_NATIVE_INT32, t->merge_ids, e))
+      return e->code;
+  }
+  if (t->token_kind) {
+    const int64_t d[1] = {t->vocab};
+    if (kd_h5_write(f, path, "/tokenizer/token_kind", 1, d, H5T_STD_U8LE, H5T_NATIVE_UINT8, t->token_kind, e))
+      return e->code;
+  }
+  return KD_OK;
+}
+
 int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err *e) {
   hid_t g = H5Gcreate2(f, "/tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create /tokenizer", path);
@@ -190,9 +269,9 @@ int kd_tokenizer_write(hid_t f, const char *path, const kd_tokenizer *t, kd_err 
     return e->code;
   if (t->n_merges) {
     int64_t d[2] = {t->n_merges, 2};
-    return kd_h5_write_i32(f, path, "/tokenizer/merges", 2, d, t->merges, e);
+    if (kd_h5_write_i32(f, path, "/tokenizer/merges", 2, d, t->merges, e)) return e->code;
   }
-  return KD_OK;
+  return write_hf_parts(f, path, t, e);
 }
 
 /* Bytes of a UTF-8 character starting with lead byte c (1 for a stray byte). */

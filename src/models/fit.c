@@ -89,6 +89,15 @@ static const char *record_difference(const kd_tokenizer *a, const kd_tokenizer *
     return "merges";
   if (a->sep_id != b->sep_id || a->end_id != b->end_id || a->pad_id != b->pad_id) return "special ids";
   if (strcmp(a->pre, b->pre) != 0) return "pre-tokenizers";
+  if ((a->pattern == NULL) != (b->pattern == NULL) || (a->pattern && strcmp(a->pattern, b->pattern) != 0))
+    return "split patterns";
+  if (strcmp(a->normalizer, b->normalizer) != 0 || a->ignore_merges != b->ignore_merges) return "normalizers";
+  if ((a->merge_ids == NULL) != (b->merge_ids == NULL) ||
+      (a->merge_ids && memcmp(a->merge_ids, b->merge_ids, sizeof(int32_t) * (size_t)a->n_merges) != 0))
+    return "merges";
+  if ((a->token_kind == NULL) != (b->token_kind == NULL) ||
+      (a->token_kind && memcmp(a->token_kind, b->token_kind, (size_t)a->vocab) != 0))
+    return "token kinds";
   return NULL;
 }
 
