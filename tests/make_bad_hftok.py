@@ -1,4 +1,5 @@
-"""tokenizer.json files kd must refuse, each with the word its one-line error names.
+"""tokenizer.json files kd must refuse, each with the word its one-line error names, and one it must apply as
+Hugging Face's library does although its merges are ranked unusually (DIR/tricky.json).
 usage: make_bad_hftok.py DIR   (writes DIR/NAME.json and prints 'NAME|WORD' lines)"""
 import json
 import os
@@ -40,6 +41,17 @@ cases = {
     "not_bytelevel": (doc(bpe(vocab=dict(byte_vocab, **{"\u4e00x": 300}))), "byte-level"),
     "short_vocab": (doc(bpe(vocab={"a": 0, "b": 1})), "cannot be byte-level"),
 }
+vocab_ab = dict(byte_vocab, ab=256, bc=257)
+cases["repeated_merge"] = (doc(bpe(vocab=vocab_ab, merges=["a b", "b c", "a b"])), "repeats the pair of model.merges[0]")
+cases["hex_class"] = (doc(bpe(), pre_tokenizer={"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "\\h+|[^\\h]+"}, "behavior": "Isolated", "invert": False},
+    dict(bl, use_regex=False)]}), "\\h")
+cases["bad_regex"] = (doc(bpe(), pre_tokenizer={"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "(ab"}, "behavior": "Isolated", "invert": False},
+    dict(bl, use_regex=False)]}), "cannot compile")
+no_a = {k: v for k, v in byte_vocab.items() if k != "A"}
+no_a["\u0100\u0100"] = 65
+cases["missing_byte"] = (doc(bpe(vocab=no_a)), "no token of the byte 0x41")
 for name, (d, word) in cases.items():
     with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as f:
         json.dump(d, f, ensure_ascii=False)
@@ -47,3 +59,14 @@ for name, (d, word) in cases.items():
 with open(os.path.join(out, "truncated.json"), "w") as f:
     f.write(json.dumps(doc(bpe()))[:500])
 print("truncated|not valid JSON at byte")
+with open(os.path.join(out, "latin1.json"), "wb") as f:  # a string that is not UTF-8
+    f.write(json.dumps(doc(bpe(), normalizer={"type": "NFC"})).encode().replace(b'"NFC"', b'"NF\xc7"'))
+print("latin1|not valid UTF-8")
+os.makedirs(os.path.join(out, "adir.json"), exist_ok=True)
+print("adir|not a regular file")
+
+# tricky.json: a vocabulary whose merges are not ranked after the merges of their parts ("ab a" before "a b"):
+# Hugging Face merges the lowest rank present first, one pair at a time, so "abab" becomes "aba" "b".
+tricky = doc(bpe(vocab=dict(byte_vocab, ab=256, aba=257), merges=[["ab", "a"], ["a", "b"]]))
+with open(os.path.join(out, "tricky.json"), "w", encoding="utf-8") as f:
+    json.dump(tricky, f, ensure_ascii=False)

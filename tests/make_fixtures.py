@@ -76,3 +76,16 @@ with h5py.File(os.path.join(out, "nd.h5"), "w") as f:  # 3-D and 4-D datasets, v
     f["t4"] = np.arange(4 * 2 * 3 * 2, dtype=np.float16).reshape(4, 2, 3, 2)
     f["t5"] = np.zeros((2, 1, 1, 1, 1), dtype=np.float32)
 print("fixtures written to", out)
+
+# test_public_api: an MLP weights file as kd writes it (3 features, 4 hidden ReLU units, 2 classes) with its input
+# normalisation, opened through libkd's public API only.
+with h5py.File(os.path.join(out, "mlp_weights.h5"), "w") as f:
+    f.attrs.update(kd_format="weights", format_version=1, kd_version="0.2.0", family="mlp", student="3-4-2",
+                   activation="relu")
+    f["model/layer0/weight"] = (np.arange(12, dtype=np.float32).reshape(4, 3) - 5) / 8
+    f["model/layer0/bias"] = np.array([0.5, -0.25, 0.125, 0], np.float32)
+    f["model/layer1/weight"] = (np.arange(8, dtype=np.float32).reshape(2, 4) - 3) / 4
+    f["model/layer1/bias"] = np.array([0.25, -0.5], np.float32)
+    f["preprocess/offset"] = np.array([1, 2, 3], np.float32)
+    f["preprocess/scale"] = np.array([2, 4, 0.5], np.float32)
+    f["preprocess"].attrs["kind"] = "standard"

@@ -13,8 +13,12 @@
 #    the /tokenizer record (the imported model generates as the original); a kind kd cannot apply beside
 #    config.json leaves the record out and says why, named with --tokenizer it is an error;
 #  - special and added tokens are kept in the record and never produced from text;
+#  - a tokenizer whose merges are ranked before the merges of their parts is applied as the library applies it
+#    (one merge at a time, the lowest rank first);
 #  - tokenizers kd cannot apply (Unigram, WordPiece, byte_fallback BPE, other normalizers and pre-tokenizers,
-#    a merge outside the vocabulary, truncated JSON) are one line naming what, exit 1; hf: alone exit 2.
+#    a merge outside the vocabulary, a repeated merge, a pattern PCRE2 reads otherwise than Oniguruma (\h) or
+#    cannot compile, a byte without a token, truncated JSON, JSON that is not UTF-8, a directory) are one line
+#    naming the file and what, exit 1; hf: alone exit 2.
 # The speed of kd and of the library on the fortunes is printed (bench/hftok.sh measures it), not asserted.
 # Without the npm registry the offline checks run and the test then reports a skip with the reason (exit 77).
 source "$(dirname "$0")/lib.sh"
@@ -69,6 +73,8 @@ for m in llama3 qwen3; do
   same "$m.cmu" "$tok" cmu.txt 8192 --lines
   same "$m.hard" "$tok" hard.txt 0 --doc-sep %
 done
+printf 'abab\nab\naba\nbab\nababab\nabababa\n' > tricky.txt
+same tricky bad/tricky.json tricky.txt 0 --lines # merges applied one at a time, lowest rank first, as the library does
 echo "speed of the Llama 3 tokenizer on the fortunes (not asserted; bench/hftok.sh measures it): kd tokenize:" \
   "$(sed -n 's/.*text tokenized in //p' kd.llama3.fortunes.err); Hugging Face's library: $(sed -n 's/.* bytes in //p' hf.llama3.fortunes.err)"
 

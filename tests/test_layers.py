@@ -2,29 +2,31 @@
 """test_layers.py ROOT: the code map of docs/usage.md holds. libkd's folders
 form a layered order (the way data flows); a file includes headers of its own
 folder or of folders before it, never after, so the structure has no cycles.
-Public headers (include/kd) count as the folder that implements them. Only
-the driver (src/cmd) exits: no exit() or MPI_Abort() in the library."""
+The shared internal headers (src/kd) count as the folder that implements them,
+the public header (include/kd/libkd.h) as src/api. Only the driver (src/cmd)
+exits: no exit() or MPI_Abort() in the library."""
 import os
 import re
 import sys
 
-ORDER = ["core", "nn", "data", "models", "loss", "optim", "ckpt", "infer", "interop", "train", "cmd"]
-PUBLIC = {"error": "core", "data": "data", "teacher": "data", "model": "models", "registry": "models",
-          "loss": "loss", "ckpt": "ckpt", "infer": "infer", "train": "train", "kd": "cmd"}
+ORDER = ["core", "nn", "data", "models", "loss", "optim", "ckpt", "infer", "interop", "api", "train", "cmd"]
+SHARED = {"error": "core", "data": "data", "teacher": "data", "model": "models", "registry": "models",
+          "loss": "loss", "ckpt": "ckpt", "infer": "infer", "train": "train", "kd": "cmd", "libkd": "api"}
 root = sys.argv[1]
 bad = []
 files = []
 for d in ORDER:
     for f in sorted(os.listdir(os.path.join(root, "src", d))):
         files.append((d, os.path.join(root, "src", d, f)))
-for f in sorted(os.listdir(os.path.join(root, "include", "kd"))):
-    name = f[:-2]
-    if name not in PUBLIC:
-        bad.append(f"include/kd/{f}: a public header the layer map does not know")
-        continue
-    files.append((PUBLIC[name], os.path.join(root, "include", "kd", f)))
+for where in (("src", "kd"), ("include", "kd")):
+    for f in sorted(os.listdir(os.path.join(root, *where))):
+        name = f[:-2]
+        if name not in SHARED or (where[0] == "include") != (name == "libkd"):
+            bad.append(f"{'/'.join(where)}/{f}: a header the layer map does not know there")
+            continue
+        files.append((SHARED[name], os.path.join(root, *where, f)))
 for mod in os.listdir(os.path.join(root, "src")):
-    if os.path.isdir(os.path.join(root, "src", mod)) and mod not in ORDER:
+    if os.path.isdir(os.path.join(root, "src", mod)) and mod not in ORDER + ["kd"]:
         bad.append(f"src/{mod}: a folder the layer map does not know")
     elif os.path.isfile(os.path.join(root, "src", mod)):
         bad.append(f"src/{mod}: a source outside the folders")
@@ -34,7 +36,7 @@ for mod, path in files:
     text = open(path).read()
     for inc in re.findall(r'#include "([^"]+)"', text):
         top, _, rest = inc.partition("/")
-        dep = PUBLIC.get(rest[:-2]) if top == "kd" else top if top in ORDER else None
+        dep = SHARED.get(rest[:-2]) if top == "kd" else top if top in ORDER else None
         if dep is None:
             continue
         edges += 1

@@ -7,11 +7,8 @@
 
 #include "cmd/cmd.h"
 #include "core/dist.h"
-#include "infer/generate.h"
-#include "models/fit.h"
+#include "api/session.h"
 #include "infer/seqtask.h"
-#include "kd/ckpt.h"
-#include "kd/infer.h"
 
 typedef struct gen_cfg {
   char ckpt[KD_PATH_MAX];
@@ -41,7 +38,7 @@ static const kd_opt_spec opts[] = {
    "text to continue (empty: a newline)"},
   {"max-new", KD_OPT_INT, G_(max_new), 0, "200", NULL, 1, 1 << 24, 0, 0, "tokens to generate"},
   {"decode", KD_OPT_STR, G_(decode), STR(gen_cfg, decode), "", NULL, 0, 0, 0, 0,
-   "sample (the default with --prompt), greedy, or beam:K (beam search of width K; --data only, its default beam:5)"},
+   "sample (the default with --prompt), greedy, or beam:K (beam search of width K; the default with --data, beam:5)"},
   {"data", KD_OPT_STR, G_(data), STR(gen_cfg, data), "", NULL, 0, 0, 0, 0,
    "decode the targets of this data file's prompt-completion rows (kd import pairs) instead of --prompt"},
   {"split", KD_OPT_STR, G_(split), STR(gen_cfg, split), "train", NULL, 0, 0, 0, 0, "--data: the split to decode"},
@@ -64,71 +61,65 @@ static const kd_opt_spec opts[] = {
    "...', MARGIN the step's largest logit minus its second largest)"},
 };
 
-/* The checkpoint's model and tokenizer. */
-static int load(const gen_cfg *c, kd_model **m, float **params, kd_tokenizer *tok, char *path, size_t n, kd_err *e) {
-  int present;
-  if (kd_ckpt_resolve(c->ckpt, 0, path, n, NULL, 0, e) || kd_model_load(m, params, path, 1, e)) return e->code;
-  if (kd_tokenizer_read(tok, path, &present, e)) return e->code;
-  if (!present || tok->vocab == 0)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: no /tokenizer record: kd generate needs one to encode the prompt and decode "
-                   "the continuation (kd import text writes it into the data, and training copies it; format.md)",
-                   path);
-  if (tok->vocab > (*m)->out_dim)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has %d ids but the student's vocabulary is %d: ids it could not "
-                   "read or predict", path, tok->vocab, (*m)->out_dim);
-  return KD_OK;
-}
-
+/* --prompt: through libkd's public sessions (include/kd/libkd.h), the path an embedding program takes. */
 static int generate(const gen_cfg *c, kd_err *e) {
-  kd_model *m = NULL;
-  float *params = NULL;
-  kd_tokenizer tok;
-  memset(&tok, 0, sizeof tok);
-  char path[KD_PATH_MAX + 64];
-  int rc = load(c, &m, &params, &tok, path, sizeof path, e);
+  kd_session *s = NULL;
+  const kd_session_params sp = {1, 0};
+  if (kd_session_open(&s, c->ckpt, &sp) != KD_OK) return kd_fail(e, KD_ERR_RUNTIME, "%s", kd_last_error());
+  kd_session_info info;
+  kd_session_info_get(s, &info);
+  int rc = KD_OK;
+  if (!info.tokenizer)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: no /tokenizer record: kd generate needs one to encode the prompt and decode "
+                 "the output (kd import text writes it into the data, and training copies it into checkpoints)",
+                 info.path);
+  kd_gen_params p = kd_gen_default_params();
+  p.max_new = (int)c->max_new;
+  p.temperature = c->temperature;
+  p.top_k = (int)c->top_k;
+  p.seed = (uint64_t)c->seed;
+  p.length_penalty = c->length_penalty;
+  const char *mode = c->decode[0] ? c->decode : "sample";
+  if (!rc) rc = kd_gen_mode_parse(&p, mode, e);
   const char *prompt = c->prompt[0] ? c->prompt : "\n";
   const size_t plen = strlen(prompt);
-  int32_t *ids = rc ? NULL : kd_malloc(sizeof(int32_t) * (plen + (size_t)c->max_new + 1), "tokens", e);
-  int n_prompt = 0, n = 0;
-  if (!rc && !ids) rc = e->code;
-  if (!rc) rc = kd_tokenizer_encode(&tok, (const uint8_t *)prompt, plen, ids, (int)plen + 1, &n_prompt, e);
-  /* Prompt-completion models (kd import pairs): the prompt is a source; its separator starts the target. */
-  if (!rc && strcmp(tok.kind, "symbols") == 0 && tok.sep_id >= 0) ids[n_prompt++] = tok.sep_id;
-  const char *mode = c->decode[0] ? c->decode : "sample";
-  if (!rc && strcmp(mode, "greedy") != 0 && strcmp(mode, "sample") != 0)
-    rc = kd_fail(e, KD_ERR_USAGE, "kd generate --prompt: --decode %s: expected sample or greedy (beam search decodes "
-                 "--data rows)", mode);
-  const kd_decode_cfg dc = {strcmp(mode, "greedy") == 0, c->temperature, (int)c->top_k, (uint64_t)c->seed,
-                            rc ? 0 : kd_fit_emit_ids(m, &tok)};
+  int32_t *ids = rc ? NULL : kd_malloc(sizeof(int32_t) * (plen + 2), "tokens", e);
+  int32_t *out = ids ? kd_malloc(sizeof(int32_t) * (size_t)c->max_new, "tokens", e) : NULL;
   const int as_ids = strcmp(c->print, "ids") == 0;
-  float *margins = !rc && as_ids ? kd_malloc(sizeof(float) * (size_t)c->max_new, "margins", e) : NULL;
-  if (!rc && as_ids && !margins) rc = e->code;
+  float *margins = out && as_ids ? kd_malloc(sizeof(float) * (size_t)c->max_new, "margins", e) : NULL;
+  if (!rc && (!out || (as_ids && !margins))) rc = e->code;
+  int n_prompt = 0, n = 0;
+  if (!rc) rc = kd_session_encode_prompt(s, ids, (int)plen + 2, &n_prompt, prompt, plen, e);
   const double t0 = MPI_Wtime();
-  if (!rc) rc = kd_generate(m, ids, n_prompt, (int)c->max_new, tok.end_id, &dc, &n, margins, e);
+  if (!rc)
+    rc = kd_session_generate_ex(s, out, (int)c->max_new, &n, p.mode == KD_GEN_BEAM ? NULL : margins, ids, n_prompt, &p,
+                                e);
   const double dt = MPI_Wtime() - t0;
   if (!rc && as_ids) {
     printf("prompt:");
     for (int i = 0; i < n_prompt; i++) printf(" %d", (int)ids[i]);
     printf("\nnew:");
-    for (int i = n_prompt; i < n; i++) printf(" %d:%.6g", (int)ids[i], (double)margins[i - n_prompt]);
+    for (int i = 0; i < n; i++) /* beam search has no per-step margin */
+      if (p.mode == KD_GEN_BEAM) printf(" %d", (int)out[i]);
+      else printf(" %d:%.6g", (int)out[i], (double)margins[i]);
     printf("\n");
   }
   if (!rc) {
-    const size_t cap = 64 * (size_t)(n - n_prompt) + 1;
-    uint8_t *text = as_ids ? NULL : kd_malloc(cap, "text", e);
-    const size_t len = text ? kd_tokenizer_decode(&tok, ids + n_prompt, n - n_prompt, text, cap) : 0;
+    const size_t cap = 64 * (size_t)n + 1;
+    char *text = as_ids ? NULL : kd_malloc(cap, "text", e);
+    size_t len = 0;
+    if (text) kd_session_decode(s, text, cap, &len, out, n);
     if (text) fwrite(text, 1, len, stdout);
     if (!as_ids) printf("\n");
-    fprintf(stderr, "kd generate: %d new tokens in %.3f s (%.0f tokens/s, batch 1, %s) from %s\n", n - n_prompt, dt,
-            dt > 0 ? (n - n_prompt) / dt : 0.0, mode, path);
+    fprintf(stderr, "kd generate: %d new tokens in %.3f s (%.0f tokens/s, batch 1, %s) from %s\n", n, dt,
+            dt > 0 ? n / dt : 0.0, mode, info.path);
     free(text);
     rc = e->code;
   }
   free(ids);
+  free(out);
   free(margins);
-  kd_tokenizer_free(&tok);
-  kd_model_free(m);
-  free(params);
+  kd_session_close(s);
   return rc;
 }
 
@@ -152,8 +143,8 @@ static int generate_data(const gen_cfg *c, kd_err *e) {
 
 int cmd_generate(int argc, char **argv, kd_err *e) {
   if (cmd_wants_help(argc, argv)) {
-    cmd_help("usage: kd generate --ckpt CKPT --prompt TEXT [--max-new N] [--decode sample|greedy] [--temperature X\n"
-             "                   --top-k K --seed S]\n"
+    cmd_help("usage: kd generate --ckpt CKPT --prompt TEXT [--max-new N] [--decode sample|greedy|beam:K] [--temperature X\n"
+             "                   --top-k K --seed S --length-penalty A]\n"
              "       kd generate --ckpt CKPT --data FILE --out OUT.h5 [--split train] [--decode greedy|sample|beam:K]\n"
              "                   [--nbest N --length-penalty A --select best|closest --temperature X --seed S]\n\n"
              "Prints the checkpoint's continuation of the prompt: incremental decoding with a key/value cache,\n"

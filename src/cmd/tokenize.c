@@ -1,7 +1,9 @@
 /* kd tokenize: text to token ids, a line per document (rank 0). */
+#define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd/cmd.h"
 #include "core/dist.h"
@@ -35,7 +37,9 @@ int cmd_tokenize(int argc, char **argv, kd_err *e) {
   if (cfg.lines && cfg.doc_sep[0])
     return kd_fail(e, KD_ERR_USAGE, "kd tokenize: --lines and --doc-sep cut documents two ways; give one");
   int rc = KD_OK;
-  if (g_rank == 0 && strcmp(cfg.tokenizer, "bytes") != 0 && strncmp(cfg.tokenizer, "hf:", 3) != 0) {
+  struct stat st;
+  const int plain_file = stat(cfg.tokenizer, &st) == 0 && S_ISREG(st.st_mode); /* a data file, say: as it is */
+  if (g_rank == 0 && !plain_file && strcmp(cfg.tokenizer, "bytes") != 0 && strncmp(cfg.tokenizer, "hf:", 3) != 0) {
     char path[KD_PATH_MAX + 64]; /* a checkpoint directory names its file */
     rc = kd_ckpt_resolve(cfg.tokenizer, 0, path, sizeof path, NULL, 0, e);
     if (!rc && strlen(path) >= sizeof cfg.tokenizer)

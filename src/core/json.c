@@ -1,9 +1,11 @@
+#define _POSIX_C_SOURCE 200809L /* fileno */
 #include "core/json.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NODES_PER_BLOCK 8192
 #define MAX_DEPTH 256
@@ -96,6 +98,23 @@ static int unicode_escape(parser *ps, uint32_t *c) {
   return KD_OK;
 }
 
+/* The length of the valid UTF-8 character at p (no overlong forms, surrogates or code points past U+10FFFF), or 0. */
+static size_t utf8_valid(const unsigned char *p, size_t n) {
+  const unsigned c = p[0];
+  size_t k;
+  uint32_t cp, min;
+  if (c >= 0xc2 && c <= 0xdf) k = 2, cp = c & 0x1f, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef) k = 3, cp = c & 0x0f, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4) k = 4, cp = c & 0x07, min = 0x10000;
+  else return 0;
+  if (n < k) return 0;
+  for (size_t i = 1; i < k; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000) ? 0 : k;
+}
+
 /* The string at ps->p (its opening quote) into the string arena. */
 static int parse_string(parser *ps, const char **out, size_t *len) {
   ps->p++;
@@ -105,6 +124,14 @@ static int parse_string(parser *ps, const char **out, size_t *len) {
     const unsigned char c = (unsigned char)*ps->p;
     if (c == '"') break;
     if (c < 0x20) return bad(ps, "a control character inside a string");
+    if (c >= 0x80) { /* one UTF-8 character, checked: JSON text is UTF-8 */
+      const size_t k = utf8_valid((const unsigned char *)ps->p, (size_t)(ps->end - ps->p));
+      if (!k) return bad(ps, "a string that is not valid UTF-8");
+      memcpy(o, ps->p, k);
+      o += k;
+      ps->p += k;
+      continue;
+    }
     if (c != '\\') {
       *o++ = (char)c;
       ps->p++;
@@ -282,6 +309,11 @@ int kd_json_parse_file(kd_json_doc **out, const char *path, kd_err *e) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return kd_fail(e, KD_ERR_RUNTIME, "cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s is not a regular file (a JSON file was expected)", path);
+  }
   char *buf = NULL;
   long size = -1;
   if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);

@@ -602,7 +602,8 @@ struct kd_bpe_encoder {
   uint8_t *bytes;
   int nfc;
   kd_bpe_splitter *split; /* the tokenizer's pre-tokenizer */
-  int32_t *w;             /* [2 cap_w]: a chunk's ids, then its pair ranks */
+  int32_t *w;             /* [3 cap_w]: a chunk's ids and its links */
+  uint64_t *heap;         /* [3 cap_w]: its candidate merges */
   size_t cap_w;
   uint8_t *norm;          /* the normalized text */
   size_t cap_norm;
@@ -617,6 +618,7 @@ void kd_bpe_encoder_free(kd_bpe_encoder *enc) {
   free(enc->offsets);
   free(enc->bytes);
   free(enc->w);
+  free(enc->heap);
   free(enc->norm);
   kd_bpe_splitter_free(enc->split);
   free(enc);
@@ -763,8 +765,44 @@ static int32_t rank_of(const kd_bpe_encoder *enc, int32_t a, int32_t b) {
   return INT32_MAX;
 }
 
-/* One chunk into w [len]; r [len] scratch; returns the id count. */
-static size_t encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, size_t len, int32_t *w, int32_t *r) {
+/* A min-heap of (rank, position) keys: the next merge to try is the lowest rank, leftmost. */
+static void merge_push(uint64_t *h, size_t *n, uint64_t key) {
+  size_t i = (*n)++;
+  while (i > 0 && h[(i - 1) / 2] > key) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h[i] = key;
+}
+
+static uint64_t merge_pop(uint64_t *h, size_t *n) {
+  const uint64_t top = h[0], last = h[--(*n)];
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= *n) break;
+    if (c + 1 < *n && h[c + 1] < h[c]) c++;
+    if (h[c] >= last) break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (*n) h[i] = last;
+  return top;
+}
+
+/* The pair starting at symbol i, if it has a merge, onto the heap. */
+static void push_pair(const kd_bpe_encoder *enc, const int32_t *id, const int32_t *next, int32_t i, uint64_t *h,
+                      size_t *n) {
+  if (i < 0 || next[i] < 0) return;
+  const int32_t r = rank_of(enc, id[i], id[next[i]]);
+  if (r != INT32_MAX) merge_push(h, n, (uint64_t)r << 32 | (uint32_t)i);
+}
+
+/* One chunk into w [len] (scratch: w holds 3 len ints, heap 3 len keys); returns the id count. Merges are applied
+ * one at a time, the lowest rank first and of equal ranks the leftmost, as Hugging Face's BPE applies them (each
+ * merge makes at most two new pairs, so the heap holds at most 3 len keys). For kd's own merges, whose parts are
+ * always made by earlier merges, this is the same as applying each rank to all its occurrences in turn. */
+static size_t encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, size_t len, int32_t *w, uint64_t *heap) {
   if (enc->whole) {
     const int32_t id = whole_token(enc, p, len);
     if (id >= 0) {
@@ -772,40 +810,51 @@ static size_t encode_chunk(const kd_bpe_encoder *enc, const uint8_t *p, size_t l
       return 1;
     }
   }
-  size_t L = len; /* r[i]: the rank of pair (w[i], w[i + 1]) */
-  for (size_t i = 0; i < L; i++) w[i] = enc->byte_id[p[i]];
-  for (size_t i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
-  for (;;) {
-    int32_t best = INT32_MAX;
-    for (size_t i = 0; i + 1 < L; i++) best = r[i] < best ? r[i] : best;
-    if (best == INT32_MAX) return L;
-    const int32_t made = enc->made ? enc->made[best] : 256 + best;
-    size_t m = 0;
-    for (size_t i = 0; i < L; i++) {
-      const int hit = i + 1 < L && r[i] == best;
-      w[m++] = hit ? made : w[i];
-      i += (size_t)hit;
-    }
-    L = m;
-    for (size_t i = 0; i + 1 < L; i++) r[i] = rank_of(enc, w[i], w[i + 1]);
+  int32_t *id = w, *prev = w + len, *next = w + 2 * len;
+  const int32_t L = (int32_t)len;
+  for (int32_t i = 0; i < L; i++) {
+    id[i] = enc->byte_id[p[i]];
+    prev[i] = i - 1;
+    next[i] = i + 1 < L ? i + 1 : -1;
   }
+  size_t n = 0;
+  for (int32_t i = 0; i + 1 < L; i++) push_pair(enc, id, next, i, heap, &n);
+  while (n) {
+    const uint64_t key = merge_pop(heap, &n);
+    const int32_t r = (int32_t)(key >> 32), i = (int32_t)(uint32_t)key;
+    if (id[i] < 0 || next[i] < 0 || rank_of(enc, id[i], id[next[i]]) != r) continue; /* stale: merged since */
+    const int32_t j = next[i];
+    id[i] = enc->made ? enc->made[r] : 256 + r;
+    id[j] = -1;
+    next[i] = next[j];
+    if (next[j] >= 0) prev[next[j]] = i;
+    push_pair(enc, id, next, prev[i], heap, &n);
+    push_pair(enc, id, next, i, heap, &n);
+  }
+  size_t m = 0;
+  for (int32_t i = 0; i >= 0; i = next[i]) w[m++] = id[i]; /* in place: m <= i at every step */
+  return m;
 }
 
-/* NFC of text[0, len) into enc->norm: each run of valid UTF-8 normalized, other bytes kept as they are. */
+/* NFC of text[0, len) into enc->norm: each run of valid UTF-8 normalized, a line at a time (no character composes
+ * with a newline, and utf8proc's memory stays that of a line), other bytes kept as they are. */
 static int normalize_nfc(kd_bpe_encoder *enc, const uint8_t *text, size_t len, size_t *out_len, kd_err *e) {
   size_t pos = 0;
   for (size_t i = 0; i < len;) {
     size_t j = i;
     utf8proc_int32_t c;
-    for (utf8proc_ssize_t k; j < len && (k = utf8proc_iterate(text + j, (utf8proc_ssize_t)(len - j), &c)) > 0;)
+    int line_end = 0;
+    for (utf8proc_ssize_t k; !line_end && j < len && (k = utf8proc_iterate(text + j, (utf8proc_ssize_t)(len - j), &c)) > 0;) {
       j += (size_t)k;
+      line_end = c == '\n';
+    }
     uint8_t *run = NULL;
     utf8proc_ssize_t m = 0;
     if (j > i) {
       m = utf8proc_map(text + i, (utf8proc_ssize_t)(j - i), &run, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
       if (m < 0) return kd_fail(e, KD_ERR_RUNTIME, "bpe: NFC of the text at byte %zu failed (%s)", i, utf8proc_errmsg(m));
     }
-    const size_t bad = j < len ? 1 : 0; /* the byte that stopped the run */
+    const size_t bad = j < len && !line_end ? 1 : 0; /* the byte that is not UTF-8, which stopped the run */
     if (pos + (size_t)m + bad > enc->cap_norm) {
       size_t cap = enc->cap_norm ? enc->cap_norm : 4096;
       while (cap < pos + (size_t)m + bad) cap *= 2;
@@ -827,6 +876,9 @@ static int normalize_nfc(kd_bpe_encoder *enc, const uint8_t *text, size_t len, s
   return KD_OK;
 }
 
+static int encode_text(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap, size_t *n,
+                       kd_err *e);
+
 int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap, size_t *n,
                           kd_err *e) {
   *n = 0;
@@ -834,18 +886,38 @@ int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, 
     if (normalize_nfc(enc, text, len, &len, e)) return e->code;
     text = enc->norm;
   }
+  return encode_text(enc, text, len, ids, cap, n, e);
+}
+
+int kd_bpe_encoder_encode_alloc(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t **ids, size_t *n,
+                                kd_err *e) {
+  *n = 0;
+  if (enc->nfc) {
+    if (normalize_nfc(enc, text, len, &len, e)) return e->code;
+    text = enc->norm;
+  }
+  /* a token holds one byte at least */
+  if (!(*ids = kd_malloc(sizeof(int32_t) * (len + 1), "token ids", e))) return e->code;
+  return encode_text(enc, text, len, *ids, len, n, e);
+}
+
+static int encode_text(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap, size_t *n,
+                       kd_err *e) {
   for (size_t i = 0; i < len;) {
     const size_t j = kd_bpe_split_next(enc->split, text, len, i);
     if (j == i) return kd_bpe_split_error(enc->split, i, e);
     if (j - i > enc->cap_w) { /* a chunk longer than any before: its scratch, doubled */
+      if (j - i > INT32_MAX / 4) return kd_fail(e, KD_ERR_RUNTIME, "bpe: a chunk of %zu bytes is too long", j - i);
       size_t c = enc->cap_w ? enc->cap_w : 64;
       while (c < j - i) c *= 2;
-      int32_t *w = realloc(enc->w, sizeof(int32_t) * 2 * c);
-      if (!w) return kd_fail(e, KD_ERR_RUNTIME, "bpe: out of memory for a chunk of %zu bytes", j - i);
-      enc->w = w;
+      int32_t *w = realloc(enc->w, sizeof(int32_t) * 3 * c);
+      uint64_t *h = w ? realloc(enc->heap, sizeof(uint64_t) * 3 * c) : NULL;
+      if (w) enc->w = w;
+      if (h) enc->heap = h;
+      if (!w || !h) return kd_fail(e, KD_ERR_RUNTIME, "bpe: out of memory for a chunk of %zu bytes", j - i);
       enc->cap_w = c;
     }
-    const size_t m = encode_chunk(enc, text + i, j - i, enc->w, enc->w + enc->cap_w);
+    const size_t m = encode_chunk(enc, text + i, j - i, enc->w, enc->heap);
     if (*n + m > cap) return kd_fail(e, KD_ERR_USAGE, "the text is longer than %zu tokens", cap);
     memcpy(ids + *n, enc->w, sizeof(int32_t) * m);
     *n += m;

@@ -64,11 +64,16 @@ int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, const ch
 typedef struct kd_bpe_encoder kd_bpe_encoder;
 int kd_bpe_encoder_new(kd_bpe_encoder **enc, const kd_tokenizer *t, kd_err *e);
 void kd_bpe_encoder_free(kd_bpe_encoder *enc);
-/* text[0, len) into ids [cap] (at most len ids); *n ids. Within each chunk, the lowest-ranked merge
- * present is applied to all its occurrences, left to right, until none applies: on the training text
- * this gives exactly the segmentation training ended with. */
+/* text[0, len) into ids [cap] (at most len ids); *n ids. Within each chunk merges apply one at a time, the
+ * lowest rank present first and of equal ranks the leftmost, until none applies (Hugging Face's order). For
+ * kd's own merges, whose parts are made by earlier merges, that is each rank applied to all its occurrences
+ * in turn: on the training text, exactly the segmentation training ended with. */
 int kd_bpe_encoder_encode(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t *ids, size_t cap,
                           size_t *n, kd_err *e);
+
+/* The same into *ids, allocated (free()) to the size the text needs: its length after normalisation. */
+int kd_bpe_encoder_encode_alloc(kd_bpe_encoder *enc, const uint8_t *text, size_t len, int32_t **ids, size_t *n,
+                                kd_err *e);
 
 /* The same with an encoder made for this call (kd_tokenizer_encode's "bpe" kind). */
 int kd_bpe_encode(const kd_tokenizer *t, const uint8_t *text, size_t len, int32_t *ids, int cap, int *n, kd_err *e);

@@ -55,7 +55,7 @@ static int64_t unmap(const int16_t *inverse, const char *s, size_t len, uint8_t 
     if (c < 0x80) {
       cp = c;
       i++;
-    } else if ((c & 0xe0) == 0xc0 && i + 1 < len) {
+    } else if ((c & 0xe0) == 0xc0 && c >= 0xc2 && i + 1 < len && ((uint8_t)s[i + 1] & 0xc0) == 0x80) {
       cp = ((uint32_t)(c & 0x1f) << 6) | ((uint8_t)s[i + 1] & 0x3f);
       i += 2;
     } else {
@@ -108,6 +108,14 @@ typedef struct loader {
   str_table table;   /* the vocabulary's tokens (not added ones) by string */
   kd_err *e;
 } loader;
+
+/* s as one line of a message: control characters as '?', at most 60 bytes. */
+static const char *printable(const char *s, char buf[64]) {
+  size_t i = 0;
+  for (; s[i] && i < 60; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+  buf[i] = 0;
+  return buf;
+}
 
 static int unsupported(loader *L, const char *what) {
   return kd_fail(L->e, KD_ERR_RUNTIME, "%s: %s; kd reads byte-level BPE tokenizers (GPT-2, Llama 3, Qwen2/3 families)",
@@ -166,8 +174,17 @@ static int byte_level_ok(loader *L, const kd_json *b, int *use_regex) {
   return KD_OK;
 }
 
-static int set_pattern(loader *L, const char *p) {
-  if (strlen(p) >= KD_BPE_MAX_PATTERN) return unsupported(L, "its split pattern is longer than kd keeps (2047 bytes)");
+/* The split regex, run by PCRE2: Hugging Face's library runs Oniguruma, whose syntax agrees on what tokenizers use
+ * (classes \p{L} \p{N} \s, (?i:...), lookahead, counted repeats) but not on \h (a hex digit there, horizontal
+ * space in PCRE2), so a pattern with it is refused, as is one with a NUL. */
+static int set_pattern(loader *L, const char *p, size_t len) {
+  if (strlen(p) != len) return unsupported(L, "its split pattern holds a NUL character");
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (p[i] == '\\' && (p[i + 1] == 'h' || p[i + 1] == 'H'))
+      return unsupported(L, "its split pattern uses \\h or \\H, which Oniguruma and PCRE2 read differently");
+    if (p[i] == '\\') i++;
+  }
+  if (len >= KD_BPE_MAX_PATTERN) return unsupported(L, "its split pattern is longer than kd keeps (2047 bytes)");
   if (!(L->t->pattern = kd_malloc(strlen(p) + 1, "tokenizer pattern", L->e))) return L->e->code;
   memcpy(L->t->pattern, p, strlen(p) + 1);
   snprintf(L->t->pre, sizeof L->t->pre, "%s", KD_BPE_PRE_REGEX);
@@ -182,7 +199,7 @@ static int read_pre_tokenizer(loader *L) {
   if (type && strcmp(type, "ByteLevel") == 0) {
     if (byte_level_ok(L, p, &use_regex)) return L->e->code;
     if (!use_regex) return unsupported(L, "a ByteLevel pre-tokenizer without its regex and no Split is not supported");
-    return set_pattern(L, kd_bpe_gpt2_pattern());
+    return set_pattern(L, kd_bpe_gpt2_pattern(), strlen(kd_bpe_gpt2_pattern()));
   }
   const kd_json *list = type && strcmp(type, "Sequence") == 0 ? kd_json_get(p, "pretokenizers") : NULL;
   const kd_json *split = list ? list->child : NULL, *bl = split ? split->next : NULL;
@@ -193,23 +210,25 @@ static int read_pre_tokenizer(loader *L) {
              type ? type : "none");
     return unsupported(L, why);
   }
-  const char *regex = kd_json_get_str(kd_json_get(split, "pattern"), "Regex");
+  const kd_json *rx = kd_json_get(kd_json_get(split, "pattern"), "Regex");
+  const char *regex = rx && rx->type == KD_JSON_STRING ? rx->str : NULL;
   const char *behavior = kd_json_get_str(split, "behavior");
   if (!regex) return unsupported(L, "a Split pre-tokenizer by a plain string (not a Regex) is not supported");
   if (!behavior || strcmp(behavior, "Isolated") != 0 || kd_json_is_true(split, "invert"))
     return unsupported(L, "a Split pre-tokenizer other than behavior Isolated, invert false is not supported");
   if (byte_level_ok(L, bl, &use_regex)) return L->e->code;
   if (use_regex) return unsupported(L, "a Split followed by a ByteLevel with its own regex is not supported");
-  return set_pattern(L, regex);
+  return set_pattern(L, regex, rx->len);
 }
 
 /* The vocabulary size: one past the largest id of the model's vocabulary and the added tokens. */
 static int vocab_size(loader *L, const kd_json *vocab, const kd_json *added, int *V) {
   int64_t top = -1;
   for (const kd_json *m = vocab->child; m; m = m->next) {
+    char pb[64];
     if (m->type != KD_JSON_NUMBER || !m->is_int || m->integer < 0 || m->integer >= KD_BPE_MAX_VOCAB)
-      return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.vocab['%s'] is not an id in [0, %d)", L->path, m->key,
-                     KD_BPE_MAX_VOCAB);
+      return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.vocab['%s'] is not an id in [0, %d)", L->path,
+                     printable(m->key, pb), KD_BPE_MAX_VOCAB);
     top = m->integer > top ? m->integer : top;
   }
   for (const kd_json *a = added ? added->child : NULL; a; a = a->next) {
@@ -284,9 +303,10 @@ static int fill_bytes(loader *L) {
       continue;
     }
     const int64_t n = unmap(inverse, L->str[id], L->len[id], t->bytes + pos);
+    char pb[64];
     if (n < 0)
       return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.vocab['%s'] (id %d) is not in GPT-2's byte-level alphabet: not a "
-                     "byte-level BPE vocabulary", L->path, L->str[id], id);
+                     "byte-level BPE vocabulary", L->path, printable(L->str[id], pb), id);
     pos += n;
   }
   t->offsets[t->vocab] = pos;
@@ -299,7 +319,9 @@ static int one_merge(loader *L, const kd_json *m, int i, char **buf, size_t *cap
   size_t la, lb;
   if (m->type == KD_JSON_STRING) {
     const char *sp = memchr(m->str, ' ', m->len);
-    if (!sp) return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.merges[%d] '%s' is not two tokens", L->path, i, m->str);
+    char pb[64];
+    if (!sp)
+      return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.merges[%d] '%s' is not two tokens", L->path, i, printable(m->str, pb));
     a = m->str, la = (size_t)(sp - m->str), b = sp + 1, lb = m->len - la - 1;
   } else if (m->type == KD_JSON_ARRAY && m->len == 2 && m->child->type == KD_JSON_STRING &&
              m->child->next->type == KD_JSON_STRING) {
@@ -307,8 +329,8 @@ static int one_merge(loader *L, const kd_json *m, int i, char **buf, size_t *cap
   } else {
     return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.merges[%d] is neither \"A B\" nor [\"A\", \"B\"]", L->path, i);
   }
-  if (la + lb > *cap) {
-    *cap = 2 * (la + lb);
+  if (la + lb + 1 > *cap) {
+    *cap = 2 * (la + lb + 1);
     free(*buf);
     if (!(*buf = kd_malloc(*cap, "merge", L->e))) return L->e->code;
   }
@@ -316,13 +338,42 @@ static int one_merge(loader *L, const kd_json *m, int i, char **buf, size_t *cap
   memcpy(*buf + la, b, lb);
   const int32_t x = table_find(&L->table, a, la), y = table_find(&L->table, b, lb),
                 z = table_find(&L->table, *buf, la + lb);
-  if (x < 0 || y < 0 || z < 0)
-    return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.merges[%d] ('%.*s' '%.*s'): %s is not in model.vocab", L->path, i,
-                   (int)la, a, (int)lb, b, x < 0 ? "the left token" : y < 0 ? "the right token" : "their concatenation");
+  char pa[64], pb[64], ta[64], tb[64];
+  if (x < 0 || y < 0 || z < 0) {
+    snprintf(ta, sizeof ta, "%.*s", (int)(la < 60 ? la : 60), a);
+    snprintf(tb, sizeof tb, "%.*s", (int)(lb < 60 ? lb : 60), b);
+    return kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.merges[%d] ('%s' '%s'): %s is not in model.vocab", L->path, i,
+                   printable(ta, pa), printable(tb, pb),
+                   x < 0 ? "the left token" : y < 0 ? "the right token" : "their concatenation");
+  }
   L->t->merges[2 * i] = x;
   L->t->merges[2 * i + 1] = y;
   L->t->merge_ids[i] = z;
   return KD_OK;
+}
+
+/* Two merges of one pair: Hugging Face's library keeps the later rank, llama.cpp the earlier; kd refuses the
+ * file rather than side with either. */
+static int repeated_merge(loader *L) {
+  const kd_tokenizer *t = L->t;
+  size_t slots = 16;
+  while (slots < 2 * (size_t)t->n_merges) slots *= 2;
+  uint64_t *keys = kd_malloc(sizeof(uint64_t) * slots, "merge table", L->e);
+  int32_t *first = kd_malloc(sizeof(int32_t) * slots, "merge table", L->e);
+  for (size_t k = 0; keys && first && k < slots; k++) keys[k] = UINT64_MAX;
+  for (int i = 0; keys && first && i < t->n_merges && !L->e->code; i++) {
+    const uint64_t key = (uint64_t)(uint32_t)t->merges[2 * i] << 32 | (uint32_t)t->merges[2 * i + 1];
+    size_t k = kd_mix64(key) & (slots - 1);
+    while (keys[k] != UINT64_MAX && keys[k] != key) k = (k + 1) & (slots - 1);
+    if (keys[k] == key)
+      kd_fail(L->e, KD_ERR_RUNTIME, "%s: model.merges[%d] repeats the pair of model.merges[%d]: Hugging Face and "
+              "llama.cpp would apply different ranks", L->path, i, (int)first[k]);
+    keys[k] = key;
+    first[k] = i;
+  }
+  free(keys);
+  free(first);
+  return L->e->code;
 }
 
 static int fill_merges(loader *L) {
@@ -337,7 +388,17 @@ static int fill_merges(loader *L) {
   int i = 0;
   for (const kd_json *m = merges->child; m && !L->e->code; m = m->next, i++) one_merge(L, m, i, &buf, &cap);
   free(buf);
-  return L->e->code;
+  return L->e->code ? L->e->code : repeated_merge(L);
+}
+
+/* What the encoder needs (the split pattern compiles, every byte has a token), found now and named by the file. */
+static int can_encode(loader *L) {
+  kd_err ee;
+  kd_err_clear(&ee);
+  kd_bpe_encoder *enc = NULL;
+  if (kd_bpe_encoder_new(&enc, L->t, &ee)) return kd_fail(L->e, KD_ERR_RUNTIME, "%s: %s", L->path, ee.msg);
+  kd_bpe_encoder_free(enc);
+  return KD_OK;
 }
 
 int kd_hftok_load(kd_tokenizer *t, const char *path, kd_err *e) {
@@ -355,6 +416,7 @@ int kd_hftok_load(kd_tokenizer *t, const char *path, kd_err *e) {
   if (!e->code) fill_vocab(&L);
   if (!e->code) fill_bytes(&L);
   if (!e->code) fill_merges(&L);
+  if (!e->code) can_encode(&L);
   free(L.str);
   free(L.len);
   free(L.table.slot);

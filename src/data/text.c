@@ -118,15 +118,15 @@ static int write_split(hid_t f, const char *path, int s, const int32_t *ids, int
   return rc;
 }
 
-/* A split's stream as ids: its bytes, or their BPE encoding (enc). A token holds one byte at least, of the
- * text as normalized: NFC may make the text longer (at most 3 times, in UTF-8). */
-static int encode_stream(const bytes *stream, kd_bpe_encoder *enc, int nfc, int32_t **ids, int64_t *n, kd_err *e) {
+/* A split's stream as ids: its bytes, or their BPE encoding (enc). */
+static int encode_stream(const bytes *stream, kd_bpe_encoder *enc, int32_t **ids, int64_t *n, kd_err *e) {
   *n = 0;
-  const size_t cap = stream->n * (nfc ? 3 : 1);
-  *ids = kd_malloc(sizeof(int32_t) * (cap + 1), "token ids", e);
-  if (!*ids) return e->code;
   size_t got = stream->n;
-  if (enc && kd_bpe_encoder_encode(enc, stream->p, stream->n, *ids, cap, &got, e)) return e->code;
+  if (enc) {
+    if (kd_bpe_encoder_encode_alloc(enc, stream->p, stream->n, ids, &got, e)) return e->code;
+  } else if (!(*ids = kd_malloc(sizeof(int32_t) * (stream->n + 1), "token ids", e))) {
+    return e->code;
+  }
   for (size_t i = 0; !enc && i < stream->n; i++) (*ids)[i] = stream->p[i];
   *n = (int64_t)got;
   return KD_OK;
@@ -143,8 +143,7 @@ static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes s
     int32_t *ids = NULL;
     int64_t S = 0;
     const double t0 = seconds_now();
-    const int nfc = strcmp(tk->normalizer, "nfc") == 0;
-    if (!encode_stream(&streams[s], enc, nfc, &ids, &S, e))
+    if (!encode_stream(&streams[s], enc, &ids, &S, e))
       write_split(f, path, s, ids, S, (int)c->ctx, token_type(tk->vocab), st, e);
     st->encode_seconds += seconds_now() - t0;
     st->encode_bytes += (int64_t)streams[s].n;

@@ -47,6 +47,11 @@ static int read_vocab(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
                  path);
     goto out;
   }
+  if (n > (1 << 28)) {
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/vocab has %lld entries; kd reads at most %d", path, (long long)n,
+                 1 << 28);
+    goto out;
+  }
   t->vocab = (int)n;
   t->offsets = kd_malloc(sizeof(int64_t) * (size_t)(n + 1), "tokenizer", e);
   void *buf = kd_calloc((size_t)n, cls == H5T_VLEN ? sizeof(hvl_t) : sizeof(char *), "tokenizer", e);
@@ -86,6 +91,8 @@ static int read_merges(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
   int64_t d[KD_H5_MAX_DIMS];
   if (kd_h5_shape(f, path, "/tokenizer/merges", &nd, d, e)) return e->code;
   if (nd != 2 || d[1] != 2) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges must be [M, 2]", path);
+  if (d[0] > (1 << 28)) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges has %lld rows; kd reads at most %d",
+                                       path, (long long)d[0], 1 << 28);
   t->n_merges = (int)d[0];
   t->merges = kd_malloc(sizeof(int32_t) * 2 * (size_t)(d[0] ? d[0] : 1), "tokenizer merges", e);
   if (!t->merges) return e->code;
@@ -131,8 +138,11 @@ static int read_pre(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer pre_tokenizer '%s' is not known to kd %s (%s, %s, %s)", path,
                    t->pre, KD_VERSION, KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1, KD_BPE_PRE_REGEX);
   if (strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
-    char buf[KD_BPE_MAX_PATTERN];
+    char buf[KD_BPE_MAX_PATTERN + 1];
     if (kd_h5_get_attr_str(f, path, "/tokenizer", "pattern", buf, sizeof buf, e)) return e->code;
+    if (strlen(buf) >= KD_BPE_MAX_PATTERN)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute pattern is longer than kd reads (%d bytes)", path,
+                     KD_BPE_MAX_PATTERN - 1);
     if (!(t->pattern = kd_malloc(strlen(buf) + 1, "tokenizer pattern", e))) return e->code;
     memcpy(t->pattern, buf, strlen(buf) + 1);
   }
@@ -152,6 +162,11 @@ static int read_hf_parts(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) 
       kd_h5_get_attr_i64(f, path, "/tokenizer", "ignore_merges", &im, e))
     return e->code;
   t->ignore_merges = im != 0;
+  if (!kd_h5_exists(f, "/tokenizer/merge_ids") && strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
+    /* a Hugging Face record without merges writes no merge_ids: it is still one, not kd's own layout */
+    if (t->n_merges) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has merges but no merge_ids", path);
+    if (!(t->merge_ids = kd_malloc(sizeof(int32_t), "tokenizer merges", e))) return e->code;
+  }
   if (kd_h5_exists(f, "/tokenizer/merge_ids")) {
     int nd;
     int64_t d[KD_H5_MAX_DIMS];

@@ -207,7 +207,10 @@ static int tokenizer_strings(job *j, const kd_tokenizer *t, kd_err *e) {
     const int a = t->merges[2 * i], b = t->merges[2 * i + 1];
     j->merge_len[i] = j->tok_len[a] + 1 + j->tok_len[b];
     if (!(j->merge[i] = kd_malloc(j->merge_len[i] + 1, "merge", e))) break;
-    snprintf(j->merge[i], j->merge_len[i] + 1, "%s %s", j->tok[a], j->tok[b]);
+    memcpy(j->merge[i], j->tok[a], j->tok_len[a]); /* lengths, not C strings: a token's text may hold a NUL */
+    j->merge[i][j->tok_len[a]] = ' ';
+    memcpy(j->merge[i] + j->tok_len[a] + 1, j->tok[b], j->tok_len[b]);
+    j->merge[i][j->merge_len[i]] = 0;
   }
   return e->code;
 }
@@ -265,9 +268,11 @@ static const char *gguf_pre(const kd_tokenizer *t) {
   if (strcmp(t->kind, "bpe") != 0 || strcmp(t->pre, KD_BPE_PRE_GPT2) == 0 || strcmp(t->pre, KD_BPE_PRE_KD1) == 0)
     return "gpt-2";
   if (!t->pattern) return NULL;
-  if (strcmp(t->pattern, kd_bpe_gpt2_pattern()) == 0) return "gpt-2";
+  if (strcmp(t->pattern, kd_bpe_gpt2_pattern()) == 0 && !t->ignore_merges) return "gpt-2";
+  /* llama.cpp applies ignore_merges with llama-bpe only: a record must agree with the name's setting */
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-    if (strcmp(t->pattern, known[i][1]) == 0) return known[i][0];
+    if (strcmp(t->pattern, known[i][1]) == 0 && t->ignore_merges == (strcmp(known[i][0], "llama-bpe") == 0))
+      return known[i][0];
   return NULL;
 }
 
@@ -288,8 +293,9 @@ static int tokenizer_meta(job *j, const kd_tokenizer *t, kd_err *e) {
   if (end_token(j, t, &eos, e)) return e->code;
   const char *pre = gguf_pre(t);
   if (!pre)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: the tokenizer's split pattern is none that llama.cpp knows by name (GPT-2's, "
-                   "Llama 3's llama-bpe, Qwen2's qwen2): llama.cpp would cut text otherwise than kd", j->r->ckpt);
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: the tokenizer's split pattern and ignore_merges (%d) are none that llama.cpp "
+                   "knows by name (GPT-2's, Llama 3's llama-bpe with ignore_merges, Qwen2's qwen2): llama.cpp would "
+                   "tokenize text otherwise than kd", j->r->ckpt, t->ignore_merges);
   if (kd_gguf_str(j->g, "tokenizer.ggml.model", "gpt2", e) || kd_gguf_str(j->g, "tokenizer.ggml.pre", pre, e) ||
       kd_gguf_str_array(j->g, "tokenizer.ggml.tokens", (const char *const *)j->tok, j->tok_len, (size_t)j->n_tok, e) ||
       kd_gguf_i32_array(j->g, "tokenizer.ggml.token_type", j->tok_type, (size_t)j->n_tok, e) ||

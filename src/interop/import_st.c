@@ -9,6 +9,7 @@
 #include "ckpt/weights.h"
 #include "data/hftok.h"
 #include "kd/ckpt.h"
+#include "kd/infer.h"
 #include "interop/hfmodel.h"
 #include "interop/safetensors.h"
 
@@ -166,23 +167,67 @@ static int read_tokenizer(job *j, kd_tokenizer *t, int *have, kd_err *e) {
   return KD_OK;
 }
 
+/* The student of the config with max_batch rows of inference buffers (0: as many as KD_INFER_ACT_BYTES of
+ * activations hold, at most 1024), its parameters read from the safetensors files. */
+static int load_model(job *j, int max_batch, kd_err *e) {
+  kd_model_spec spec;
+  int rc = kd_hf_config_read(&spec, j->r->arch, sizeof j->r->arch, j->cfg->config, j->cfg->ctx, e);
+  if (rc) return rc;
+  snprintf(j->r->student, sizeof j->r->student, "%s:%s", spec.family, spec.text);
+  spec.frozen = 1; /* inference only: the least activation memory */
+  if (max_batch <= 0) {
+    if (kd_model_create(&j->m, &spec, 1, e)) return e->code;
+    const size_t per_row = j->m->act_bytes > 0 ? j->m->act_bytes : 1;
+    kd_model_free(j->m);
+    j->m = NULL;
+    max_batch = (int)(KD_INFER_ACT_BYTES / per_row < 1024 ? KD_INFER_ACT_BYTES / per_row : 1024);
+    if (max_batch < 1) max_batch = 1;
+  }
+  if (kd_model_create(&j->m, &spec, max_batch, e)) return e->code;
+  if (!(j->params = kd_calloc(j->m->n_params, sizeof(float), "parameters", e))) return e->code;
+  kd_model_bind(j->m, j->params, NULL);
+  if (kd_st_open(&j->st, j->cfg->in, e)) return e->code;
+  for (int i = 0; i < j->m->n_views; i++)
+    if (take_view(j, &j->m->views[i], e)) return e->code;
+  return rest(j, e);
+}
+
+static void job_free(job *j) {
+  kd_st_close(j->st);
+  free(j->buf);
+  kd_model_free(j->m);
+  free(j->params);
+}
+
+int kd_hf_model_load(kd_model **m, float **params, kd_tokenizer *tok, int *have_tok, const char *in,
+                     const char *config, int max_batch, kd_err *e) {
+  *m = NULL;
+  *params = NULL;
+  *have_tok = 0;
+  kd_import_weights_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (snprintf(cfg.in, sizeof cfg.in, "%s", in) >= (int)sizeof cfg.in ||
+      snprintf(cfg.config, sizeof cfg.config, "%s", config) >= (int)sizeof cfg.config)
+    return kd_fail(e, KD_ERR_USAGE, "%s: the path is too long", in);
+  kd_import_weights_report r;
+  memset(&r, 0, sizeof r);
+  job j = {&cfg, &r, NULL, NULL, NULL, NULL, 0};
+  int rc = load_model(&j, max_batch, e);
+  if (!rc) rc = read_tokenizer(&j, tok, have_tok, e);
+  if (!rc) {
+    *m = j.m;
+    *params = j.params;
+    j.m = NULL;
+    j.params = NULL;
+  }
+  job_free(&j);
+  return rc;
+}
+
 int kd_import_weights(const kd_import_weights_cfg *cfg, kd_import_weights_report *r, kd_err *e) {
   memset(r, 0, sizeof *r);
   job j = {cfg, r, NULL, NULL, NULL, NULL, 0};
-  kd_model_spec spec;
-  int rc = kd_hf_config_read(&spec, r->arch, sizeof r->arch, cfg->config, cfg->ctx, e);
-  if (!rc) {
-    snprintf(r->student, sizeof r->student, "%s:%s", spec.family, spec.text);
-    spec.frozen = 1; /* only its views are needed: the least activation memory */
-    rc = kd_model_create(&j.m, &spec, 1, e);
-  }
-  if (!rc && !(j.params = kd_calloc(j.m->n_params, sizeof(float), "parameters", e))) rc = e->code;
-  if (!rc) {
-    kd_model_bind(j.m, j.params, NULL);
-    rc = kd_st_open(&j.st, cfg->in, e);
-  }
-  for (int i = 0; !rc && i < j.m->n_views; i++) rc = take_view(&j, &j.m->views[i], e);
-  if (!rc) rc = rest(&j, e);
+  int rc = load_model(&j, 1, e);
   kd_tokenizer tok;
   int have_tok = 0;
   if (!rc) rc = read_tokenizer(&j, &tok, &have_tok, e);
@@ -192,9 +237,6 @@ int kd_import_weights(const kd_import_weights_cfg *cfg, kd_import_weights_report
   if (!rc) rc = kd_weights_write(cfg->out, j.m, have_tok ? &meta : NULL, e);
   if (have_tok) kd_tokenizer_free(&tok);
   if (!rc) r->files = kd_st_file_count(j.st);
-  kd_st_close(j.st);
-  free(j.buf);
-  kd_model_free(j.m);
-  free(j.params);
+  job_free(&j);
   return rc ? e->code : KD_OK;
 }

@@ -5,7 +5,9 @@
 #ifndef KD_INTEROP_IMPORT_ST_H
 #define KD_INTEROP_IMPORT_ST_H
 
+#include "kd/data.h"
 #include "kd/error.h"
+#include "kd/model.h"
 
 typedef struct kd_import_weights_cfg {
   char in[KD_PATH_MAX];      /* model.safetensors, or model.safetensors.index.json of a sharded model */
@@ -28,5 +30,11 @@ typedef struct kd_import_weights_report {
 } kd_import_weights_report;
 
 int kd_import_weights(const kd_import_weights_cfg *cfg, kd_import_weights_report *r, kd_err *e);
+
+/* The same model in memory, for inference (libkd's sessions): built with max_batch rows (0: automatic, as
+ * kd_model_load), its parameters bound, and the tokenizer.json beside config.json as *tok (*have_tok 0 when
+ * there is none or kd cannot apply it). */
+int kd_hf_model_load(kd_model **m, float **params, kd_tokenizer *tok, int *have_tok, const char *in,
+                     const char *config, int max_batch, kd_err *e);
 
 #endif

@@ -9,6 +9,12 @@
 
 #define KD_PATH_MAX 4096 /* bytes of a path kd keeps */
 
+#ifdef KD_LIBKD_H /* the public header's macros of the same codes give way to the enumerators */
+#undef KD_OK
+#undef KD_ERR_RUNTIME
+#undef KD_ERR_USAGE
+#endif
+
 typedef enum kd_code {
   KD_OK = 0,
   KD_ERR_RUNTIME = 1, /* bad data, I/O failure, non-finite values: exit 1 */
