@@ -44,7 +44,36 @@ for mod, path in files:
             bad.append(f"{rel} ({mod}) includes {inc} ({dep}), a later layer")
     if mod != "cmd" and re.search(r"\b(exit|_exit|abort|MPI_Abort)\s*\(", re.sub(r"/\*.*?\*/", "", text, flags=re.S)):
         bad.append(f"{rel}: the library exits (exit/abort/MPI_Abort); return an error code instead")
+# Within a folder, the files call each other's functions in one direction only (no cycle of calls between
+# files: the trainer's entry point sits above its chain of generations, which sits above one run).
+calls = 0
+for d in ORDER:
+    folder = os.path.join(root, "src", d)
+    sources = {f: re.sub(r"/\*.*?\*/", "", open(os.path.join(folder, f)).read(), flags=re.S)
+               for f in sorted(os.listdir(folder)) if f.endswith(".c")}
+    defined = {}
+    for f, text in sources.items():
+        for m in re.finditer(r"^(?!static)[A-Za-z_][\w \*]*?\b(\w+)\s*\([^;{]*\)\s*\{", text, re.M):
+            defined.setdefault(m.group(1), f)
+    graph = {f: sorted({g for fn, g in defined.items() if g != f and re.search(r"\b" + fn + r"\s*\(", text)})
+             for f, text in sources.items()}
+    calls += sum(len(v) for v in graph.values())
+    state = {}
+
+    def visit(f, path):
+        state[f] = 1
+        for g in graph[f]:
+            if state.get(g) == 1:
+                bad.append(f"src/{d}: files call each other in a cycle: {' -> '.join(path[path.index(g):] + [g])}")
+            elif not state.get(g):
+                visit(g, path + [g])
+        state[f] = 2
+
+    for f in graph:
+        if not state.get(f):
+            visit(f, [f])
 for b in bad:
     print("FAIL:", b)
-print(f"{len(files)} files, {edges} includes between layers checked: {'ok' if not bad else f'{len(bad)} problems'}")
+print(f"{len(files)} files, {edges} includes between layers and {calls} calls between files checked: "
+      f"{'ok' if not bad else f'{len(bad)} problems'}")
 sys.exit(1 if bad else 0)

@@ -14,7 +14,6 @@
 #include "cmd/cmd.h"
 #include "kd/kd.h"
 
-int g_rank = 0, g_size = 1;
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -63,18 +62,6 @@ static int report(const kd_err *e, int code) {
     fflush(stderr);
   }
   return code;
-}
-
-void cmd_help(const char *text, const kd_opt_spec *opts, int n) {
-  if (g_rank != 0) return;
-  fputs(text, stdout);
-  kd_opts_help(opts, n, stdout);
-}
-
-int cmd_wants_help(int argc, char **argv) {
-  for (int i = 0; i < argc; i++)
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
-  return 0;
 }
 
 /* Keep freed blocks up to 32 MiB in the heap instead of returning them to the

@@ -579,7 +579,12 @@ int kd_bpe_train(kd_tokenizer *t, const uint8_t *text, size_t n, int V, const ch
     free(merges);
     return e->code;
   }
-  if (fill_tokenizer(t, merges, n_merges, e)) kd_tokenizer_free(t);
+  if (fill_tokenizer(t, merges, n_merges, e)) { /* what fill_tokenizer holds (tokenizer.c calls this file: no call back) */
+    free(t->offsets);
+    free(t->bytes);
+    free(t->merges);
+    memset(t, 0, sizeof *t);
+  }
   else snprintf(t->pre, sizeof t->pre, "%s", pre);
   return e->code;
 }

@@ -30,11 +30,16 @@ typedef struct kd_family {
   /* Rows a trainer's model holds at least (for evaluation's chunks): cheap
    * buffers for a classifier, 0 where a row's activations are large. */
   int min_train_rows;
+  /* Settings the spec may carry after its own text as ",key=value" ("activation|init" for the MLP: --student
+   * mlp:784-800-10,activation=gelu), moved into options by kd_model_spec_parse; NULL: none (a family whose text
+   * is key=value pairs itself). */
+  const char *spec_keys;
 } kd_family;
 
 /* NULL when unknown. */
 const kd_family *kd_family_find(const char *name);
-/* "[family:]text" into spec->family and spec->text (options, dropout untouched). */
+/* "[family:]text[,key=value...]" into spec->family, spec->text and, for the family's spec_keys, spec->options
+ * (dropout untouched). */
 int kd_model_spec_parse(kd_model_spec *spec, const char *student, kd_err *e);
 /* Parse (check) the spec and build its model. */
 int kd_model_create(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e);

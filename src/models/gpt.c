@@ -686,4 +686,4 @@ static int family_create(kd_model **m, const kd_model_spec *spec, int max_batch,
 static const char *const gpt_file_attrs[] = {NULL};
 
 const kd_family kd_gpt_family = {"gpt", "vocab=V,ctx=T,layers=L,dim=D,heads=H", gpt_file_attrs, family_parse,
-                                 family_create, 0};
+                                 family_create, 0, NULL};

@@ -656,4 +656,4 @@ static int family_create(kd_model **m, const kd_model_spec *spec, int max_batch,
 
 static const char *const llama_file_attrs[] = {NULL};
 
-const kd_family kd_llama_family = {"llama", LLAMA_KEYS, llama_file_attrs, family_parse, family_create, 0};
+const kd_family kd_llama_family = {"llama", LLAMA_KEYS, llama_file_attrs, family_parse, family_create, 0, NULL};

@@ -301,4 +301,4 @@ static int family_create(kd_model **m, const kd_model_spec *spec, int max_batch,
 static const char *const mlp_file_attrs[] = {"activation", NULL};
 
 const kd_family kd_mlp_family = {"mlp", "input-hidden...-classes, like 784-800-800-10", mlp_file_attrs,
-                                 family_parse, family_create, 256};
+                                 family_parse, family_create, 256, "activation|init"};

@@ -23,6 +23,35 @@ static void known(char *buf, size_t n) {
     snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? ", " : "", families[i]->name);
 }
 
+/* ",key=value" settings after the family's text (the keys of f->spec_keys) into spec->options, appended. */
+static int spec_settings(kd_model_spec *spec, const kd_family *f, const char *student, kd_err *e) {
+  char *comma = strchr(spec->text, ',');
+  if (!comma) return KD_OK;
+  *comma = '\0';
+  for (char *item = comma + 1; item && *item;) {
+    char *next = strchr(item, ',');
+    if (next) *next++ = '\0';
+    const char *eq = strchr(item, '=');
+    const size_t kl = eq ? (size_t)(eq - item) : 0;
+    int known_key = 0;
+    for (const char *k = f->spec_keys; eq && kl && *k;) {
+      const char *bar = strchr(k, '|');
+      const size_t n = bar ? (size_t)(bar - k) : strlen(k);
+      known_key |= n == kl && strncmp(k, item, kl) == 0;
+      k += n + (bar != NULL);
+    }
+    if (!known_key || !eq[1])
+      return kd_fail(e, KD_ERR_USAGE, "--student '%s': '%s' is not a setting of the %s family (key=value, keys %s)",
+                     student, item, f->name, f->spec_keys);
+    const size_t l = strlen(spec->options), n = strlen(item);
+    if (l + n + 2 > sizeof spec->options) return kd_fail(e, KD_ERR_USAGE, "--student '%s': too many settings", student);
+    if (l) spec->options[l] = ',';
+    memcpy(spec->options + l + (l > 0), item, n + 1);
+    item = next;
+  }
+  return KD_OK;
+}
+
 int kd_model_spec_parse(kd_model_spec *spec, const char *student, kd_err *e) {
   const char *colon = strchr(student, ':');
   const char *text = colon ? colon + 1 : student;
@@ -32,13 +61,14 @@ int kd_model_spec_parse(kd_model_spec *spec, const char *student, kd_err *e) {
   memcpy(spec->family, colon ? student : families[0]->name, fl);
   spec->family[fl] = '\0';
   memcpy(spec->text, text, strlen(text) + 1);
-  if (!kd_family_find(spec->family)) {
+  const kd_family *f = kd_family_find(spec->family);
+  if (!f) {
     char names[128];
     known(names, sizeof names);
     return kd_fail(e, KD_ERR_USAGE, "--student '%s': unknown student family '%s' (kd %s knows: %s)", student,
                    spec->family, KD_VERSION, names);
   }
-  return KD_OK;
+  return f->spec_keys ? spec_settings(spec, f, student, e) : KD_OK;
 }
 
 int kd_model_create(kd_model **m, const kd_model_spec *spec, int max_batch, kd_err *e) {

@@ -34,7 +34,7 @@ int tr_evaluate(trainer *t, kd_eval_result *ev, int *have, kd_err *e) {
 static int better(const trainer *t, double v) {
   if (isnan(v)) return 0;
   if (isnan(t->st.best_metric)) return 1;
-  return strcmp(t->cfg.best_metric, "nll") == 0 ? v < t->st.best_metric : v > t->st.best_metric;
+  return t->set.model.best == TR_BEST_NLL ? v < t->st.best_metric : v > t->st.best_metric;
 }
 
 /* Never rotate away the best checkpoint, nor the one teaching now, nor a
@@ -52,7 +52,7 @@ static int rotate(trainer *t, const char *best_name, kd_err *e) {
 static int write_checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
   int is_best = 0;
   if (ev) {
-    const double v = strcmp(t->cfg.best_metric, "nll") == 0 ? ev->nll : ev->accuracy;
+    const double v = t->set.model.best == TR_BEST_NLL ? ev->nll : ev->accuracy;
     if (better(t, v)) {
       t->st.best_metric = v;
       t->st.best_step = t->st.step;

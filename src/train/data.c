@@ -249,8 +249,7 @@ static int fit(trainer *t, kd_err *e) {
       kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, &tail[1], 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce", e))
     rc = e->code;
   for (int j = 0; j < D; j++) lo[j] = -lo[j];
-  kd_norm kind = KD_NORM_NONE;
-  kd_norm_parse(t->cfg.normalize, &kind);
+  const kd_norm kind = t->set.data.normalize;
   if (!rc) rc = kd_preprocess_build(&t->data.pre, kind, D, tail[0], sum, sumsq, lo, hi, e);
   if (!rc && tr_root(t) && kind == KD_NORM_NONE && tail[1] > 100)
     printf("kd: warning: /train/x of %s is far from unit scale (max |x| = %g over the training rows); training may "

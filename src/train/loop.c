@@ -5,6 +5,7 @@
 
 #include "core/rng.h"
 #include "train/schedule.h"
+#include "train/stop.h"
 
 /* The state after a step: counts, position in the epoch. */
 static int advance(trainer *t, tr_clock *c, int64_t epoch, int64_t s) {

@@ -87,7 +87,7 @@ static int build(trainer *t, const kd_model_spec *ms, kd_err *e) {
   tr_online *o = &t->online;
   kd_model_spec spec = *ms;
   /* the attention terms read every layer's q/k/v and maps; logits and hidden states need no more */
-  spec.frozen = t->cfg.attn_relations[0] || strcmp(t->cfg.attn_loss, "none") != 0 ? 2 : 1;
+  spec.frozen = t->set.inter.relations || t->set.inter.maps ? 2 : 1;
   spec.dropout = 0.0f;
   if (kd_model_create(&o->model, &spec, t->sched.b_local, e)) return e->code;
   if (check_fit(t, o->model, e)) return e->code;

@@ -45,7 +45,7 @@ static void print_blas_line(void) {
  * rows (its shard, with rank 0's evaluation splits). */
 static void print_memory_line(const trainer *t) {
   const double mib = 1.0 / (1024.0 * 1024.0), np = (double)t->net.n_total * sizeof(float);
-  const int moments = strcmp(t->cfg.optimizer, "adamw") == 0 ? 2 : t->cfg.momentum > 0 ? 1 : 0;
+  const int moments = t->set.optim.optim.kind == KD_OPT_ADAMW ? 2 : t->cfg.momentum > 0 ? 1 : 0;
   const tr_data *d = &t->data;
   const double rows = (double)(kd_source_bytes(d->train) + kd_teacher_bytes(d->teacher) + kd_sparse_bytes(d->sparse));
   const double evals = (double)(kd_source_bytes(d->valid) + kd_source_bytes(d->test) + kd_teacher_bytes(d->valid_t) +

@@ -1,7 +1,6 @@
 /* One training run, from the command line's configuration to final.h5. */
 #define _GNU_SOURCE
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,38 +11,13 @@
 #include "nn/gemm.h"
 #include "train/trainer.h"
 
-static volatile sig_atomic_t g_stop_signal = 0;
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
-int tr_stop_signal(void) { return (int)g_stop_signal; }
-
-/* SIGTERM and SIGUSR1 set a flag that the next step's allreduce carries to
- * every rank (tr_step); installed once for the whole run, generations
- * included, so a signal between two generations is not lost. */
-int kd_train_run(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e) {
-  struct sigaction sa, old_term, old_usr1;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  g_stop_signal = 0;
-  sigaction(SIGTERM, &sa, &old_term);
-  sigaction(SIGUSR1, &sa, &old_usr1);
-  int rc = tr_run_chain(cli, comm, res, e);
-  /* After a stop the flag handler stays: a launcher that sees the first
-   * rank exit 75 sends SIGTERM to the others (mpirun does), and a rank still
-   * on its way out must exit 75 too, not die of the signal. */
-  if (rc != KD_STOPPED) {
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGUSR1, &old_usr1, NULL);
-  }
-  return rc;
-}
-
 /* Validation point 1: options (identical on every rank), resume, --out. */
 static int setup_options(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   t->cfg = *cli;
   int rc = cli->resume[0] ? tr_open_resume(t, cli, e) : KD_OK;
   if (rc) return rc;
-  rc = tr_check_setup(t, e);
+  rc = tr_settings_parse(&t->set, &t->cfg, e); /* once, from the effective options */
+  if (!rc) rc = tr_check_setup(t, e);
   if (!rc) rc = tr_prepare_out_dir(t, e);
   return kd_agree(t->mpi.comm, rc, e);
 }

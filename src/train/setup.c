@@ -28,9 +28,15 @@ static int model_spec(const kd_train_cfg *c, kd_model_spec *ms, kd_err *e) {
   static const char *const opt[2] = {"activation", "weight-init"}, *const key[2] = {"activation", "init"};
   for (int i = 0; i < 2; i++) {
     const int k = kd_opts_index(kd_train_opts, KD_TRAIN_N_OPTS, opt[i]);
-    char v[64];
+    char v[64], in_spec[64];
     kd_opts_format(&kd_train_opts[k], c, v, sizeof v);
     if (!c->given[k] && strcmp(v, kd_train_opts[k].def) == 0) continue;
+    if (kd_spec_option(ms, key[i], in_spec, sizeof in_spec)) { /* the spec's setting; the option is its alias */
+      if (strcmp(in_spec, v) != 0 && c->given[k])
+        return kd_fail(e, KD_ERR_USAGE, "kd train: --%s %s and --student %s (%s=%s) disagree", opt[i], v, c->student,
+                       key[i], in_spec);
+      continue;
+    }
     const size_t l = strlen(ms->options);
     snprintf(ms->options + l, sizeof ms->options - l, "%s%s=%s", l ? "," : "", key[i], v);
   }
@@ -75,13 +81,15 @@ int tr_check_setup(trainer *t, kd_err *e) {
     if (c->hint_layer > 0)
       return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer (FitNets) is for mlp students; a %s student's hidden "
                      "states are matched per token (hidden-state distillation)", t->net.model->family);
-    if (strcmp(c->normalize, "none") != 0)
+    if (t->set.data.normalize != KD_NORM_NONE)
       return kd_fail(e, KD_ERR_USAGE, "kd train: --normalize %s is for feature rows; a %s student reads token ids",
                      c->normalize, t->net.model->family);
   }
-  if (strcmp(c->best_metric, "auto") == 0) /* a language model ranks checkpoints by NLL, a classifier by accuracy */
-    snprintf(t->cfg.best_metric, sizeof t->cfg.best_metric, "%s",
-             t->net.model->input == KD_INPUT_TOKENS ? "nll" : "accuracy");
+  if (t->set.model.best == TR_BEST_AUTO) { /* a language model ranks checkpoints by NLL, a classifier by accuracy */
+    const int nll = t->net.model->input == KD_INPUT_TOKENS;
+    t->set.model.best = nll ? TR_BEST_NLL : TR_BEST_ACCURACY;
+    snprintf(t->cfg.best_metric, sizeof t->cfg.best_metric, "%s", nll ? "nll" : "accuracy"); /* for the record */
+  }
   if (c->hint_layer > 0) {
     const int nh = t->net.model->ops->n_hidden(t->net.model);
     if (c->hint_layer > nh)
@@ -225,7 +233,7 @@ static int default_relation_heads(const kd_tap_shape *sh, const kd_inter_cfg *b)
 /* TinyBERT's and MiniLM's terms, and (teacher file) the store of their targets. */
 static int build_inter_terms(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
-  const int rel = c->attn_relations[0] != '\0', maps = strcmp(c->attn_loss, "none") != 0, hid = c->hidden_map[0] != '\0';
+  const int rel = t->set.inter.relations, maps = t->set.inter.maps != 0, hid = t->set.inter.hidden;
   if (!rel && !maps && !hid) return KD_OK;
   kd_inter_cfg base;
   memset(&base, 0, sizeof base);
@@ -247,7 +255,7 @@ static int build_inter_terms(trainer *t, kd_err *e) {
   }
   if (maps) {
     ac.weight = (float)c->attn_weight;
-    ac.attn = strcmp(c->attn_loss, "mse") == 0 ? KD_ATTN_PROBS : KD_ATTN_SCORES;
+    ac.attn = (kd_attn_kind)t->set.inter.maps;
     if (term_pairs(t, &ac, "attn-map", c->attn_map, 1, 0, e) ||
         kd_attn_term_create(&t->net.terms[t->net.n_terms], t->net.model, &ac, e))
       return e->code;
@@ -349,8 +357,9 @@ static int build_sync(trainer *t, kd_err *e) {
    * copies by the same cores that compute, so overlap only adds contention;
    * at 2 ranks a reduce-scatter + allgather cost more than one allreduce. */
   const kd_train_cfg *c = &t->cfg;
-  const int overlap = strcmp(c->overlap, "on") == 0 || (strcmp(c->overlap, "auto") == 0 && !t->mpi.single_node);
-  const int shard = strcmp(c->shard_optimizer, "on") == 0 || (strcmp(c->shard_optimizer, "auto") == 0 && t->mpi.size >= 3);
+  const tr_sync_settings *ss = &t->set.sync;
+  const int overlap = ss->overlap == TR_ON || (ss->overlap == TR_AUTO && !t->mpi.single_node);
+  const int shard = ss->shard == TR_ON || (ss->shard == TR_AUTO && t->mpi.size >= 3);
   int rc = kd_gsync_init(&t->sync.gs, t->mpi.comm, n->grads, nm, n->n_total - nm + (size_t)n->n_stats, cuts, nv,
                          (size_t)c->bucket_kib * 1024 / sizeof(float), overlap, shard, e);
   free(cuts);
@@ -416,10 +425,7 @@ int tr_build(trainer *t, kd_err *e) {
   kd_model_bind(n->model, n->params, n->grads);
   if (build_sync(t, e)) return e->code;
   metrics_columns(t);
-  const kd_train_cfg *c = &t->cfg;
-  kd_optim_cfg ocfg = {strcmp(c->optimizer, "adamw") == 0 ? KD_OPT_ADAMW : KD_OPT_SGD, (float)c->momentum,
-                       c->nesterov, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
-  return kd_optim_init(&t->sync.opt, &ocfg, n->n_total, e);
+  return kd_optim_init(&t->sync.opt, &t->set.optim.optim, n->n_total, e);
 }
 
 int tr_terms_alone(const trainer *t, int64_t epoch) {

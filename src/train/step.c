@@ -8,6 +8,7 @@
 #include "core/dist.h"
 #include "core/rng.h"
 #include "kd/loss.h"
+#include "train/stop.h"
 #include "train/trainer.h"
 
 void tr_phase_mark(phase_clock *c, int k) {
@@ -160,13 +161,13 @@ static int update(trainer *t, tr_step_out *o, phase_clock *clock, kd_err *e) {
   if (np > nm) sumsq += kd_sumsq(t->net.grads + nm, np - nm); /* the replicated terms */
   o->norm = sqrt(sumsq);
   const int nonfinite = st[ST_NONFINITE] > 0 || !isfinite(o->norm);
-  if (nonfinite && strcmp(cfg->on_nonfinite, "skip") != 0)
+  if (nonfinite && !t->set.loss.skip_nonfinite)
     return kd_fail(e, KD_ERR_RUNTIME,
                    "step %lld (epoch %lld): the %s is not finite; stopping (lower --lr, set --clip, or "
                    "--on-nonfinite skip); the last checkpoint is untouched",
                    (long long)t->st.step + 1, (long long)t->st.epoch + 1, st[ST_NONFINITE] > 0 ? "loss" : "gradient");
-  const kd_sched_kind sk = strcmp(cfg->schedule, "cosine") == 0 ? KD_SCHED_COSINE : KD_SCHED_CONST;
-  o->lr = kd_lr_at(sk, (float)cfg->lr, t->st.step, t->sched.total_steps, cfg->warmup);
+  const tr_optim_settings *os = &t->set.optim;
+  o->lr = kd_lr_at(os->schedule, (float)os->lr, t->st.step, t->sched.total_steps, os->warmup);
   if (nonfinite) { /* --on-nonfinite skip: drop this update on every rank */
     t->st.skipped++;
     o->skipped = 1;

@@ -29,6 +29,7 @@
 #include "optim/gradsync.h"
 #include "optim/optim.h"
 #include "train/metrics.h"
+#include "train/settings.h"
 
 /* Step statistics travel at the end of the gradient buffer, so one
  * allreduce per step carries gradients, losses and control flags. The
@@ -144,7 +145,8 @@ typedef struct tr_resume {
 } tr_resume;
 
 typedef struct trainer {
-  kd_train_cfg cfg;           /* effective configuration (after a resume merge) */
+  kd_train_cfg cfg;           /* effective configuration (after a resume merge): the options as given */
+  tr_settings set;            /* the same parsed once: what the trainer computes with */
   tr_mpi mpi;
   tr_net net;
   tr_data data;
@@ -180,7 +182,6 @@ typedef struct tr_step_out {
 
 /* run.c */
 int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_train_cfg *eff, kd_err *e);
-int tr_stop_signal(void);
 /* setup.c */
 int tr_check_setup(trainer *t, kd_err *e);
 int tr_prepare_out_dir(trainer *t, kd_err *e);
