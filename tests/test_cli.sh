@@ -30,6 +30,16 @@ case_ 2 "not a directory" train "${base[@]}" --out afile
 case_ 1 "no such file" train --data missing.h5 --student 8-16-3 --out o14
 case_ 1 "takes 9" train --data d.h5 --student 9-16-3 --out o15
 expect "failed runs leave no metrics.csv" test ! -e o14/metrics.csv -a ! -e o15/metrics.csv
+# A family's settings in the spec (issue 30): the same run as the alias options, a clash or an unknown key is exit 2.
+case_ 2 "--activation relu and --student mlp:8-16-3,activation=gelu (activation=gelu) disagree" \
+  train "${base[@]/8-16-3/mlp:8-16-3,activation=gelu}" --activation relu --out o16
+case_ 2 "'colour=red' is not a setting of the mlp family" train "${base[@]/8-16-3/mlp:8-16-3,colour=red}" --out o17
+case_ 2 "'activation=' is not a setting" train "${base[@]/8-16-3/mlp:8-16-3,activation=}" --out o18
+kdrun 1 train "${base[@]/8-16-3/mlp:8-16-3,activation=gelu,init=xavier}" --threads 1 --out spec > /dev/null || fail "spec settings"
+kdrun 1 train "${base[@]}" --activation gelu --weight-init xavier --threads 1 --out alias > /dev/null || fail "alias options"
+expect "--student mlp:8-16-3,activation=gelu,init=xavier trains bitwise as --activation gelu --weight-init xavier" \
+  cmp -s <("$PY" -c "import h5py,sys; f=h5py.File('spec/final.h5'); print([f[k][()].tobytes().hex() for k in ('model/layer0/weight','model/layer1/bias')], f.attrs['activation'], f.attrs['student'])") \
+  <("$PY" -c "import h5py,sys; f=h5py.File('alias/final.h5'); print([f[k][()].tobytes().hex() for k in ('model/layer0/weight','model/layer1/bias')], f.attrs['activation'], f.attrs['student'])")
 
 help=$("$KD" train --help)
 n_opts=$(printf '%s\n' "$help" | grep -c '^  --')
