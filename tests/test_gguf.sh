@@ -116,4 +116,10 @@ for m in llama3:128256:llama-bpe:docs.txt qwen3:151669:qwen2:docs_nfc.txt; do
   expect "$name: llama.cpp tokenizes the fortunes and the hard documents as kd" \
     "${CHK[@]}" tokenize_docs "${L[@]}" $name.gguf "$KD" $name $text
 done
+# A prompt that NFC makes longer (U+0344 becomes two characters): kd generate sizes its ids after normalising.
+"$PY" -c "print('\u0344' * 5, end='')" > grow.txt
+"$KD" generate --ckpt qwen3 --prompt "$(cat grow.txt)" --max-new 2 --decode greedy --print ids > grow.ids 2> grow.err
+"$KD" tokenize --tokenizer qwen3 --in grow.txt > grow.tok 2> /dev/null
+expect "a prompt NFC lengthens is encoded whole (as kd tokenize gives it)" \
+  test "$(sed -n 's/^prompt: //p' grow.ids)" = "$(cat grow.tok)" -a "$(wc -w < grow.tok)" -gt 5
 finish

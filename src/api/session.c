@@ -81,7 +81,8 @@ static int hf_paths(const char *path, char *in, char *config, size_t n, int *hf)
     if (!is_file(in) && snprintf(in, n, "%s/model.safetensors.index.json", dir) >= (int)n) return -1;
   } else if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json")) {
     const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
     if (snprintf(in, n, "%s", path) >= (int)n) return -1;
   } else {
     return 0;
@@ -387,7 +388,9 @@ int kd_session_generate_text(kd_session *s, char *text, size_t cap, size_t *len,
   const kd_gen_params p = params ? *params : kd_gen_default_params();
   const size_t plen = strlen(prompt);
   if (plen > (size_t)1 << 28) return usage("kd_session_generate_text: %s", "a prompt longer than 256 MiB");
-  const int cap_ids = (int)plen + 2, cap_new = p.max_new > 0 ? p.max_new : 1;
+  /* a token holds a byte at least of the text as normalised: NFC may lengthen it (3x at most), and a
+   * prompt-completion student adds its separator */
+  const int cap_ids = 3 * (int)plen + 4, cap_new = p.max_new > 0 ? p.max_new : 1;
   int32_t *ids = kd_malloc(sizeof(int32_t) * (size_t)cap_ids, "prompt ids", &e);
   int32_t *out = ids ? kd_malloc(sizeof(int32_t) * (size_t)cap_new, "new ids", &e) : NULL;
   int n = 0, n_new = 0;

@@ -83,13 +83,14 @@ static int generate(const gen_cfg *c, kd_err *e) {
   if (!rc) rc = kd_gen_mode_parse(&p, mode, e);
   const char *prompt = c->prompt[0] ? c->prompt : "\n";
   const size_t plen = strlen(prompt);
-  int32_t *ids = rc ? NULL : kd_malloc(sizeof(int32_t) * (plen + 2), "tokens", e);
+  const size_t cap_ids = 3 * plen + 4; /* NFC may lengthen the text (3x at most); the separator of a pairs student */
+  int32_t *ids = rc ? NULL : kd_malloc(sizeof(int32_t) * cap_ids, "tokens", e);
   int32_t *out = ids ? kd_malloc(sizeof(int32_t) * (size_t)c->max_new, "tokens", e) : NULL;
   const int as_ids = strcmp(c->print, "ids") == 0;
   float *margins = out && as_ids ? kd_malloc(sizeof(float) * (size_t)c->max_new, "margins", e) : NULL;
   if (!rc && (!out || (as_ids && !margins))) rc = e->code;
   int n_prompt = 0, n = 0;
-  if (!rc) rc = kd_session_encode_prompt(s, ids, (int)plen + 2, &n_prompt, prompt, plen, e);
+  if (!rc) rc = kd_session_encode_prompt(s, ids, (int)cap_ids, &n_prompt, prompt, plen, e);
   const double t0 = MPI_Wtime();
   if (!rc)
     rc = kd_session_generate_ex(s, out, (int)c->max_new, &n, p.mode == KD_GEN_BEAM ? NULL : margins, ids, n_prompt, &p,
