@@ -1,11 +1,11 @@
-#define _POSIX_C_SOURCE 200809L /* fileno */
 #include "core/json.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "core/files.h"
 
 #define NODES_PER_BLOCK 8192
 #define MAX_DEPTH 256
@@ -307,25 +307,10 @@ int kd_json_parse(kd_json_doc **out, const char *text, size_t len, const char *w
 
 int kd_json_parse_file(kd_json_doc **out, const char *path, kd_err *e) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return kd_fail(e, KD_ERR_RUNTIME, "cannot open %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return kd_fail(e, KD_ERR_RUNTIME, "%s is not a regular file (a JSON file was expected)", path);
-  }
-  char *buf = NULL;
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    return kd_fail(e, KD_ERR_RUNTIME, "cannot read %s: %s", path, strerror(errno));
-  }
-  buf = kd_malloc((size_t)size + 1, path, e);
-  if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size)
-    kd_fail(e, KD_ERR_RUNTIME, "cannot read %s: %s", path, ferror(f) ? strerror(errno) : "it ended early");
-  fclose(f);
-  if (!e->code) kd_json_parse(out, buf, (size_t)size, path, e);
+  uint8_t *buf;
+  size_t n;
+  if (kd_read_all(path, &buf, &n, e)) return e->code;
+  kd_json_parse(out, (const char *)buf, n, path, e);
   free(buf);
   return e->code;
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/atomic.h"
+#include "core/files.h"
 #include "core/h5io.h"
 #include "core/provenance.h"
 #include "core/rng.h"
@@ -16,11 +17,6 @@
 
 static const char *const split_names[3] = {"train", "valid", "test"};
 
-static double seconds_now(void) {
-  struct timespec ts;
-  timespec_get(&ts, TIME_UTC);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* A growing byte buffer. */
 typedef struct bytes {
@@ -142,10 +138,10 @@ static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes s
   for (int s = 0; s < 3; s++) {
     int32_t *ids = NULL;
     int64_t S = 0;
-    const double t0 = seconds_now();
+    const double t0 = kd_seconds();
     if (!encode_stream(&streams[s], enc, &ids, &S, e))
       write_split(f, path, s, ids, S, (int)c->ctx, token_type(tk->vocab), st, e);
-    st->encode_seconds += seconds_now() - t0;
+    st->encode_seconds += kd_seconds() - t0;
     st->encode_bytes += (int64_t)streams[s].n;
     free(ids);
     if (e->code) return e->code;
@@ -217,15 +213,15 @@ static int make_tokenizer(int V, const char *tokenizer_path, const bytes *train,
     st->vocab = tk->vocab;
     return KD_OK;
   }
-  const double t0 = seconds_now();
+  const double t0 = kd_seconds();
   if (V == KD_TEXT_HF) { /* a Hugging Face tokenizer.json: nothing learnt */
     if (kd_hftok_load(tk, tokenizer_path, e)) return e->code;
     st->vocab = tk->vocab;
-    st->load_seconds = seconds_now() - t0;
+    st->load_seconds = kd_seconds() - t0;
     return kd_bpe_encoder_new(enc, tk, e);
   }
   if (kd_bpe_train(tk, train->p, train->n, V, KD_BPE_PRE_GPT2, e)) return e->code;
-  st->bpe_seconds = seconds_now() - t0;
+  st->bpe_seconds = kd_seconds() - t0;
   st->bpe_merges = tk->n_merges;
   st->bpe_bytes = (int64_t)train->n;
   st->vocab = tk->vocab;

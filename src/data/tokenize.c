@@ -5,14 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/files.h"
 #include "data/bpe.h"
 #include "data/hftok.h"
 
-static double seconds_now(void) {
-  struct timespec ts;
-  timespec_get(&ts, TIME_UTC);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int kd_tokenizer_from_spec(kd_tokenizer *t, const char *spec, kd_err *e) {
   memset(t, 0, sizeof *t);
@@ -52,7 +48,7 @@ static int one_doc(job *j, const uint8_t *p, size_t n, kd_err *e) {
     if (!(j->ids = kd_malloc(sizeof(int32_t) * j->cap, "token ids", e))) return e->code;
   }
   size_t got = 0;
-  const double t0 = seconds_now();
+  const double t0 = kd_seconds();
   if (j->enc) {
     if (kd_bpe_encoder_encode(j->enc, p, n, j->ids, j->cap, &got, e)) return e->code;
   } else {
@@ -61,7 +57,7 @@ static int one_doc(job *j, const uint8_t *p, size_t n, kd_err *e) {
     if (kd_tokenizer_encode(j->t, p, n, j->ids, (int)j->cap, &m, e)) return e->code;
     got = (size_t)m;
   }
-  j->st->encode_seconds += seconds_now() - t0;
+  j->st->encode_seconds += kd_seconds() - t0;
   j->st->docs++;
   j->st->tokens += (int64_t)got;
   j->st->bytes += (int64_t)n;
@@ -91,48 +87,17 @@ static int each_doc(job *j, const uint8_t *p, size_t n, kd_err *e) {
   return !j->cfg->lines && n > start ? one_doc(j, p + start, n - start, e) : KD_OK;
 }
 
-static int read_all(const char *path, uint8_t **p, size_t *n, kd_err *e) {
-  *p = NULL;
-  *n = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return kd_fail(e, KD_ERR_RUNTIME, "cannot open %s: %s", path, strerror(errno));
-  size_t cap = 1 << 16;
-  uint8_t *buf = kd_malloc(cap, path, e);
-  while (buf) {
-    const size_t got = fread(buf + *n, 1, cap - *n, f);
-    *n += got;
-    if (got == 0) break;
-    if (*n == cap) {
-      uint8_t *g = realloc(buf, cap * 2);
-      if (!g) {
-        kd_fail(e, KD_ERR_RUNTIME, "out of memory reading %s (%zu bytes)", path, cap * 2);
-        break;
-      }
-      buf = g;
-      cap *= 2;
-    }
-  }
-  if (!e->code && ferror(f)) kd_fail(e, KD_ERR_RUNTIME, "cannot read %s: %s", path, strerror(errno));
-  fclose(f);
-  if (e->code) {
-    free(buf);
-    return e->code;
-  }
-  *p = buf;
-  return KD_OK;
-}
-
 int kd_tokenize_run(const kd_tokenize_cfg *cfg, kd_tokenize_stats *st, kd_err *e) {
   memset(st, 0, sizeof *st);
   kd_tokenizer t;
-  const double t0 = seconds_now();
+  const double t0 = kd_seconds();
   if (kd_tokenizer_from_spec(&t, cfg->tokenizer, e)) return e->code;
   job j = {cfg, &t, NULL, NULL, 0, NULL, st};
   if (strcmp(t.kind, "bpe") == 0) kd_bpe_encoder_new(&j.enc, &t, e);
-  st->load_seconds = seconds_now() - t0;
+  st->load_seconds = kd_seconds() - t0;
   uint8_t *text = NULL;
   size_t n = 0;
-  if (!e->code) read_all(cfg->in, &text, &n, e);
+  if (!e->code) kd_read_all(cfg->in, &text, &n, e);
   const int to_stdout = strcmp(cfg->out, "-") == 0;
   if (!e->code) {
     j.out = to_stdout ? stdout : fopen(cfg->out, "w");
