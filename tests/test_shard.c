@@ -5,6 +5,64 @@
 #include "check.h"
 #include "kd/data.h"
 #include "core/rng.h"
+#include "data/order.h"
+
+/* The streamed order (data/order.h): each epoch a permutation of the rows;
+ * window w holds exactly the rows of its blocks; reproducible; epochs differ. */
+static void check_order(int64_t N, int64_t block, int64_t window) {
+  kd_order o, o2;
+  kd_err e;
+  kd_err_clear(&e);
+  CHECK(kd_order_init(&o, N, block, window, 9, &e) == KD_OK && kd_order_init(&o2, N, block, window, 9, &e) == KD_OK,
+        "init: %s", e.msg);
+  int64_t *seq = malloc(sizeof(int64_t) * (size_t)N * 3), *seq2 = seq + N, *other = seq + 2 * N;
+  char *seen = calloc((size_t)N, 1), *blocks = calloc((size_t)o.n_blocks, 1);
+  CHECK(o.window % o.block == 0 || o.window == N, "window %lld not whole blocks of %lld", (long long)o.window,
+        (long long)o.block);
+  int64_t p = 0;
+  int ok = 1;
+  for (int64_t w = 0; w < o.n_windows; w++) {
+    const int64_t n = kd_order_window_rows(&o, w);
+    kd_order_window(&o, 0, w, seq + p);
+    kd_order_window(&o2, 0, w, seq2 + p);
+    memset(blocks, 0, (size_t)o.n_blocks);
+    int64_t rows_of_blocks = 0;
+    for (int64_t i = p; i < p + n; i++) {
+      if (seq[i] < 0 || seq[i] >= N || seen[seq[i]]) ok = 0;
+      else seen[seq[i]] = 1;
+      if (ok && !blocks[seq[i] / o.block]) {
+        blocks[seq[i] / o.block] = 1;
+        const int64_t b0 = seq[i] / o.block * o.block;
+        rows_of_blocks += (b0 + o.block < N ? b0 + o.block : N) - b0;
+      }
+    }
+    CHECK(rows_of_blocks == n, "N=%lld block=%lld window=%lld: window %lld holds parts of blocks", (long long)N,
+          (long long)block, (long long)window, (long long)w);
+    p += n;
+  }
+  CHECK(ok && p == N, "N=%lld block=%lld window=%lld: not a permutation", (long long)N, (long long)block,
+        (long long)window);
+  CHECK(memcmp(seq, seq2, sizeof(int64_t) * (size_t)N) == 0, "not reproducible");
+  p = 0;
+  for (int64_t w = 0; w < o.n_windows; w++) {
+    kd_order_window(&o, 1, w, other + p);
+    p += kd_order_window_rows(&o, w);
+  }
+  if (N >= 100) CHECK(memcmp(seq, other, sizeof(int64_t) * (size_t)N) != 0, "epochs 0 and 1 share an order");
+  free(seq);
+  free(seen);
+  free(blocks);
+  kd_order_free(&o);
+  kd_order_free(&o2);
+}
+
+static void check_stream_order(void) {
+  const int64_t Ns[] = {1, 7, 100, 1000, 4099};
+  const int64_t blocks[] = {1, 4, 64, 5000}, windows[] = {1, 10, 256, 100000};
+  for (size_t i = 0; i < sizeof Ns / sizeof *Ns; i++)
+    for (size_t j = 0; j < sizeof blocks / sizeof *blocks; j++)
+      for (size_t k = 0; k < sizeof windows / sizeof *windows; k++) check_order(Ns[i], blocks[j], windows[k]);
+}
 
 int main(void) {
   const int64_t Ns[] = {1, 7, 10, 60000, 1000003};
@@ -52,5 +110,6 @@ int main(void) {
   int fixed = 0;
   for (int i = 0; i < n; i++) fixed += a[i] == i;
   CHECK(fixed < 20, "%d fixed points: barely shuffled", fixed);
+  check_stream_order();
   return check_summary("test_shard");
 }

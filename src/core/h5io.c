@@ -1,11 +1,18 @@
 #include "core/h5io.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 void kd_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* Debian's parallel HDF5 is built without its thread-safety lock: a
+ * process with a reader thread serialises HDF5 calls on this one. */
+static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+void kd_h5_lock(void) { pthread_mutex_lock(&h5_lock); }
+void kd_h5_unlock(void) { pthread_mutex_unlock(&h5_lock); }
 
 static herr_t first_desc(unsigned n, const H5E_error2_t *err, void *data) {
   char *buf = data;

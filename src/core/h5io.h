@@ -10,6 +10,10 @@
 
 /* Silence HDF5's automatic error printing (call once). */
 void kd_h5_quiet(void);
+/* The process's HDF5 lock: held around every HDF5 call made while a
+ * streamed reader thread (data/stream.c) may be making its own. */
+void kd_h5_lock(void);
+void kd_h5_unlock(void);
 
 #define KD_H5_MAX_DIMS 4
 

@@ -161,7 +161,8 @@ static int read_rows(kd_source *s, kd_err *e) {
   return rc;
 }
 
-int kd_source_open(kd_source **out, const char *path, const char *split, int64_t lo, int64_t hi, kd_err *e) {
+static int source_open(kd_source **out, const char *path, const char *split, int64_t lo, int64_t hi, int tokenizer,
+                       kd_err *e) {
   *out = NULL;
   kd_source *s = kd_calloc(1, sizeof *s, "data source", e);
   if (!s) return e->code;
@@ -176,13 +177,21 @@ int kd_source_open(kd_source **out, const char *path, const char *split, int64_t
   s->row0 = lo;
   s->n = hi - lo;
   if (!rc) rc = read_rows(s, e);
-  if (!rc && s->info.kind == KD_INPUT_TOKENS) rc = read_token_bytes(s, e);
+  if (!rc && tokenizer && s->info.kind == KD_INPUT_TOKENS) rc = read_token_bytes(s, e);
   if (rc) {
     kd_source_free(s);
     return rc;
   }
   *out = s;
   return KD_OK;
+}
+
+int kd_source_open(kd_source **out, const char *path, const char *split, int64_t lo, int64_t hi, kd_err *e) {
+  return source_open(out, path, split, lo, hi, 1, e);
+}
+
+int kd_source_open_rows(kd_source **out, const char *path, const char *split, int64_t lo, int64_t hi, kd_err *e) {
+  return source_open(out, path, split, lo, hi, 0, e);
 }
 
 void kd_source_free(kd_source *s) {

@@ -139,6 +139,9 @@ void kd_preprocess_free(kd_preprocess *p);
 int kd_source_probe(const char *path, const char *split, kd_split_info *info, kd_err *e);
 /* Load rows [lo, hi) of a split (a rank's shard, or a whole split). */
 int kd_source_open(kd_source **s, const char *path, const char *split, int64_t lo, int64_t hi, kd_err *e);
+/* The same without the file's tokenizer record (a streamed block of rows:
+ * kd_source_token_bytes and kd_source_vocab are then NULL and 0). */
+int kd_source_open_rows(kd_source **s, const char *path, const char *split, int64_t lo, int64_t hi, kd_err *e);
 void kd_source_free(kd_source *s);
 
 const char *kd_source_path(const kd_source *s);

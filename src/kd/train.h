@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 65
+#define KD_TRAIN_N_OPTS 68
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -80,6 +80,9 @@ typedef struct kd_train_cfg {
   int64_t intermediate_epochs; /* TinyBERT's two stages: intermediate losses alone, then logit KD alone */
   char sparse_kd[16];          /* auto | topk | tail | sampled: which teacher logits of the file to learn from */
   int64_t loss_chunk;          /* positions per chunk of the head GEMM + loss (0: auto, -1: whole batch) */
+  char stream[8];              /* auto | on | off: read the training rows from disk while the steps run */
+  char memory_budget[32];      /* per rank, for the data and teacher buffers: SIZE[K|M|G] ("": the default) */
+  int64_t shuffle_window;      /* streamed order: rows shuffled together (0: 16 blocks of about 1 MiB) */
   unsigned char given[KD_TRAIN_N_OPTS]; /* options named on the command line, in table order */
 } kd_train_cfg;
 

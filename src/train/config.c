@@ -155,6 +155,17 @@ const kd_opt_spec kd_train_opts[] = {
   {"loss-chunk", KD_OPT_INT, T_(loss_chunk), 0, "0", NULL, -1, 1 << 24, 0, 0,
    "gpt students: positions per chunk of the head GEMM and loss, whose logits [chunk, V] and gradient are all that "
    "exists of them (0: auto, chunks of 64 MiB when the vocabulary is over 256; -1: the whole batch at once)"},
+  {"stream", KD_OPT_CHOICE, T_(stream), STR(kd_train_cfg, stream), "auto", "auto|on|off", 0, 0, 0, 0,
+   "read the training rows and their teacher targets from disk while the steps run (a reader thread, two "
+   "windows of rows in memory) instead of holding the rank's shard in memory; auto: stream when the shard would "
+   "not fit in --memory-budget. Streamed runs shuffle blocks of rows and rows within windows of --shuffle-window "
+   "rows, an order the same for any rank count"},
+  {"memory-budget", KD_OPT_STR, T_(memory_budget), STR(kd_train_cfg, memory_budget), "", NULL, 0, 0, 0, 0,
+   "memory per rank for the training rows and teacher targets, SIZE with K, M or G (KiB, MiB, GiB): what --stream "
+   "auto compares the shard with, and what streaming must fit in (default: half the node's memory over its ranks)"},
+  {"shuffle-window", KD_OPT_INT, T_(shuffle_window), 0, "0", NULL, 0, 1e15, 0, 0,
+   "streamed runs: rows shuffled together, a whole number of blocks (0: 16 blocks of about 1 MiB of rows each); "
+   "two windows' share of rows is what a rank buffers"},
 };
 
 /* Adding an option without raising KD_TRAIN_N_OPTS (the size of `given`)

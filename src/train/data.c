@@ -92,12 +92,14 @@ static int choose_valid(trainer *t, const kd_split_info *tr, const kd_split_info
   return KD_OK;
 }
 
-/* This rank's shard of the training rows and its teacher targets. */
+/* This rank's shard of the training rows and its teacher targets (streamed:
+ * one pass over them, and stores of one row for their shapes). */
 static int load_train(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
   const int C = t->net.model->out_dim;
   int64_t lo, hi;
   kd_shard_range(t->data.n_train, t->mpi.size, t->mpi.rank, &lo, &hi);
+  if (t->data.streamed) return tr_open_stream(t, lo, hi, e);
   if (kd_source_open(&t->data.train, c->data, "train", lo, hi, e)) return e->code;
   const int64_t total = kd_source_total(t->data.train);
   const int sparse = t->data.sparse_mode != KD_SPARSE_DENSE;
@@ -140,35 +142,43 @@ static int load_eval(trainer *t, const kd_split_info *vi, const kd_split_info *t
   return KD_OK;
 }
 
-int tr_load_data(trainer *t, kd_err *e) {
+/* The splits' shapes and what the teacher file holds, checked against the
+ * student, before any row is read. */
+int tr_probe_data(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
-  kd_split_info tr, vi, ti;
+  tr_data *d = &t->data;
+  kd_split_info *tr = &d->info_train;
   int classes = 0;
-  if (kd_source_probe(c->data, "train", &tr, e)) return e->code;
-  const int pos = tr.kind == KD_INPUT_TOKENS ? tr.width : 0;
-  if (!tr.present)
+  if (kd_source_probe(c->data, "train", tr, e)) return e->code;
+  const int pos = tr->kind == KD_INPUT_TOKENS ? tr->width : 0;
+  if (!tr->present)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset /train/%s is missing", c->data,
                    t->net.model->input == KD_INPUT_TOKENS ? "tokens" : "x");
-  t->data.sparse_mode = KD_SPARSE_DENSE;
+  d->sparse_mode = KD_SPARSE_DENSE;
   if (c->teacher[0]) { /* dense /train/logits, or sparse ones (--sparse-kd) */
-    kd_sparse_info si;
-    if (kd_sparse_probe(c->teacher, "train", tr.rows, pos, &si, e) ||
-        kd_sparse_resolve(c->sparse_kd, &si, c->teacher, c->temperature, &t->data.sparse_mode, e))
+    if (kd_sparse_probe(c->teacher, "train", tr->rows, pos, &d->sparse_info, e) ||
+        kd_sparse_resolve(c->sparse_kd, &d->sparse_info, c->teacher, c->temperature, &d->sparse_mode, e))
       return e->code;
   }
-  const int dense = c->teacher[0] && t->data.sparse_mode == KD_SPARSE_DENSE;
-  if (dense && kd_teacher_probe(c->teacher, "train", c->data, tr.rows, pos, &classes, e)) return e->code;
-  if (check_fit(t, "train", tr.kind, tr.width, e)) return e->code;
+  const int dense = c->teacher[0] && d->sparse_mode == KD_SPARSE_DENSE;
+  if (dense && kd_teacher_probe(c->teacher, "train", c->data, tr->rows, pos, &classes, e)) return e->code;
+  if (check_fit(t, "train", tr->kind, tr->width, e)) return e->code;
   if (dense && check_classes(t, "train", classes, e)) return e->code;
-  if (kd_source_probe(c->data, "valid", &vi, e) || kd_source_probe(c->data, "test", &ti, e)) return e->code;
-  if (choose_valid(t, &tr, &vi, &ti, e) || load_train(t, e)) return e->code;
-  if (tr_root(t) && kd_tokenizer_read(&t->data.tok, c->data, &t->data.have_tok, e)) return e->code;
-  return load_eval(t, &vi, &ti, &tr, e);
+  if (kd_source_probe(c->data, "valid", &d->info_valid, e) || kd_source_probe(c->data, "test", &d->info_test, e))
+    return e->code;
+  return choose_valid(t, tr, &d->info_valid, &d->info_test, e);
+}
+
+int tr_load_data(trainer *t, kd_err *e) {
+  tr_data *d = &t->data;
+  if (load_train(t, e)) return e->code;
+  if (tr_root(t) && kd_tokenizer_read(&d->tok, t->cfg.data, &d->have_tok, e)) return e->code;
+  return load_eval(t, &d->info_valid, &d->info_test, &d->info_train, e);
 }
 
 int tr_check_targets(trainer *t, kd_err *e) {
   if (kd_source_kind(t->data.train) != KD_INPUT_TOKENS) return KD_OK; /* feature rows: labels or a teacher, checked */
-  int64_t n = kd_source_targets(t->data.train);
+  int64_t n = t->data.streamed ? t->data.scan.targets : kd_source_targets(t->data.train);
   if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
     return kd_fatal(e, t->mpi.rank, "target count");
   return kd_fit_targets(n, t->cfg.data, "train", KD_INPUT_TOKENS, e); /* the same total on every rank */
@@ -179,8 +189,11 @@ int tr_check_targets(trainer *t, kd_err *e) {
  * rows this run trains on (checked at resume). Each rank hashes its own
  * share; an allreduce sums the parts. */
 static int local_fingerprints(trainer *t, uint64_t fp[2], kd_err *e) {
-  fp[0] = kd_source_fingerprint(t->data.train);
-  fp[1] = t->cfg.teacher[0] ? kd_teacher_fingerprint(t->data.teacher) + kd_sparse_fingerprint(t->data.sparse) : 0;
+  const tr_data *d = &t->data;
+  fp[0] = d->streamed ? d->scan.data_fp : kd_source_fingerprint(d->train);
+  fp[1] = !t->cfg.teacher[0] ? 0
+          : d->streamed      ? d->scan.teacher_fp
+                             : kd_teacher_fingerprint(d->teacher) + kd_sparse_fingerprint(d->sparse);
   if (tr_root(t) && t->data.has_valid && strcmp(kd_source_split(t->data.valid), "train") == 0) {
     fp[0] += kd_source_fingerprint(t->data.valid);
     fp[1] += kd_teacher_fingerprint(t->data.valid_t);
@@ -238,8 +251,13 @@ static int fit(trainer *t, kd_err *e) {
     lo[j] = INFINITY;
     hi[j] = -INFINITY;
   }
-  kd_source_stats(t->data.train, sum, sumsq, lo, hi, &tail[1]);
-  tail[0] = (double)kd_source_rows(t->data.train);
+  if (t->data.streamed) { /* measured by the streamed pass */
+    memcpy(st, t->data.scan.stats, sizeof(double) * 4 * (size_t)D);
+    tail[1] = t->data.scan.absmax;
+  } else {
+    kd_source_stats(t->data.train, sum, sumsq, lo, hi, &tail[1]);
+  }
+  tail[0] = (double)(t->data.streamed ? t->data.scan.rows : kd_source_rows(t->data.train));
   for (int j = 0; j < D; j++) lo[j] = -lo[j]; /* one MAX reduction for both extremes */
   const MPI_Comm comm = t->mpi.comm;
   int rc = KD_OK;

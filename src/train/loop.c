@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/rng.h"
 #include "train/schedule.h"
 #include "train/stop.h"
 
@@ -24,10 +23,9 @@ static int run_epoch(trainer *t, tr_clock *c, int *stop, kd_train_result *res, k
   const int64_t epoch = t->st.epoch;
   c->ep_t0 = MPI_Wtime();
   c->ep_steps = c->ep_skipped = 0;
-  kd_permutation(t->batch.perm, kd_source_rows(t->data.train),
-                 kd_key((uint64_t)cfg->seed, KD_RNG_SHUFFLE, (uint64_t)epoch, (uint64_t)t->mpi.rank));
-  /* Self-distillation: the teacher may change only at an epoch start. */
   int rc;
+  if ((rc = kd_rows_seek(t->data.rows, epoch, t->st.step_in_epoch, e))) return rc; /* the same outcome on every rank */
+  /* Self-distillation: the teacher may change only at an epoch start. */
   if (cfg->self_distill && t->st.step_in_epoch == 0 &&
       (!t->snap.active || (cfg->refresh_every > 0 && epoch > 0 && epoch % cfg->refresh_every == 0)) &&
       (rc = tr_refresh_snapshot(t, 0, e)))
@@ -88,6 +86,7 @@ int tr_run_loop(trainer *t, kd_train_result *res, kd_err *e) {
   int stop = 0, rc;
   while (t->st.epoch < t->cfg.epochs && t->st.step < t->sched.end_step && !stop)
     if ((rc = run_epoch(t, &c, &stop, res, e))) return rc;
+  kd_rows_stop(t->data.rows); /* no reader beside the final evaluation and weights */
   summarise(t, &c, res);
   if (stop)
     return kd_fail(e, KD_STOPPED, "stopped by signal %d after step %lld; checkpoint written; continue with: kd train --resume %s",

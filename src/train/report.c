@@ -47,14 +47,37 @@ static void print_memory_line(const trainer *t) {
   const double mib = 1.0 / (1024.0 * 1024.0), np = (double)t->net.n_total * sizeof(float);
   const int moments = t->set.optim.optim.kind == KD_OPT_ADAMW ? 2 : t->cfg.momentum > 0 ? 1 : 0;
   const tr_data *d = &t->data;
-  const double rows = (double)(kd_source_bytes(d->train) + kd_teacher_bytes(d->teacher) + kd_sparse_bytes(d->sparse));
+  kd_rows_stats rs;
+  kd_rows_get_stats(d->rows, &rs);
+  const double rows = d->streamed ? (double)rs.buffer_bytes
+                                  : (double)(kd_source_bytes(d->train) + kd_teacher_bytes(d->teacher) +
+                                             kd_sparse_bytes(d->sparse));
   const double evals = (double)(kd_source_bytes(d->valid) + kd_source_bytes(d->test) + kd_teacher_bytes(d->valid_t) +
                                 kd_teacher_bytes(d->test_t));
   printf("memory (rank 0): parameters, gradients and %d moment%s %.1f MiB; activations %.1f MiB; rows %.1f MiB "
-         "(shard with its teacher outputs)",
-         moments, moments == 1 ? "" : "s", (2 + moments) * np * mib, (double)t->net.model->act_bytes * mib, rows * mib);
+         "(%s)",
+         moments, moments == 1 ? "" : "s", (2 + moments) * np * mib, (double)t->net.model->act_bytes * mib, rows * mib,
+         d->streamed ? "two windows and a block, streamed" : "shard with its teacher outputs");
   if (evals > 0) printf(" + %.1f MiB (evaluation splits)", evals * mib);
   printf("\n");
+}
+
+/* Where the training rows come from: memory or the files, and why. */
+static void print_rows_line(const trainer *t) {
+  const tr_data *d = &t->data;
+  const double mib = 1.0 / (1024.0 * 1024.0);
+  if (!d->streamed) {
+    printf("rows: in memory, %.1f MiB per rank (--memory-budget %.1f MiB), shuffled within each rank's shard\n",
+           d->shard_bytes * mib, d->budget * mib);
+    return;
+  }
+  const tr_scan *sc = &d->scan;
+  printf("rows: streamed from the files (%s), blocks of %lld rows shuffled and rows within windows of %lld, the same "
+         "order for any rank count; rank 0 checked its %lld rows (%.1f MiB) in %.2f s before step 1\n",
+         t->cfg.resume[0]                ? "as the checkpoint was"
+         : t->set.data.stream == TR_ON ? "--stream on"
+                                       : "the shard is over --memory-budget",
+         (long long)d->stream.block, (long long)d->stream.window, (long long)sc->rows, sc->bytes * mib, sc->seconds);
 }
 
 void tr_print_banner(const trainer *t) {
@@ -84,6 +107,7 @@ void tr_print_banner(const trainer *t) {
     printf("evaluation by rank 0 on /%s (%lld rows)\n", t->data.valid_name,
            (long long)kd_source_rows(t->data.has_valid ? t->data.valid : t->data.test));
   print_loss_line(t);
+  print_rows_line(t);
   print_memory_line(t);
   printf("steps: %lld per epoch x %lld epochs, global batch %d, %s lr %g, %s schedule\n",
          (long long)t->sched.steps_per_epoch, (long long)c->epochs, t->sched.B, c->optimizer, c->lr, c->schedule);
@@ -197,6 +221,15 @@ static void print_final(const trainer *t, const kd_train_result *res) {
     if (t->mpi.size > 1)
       printf("ranks: compute per step %.1f ms (rank %d) to %.1f ms (rank %d): the step waits for the slowest\n",
              res->compute_ms[0], res->compute_rank[0], res->compute_ms[1], res->compute_rank[1]);
+  }
+  if (t->data.streamed && res->steps_run > 1) {
+    kd_rows_stats rs;
+    kd_rows_get_stats(t->data.rows, &rs);
+    const double train_s = res->samples_per_s > 0 ? (double)(res->steps_run - 1) * t->sched.B / res->samples_per_s : 0;
+    printf("stream (rank 0): the reader read %.1f MiB in %lld windows, busy %.2f s (%.0f%% of the training time); "
+           "the steps waited %.2f s for it (%.1f%%)\n",
+           rs.bytes_read / 1048576.0, (long long)rs.windows, rs.read_s, train_s > 0 ? 100.0 * rs.read_s / train_s : 0,
+           rs.wait_s, train_s > 0 ? 100.0 * rs.wait_s / train_s : 0);
   }
   if (t->cfg.profile) print_profile(t, res);
   fflush(stdout);

@@ -16,7 +16,7 @@
 static int may_change(const char *name) {
   static const char *ok[] = {"epochs", "ckpt-every", "ckpt-epochs", "keep", "on-nonfinite", "threads", "overlap",
                              "shard-optimizer", "bucket-kib", "max-steps", "progress", "progress-every",
-                             "eval-every", "log-every", "data", "teacher", "resume", "force",
+                             "eval-every", "log-every", "data", "teacher", "resume", "force", "stream", "memory-budget",
                              "teacher-model", NULL}; /* the teacher's identity is checked by checksum */
   for (int i = 0; ok[i]; i++)
     if (strcmp(ok[i], name) == 0) return 1;

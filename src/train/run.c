@@ -22,9 +22,10 @@ static int setup_options(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   return kd_agree(t->mpi.comm, rc, e);
 }
 
-/* Every rank runs the same number of steps: the fewest any rank can fill. */
+/* Every rank runs the same number of steps: the fewest any rank can fill
+ * (streamed: whole global batches of the order). */
 static int setup_schedule(trainer *t, kd_err *e) {
-  int64_t mine = kd_source_rows(t->data.train) / t->sched.b_local;
+  int64_t mine = t->data.streamed ? t->data.n_train / t->sched.B : kd_source_rows(t->data.train) / t->sched.b_local;
   if (kd_mpi_check(MPI_Allreduce(&mine, &t->sched.steps_per_epoch, 1, MPI_INT64_T, MPI_MIN, t->mpi.comm),
                    "MPI_Allreduce", e))
     return e->code;
@@ -85,7 +86,10 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   if ((rc = warn_oversubscribed(t, e))) return rc;
   t->mpi.threads = t->cfg.threads > 0 ? (int)t->cfg.threads : kd_default_threads(t->mpi.comm);
   kd_blas_set_threads(t->mpi.threads);
-  /* Validation point 2: data shapes and values, each rank its own rows. */
+  /* Validation point 2: data shapes and values, each rank its own rows
+   * (held in memory, or passed over once when they are streamed). */
+  rc = tr_probe_data(t, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e)) || (rc = tr_plan_rows(t, e))) return rc;
   rc = tr_load_data(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e)) || (rc = tr_check_targets(t, e))) return rc;
   if ((rc = tr_online_open(t, e))) return rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/dist.h"
+#include "core/h5io.h"
 
 tr_due tr_schedule(const trainer *t, int64_t epoch, int epoch_end, int stop) {
   const kd_train_cfg *cfg = &t->cfg;
@@ -131,8 +132,8 @@ static void end_epoch(trainer *t, tr_clock *c, int64_t epoch, double now, kd_tra
   tr_print_epoch(t, epoch, done, sps, now - c->t_start, sps > 0 ? (t->sched.end_step - t->st.step) * B / sps : 0);
 }
 
-int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d,
-                  kd_train_result *res, kd_err *e) {
+static int after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d,
+                      kd_train_result *res, kd_err *e) {
   const double now = MPI_Wtime();
   if (t->st.step == c->step0 + 1) {
     c->t_first = now;
@@ -164,4 +165,14 @@ int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, 
   c->log_side += side;
   if (d.epoch_end) c->ep_side = 0;
   return KD_OK;
+}
+
+int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d,
+                  kd_train_result *res, kd_err *e) {
+  /* evaluation and checkpoints call HDF5 beside a streamed run's reader thread */
+  const int h5 = kd_rows_streamed(t->data.rows) && (d.eval || d.ckpt);
+  if (h5) kd_h5_lock();
+  const int rc = after_step(t, c, o, epoch, s, d, res, e);
+  if (h5) kd_h5_unlock();
+  return rc;
 }

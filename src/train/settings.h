@@ -43,6 +43,9 @@ typedef struct tr_data_settings {
   kd_norm normalize;
   int64_t train_rows, val_rows;
   double labelled_fraction;
+  tr_switch stream;            /* --stream */
+  double memory_budget;        /* --memory-budget in bytes (0: the default) */
+  int64_t shuffle_window;      /* 0: the default */
 } tr_data_settings;
 
 typedef struct tr_model_settings {

@@ -410,9 +410,8 @@ static int build_batch(trainer *t, kd_err *e) {
     t->batch.logits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logits", e);
     t->batch.dlogits = kd_malloc((size_t)b * P * C * sizeof(float), "batch logit gradients", e);
   }
-  const int64_t n = kd_source_rows(t->data.train);
-  t->batch.perm = kd_malloc((size_t)(n ? n : 1) * sizeof(int64_t), "shuffle order", e);
-  return e->code;
+  if (e->code) return e->code;
+  return tr_open_rows(t, e);
 }
 
 int tr_build(trainer *t, kd_err *e) {
@@ -437,7 +436,7 @@ int tr_terms_alone(const trainer *t, int64_t epoch) {
 /* The run configuration as text, for checkpoints. */
 int tr_config_items(trainer *t, kd_err *e) {
   free(t->resume.items);
-  t->resume.items = kd_calloc((size_t)KD_TRAIN_N_OPTS + 2, sizeof(kd_cfg_item), "configuration", e);
+  t->resume.items = kd_calloc((size_t)KD_TRAIN_N_OPTS + 3, sizeof(kd_cfg_item), "configuration", e);
   if (!t->resume.items) return e->code;
   kd_cfg_item *it = t->resume.items;
   int k = 0;
@@ -445,7 +444,9 @@ int tr_config_items(trainer *t, kd_err *e) {
     snprintf(it[k].name, sizeof it[k].name, "%s", kd_train_opts[i].name);
     kd_opts_format(&kd_train_opts[i], &t->cfg, it[k].value, sizeof it[k].value);
   }
-  /* Resolved values, for the record (not options). */
+  /* Resolved values, for the record (not options); _order: the order rows are read in, which a resume keeps */
+  snprintf(it[k].name, sizeof it[k].name, "_order");
+  tr_order_item(t, it[k++].value, sizeof it[0].value);
   snprintf(it[k].name, sizeof it[k].name, "_ranks");
   snprintf(it[k++].value, sizeof it[0].value, "%d", t->mpi.size);
   snprintf(it[k].name, sizeof it[k].name, "_threads");
@@ -455,6 +456,8 @@ int tr_config_items(trainer *t, kd_err *e) {
 }
 
 void tr_free(trainer *t) {
+  kd_rows_free(t->data.rows); /* first: it reads the stores below (and a reader thread may) */
+  free(t->data.scan.stats);
   kd_model_free(t->net.model);
   for (int i = 0; i < t->net.n_terms; i++) kd_term_free(t->net.terms[i]);
   kd_model_free(t->snap.model);
@@ -484,6 +487,5 @@ void tr_free(trainer *t) {
   free(t->batch.logits);
   free(t->batch.dlogits);
   free(t->batch.chunk_work);
-  free(t->batch.perm);
   free(t->resume.items);
 }

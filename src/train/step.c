@@ -19,14 +19,12 @@ void tr_phase_mark(phase_clock *c, int k) {
 
 /* The step's rows and their teacher targets into the batch buffers. */
 static int gather(trainer *t, int64_t s, kd_err *e) {
+  (void)s; /* the row provider knows where the epoch is */
   const int b = t->sched.b_local;
-  const int64_t *idx = t->batch.perm + s * b;
   kd_teacher_batch tb = {t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
   kd_batch_untrim(&t->batch.in);
-  if (kd_source_gather(t->data.train, idx, b, &t->batch.in, e)) return e->code;
-  if (t->data.teacher && kd_teacher_gather(t->data.teacher, idx, b, &tb, e)) return e->code;
-  if (t->data.inter && kd_inter_store_gather(t->data.inter, idx, b, e)) return e->code;
-  if (t->data.sparse && kd_sparse_gather(t->data.sparse, idx, b, &t->batch.sb, e)) return e->code;
+  const kd_rows_out out = {&t->batch.in, &tb, t->data.sparse ? &t->batch.sb : NULL};
+  if (kd_rows_next(t->data.rows, &out, e)) return e->code;
   /* token rows: no work past the batch's last target (loss terms read the rows as gathered; an online
    * teacher runs on the trimmed rows) */
   if (!t->net.n_terms) {
@@ -142,11 +140,7 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
    * (snapshot teachers, evaluation) sizes its buffers by the batch's width */
   kd_batch_untrim(&t->batch.in);
   tr_phase_mark(clock, KD_PH_BACKWARD);
-  if (s + 1 < t->sched.steps_per_epoch) {
-    const int64_t *next = t->batch.perm + (s + 1) * t->sched.b_local;
-    kd_source_prefetch(t->data.train, next, t->sched.b_local);
-    if (t->data.teacher_live) kd_teacher_prefetch(t->data.teacher, next, t->sched.b_local);
-  }
+  if (s + 1 < t->sched.steps_per_epoch) kd_rows_prefetch(t->data.rows, t->data.teacher_live);
   tr_phase_mark(clock, KD_PH_GATHER);
   return rc;
 }

@@ -25,6 +25,7 @@
 #include "kd/model.h"
 #include "kd/teacher.h"
 #include "kd/train.h"
+#include "data/rows.h"
 #include "loss/term.h"
 #include "optim/gradsync.h"
 #include "optim/optim.h"
@@ -62,8 +63,27 @@ typedef struct tr_net {
   int n_alone_views;
 } tr_net;
 
+/* What the streamed pass over this rank's training rows found before step 1
+ * (validation, fingerprints, statistics): what the in-memory stores give
+ * when the shard is held. */
+typedef struct tr_scan {
+  uint64_t data_fp, teacher_fp;
+  int64_t rows, targets;
+  double *stats;              /* [4 * D]: per-feature sum, sum of squares, minimum, maximum */
+  double absmax, seconds, bytes;
+} tr_scan;
+
 /* Training rows and evaluation splits. */
 typedef struct tr_data {
+  kd_rows *rows;              /* the row provider: each step's rows and targets, in the run's order */
+  int streamed;               /* read from disk while the steps run (then train, teacher and sparse hold one row:
+                               * the shapes) */
+  kd_stream_cfg stream;       /* streamed: where and in which order */
+  double budget;              /* --memory-budget, resolved (bytes per rank) */
+  double shard_bytes;         /* what the largest shard would take in memory */
+  tr_scan scan;
+  kd_split_info info_train, info_valid, info_test;
+  kd_sparse_info sparse_info; /* what the teacher file holds for /train */
   kd_source *train;           /* this rank's shard */
   kd_teacher *teacher;        /* its teacher outputs (a file's, or a snapshot's) */
   kd_inter_store *inter;      /* its stored intermediate targets (/train/hidden/{l}, /train/attn/{l}), or NULL */
@@ -122,7 +142,6 @@ typedef struct tr_batch {
   float *logits, *dlogits;    /* [rows * positions, C], or NULL when the loss runs in chunks */
   int chunk;                  /* positions per chunk of the head GEMM and loss (0: not chunked) */
   float *chunk_work;          /* its buffers (kd_loss_chunk_floats) */
-  int64_t *perm;              /* this epoch's order of the shard's rows */
 } tr_batch;
 
 typedef struct tr_log {
@@ -190,10 +209,16 @@ int tr_config_items(trainer *t, kd_err *e);
 int tr_terms_alone(const trainer *t, int64_t epoch);
 void tr_free(trainer *t);
 /* data.c */
+int tr_probe_data(trainer *t, kd_err *e);
 int tr_load_data(trainer *t, kd_err *e);
 int tr_check_targets(trainer *t, kd_err *e);
 int tr_fingerprint(trainer *t, kd_err *e);
 int tr_preprocess(trainer *t, kd_err *e);
+/* rows.c */
+int tr_plan_rows(trainer *t, kd_err *e);
+int tr_open_stream(trainer *t, int64_t lo, int64_t hi, kd_err *e);
+int tr_open_rows(trainer *t, kd_err *e);
+const char *tr_order_item(const trainer *t, char *buf, size_t n);
 /* resume.c */
 int tr_open_resume(trainer *t, const kd_train_cfg *cli, kd_err *e);
 int tr_restore_params(trainer *t, kd_run_state *saved, kd_err *e);

@@ -1,0 +1,133 @@
+#!/bin/bash
+# Streamed training rows (issue 31), on feature rows and token rows:
+#  - a run whose data fits trains in memory by default, bit for bit as --stream off;
+#  - streamed, 1 and 2 ranks train the same steps to rounding (the order is global), with dense float16 and
+#    sparse top-k teacher logits too; --stream auto streams over --memory-budget and says so, bit for bit as on;
+#  - a streamed run stopped (--max-steps), preempted (SIGTERM) or killed (SIGKILL) resumes bitwise;
+#  - refusals are one line with exit 2: a budget too small for two windows, self-distillation streamed;
+#  - with the process's address space limited (prlimit --as) below the size of its data and teacher files, a
+#    streamed run finishes with the weights of the same run unlimited, where the in-memory run fails cleanly.
+source "$(dirname "$0")/lib.sh"
+"$KD" synth --out d.h5 --teacher-out t.h5 --train 12000 --test 500 --dim 32 --classes 5 >/dev/null || exit 1
+A=(train --data d.h5 --teacher t.h5 --student 32-64-5 --epochs 3 --batch 60 --threads 1 --progress off
+   --optimizer adamw --lr 0.003 --dropout 0.1 --ckpt-every 100 --keep 2)
+S=(--stream on --shuffle-window 1000)
+same() { close "$1" "$2" --exact; }
+
+# 1. Data that fits: in memory, unchanged.
+kdrun 2 "${A[@]}" --out mem > mem.log || fail "in-memory run"
+kdrun 2 "${A[@]}" --stream off --out off > /dev/null || fail "--stream off run"
+expect "the default holds data that fits in memory and says so" grep -q '^rows: in memory' mem.log
+expect "the default is the in-memory path, bit for bit" same mem/final.h5 off/final.h5
+
+# 2. Streamed: the order does not depend on the rank count.
+kdrun 1 "${A[@]}" "${S[@]}" --out s1 > s1.log || fail "streamed, 1 rank"
+kdrun 2 "${A[@]}" "${S[@]}" --out s2 > s2.log || fail "streamed, 2 ranks"
+expect "the banner says the rows are streamed, with the order's blocks and windows" \
+  grep -q '^rows: streamed from the files (--stream on), blocks of 512 rows shuffled and rows within windows of 1024' s2.log
+expect "the run reports its reader" grep -q '^stream (rank 0): the reader read' s2.log
+expect "streamed: 1 and 2 ranks end with the same weights (1e-5)" close s1/final.h5 s2/final.h5 --rtol 1e-5
+expect "streamed: 1 and 2 ranks log the same losses (1e-5)" cols s1 s2 loss ce kd
+expect "streamed: the same test accuracy on 1 and 2 ranks" \
+  test "$(grep -o 'test_acc=[0-9.]*' s1.log)" = "$(grep -o 'test_acc=[0-9.]*' s2.log)"
+kdrun 2 "${A[@]}" --memory-budget 512K --shuffle-window 1000 --out auto > auto.log || fail "auto over the budget"
+expect "auto streams a shard over --memory-budget and says why" \
+  grep -q '^rows: streamed from the files (the shard is over --memory-budget)' auto.log
+expect "auto's stream is --stream on's, bit for bit" same s2/final.h5 auto/final.h5
+
+# 3. Stop, preemption and a kill, then resume: bitwise.
+kdrun 2 "${A[@]}" "${S[@]}" --out half --max-steps 250 > /dev/null || fail "half run"
+kdrun 2 train --resume half > half2.log || fail "resume"
+expect "a resumed streamed run keeps streaming" grep -q '^rows: streamed from the files (as the checkpoint was)' half2.log
+expect "stopped mid-epoch and resumed: bitwise" same s2/final.h5 half/final.h5
+kdrun 2 "${A[@]}" "${S[@]}" --out half3 --max-steps 250 > /dev/null || fail "half run (2)"
+kdrun 2 train --resume half3 --stream off > half3.log || fail "resume with --stream off"
+expect "--stream off on a streamed checkpoint keeps its order (a note)" grep -q 'keeps its order' half3.log
+expect "... and ends bitwise" same s2/final.h5 half3/final.h5
+B=(train --data d.h5 --teacher t.h5 --student 32-256-256-5 --epochs 6 --batch 60 --threads 1 --progress off
+   --optimizer adamw --lr 0.003 --ckpt-every 100 --keep 2 "${S[@]}")
+kdrun 2 "${B[@]}" --out bref > /dev/null || fail "reference for the kills"
+kdrun 2 "${B[@]}" --out pre > pre.log 2>&1 &
+mpid=$!
+for _ in $(seq 400); do [ -e pre/ckpt-00000200.h5 ] && break; sleep 0.025; done
+signal_ranks TERM pre
+wait "$mpid"
+rc=$?
+expect "SIGTERM stops a streamed run with exit 75 (got $rc)" test "$rc" -eq 75
+kdrun 2 train --resume pre > /dev/null || fail "resume after SIGTERM"
+expect "preempted streamed run ends bitwise" same bref/final.h5 pre/final.h5
+kdrun 2 "${B[@]}" --out kill > kill.log 2>&1 &
+mpid=$!
+for _ in $(seq 400); do [ -e kill/ckpt-00000300.h5 ] && break; sleep 0.025; done
+kill_job kill
+wait "$mpid" 2>/dev/null
+expect "no process of the killed streamed run is left" test -z "$(pids_of kd kill)"
+kdrun 2 train --resume kill > /dev/null || fail "resume after SIGKILL"
+expect "killed streamed run ends bitwise" same bref/final.h5 kill/final.h5
+
+# 4. Refusals.
+out=$(kdrun 2 "${A[@]}" --stream on --memory-budget 64K --out small 2>&1)
+rc=$?
+expect "a budget too small for two windows: exit 2 (got $rc)" test "$rc" -eq 2
+expect "... one line naming the budget and --shuffle-window" \
+  test "$(echo "$out" | grep -c 'streaming needs .* per rank (two windows of --shuffle-window .*--memory-budget is 64 KiB')" -eq 1
+out=$(kdrun 2 train --data d.h5 --student 32-64-5 --self-distill --stream on --out sd 2>&1)
+rc=$?
+expect "--stream on with --self-distill: exit 2 (got $rc)" test "$rc" -eq 2
+expect "... naming self-distillation" grep -q 'self-distillation .* cannot be streamed' <<< "$out"
+out=$(kdrun 1 "${A[@]}" --memory-budget 12X --out bad 2>&1)
+expect "--memory-budget 12X is a usage error" grep -q "memory-budget '12X' is not a size" <<< "$out"
+
+# 5. Token rows: dense float16 and sparse top-k teacher logits streamed.
+"$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
+"$KD" import text --in fx/corpus.txt --ctx 16 --doc-sep % --valid-frac 0.15 --test-frac 0.15 --out c.h5 > /dev/null ||
+  exit 1
+kdrun 2 train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=32,heads=4 --batch 16 --threads 1 \
+  --progress off --optimizer adamw --lr 0.003 --epochs 1 --out tch > /dev/null || fail "token teacher"
+kdrun 2 logits --ckpt tch --data c.h5 --dtype f16 --out dense.h5 > /dev/null || fail "kd logits"
+kdrun 2 logits --ckpt tch --data c.h5 --dtype f32 --topk 8 --out k8.h5 > /dev/null || fail "kd logits --topk"
+W=(train --data c.h5 --student gpt:vocab=256,ctx=16,layers=2,dim=16,heads=2 --threads 1 --progress off --lr 0.5
+   --optimizer sgd --temperature 2 --alpha 0.5 --batch 8 --epochs 2 --stream on --shuffle-window 64)
+for tf in dense k8; do
+  kdrun 1 "${W[@]}" --teacher $tf.h5 --out t1$tf > /dev/null || fail "tokens, $tf, 1 rank"
+  kdrun 2 "${W[@]}" --teacher $tf.h5 --out t2$tf > /dev/null || fail "tokens, $tf, 2 ranks"
+  expect "token rows, $tf teacher streamed: 1 and 2 ranks agree (1e-4)" close t1$tf/final.h5 t2$tf/final.h5 --rtol 1e-4
+  kdrun 2 "${W[@]}" --teacher $tf.h5 --out th$tf --max-steps 100 > /dev/null || fail "tokens, $tf, half"
+  kdrun 2 train --resume th$tf > /dev/null || fail "tokens, $tf, resume"
+  expect "token rows, $tf teacher streamed: resume bitwise" same t2$tf/final.h5 th$tf/final.h5
+done
+
+# 6. Files larger than the address space: 760 MB of rows, the rank limited to 640 MiB (OpenBLAS alone reserves
+# about 400 MiB of it; the launcher is not limited).
+"$PY" - big.h5 bigt.h5 <<'PY' || fail "writing the large files"
+import sys, h5py, numpy as np
+n, d, c = 92_000, 2048, 4
+rng = np.random.default_rng(3)
+w = rng.standard_normal((d, c)).astype(np.float32) / np.sqrt(d)
+with h5py.File(sys.argv[1], "w") as f, h5py.File(sys.argv[2], "w") as t:
+    x, y = f.create_dataset("train/x", (n, d), np.float32), f.create_dataset("train/y", (n,), np.int32)
+    z = t.create_dataset("train/logits", (n, c), np.float32)
+    for a in range(0, n, 4000):
+        b = min(n, a + 4000)
+        xa = rng.standard_normal((b - a, d)).astype(np.float32)
+        x[a:b], z[a:b] = xa, 4 * xa @ w
+        y[a:b] = (xa @ w).argmax(1)
+    xt = rng.standard_normal((200, d)).astype(np.float32)
+    f["test/x"], f["test/y"], t["test/logits"] = xt, (xt @ w).argmax(1).astype(np.int32), 4 * xt @ w
+PY
+size=$(( $(stat -c %s big.h5) + $(stat -c %s bigt.h5) ))
+limit=$((640 << 20))
+expect "the files ($size bytes) are larger than the limit ($limit)" test "$size" -gt "$limit"
+L=(train --data big.h5 --teacher bigt.h5 --student 2048-8-4 --epochs 1 --batch 256 --threads 1 --progress off
+   --lr 0.05 --memory-budget 48M --out)
+lim() { timeout -k 5 300 "$MPIEXEC" -q -np 1 --bind-to none prlimit --as=$limit "$KD" "$@"; }
+lim "${L[@]}" lim > lim.log 2>&1 || fail "streamed under the limit: $(tail -2 lim.log)"
+expect "auto streamed the large shard" grep -q '^rows: streamed from the files (the shard is over' lim.log
+kdrun 1 "${L[@]}" nolim > /dev/null || fail "streamed without the limit"
+expect "under the limit: the weights of the unlimited run, bit for bit" same nolim/final.h5 lim/final.h5
+out=$(lim "${L[@]}" bigmem --stream off 2>&1)
+rc=$?
+expect "in memory under the limit: exit 1 (got $rc)" test "$rc" -eq 1
+expect "... with one line saying memory ran out" grep -q 'out of memory' <<< "$out"
+rm -f big.h5 bigt.h5
+finish
