@@ -60,8 +60,8 @@ void kd_order_window(kd_order *o, int64_t epoch, int64_t w, int64_t *rows) {
 
 void kd_order_defaults(double row_bytes, int64_t rows, int64_t *block, int64_t *window) {
   int64_t b = 1;
-  while (b < 65536 && (double)(2 * b) * row_bytes <= 1048576.0) b *= 2;
-  if (b > rows) b = rows > 0 ? rows : 1;
+  while (b < 65536 && (double)(2 * b) * row_bytes <= 4194304.0) b *= 2;
+  (void)rows; /* kd_order_init takes a block over N as N */
   *block = b;
   *window = 16 * b;
 }

@@ -34,7 +34,7 @@ int64_t kd_order_window_rows(const kd_order *o, int64_t w);
  * rows [kd_order_window_rows]. */
 void kd_order_window(kd_order *o, int64_t epoch, int64_t w, int64_t *rows);
 /* The block and window a run uses when none is asked for: blocks of about
- * 1 MiB of buffered rows (a power of two, so they align with chunks of a
+ * 4 MiB of buffered rows (a power of two, so they align with chunks of a
  * power of two rows), windows of 16 blocks. */
 void kd_order_defaults(double row_bytes, int64_t rows, int64_t *block, int64_t *window);
 

@@ -22,7 +22,7 @@ typedef struct slot {
   uint64_t seq;                 /* jobs are read in the order queued */
   int64_t n, cursor;            /* rows held, rows taken */
   kd_batch in;                  /* [cap] rows */
-  float *logits;                /* [cap * P * C] dense teacher logits */
+  void *logits;                 /* [cap * P * C] dense teacher logits as stored (float16 or float32) */
   kd_sparse_batch sb;           /* [cap * P] positions of sparse ones */
   kd_err err;
 } slot;
@@ -34,6 +34,8 @@ typedef struct stream {
   int P, off, b;                /* teacher positions per row; this rank's slots [off, off + b) of a global batch */
   int64_t steps, cap;           /* steps per epoch; rows a slot holds at most */
   kd_order order;               /* the reader's */
+  int f16;                      /* the teacher file's logits are float16 */
+  size_t lrow;                  /* bytes of a row of stored logits */
   slot slots[2];
   int cur;                      /* the slot the steps take rows from */
   int64_t next_epoch, next_window; /* the job after the last one queued (next_epoch >= epochs: none) */
@@ -83,9 +85,10 @@ static int cmp_pair(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* A view of row k of a slot's buffers, for a gather of one row. */
-static void slot_views(const stream *s, slot *sl, int64_t k, kd_batch *in, kd_teacher_batch *tb, kd_sparse_batch *sb) {
-  const size_t W = (size_t)s->c.width, PC = (size_t)s->P * s->c.classes;
+/* A view of row k of a slot's rows and sparse targets, for a gather of one row (the dense logits are copied
+ * as stored). */
+static void slot_views(const stream *s, slot *sl, int64_t k, kd_batch *in, kd_sparse_batch *sb) {
+  const size_t W = (size_t)s->c.width;
   *in = sl->in;
   in->capacity = 1;
   if (in->x) in->x += (size_t)k * W;
@@ -93,8 +96,6 @@ static void slot_views(const stream *s, slot *sl, int64_t k, kd_batch *in, kd_te
   if (in->mask) in->mask += (size_t)k * W;
   in->y += k;
   in->row_ids += k;
-  tb->logits = sl->logits ? sl->logits + (size_t)k * PC : NULL;
-  tb->features = NULL;
   *sb = sl->sb;
   if (sb->ids) {
     const size_t PK = (size_t)s->P * sb->t.K;
@@ -118,12 +119,11 @@ static int read_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_
   kd_h5_unlock();
   for (int64_t i = 0; !rc && i < n; i++) {
     kd_batch in;
-    kd_teacher_batch tb;
     kd_sparse_batch sb;
-    slot_views(s, sl, pick[2 * i + 1], &in, &tb, &sb);
+    slot_views(s, sl, pick[2 * i + 1], &in, &sb);
     const int64_t r = pick[2 * i] - lo;
     rc = kd_source_gather(src, &r, 1, &in, e);
-    if (!rc && t) rc = kd_teacher_gather(t, &r, 1, &tb, e);
+    if (!rc && t) rc = kd_teacher_copy_stored(t, r, (char *)sl->logits + (size_t)pick[2 * i + 1] * s->lrow, e);
     if (!rc && sp) rc = kd_sparse_gather(sp, &r, 1, &sb, e);
   }
   s->base.st.bytes_read += (double)(kd_source_bytes(src) + kd_teacher_bytes(t) + kd_sparse_bytes(sp));
@@ -266,8 +266,8 @@ static void take(stream *s, slot *sl, int64_t k, int at, const kd_rows_out *o) {
   memcpy(in->y + at, sl->in.y + from, (size_t)k * sizeof(int32_t));
   memcpy(in->row_ids + at, sl->in.row_ids + from, (size_t)k * sizeof(int64_t));
   const size_t PC = (size_t)s->P * s->c.classes;
-  if (sl->logits && o->tb && o->tb->logits)
-    memcpy(o->tb->logits + at * PC, sl->logits + from * PC, (size_t)k * PC * sizeof(float));
+  if (sl->logits && o->tb && o->tb->logits) /* float16 becomes float32 here, as the in-memory gather does */
+    kd_logits_to_float(o->tb->logits + at * PC, (const char *)sl->logits + from * s->lrow, (size_t)k * PC, s->f16);
   if (sl->sb.ids && o->sb) {
     const size_t PK = (size_t)s->P * sl->sb.t.K;
     memcpy(o->sb->ids + at * PK, sl->sb.ids + from * PK, (size_t)k * PK * sizeof(int32_t));
@@ -365,10 +365,17 @@ static int alloc_slots(stream *s, kd_err *e) {
   if (c->sparse != KD_SPARSE_DENSE &&
       kd_sparse_open(&shape, s->teacher, s->split, 0, 1, c->total, c->sparse, c->classes, e))
     return e->code;
+  if (c->dense) { /* one row: how the logits are stored */
+    kd_teacher *t;
+    if (kd_teacher_open(&t, s->teacher, s->split, 0, 1, c->total, KD_TEACH_LOGITS, e)) return e->code;
+    s->f16 = kd_teacher_is_f16(t);
+    s->lrow = kd_teacher_stored_row_bytes(t);
+    kd_teacher_free(t);
+  }
   for (int i = 0; i < 2 && !e->code; i++) {
     slot *sl = &s->slots[i];
     if (kd_batch_init(&sl->in, c->kind, (int)s->cap, c->width, e)) break;
-    if (c->dense) sl->logits = kd_malloc(sizeof(float) * (size_t)s->cap * s->P * c->classes, "stream teacher logits", e);
+    if (c->dense) sl->logits = kd_malloc((size_t)s->cap * s->lrow, "stream teacher logits", e);
     if (shape && !e->code) kd_sparse_batch_init(&sl->sb, shape, (int)s->cap * s->P, e);
   }
   kd_sparse_free(shape);

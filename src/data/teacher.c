@@ -221,6 +221,26 @@ static void copy_logits(const kd_teacher *t, int64_t r, float *out) {
   for (size_t i = 0; i < W; i++) out[i] = kd_half_to_float(h[i]);
 }
 
+size_t kd_teacher_stored_row_bytes(const kd_teacher *t) { return row_values(t) * (t->f16 ? 2 : sizeof(float)); }
+
+int kd_teacher_copy_stored(const kd_teacher *t, int64_t r, void *out, kd_err *e) {
+  if (r < 0 || r >= t->n || !t->logits)
+    return kd_fail(e, KD_ERR_RUNTIME, "teacher copy: row %lld outside the shard of %lld rows of /%s", (long long)r,
+                   (long long)t->n, t->split);
+  const size_t bytes = kd_teacher_stored_row_bytes(t);
+  memcpy(out, (const char *)t->logits + (size_t)r * bytes, bytes);
+  return KD_OK;
+}
+
+void kd_logits_to_float(float *out, const void *stored, size_t n, int f16) {
+  if (!f16) {
+    memcpy(out, stored, n * sizeof(float));
+    return;
+  }
+  const uint16_t *h = stored;
+  for (size_t i = 0; i < n; i++) out[i] = kd_half_to_float(h[i]);
+}
+
 int kd_teacher_gather(const kd_teacher *t, const int64_t *idx, int count, kd_teacher_batch *b, kd_err *e) {
   const size_t W = row_values(t), H = (size_t)t->feat_dim;
   for (int i = 0; i < count; i++) {

@@ -118,6 +118,12 @@ void kd_teacher_batch_free(kd_teacher_batch *b);
  * logits buffer, features when it has a features buffer. */
 int kd_teacher_gather(const kd_teacher *t, const int64_t *idx, int count, kd_teacher_batch *b, kd_err *e);
 void kd_teacher_prefetch(const kd_teacher *t, const int64_t *idx, int count);
+/* Row r's logits as the store holds them (float16 or float32: kd_teacher_is_f16), into out
+ * [kd_teacher_stored_row_bytes]: a streamed window keeps them so, and converts as a step takes them. */
+size_t kd_teacher_stored_row_bytes(const kd_teacher *t);
+int kd_teacher_copy_stored(const kd_teacher *t, int64_t r, void *out, kd_err *e);
+/* n stored logits (float16 when f16, else float32) to float32. */
+void kd_logits_to_float(float *out, const void *stored, size_t n, int f16);
 /* Rows [r0, r0 + count) of the logits as float32 into out
  * [count * positions, classes]. */
 int kd_teacher_gather_range(const kd_teacher *t, int64_t r0, int count, float *out, kd_err *e);

@@ -164,7 +164,7 @@ const kd_opt_spec kd_train_opts[] = {
    "memory per rank for the training rows and teacher targets, SIZE with K, M or G (KiB, MiB, GiB): what --stream "
    "auto compares the shard with, and what streaming must fit in (default: half the node's memory over its ranks)"},
   {"shuffle-window", KD_OPT_INT, T_(shuffle_window), 0, "0", NULL, 0, 1e15, 0, 0,
-   "streamed runs: rows shuffled together, a whole number of blocks (0: 16 blocks of about 1 MiB of rows each); "
+   "streamed runs: rows shuffled together, a whole number of blocks (0: 16 blocks of about 4 MiB of rows each); "
    "two windows' share of rows is what a rank buffers"},
 };
 
