@@ -5,6 +5,8 @@
 #    sparse top-k teacher logits too; --stream auto streams over --memory-budget and says so, bit for bit as on;
 #  - a streamed run stopped (--max-steps), preempted (SIGTERM) or killed (SIGKILL) resumes bitwise;
 #  - refusals are one line with exit 2: a budget too small for two windows, self-distillation streamed;
+#  - three shard files (a glob, a list) train the steps of the one file they split; kd logits writes a teacher
+#    shard per data shard; a bad set (width, count, rows, provenance, no match, missing file) is one line, exit 1;
 #  - with the process's address space limited (prlimit --as) below the size of its data and teacher files, a
 #    streamed run finishes with the weights of the same run unlimited, where the in-memory run fails cleanly.
 source "$(dirname "$0")/lib.sh"
@@ -97,7 +99,60 @@ for tf in dense k8; do
   expect "token rows, $tf teacher streamed: resume bitwise" same t2$tf/final.h5 th$tf/final.h5
 done
 
-# 6. Files larger than the address space: 760 MB of rows, the rank limited to 640 MiB (OpenBLAS alone reserves
+# 6. Many shard files: the rows of d.h5 in three shards (the evaluation split in the first) train the steps of the
+# one file, on 1 or 2 ranks; kd logits writes one teacher shard per data shard; bad sets are one line, exit 1.
+"$PY" - <<'PY' || fail "writing the shards"
+import h5py
+cuts = [0, 4100, 7001, 12000]
+with h5py.File("d.h5") as d, h5py.File("t.h5") as t:
+    for i in range(3):
+        a, b = cuts[i], cuts[i + 1]
+        with h5py.File(f"part-{i}.h5", "w") as f, h5py.File(f"tpart-{i}.h5", "w") as g:
+            f["train/x"], f["train/y"], g["train/logits"] = d["train/x"][a:b], d["train/y"][a:b], t["train/logits"][a:b]
+            if i == 0:
+                f["test/x"], f["test/y"], g["test/logits"] = d["test/x"][()], d["test/y"][()], t["test/logits"][()]
+    with h5py.File("part-1b.h5", "w") as f:  # the rows of part-1, changed
+        f["train/x"], f["train/y"] = d["train/x"][4100:7001] + 1, d["train/y"][4100:7001]
+    with h5py.File("part-x.h5", "w") as f:  # a shard of another width
+        f["train/x"], f["train/y"] = d["train/x"][:100, :16], d["train/y"][:100]
+PY
+kdrun 2 "${A[@]/d.h5/part-[0-2].h5}" --teacher 'tpart-0.h5,tpart-1.h5,tpart-2.h5' "${S[@]}" --out sh2 > sh2.log ||
+  fail "three shards, 2 ranks"
+expect "the banner counts the shard files" grep -q '^data: part-\[0-2\].h5 (/train 12000 training rows in 3 shard files' sh2.log
+expect "three shards (2 ranks) train the steps of one file (1 rank), 1e-5" close s1/final.h5 sh2/final.h5 --rtol 1e-5
+expect "... with the one file's test accuracy" \
+  test "$(grep -o 'test_acc=[0-9.]*' s1.log)" = "$(grep -o 'test_acc=[0-9.]*' sh2.log)"
+expect "the checkpoint records the expanded shard list" "$PY" -c "
+import h5py
+with h5py.File('sh2/final.h5') as f:
+    c = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in f['config'].attrs.items()}
+assert c['_data_files'] == 'part-0.h5,part-1.h5,part-2.h5', c.get('_data_files')
+assert c['_teacher_files'] == 'tpart-0.h5,tpart-1.h5,tpart-2.h5', c.get('_teacher_files')"
+kdrun 2 logits --ckpt s2 --data 'part-[0-2].h5' --out 'lg-{}.h5' > lg.log || fail "kd logits of a set"
+expect "kd logits writes one teacher shard per data shard" test -e lg-part-0.h5 -a -e lg-part-1.h5 -a -e lg-part-2.h5
+kdrun 2 "${A[@]/d.h5/part-[0-2].h5}" --teacher 'lg-part-*.h5' "${S[@]}" --epochs 1 --out shlg > /dev/null ||
+  fail "training on kd logits' teacher shards"
+bad() { # bad DESCRIPTION PATTERN ARGS...: exit 1, one error line matching PATTERN
+  local what=$1 pat=$2
+  shift 2
+  local out rc
+  out=$(kdrun 2 train --student 32-64-5 --batch 60 --epochs 1 --threads 1 --progress off "$@" --out badset 2>&1)
+  rc=$?
+  expect "$what: exit 1 (got $rc)" test "$rc" -eq 1
+  expect "$what: one line naming the file" test "$(grep -c "$pat" <<< "$out")" -eq 1
+}
+bad "a shard of another width" "part-x.h5: /train holds feature rows of width 16 but the set's first shard" \
+  --data 'part-*.h5'
+bad "two teacher shards for three" "names 2 files for the 3 shards of --data" --data 'part-[0-2].h5' \
+  --teacher 'tpart-0.h5,tpart-1.h5'
+bad "a teacher shard of another shard's rows" "tpart-2.h5: .*rows" --data 'part-0.h5,part-1.h5' \
+  --teacher 'tpart-0.h5,tpart-2.h5'
+bad "a glob matching nothing" "nothing-\*.h5: the pattern matches no file" --data 'nothing-*.h5'
+bad "a missing shard of a list" "part-9.h5: no such shard file" --data 'part-0.h5,part-9.h5'
+bad "teacher shards of other data" "lg-part-1.h5: the teacher logits were computed from other data" \
+  --data 'part-0.h5,part-1b.h5' --teacher 'lg-part-0.h5,lg-part-1.h5'
+
+# 7. Files larger than the address space: 760 MB of rows, the rank limited to 640 MiB (OpenBLAS alone reserves
 # about 400 MiB of it; the launcher is not limited).
 "$PY" - big.h5 bigt.h5 <<'PY' || fail "writing the large files"
 import sys, h5py, numpy as np

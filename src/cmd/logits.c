@@ -6,15 +6,18 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "data/fileset.h"
 #include "kd/infer.h"
 
 #define E_(f) offsetof(kd_eval_cfg, f)
 static const kd_opt_spec opts[] = {
   {"ckpt", KD_OPT_STR, E_(ckpt), STR(kd_eval_cfg, ckpt), NULL, NULL, 0, 0, 0, 0,
    "teacher checkpoint FILE or DIR[:latest|best|step:N]"},
-  {"data", KD_OPT_STR, E_(data), STR(kd_eval_cfg, data), NULL, NULL, 0, 0, 0, 0, "HDF5 data file"},
+  {"data", KD_OPT_STR, E_(data), STR(kd_eval_cfg, data), NULL, NULL, 0, 0, 0, 0,
+   "HDF5 data file, or a set of shard files: a quoted glob or a comma-separated list"},
   {"out", KD_OPT_STR, E_(out), STR(kd_eval_cfg, out), NULL, NULL, 0, 0, 0, 0,
-   "teacher file to write: /SPLIT/logits for every split of the data file"},
+   "teacher file to write: /SPLIT/logits for every split of the data file; for a set of data shards, a name "
+   "with {} (replaced by each data shard's file name without .h5): one teacher shard per data shard"},
   {"batch", KD_OPT_INT, E_(batch), 0, "0", NULL, 0, 1 << 24, 0, 0,
    "rows per forward pass (0: as many as fit in 256 MiB of activations, at most 1024)"},
   {"features", KD_OPT_INT, E_(features), 0, "0", NULL, 0, 1000, 0, 0,
@@ -41,6 +44,53 @@ static const kd_opt_spec opts[] = {
   KD_PROGRESS_OPTS(kd_eval_cfg),
 };
 
+static int logits_of_file(const kd_eval_cfg *cfg, kd_err *e) {
+  int64_t rows[3] = {0, 0, 0};
+  int rc = kd_logits_run(cfg, MPI_COMM_WORLD, rows, e);
+  if (!rc && g_rank == 0) {
+    printf("kd logits: wrote %s (train %lld, valid %lld, test %lld rows)\n", cfg->out, (long long)rows[0],
+           (long long)rows[1], (long long)rows[2]);
+    fflush(stdout);
+  }
+  return rc;
+}
+
+/* out with {} replaced by the data shard's file name, less its .h5. */
+static int shard_out(char *buf, size_t n, const char *pattern, const char *shard, kd_err *e) {
+  const char *base = strrchr(shard, '/');
+  base = base ? base + 1 : shard;
+  size_t len = strlen(base);
+  if (len > 3 && strcmp(base + len - 3, ".h5") == 0) len -= 3;
+  const char *at = strstr(pattern, "{}");
+  if ((size_t)snprintf(buf, n, "%.*s%.*s%s", (int)(at - pattern), pattern, (int)len, base, at + 2) >= n)
+    return kd_fail(e, KD_ERR_USAGE, "kd logits: --out %s: the name for %s is too long", pattern, shard);
+  return KD_OK;
+}
+
+/* One teacher shard per data shard, in the set's order. */
+static int logits_of_set(const kd_eval_cfg *cfg, kd_err *e) {
+  if (!strstr(cfg->out, "{}"))
+    return kd_fail(e, KD_ERR_USAGE, "kd logits: --data %s names a set of shards: --out needs {} for each data shard's "
+                   "name (e.g. --out 'teacher-{}.h5')", cfg->data);
+  kd_fileset fs;
+  if (kd_fileset_expand(&fs, cfg->data, e)) return e->code;
+  kd_eval_cfg one = *cfg;
+  int rc = KD_OK;
+  for (int i = 0; i < fs.n && !rc; i++) {
+    snprintf(one.data, sizeof one.data, "%s", fs.paths[i]);
+    rc = shard_out(one.out, sizeof one.out, cfg->out, fs.paths[i], e);
+    for (int j = 0; j < i && !rc; j++) { /* two shards of one name in different folders */
+      char other[sizeof one.out];
+      if (!shard_out(other, sizeof other, cfg->out, fs.paths[j], e) && strcmp(other, one.out) == 0)
+        rc = kd_fail(e, KD_ERR_USAGE, "kd logits: --out %s names %s for both %s and %s", cfg->out, one.out,
+                     fs.paths[j], fs.paths[i]);
+    }
+    if (!rc) rc = logits_of_file(&one, e);
+  }
+  kd_fileset_free(&fs);
+  return rc;
+}
+
 int cmd_logits(int argc, char **argv, kd_err *e) {
   if (cmd_wants_help(argc, argv)) {
     cmd_help("usage: mpirun -np N kd logits --ckpt TEACHER --data FILE --out FILE\n\n"
@@ -56,12 +106,6 @@ int cmd_logits(int argc, char **argv, kd_err *e) {
   kd_eval_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   if (kd_opts_parse(opts, N_OPTS(opts), &cfg, argc, argv, "kd logits", NULL, e)) return e->code;
-  int64_t rows[3] = {0, 0, 0};
-  int rc = kd_logits_run(&cfg, MPI_COMM_WORLD, rows, e);
-  if (!rc && g_rank == 0) {
-    printf("kd logits: wrote %s (train %lld, valid %lld, test %lld rows)\n", cfg.out, (long long)rows[0],
-           (long long)rows[1], (long long)rows[2]);
-    fflush(stdout);
-  }
-  return rc;
+  if (kd_fileset_is_set(cfg.data)) return logits_of_set(&cfg, e);
+  return logits_of_file(&cfg, e);
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/fileset.h"
 #include "kd/data.h"
 #include "kd/teacher.h"
 
@@ -48,7 +49,8 @@ int kd_rows_memory(kd_rows **r, const kd_source *src, const kd_teacher *teacher,
 
 /* Streamed: where the rows are and how a step takes them. */
 typedef struct kd_stream_cfg {
-  const char *data, *teacher;  /* the files; teacher NULL or "": none */
+  const kd_fileset *data;      /* the data files (rows concatenated), the caller's */
+  const kd_fileset *teacher;   /* one teacher file per data file, or NULL: none */
   const char *split;           /* "train" */
   int64_t rows;                /* training rows [0, rows) of the split */
   int64_t total;               /* rows of the split in the files */

@@ -30,7 +30,7 @@ typedef struct slot {
 typedef struct stream {
   kd_rows base;
   kd_stream_cfg c;
-  char data[KD_PATH_MAX], teacher[KD_PATH_MAX], split[16];
+  char split[16];
   int P, off, b;                /* teacher positions per row; this rank's slots [off, off + b) of a global batch */
   int64_t steps, cap;           /* steps per epoch; rows a slot holds at most */
   kd_order order;               /* the reader's */
@@ -105,17 +105,21 @@ static void slot_views(const stream *s, slot *sl, int64_t k, kd_batch *in, kd_sp
   }
 }
 
-/* Rows [lo, hi) of the files (one block's span), and the picked ones among them into their slot rows. */
-static int read_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_t lo, int64_t hi, kd_err *e) {
+/* Rows [lo, hi) of one file (global rows; part of a block's span), and the picked ones among them into their
+ * slot rows. */
+static int read_file_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_t lo, int64_t hi, kd_err *e) {
   kd_source *src = NULL;
   kd_teacher *t = NULL;
   kd_sparse_store *sp = NULL;
   const kd_stream_cfg *c = &s->c;
+  int64_t a;
+  const int f = kd_fileset_locate(c->data, lo, &a);
+  const int64_t total = c->data->row0[f + 1] - c->data->row0[f], b = a + (hi - lo);
   kd_h5_lock();
-  int rc = kd_source_open_rows(&src, s->data, s->split, lo, hi, e);
-  if (!rc && c->dense) rc = kd_teacher_open(&t, s->teacher, s->split, lo, hi, c->total, KD_TEACH_LOGITS, e);
+  int rc = kd_source_open_rows(&src, c->data->paths[f], s->split, a, b, e);
+  if (!rc && c->dense) rc = kd_teacher_open(&t, c->teacher->paths[f], s->split, a, b, total, KD_TEACH_LOGITS, e);
   if (!rc && c->sparse != KD_SPARSE_DENSE)
-    rc = kd_sparse_open(&sp, s->teacher, s->split, lo, hi, c->total, c->sparse, c->classes, e);
+    rc = kd_sparse_open(&sp, c->teacher->paths[f], s->split, a, b, total, c->sparse, c->classes, e);
   kd_h5_unlock();
   for (int64_t i = 0; !rc && i < n; i++) {
     kd_batch in;
@@ -123,6 +127,7 @@ static int read_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_
     slot_views(s, sl, pick[2 * i + 1], &in, &sb);
     const int64_t r = pick[2 * i] - lo;
     rc = kd_source_gather(src, &r, 1, &in, e);
+    in.row_ids[0] = pick[2 * i]; /* the global row (the gather names the file's) */
     if (!rc && t) rc = kd_teacher_copy_stored(t, r, (char *)sl->logits + (size_t)pick[2 * i + 1] * s->lrow, e);
     if (!rc && sp) rc = kd_sparse_gather(sp, &r, 1, &sb, e);
   }
@@ -131,6 +136,23 @@ static int read_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_
   kd_teacher_free(t);
   kd_sparse_free(sp);
   return rc;
+}
+
+/* A block's span [lo, hi), split where a file ends. */
+static int read_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_t lo, int64_t hi, kd_err *e) {
+  const kd_fileset *D = s->c.data;
+  while (lo < hi) {
+    int64_t a;
+    const int f = kd_fileset_locate(D, lo, &a);
+    const int64_t end = D->row0[f + 1] < hi ? D->row0[f + 1] : hi;
+    int64_t k = 0;
+    while (k < n && pick[2 * k] < end) k++;
+    if (k && read_file_span(s, sl, pick, k, lo, end, e)) return e->code;
+    pick += 2 * k;
+    n -= k;
+    lo = end;
+  }
+  return KD_OK;
 }
 
 static int dropped(stream *s, uint64_t gen) { return __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) != gen; }
@@ -363,11 +385,12 @@ static int alloc_slots(stream *s, kd_err *e) {
   const kd_stream_cfg *c = &s->c;
   kd_sparse_store *shape = NULL; /* one row: the sparse batch's K and lse */
   if (c->sparse != KD_SPARSE_DENSE &&
-      kd_sparse_open(&shape, s->teacher, s->split, 0, 1, c->total, c->sparse, c->classes, e))
+      kd_sparse_open(&shape, c->teacher->paths[0], s->split, 0, 1, c->data->row0[1], c->sparse, c->classes, e))
     return e->code;
   if (c->dense) { /* one row: how the logits are stored */
     kd_teacher *t;
-    if (kd_teacher_open(&t, s->teacher, s->split, 0, 1, c->total, KD_TEACH_LOGITS, e)) return e->code;
+    if (kd_teacher_open(&t, c->teacher->paths[0], s->split, 0, 1, c->data->row0[1], KD_TEACH_LOGITS, e))
+      return e->code;
     s->f16 = kd_teacher_is_f16(t);
     s->lrow = kd_teacher_stored_row_bytes(t);
     kd_teacher_free(t);
@@ -392,11 +415,7 @@ int kd_rows_stream(kd_rows **out, const kd_stream_cfg *c, kd_err *e) {
   s->base.ops = &stream_ops;
   s->base.streamed = 1;
   s->c = *c;
-  snprintf(s->data, sizeof s->data, "%s", c->data);
-  snprintf(s->teacher, sizeof s->teacher, "%s", c->teacher ? c->teacher : "");
   snprintf(s->split, sizeof s->split, "%s", c->split);
-  s->c.data = s->data;
-  s->c.teacher = s->teacher;
   s->c.split = s->split;
   s->P = c->kind == KD_INPUT_TOKENS ? c->width : 1;
   s->b = kd_local_batch(c->B, c->ranks, c->rank);

@@ -40,25 +40,26 @@ static int check_classes(const trainer *t, const char *split, int classes, kd_er
 
 /* A whole split (or rows [lo, hi) of it) on this rank, with its teacher
  * logits when the teacher file has them for that split. */
-static int load_eval_split(trainer *t, kd_source **src, kd_teacher **teacher, const char *split, int64_t lo,
+static int load_eval_split(trainer *t, kd_source **src, kd_teacher **tstore, const char *split, int64_t lo,
                            int64_t hi, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
   int has = 0, classes = 0;
-  if (c->teacher[0] && kd_teacher_has(c->teacher, split, "logits", &has, e)) return e->code;
-  if (kd_source_open(src, c->data, split, lo, hi, e)) return e->code;
+  const char *data = t->data.data1, *teacher = t->data.teacher1; /* a set's evaluation splits: its first shard's */
+  if (c->teacher[0] && kd_teacher_has(teacher, split, "logits", &has, e)) return e->code;
+  if (kd_source_open(src, data, split, lo, hi, e)) return e->code;
   const int64_t total = kd_source_total(*src);
   const int pos = kd_source_kind(*src) == KD_INPUT_TOKENS ? kd_source_width(*src) : 0;
-  if (has && kd_teacher_probe(c->teacher, split, c->data, total, pos, &classes, e)) return e->code;
+  if (has && kd_teacher_probe(teacher, split, data, total, pos, &classes, e)) return e->code;
   if (check_fit(t, split, kd_source_kind(*src), kd_source_width(*src), e)) return e->code;
   if (has) {
     if (check_classes(t, split, classes, e)) return e->code;
-    if (kd_teacher_open(teacher, c->teacher, split, lo, hi, total, KD_TEACH_LOGITS, e)) return e->code;
+    if (kd_teacher_open(tstore, teacher, split, lo, hi, total, KD_TEACH_LOGITS, e)) return e->code;
   }
   if (check_rows(t, *src, 1, e)) return e->code;
   if (kd_source_kind(*src) == KD_INPUT_TOKENS &&
-      kd_fit_targets(kd_source_targets(*src), c->data, kd_source_split(*src), KD_INPUT_TOKENS, e))
+      kd_fit_targets(kd_source_targets(*src), data, kd_source_split(*src), KD_INPUT_TOKENS, e))
     return e->code;
-  return *teacher ? kd_teacher_validate(*teacher, e) : KD_OK;
+  return *tstore ? kd_teacher_validate(*tstore, e) : KD_OK;
 }
 
 /* Validation split: /valid, else the last --val-rows of /train, else /test. */
@@ -142,6 +143,17 @@ static int load_eval(trainer *t, const kd_split_info *vi, const kd_split_info *t
   return KD_OK;
 }
 
+/* /train against the student; the evaluation splits (a set's: its first shard's). */
+static int probe_rest(trainer *t, int classes, kd_err *e) {
+  tr_data *d = &t->data;
+  const int dense = t->cfg.teacher[0] && d->sparse_mode == KD_SPARSE_DENSE;
+  if (check_fit(t, "train", d->info_train.kind, d->info_train.width, e)) return e->code;
+  if (dense && check_classes(t, "train", classes, e)) return e->code;
+  if (kd_source_probe(d->data1, "valid", &d->info_valid, e) || kd_source_probe(d->data1, "test", &d->info_test, e))
+    return e->code;
+  return choose_valid(t, &d->info_train, &d->info_valid, &d->info_test, e);
+}
+
 /* The splits' shapes and what the teacher file holds, checked against the
  * student, before any row is read. */
 int tr_probe_data(trainer *t, kd_err *e) {
@@ -149,6 +161,11 @@ int tr_probe_data(trainer *t, kd_err *e) {
   tr_data *d = &t->data;
   kd_split_info *tr = &d->info_train;
   int classes = 0;
+  if (tr_open_sets(t, e)) return e->code;
+  if (d->is_set) {
+    if (tr_probe_set(t, &classes, e)) return e->code;
+    return probe_rest(t, classes, e);
+  }
   if (kd_source_probe(c->data, "train", tr, e)) return e->code;
   const int pos = tr->kind == KD_INPUT_TOKENS ? tr->width : 0;
   if (!tr->present)
@@ -162,17 +179,15 @@ int tr_probe_data(trainer *t, kd_err *e) {
   }
   const int dense = c->teacher[0] && d->sparse_mode == KD_SPARSE_DENSE;
   if (dense && kd_teacher_probe(c->teacher, "train", c->data, tr->rows, pos, &classes, e)) return e->code;
-  if (check_fit(t, "train", tr->kind, tr->width, e)) return e->code;
-  if (dense && check_classes(t, "train", classes, e)) return e->code;
-  if (kd_source_probe(c->data, "valid", &d->info_valid, e) || kd_source_probe(c->data, "test", &d->info_test, e))
-    return e->code;
-  return choose_valid(t, tr, &d->info_valid, &d->info_test, e);
+  d->dfiles.row0[1] = tr->rows;
+  if (c->teacher[0]) d->tfiles.row0[1] = tr->rows;
+  return probe_rest(t, classes, e);
 }
 
 int tr_load_data(trainer *t, kd_err *e) {
   tr_data *d = &t->data;
   if (load_train(t, e)) return e->code;
-  if (tr_root(t) && kd_tokenizer_read(&d->tok, t->cfg.data, &d->have_tok, e)) return e->code;
+  if (tr_root(t) && kd_tokenizer_read(&d->tok, d->data1, &d->have_tok, e)) return e->code;
   return load_eval(t, &d->info_valid, &d->info_test, &d->info_train, e);
 }
 
@@ -228,7 +243,26 @@ static int check_provenance(trainer *t, kd_err *e) {
   return rc;
 }
 
+/* A set: each shard's fingerprints summed over the ranks, then the set's from its shards'. */
+static int set_fingerprints(trainer *t, kd_err *e) {
+  const int n = t->data.dfiles.n;
+  uint64_t *fp = t->data.scan.file_fp;
+  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2 * n, MPI_UINT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
+    return kd_fatal(e, t->mpi.rank, "shard fingerprints");
+  uint64_t *parts = kd_malloc(sizeof(uint64_t) * 2 * (size_t)n, "shard fingerprints", e);
+  int rc = parts ? KD_OK : e->code;
+  for (int i = 0; parts && i < n; i++) parts[i] = fp[2 * i], parts[n + i] = fp[2 * i + 1];
+  if (!rc) {
+    t->st.data_fp = tr_set_fingerprint(parts, n);
+    t->st.teacher_fp = t->cfg.teacher[0] ? tr_set_fingerprint(parts + n, n) : t->online.checksum;
+    if (t->cfg.teacher[0]) rc = tr_check_set_provenance(t, parts, e);
+  }
+  free(parts);
+  return kd_agree(t->mpi.comm, rc, e);
+}
+
 int tr_fingerprint(trainer *t, kd_err *e) {
+  if (t->data.is_set) return set_fingerprints(t, e);
   uint64_t fp[2] = {0, 0};
   int rc = local_fingerprints(t, fp, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;

@@ -35,7 +35,7 @@ static int resolve(trainer *t, kd_model_spec *ms, kd_err *e) {
   }
   char who[KD_PATH_MAX + 32];
   snprintf(who, sizeof who, "--teacher-model %s", o->path);
-  if (kd_fit_tokenizers(who, o->path, t->cfg.data, e)) return e->code;
+  if (kd_fit_tokenizers(who, o->path, t->data.data1, e)) return e->code;
   return kd_ckpt_read_preprocess(o->path, &o->pre, e); /* checked against the run's once it is known */
 }
 

@@ -72,10 +72,13 @@ static void print_rows_line(const trainer *t) {
     return;
   }
   const tr_scan *sc = &d->scan;
+  char why[64];
+  snprintf(why, sizeof why, "a set of %d shard files", d->dfiles.n);
   printf("rows: streamed from the files (%s), blocks of %lld rows shuffled and rows within windows of %lld, the same "
          "order for any rank count; rank 0 checked its %lld rows (%.1f MiB) in %.2f s before step 1\n",
          t->cfg.resume[0]                ? "as the checkpoint was"
          : t->set.data.stream == TR_ON ? "--stream on"
+         : d->is_set                   ? why
                                        : "the shard is over --memory-budget",
          (long long)d->stream.block, (long long)d->stream.window, (long long)sc->rows, sc->bytes * mib, sc->seconds);
 }
@@ -88,7 +91,9 @@ void tr_print_banner(const trainer *t) {
   printf("kd %s train: %d rank%s x %d OpenBLAS thread%s, student %s %s (%zu parameters)\n", KD_VERSION, P,
          P > 1 ? "s" : "", th, th > 1 ? "s" : "", m->family, m->spec, m->n_params);
   const int64_t n = t->data.n_train;
-  printf("data: %s (/train %lld training rows, %lld per rank or fewer)%s%s", c->data, (long long)n,
+  char files[48] = "";
+  if (t->data.is_set) snprintf(files, sizeof files, " in %d shard files", t->data.dfiles.n);
+  printf("data: %s (/train %lld training rows%s, %lld per rank or fewer)%s%s", c->data, (long long)n, files,
          (long long)((n + P - 1) / P),
          c->self_distill ? ", teacher: a snapshot of this run (self-distillation, --teacher-ckpt "
                          : c->teacher[0] ? ", teacher: " : c->teacher_model[0] ? "" : ", no teacher",

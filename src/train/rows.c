@@ -63,8 +63,8 @@ static void fill_stream_cfg(trainer *t) {
   const kd_train_cfg *c = &t->cfg;
   kd_stream_cfg *s = &d->stream;
   memset(s, 0, sizeof *s);
-  s->data = c->data;
-  s->teacher = c->teacher;
+  s->data = &d->dfiles;
+  s->teacher = c->teacher[0] ? &d->tfiles : NULL;
   s->split = "train";
   s->rows = d->n_train;
   s->total = d->info_train.rows;
@@ -112,6 +112,9 @@ int tr_plan_rows(trainer *t, kd_err *e) {
   const int resumed = saved_order(t, &saved, &sb, &sw);
   const char *no = not_streamable(t);
   if (resumed) { /* the order a run started with is the order it continues in */
+    if (d->is_set && !saved)
+      return kd_fail(e, KD_ERR_USAGE, "kd train: %s was trained in memory from one file; a set of shard files is "
+                     "streamed: resume it with that file", t->resume.path);
     d->streamed = saved;
     if (saved) {
       d->stream.block = sb;
@@ -121,7 +124,7 @@ int tr_plan_rows(trainer *t, kd_err *e) {
       printf("kd: note: --stream %s: the checkpoint was trained %s, and a resumed run keeps its order\n",
              ds->stream == TR_ON ? "on" : "off", saved ? "streamed" : "in memory");
   } else {
-    d->streamed = ds->stream == TR_ON || (ds->stream == TR_AUTO && d->shard_bytes > budget && !no);
+    d->streamed = ds->stream == TR_ON || d->is_set || (ds->stream == TR_AUTO && d->shard_bytes > budget && !no);
     if (ds->stream == TR_AUTO && d->shard_bytes > budget && no && tr_root(t)) {
       char a[32], b[32];
       fmt_bytes(a, sizeof a, d->shard_bytes);
@@ -145,8 +148,8 @@ int tr_plan_rows(trainer *t, kd_err *e) {
   return KD_OK;
 }
 
-/* One piece of the pass: rows [a, b) checked, fingerprinted and measured. */
-static int scan_piece(trainer *t, int64_t a, int64_t b, kd_err *e) {
+/* One piece of the pass, rows [a, b) of file f: checked, fingerprinted (as rows of that file) and measured. */
+static int scan_piece(trainer *t, int f, int64_t a, int64_t b, kd_err *e) {
   tr_data *d = &t->data;
   tr_scan *sc = &d->scan;
   const kd_stream_cfg *s = &d->stream;
@@ -155,21 +158,22 @@ static int scan_piece(trainer *t, int64_t a, int64_t b, kd_err *e) {
   kd_source *src = NULL;
   kd_teacher *tch = NULL;
   kd_sparse_store *sp = NULL;
-  int rc = kd_source_open(&src, s->data, "train", a, b, e);
+  const int64_t total = s->data->row0[f + 1] - s->data->row0[f];
+  int rc = kd_source_open(&src, s->data->paths[f], "train", a, b, e);
   if (!rc) rc = kd_fit_rows(t->net.model, who, src, d->has_teacher, e);
   if (!rc) {
     const int D = s->width;
-    sc->data_fp += kd_source_fingerprint(src);
+    sc->file_fp[2 * f] += kd_source_fingerprint(src);
     sc->targets += kd_source_targets(src);
     kd_source_stats(src, sc->stats, sc->stats + D, sc->stats + 2 * D, sc->stats + 3 * D, &sc->absmax);
     sc->bytes += (double)kd_source_bytes(src);
   }
-  if (!rc && s->dense) rc = kd_teacher_open(&tch, s->teacher, "train", a, b, s->total, KD_TEACH_LOGITS, e);
+  if (!rc && s->dense) rc = kd_teacher_open(&tch, s->teacher->paths[f], "train", a, b, total, KD_TEACH_LOGITS, e);
   if (!rc && tch) rc = kd_teacher_validate(tch, e);
   if (!rc && s->sparse != KD_SPARSE_DENSE)
-    rc = kd_sparse_open(&sp, s->teacher, "train", a, b, s->total, s->sparse, s->classes, e);
+    rc = kd_sparse_open(&sp, s->teacher->paths[f], "train", a, b, total, s->sparse, s->classes, e);
   if (!rc) {
-    sc->teacher_fp += kd_teacher_fingerprint(tch) + kd_sparse_fingerprint(sp);
+    sc->file_fp[2 * f + 1] += kd_teacher_fingerprint(tch) + kd_sparse_fingerprint(sp);
     sc->bytes += (double)(kd_teacher_bytes(tch) + kd_sparse_bytes(sp));
   }
   kd_source_free(src);
@@ -186,7 +190,8 @@ int tr_open_stream(trainer *t, int64_t lo, int64_t hi, kd_err *e) {
   tr_scan *sc = &d->scan;
   const int D = s->width;
   sc->stats = kd_calloc((size_t)4 * D, sizeof(double), "input statistics", e);
-  if (!sc->stats) return e->code;
+  sc->file_fp = kd_calloc(2 * (size_t)s->data->n, sizeof(uint64_t), "shard fingerprints", e);
+  if (e->code) return e->code;
   for (int j = 0; j < D; j++) {
     sc->stats[2 * D + j] = INFINITY;
     sc->stats[3 * D + j] = -INFINITY;
@@ -194,15 +199,26 @@ int tr_open_stream(trainer *t, int64_t lo, int64_t hi, kd_err *e) {
   const double t0 = kd_seconds();
   double piece = 0.25 * d->budget / kd_rows_row_bytes(s);
   const int64_t step = piece < 1 ? 1 : piece > (double)(hi - lo) ? hi - lo : (int64_t)piece;
-  for (int64_t a = lo; a < hi; a += step)
-    if (scan_piece(t, a, a + step < hi ? a + step : hi, e)) return e->code;
+  for (int64_t g = lo; g < hi;) { /* pieces end where a file does */
+    int64_t a;
+    const int f = kd_fileset_locate(s->data, g, &a);
+    const int64_t end = g + step < hi ? g + step : hi, stop = s->data->row0[f + 1] < end ? s->data->row0[f + 1] : end;
+    if (scan_piece(t, f, a, a + (stop - g), e)) return e->code;
+    g = stop;
+  }
+  for (int f = 0; f < s->data->n; f++) { /* a single file's: the in-memory path's sums */
+    sc->data_fp += sc->file_fp[2 * f];
+    sc->teacher_fp += sc->file_fp[2 * f + 1];
+  }
   sc->seconds = kd_seconds() - t0;
   sc->rows = hi - lo;
-  if (kd_source_open(&d->train, s->data, "train", lo, lo + 1, e)) return e->code;
-  if (s->dense && kd_teacher_open(&d->teacher, s->teacher, "train", lo, lo + 1, s->total, KD_TEACH_LOGITS, e))
+  /* stores of the first row of the first file: the shapes */
+  const int64_t t0rows = s->data->row0[1];
+  if (kd_source_open(&d->train, s->data->paths[0], "train", 0, 1, e)) return e->code;
+  if (s->dense && kd_teacher_open(&d->teacher, s->teacher->paths[0], "train", 0, 1, t0rows, KD_TEACH_LOGITS, e))
     return e->code;
   if (s->sparse != KD_SPARSE_DENSE &&
-      kd_sparse_open(&d->sparse, s->teacher, "train", lo, lo + 1, s->total, s->sparse, s->classes, e))
+      kd_sparse_open(&d->sparse, s->teacher->paths[0], "train", 0, 1, t0rows, s->sparse, s->classes, e))
     return e->code;
   return KD_OK;
 }

@@ -436,7 +436,7 @@ int tr_terms_alone(const trainer *t, int64_t epoch) {
 /* The run configuration as text, for checkpoints. */
 int tr_config_items(trainer *t, kd_err *e) {
   free(t->resume.items);
-  t->resume.items = kd_calloc((size_t)KD_TRAIN_N_OPTS + 3, sizeof(kd_cfg_item), "configuration", e);
+  t->resume.items = kd_calloc((size_t)KD_TRAIN_N_OPTS + 5, sizeof(kd_cfg_item), "configuration", e);
   if (!t->resume.items) return e->code;
   kd_cfg_item *it = t->resume.items;
   int k = 0;
@@ -447,6 +447,14 @@ int tr_config_items(trainer *t, kd_err *e) {
   /* Resolved values, for the record (not options); _order: the order rows are read in, which a resume keeps */
   snprintf(it[k].name, sizeof it[k].name, "_order");
   tr_order_item(t, it[k++].value, sizeof it[0].value);
+  if (t->data.is_set) { /* the shard files as expanded */
+    snprintf(it[k].name, sizeof it[k].name, "_data_files");
+    kd_fileset_join(&t->data.dfiles, it[k++].value, sizeof it[0].value);
+    if (t->cfg.teacher[0]) {
+      snprintf(it[k].name, sizeof it[k].name, "_teacher_files");
+      kd_fileset_join(&t->data.tfiles, it[k++].value, sizeof it[0].value);
+    }
+  }
   snprintf(it[k].name, sizeof it[k].name, "_ranks");
   snprintf(it[k++].value, sizeof it[0].value, "%d", t->mpi.size);
   snprintf(it[k].name, sizeof it[k].name, "_threads");
@@ -458,6 +466,9 @@ int tr_config_items(trainer *t, kd_err *e) {
 void tr_free(trainer *t) {
   kd_rows_free(t->data.rows); /* first: it reads the stores below (and a reader thread may) */
   free(t->data.scan.stats);
+  free(t->data.scan.file_fp);
+  kd_fileset_free(&t->data.dfiles);
+  kd_fileset_free(&t->data.tfiles);
   kd_model_free(t->net.model);
   for (int i = 0; i < t->net.n_terms; i++) kd_term_free(t->net.terms[i]);
   kd_model_free(t->snap.model);

@@ -68,6 +68,7 @@ typedef struct tr_net {
  * when the shard is held. */
 typedef struct tr_scan {
   uint64_t data_fp, teacher_fp;
+  uint64_t *file_fp;          /* [2 * files]: each shard file's data and teacher fingerprints (as a file alone) */
   int64_t rows, targets;
   double *stats;              /* [4 * D]: per-feature sum, sum of squares, minimum, maximum */
   double absmax, seconds, bytes;
@@ -83,6 +84,9 @@ typedef struct tr_data {
   double shard_bytes;         /* what the largest shard would take in memory */
   tr_scan scan;
   kd_split_info info_train, info_valid, info_test;
+  kd_fileset dfiles, tfiles;  /* --data and --teacher as files (one each, or a set of shards) */
+  int is_set;                 /* either names a set */
+  char data1[KD_PATH_MAX], teacher1[KD_PATH_MAX]; /* their first files: the evaluation splits, the tokenizer */
   kd_sparse_info sparse_info; /* what the teacher file holds for /train */
   kd_source *train;           /* this rank's shard */
   kd_teacher *teacher;        /* its teacher outputs (a file's, or a snapshot's) */
@@ -214,6 +218,11 @@ int tr_load_data(trainer *t, kd_err *e);
 int tr_check_targets(trainer *t, kd_err *e);
 int tr_fingerprint(trainer *t, kd_err *e);
 int tr_preprocess(trainer *t, kd_err *e);
+/* shards.c */
+int tr_open_sets(trainer *t, kd_err *e);
+int tr_probe_set(trainer *t, int *classes, kd_err *e);
+uint64_t tr_set_fingerprint(const uint64_t *parts, int n);
+int tr_check_set_provenance(trainer *t, const uint64_t *data_fp, kd_err *e);
 /* rows.c */
 int tr_plan_rows(trainer *t, kd_err *e);
 int tr_open_stream(trainer *t, int64_t lo, int64_t hi, kd_err *e);
