@@ -73,9 +73,24 @@ static int logits_of_set(const kd_eval_cfg *cfg, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "kd logits: --data %s names a set of shards: --out needs {} for each data shard's "
                    "name (e.g. --out 'teacher-{}.h5')", cfg->data);
   kd_fileset fs;
-  if (kd_fileset_expand(&fs, cfg->data, e)) return e->code;
+  int rc = kd_fileset_expand(&fs, cfg->data, e);
+  /* every rank expands the pattern itself: the ranks agree on the outcome and on the list before any shard */
+  uint64_t h[2] = {rc ? 0 : kd_fileset_hash(&fs), 0}, lo[2], hi[2];
+  h[1] = (uint64_t)(rc != 0);
+  if (MPI_Allreduce(h, lo, 2, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS ||
+      MPI_Allreduce(h, hi, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+    return rc ? rc : kd_fail(e, KD_ERR_RUNTIME, "kd logits: MPI_Allreduce failed (rank %d)", g_rank);
+  if (rc) return rc;
+  if (hi[1]) {
+    kd_fileset_free(&fs);
+    return kd_fail(e, KD_ERR_RUNTIME, "--data %s: another rank could not expand it", cfg->data);
+  }
+  if (lo[0] != hi[0]) {
+    kd_fileset_free(&fs);
+    return kd_fail(e, KD_ERR_RUNTIME, "--data %s: the ranks see different files (rank %d sees %d)", cfg->data, g_rank,
+                   fs.n);
+  }
   kd_eval_cfg one = *cfg;
-  int rc = KD_OK;
   for (int i = 0; i < fs.n && !rc; i++) {
     snprintf(one.data, sizeof one.data, "%s", fs.paths[i]);
     rc = shard_out(one.out, sizeof one.out, cfg->out, fs.paths[i], e);

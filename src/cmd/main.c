@@ -121,8 +121,9 @@ int main(int argc, char **argv) {
     return KD_ERR_USAGE;
   }
   yield_when_oversubscribed();
-  if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
-    fprintf(stderr, "kd: error: MPI_Init failed\n");
+  int provided = 0; /* a streamed run's reader thread makes no MPI call: the main thread's are all */
+  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    fprintf(stderr, "kd: error: MPI_Init_thread failed\n");
     return 1;
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/h5io.h"
+#include "core/rng.h"
 
 int kd_fileset_is_set(const char *spec) { return strpbrk(spec, ",*?[") != NULL; }
 
@@ -30,6 +31,7 @@ static int expand_part(kd_fileset *fs, const char *spec, const char *part, kd_er
   }
   glob_t g;
   const int rc = glob(part, GLOB_ERR, NULL, &g);
+  if (rc != 0) globfree(&g);
   if (rc == GLOB_NOMATCH) return kd_fail(e, KD_ERR_RUNTIME, "%s: the pattern matches no file", part);
   if (rc != 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: the pattern cannot be expanded (a directory unreadable)", part);
   for (size_t i = 0; i < g.gl_pathc && !e->code; i++) add(fs, g.gl_pathv[i], e);
@@ -120,6 +122,21 @@ int kd_fileset_probe(kd_fileset *fs, const char *split, kd_split_info *info, kd_
     info->rows = fs->row0[fs->n];
   }
   return KD_OK;
+}
+
+int kd_fileset_first_rows(const kd_fileset *fs) {
+  int i = 0;
+  while (i + 1 < fs->n && fs->row0[i + 1] == fs->row0[i]) i++;
+  return i;
+}
+
+uint64_t kd_fileset_hash(const kd_fileset *fs) {
+  uint64_t h = kd_mix64((uint64_t)fs->n + 1);
+  for (int i = 0; i < fs->n; i++) {
+    for (const char *p = fs->paths[i]; *p; p++) h = kd_mix64(h ^ (uint8_t)*p);
+    h = kd_mix64(h ^ (uint64_t)fs->row0[i + 1]);
+  }
+  return h;
 }
 
 int kd_fileset_locate(const kd_fileset *fs, int64_t r, int64_t *local) {

@@ -26,6 +26,10 @@ void kd_fileset_free(kd_fileset *fs);
  * same stored type of /SPLIT/x or /SPLIT/tokens. *info describes the whole set (rows summed; present = 0
  * when no file has the split, an error when only some have it). */
 int kd_fileset_probe(kd_fileset *fs, const char *split, kd_split_info *info, kd_err *e);
+/* The first file with rows of the split (after kd_fileset_probe). */
+int kd_fileset_first_rows(const kd_fileset *fs);
+/* A hash of the files' names and rows: the same on every rank that sees the same set. */
+uint64_t kd_fileset_hash(const kd_fileset *fs);
 /* The file holding row r of the split, and r's row in it. */
 int kd_fileset_locate(const kd_fileset *fs, int64_t r, int64_t *local);
 /* The files' names joined by commas into buf (truncated at n bytes, with "..." then). */

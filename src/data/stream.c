@@ -72,7 +72,7 @@ static int64_t order_window(const kd_stream_cfg *c) {
 
 double kd_rows_stream_bytes(const kd_stream_cfg *c) {
   const double row = kd_rows_row_bytes(c);
-  const int b = kd_local_batch(c->B, c->ranks, c->rank);
+  const int b = (c->B + c->ranks - 1) / c->ranks; /* the largest share: every rank decides alike */
   const int64_t block = c->block < c->rows ? c->block : c->rows;
   /* two slots, and one block's stores (as stored: at most float32 and the same ids) */
   return 2.0 * (double)slot_capacity(c, order_window(c), b) * row + (double)block * row;
@@ -150,7 +150,7 @@ static int read_span(stream *s, slot *sl, const int64_t *pick, int64_t n, int64_
     if (k && read_file_span(s, sl, pick, k, lo, end, e)) return e->code;
     pick += 2 * k;
     n -= k;
-    lo = end;
+    lo = n ? pick[0] : hi; /* the next file's span starts at its first row needed */
   }
   return KD_OK;
 }
@@ -171,7 +171,8 @@ static int read_job(stream *s, slot *sl, uint64_t gen, kd_err *e) {
     s->pick[2 * k + 1] = k;
     k++;
   }
-  if (k > s->cap) return kd_fail(e, KD_ERR_RUNTIME, "stream: %lld rows for a window buffer of %lld", (long long)k, (long long)s->cap);
+  if (k > s->cap)
+    return kd_fail(e, KD_ERR_RUNTIME, "stream: %lld rows for a window buffer of %lld", (long long)k, (long long)s->cap);
   qsort(s->pick, (size_t)k, 2 * sizeof(int64_t), cmp_pair);
   for (int64_t g = 0; g < k;) {
     if (dropped(s, gen)) return KD_OK;
@@ -209,8 +210,10 @@ static void *reader(void *arg) {
     const int rc = read_job(s, sl, gen, &e);
     const double dt = kd_seconds() - t0;
     pthread_mutex_lock(&s->mu);
-    s->base.st.read_s += dt;
-    s->base.st.windows++;
+    if (s->gen == gen) { /* a dropped job's time is not the run's */
+      s->base.st.read_s += dt;
+      s->base.st.windows++;
+    }
     if (s->gen != gen) sl->state = SLOT_FREE;
     else if (rc) {
       sl->err = e;
@@ -383,13 +386,15 @@ static const kd_rows_ops stream_ops = {st_steps, st_seek, st_next, st_prefetch, 
 
 static int alloc_slots(stream *s, kd_err *e) {
   const kd_stream_cfg *c = &s->c;
+  const int f = kd_fileset_first_rows(c->data);
+  const int64_t frows = c->data->row0[f + 1] - c->data->row0[f];
   kd_sparse_store *shape = NULL; /* one row: the sparse batch's K and lse */
   if (c->sparse != KD_SPARSE_DENSE &&
-      kd_sparse_open(&shape, c->teacher->paths[0], s->split, 0, 1, c->data->row0[1], c->sparse, c->classes, e))
+      kd_sparse_open(&shape, c->teacher->paths[f], s->split, 0, 1, frows, c->sparse, c->classes, e))
     return e->code;
   if (c->dense) { /* one row: how the logits are stored */
     kd_teacher *t;
-    if (kd_teacher_open(&t, c->teacher->paths[0], s->split, 0, 1, c->data->row0[1], KD_TEACH_LOGITS, e))
+    if (kd_teacher_open(&t, c->teacher->paths[f], s->split, 0, 1, frows, KD_TEACH_LOGITS, e))
       return e->code;
     s->f16 = kd_teacher_is_f16(t);
     s->lrow = kd_teacher_stored_row_bytes(t);

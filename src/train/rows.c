@@ -89,9 +89,25 @@ static void fmt_bytes(char *buf, size_t n, double b) {
 }
 
 /* Stream or not: the same answer on every rank (the budget is the smallest any rank has). Collective. */
+/* The same files, in the same order, with the same rows, on every rank (each rank expands the globs and reads
+ * the shapes itself: a shard seen late on one node's file system would split the ranks). Collective. */
+static int same_sets(const trainer *t, kd_err *e) {
+  const tr_data *d = &t->data;
+  uint64_t h[2] = {kd_fileset_hash(&d->dfiles), kd_fileset_hash(&d->tfiles)}, lo[2], hi[2];
+  if (kd_mpi_check(MPI_Allreduce(h, lo, 2, MPI_UINT64_T, MPI_MIN, t->mpi.comm), "MPI_Allreduce", e) ||
+      kd_mpi_check(MPI_Allreduce(h, hi, 2, MPI_UINT64_T, MPI_MAX, t->mpi.comm), "MPI_Allreduce", e))
+    return kd_fatal(e, t->mpi.rank, "shard lists");
+  if (lo[0] != hi[0] || lo[1] != hi[1])
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: the ranks see different shard files or rows (rank %d sees %d data files, "
+                   "%lld rows): every rank must see the same files", d->is_set ? t->cfg.data : t->cfg.teacher,
+                   t->mpi.rank, d->dfiles.n, (long long)d->dfiles.row0[d->dfiles.n]);
+  return KD_OK;
+}
+
 int tr_plan_rows(trainer *t, kd_err *e) {
   tr_data *d = &t->data;
   const tr_data_settings *ds = &t->set.data;
+  if (d->is_set && same_sets(t, e)) return e->code;
   fill_stream_cfg(t);
   double budget = ds->memory_budget;
   int rc = budget > 0 ? KD_OK : default_budget(t, &budget, e);
@@ -212,13 +228,14 @@ int tr_open_stream(trainer *t, int64_t lo, int64_t hi, kd_err *e) {
   }
   sc->seconds = kd_seconds() - t0;
   sc->rows = hi - lo;
-  /* stores of the first row of the first file: the shapes */
-  const int64_t t0rows = s->data->row0[1];
-  if (kd_source_open(&d->train, s->data->paths[0], "train", 0, 1, e)) return e->code;
-  if (s->dense && kd_teacher_open(&d->teacher, s->teacher->paths[0], "train", 0, 1, t0rows, KD_TEACH_LOGITS, e))
+  /* stores of the first row of the first file with rows: the shapes */
+  const int f = kd_fileset_first_rows(s->data);
+  const int64_t frows = s->data->row0[f + 1] - s->data->row0[f];
+  if (kd_source_open(&d->train, s->data->paths[f], "train", 0, 1, e)) return e->code;
+  if (s->dense && kd_teacher_open(&d->teacher, s->teacher->paths[f], "train", 0, 1, frows, KD_TEACH_LOGITS, e))
     return e->code;
   if (s->sparse != KD_SPARSE_DENSE &&
-      kd_sparse_open(&d->sparse, s->teacher->paths[0], "train", 0, 1, t0rows, s->sparse, s->classes, e))
+      kd_sparse_open(&d->sparse, s->teacher->paths[f], "train", 0, 1, frows, s->sparse, s->classes, e))
     return e->code;
   return KD_OK;
 }

@@ -89,7 +89,9 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   /* Validation point 2: data shapes and values, each rank its own rows
    * (held in memory, or passed over once when they are streamed). */
   rc = tr_probe_data(t, e);
-  if ((rc = kd_agree(t->mpi.comm, rc, e)) || (rc = tr_plan_rows(t, e))) return rc;
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  rc = tr_plan_rows(t, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   rc = tr_load_data(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e)) || (rc = tr_check_targets(t, e))) return rc;
   if ((rc = tr_online_open(t, e))) return rc;

@@ -132,8 +132,8 @@ static void end_epoch(trainer *t, tr_clock *c, int64_t epoch, double now, kd_tra
   tr_print_epoch(t, epoch, done, sps, now - c->t_start, sps > 0 ? (t->sched.end_step - t->st.step) * B / sps : 0);
 }
 
-static int after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d,
-                      kd_train_result *res, kd_err *e) {
+int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d,
+                  kd_train_result *res, kd_err *e) {
   const double now = MPI_Wtime();
   if (t->st.step == c->step0 + 1) {
     c->t_first = now;
@@ -156,7 +156,12 @@ static int after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epo
     res->train_accuracy = ep_s[ST_LABELLED] > 0 ? ep_s[ST_CORRECT] / ep_s[ST_LABELLED] : NAN;
   }
   if (d.ckpt) {
-    if ((rc = tr_checkpoint(t, have_ev ? &ev : NULL, e))) return rc;
+    /* checkpoints call HDF5 beside a streamed run's reader thread */
+    const int h5 = kd_rows_streamed(t->data.rows);
+    if (h5) kd_h5_lock();
+    rc = tr_checkpoint(t, have_ev ? &ev : NULL, e);
+    if (h5) kd_h5_unlock();
+    if (rc) return rc;
     if (have_ev && tr_root(t)) kd_eval_print(stdout, "eval", &ev);
   }
   const double side = MPI_Wtime() - now;
@@ -165,14 +170,4 @@ static int after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epo
   c->log_side += side;
   if (d.epoch_end) c->ep_side = 0;
   return KD_OK;
-}
-
-int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, int64_t s, tr_due d,
-                  kd_train_result *res, kd_err *e) {
-  /* evaluation and checkpoints call HDF5 beside a streamed run's reader thread */
-  const int h5 = kd_rows_streamed(t->data.rows) && (d.eval || d.ckpt);
-  if (h5) kd_h5_lock();
-  const int rc = after_step(t, c, o, epoch, s, d, res, e);
-  if (h5) kd_h5_unlock();
-  return rc;
 }

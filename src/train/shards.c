@@ -27,7 +27,7 @@ int tr_open_sets(trainer *t, kd_err *e) {
   if (!d->is_set) return KD_OK;
   if (c->teacher[0] && d->tfiles.n != d->dfiles.n)
     return kd_fail(e, KD_ERR_RUNTIME, "--teacher %s names %d file%s for the %d shard%s of --data %s: one teacher shard "
-                   "per data shard, in the same order", c->teacher, d->tfiles.n, d->tfiles.n == 1 ? "" : "s",
+                   "per data shard (paired in the byte-wise order of their paths)", c->teacher, d->tfiles.n, d->tfiles.n == 1 ? "" : "s",
                    d->dfiles.n, d->dfiles.n == 1 ? "" : "s", c->data);
   if (c->val_rows > 0 || c->train_rows > 0)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --%s takes rows of one data file; with a set of shards, name fewer "
