@@ -53,7 +53,6 @@ typedef struct kd_stream_cfg {
   const kd_fileset *teacher;   /* one teacher file per data file, or NULL: none */
   const char *split;           /* "train" */
   int64_t rows;                /* training rows [0, rows) of the split */
-  int64_t total;               /* rows of the split in the files */
   kd_input kind;
   int width;
   int classes;                 /* the student's classes C (a vocabulary V) */

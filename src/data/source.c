@@ -286,15 +286,16 @@ static int check_batch(const kd_source *s, int count, const kd_batch *b, kd_err 
   return KD_OK;
 }
 
-/* x' = (x - offset) / scale of rows [0, count) of the batch. */
-static void apply_pre(const kd_source *s, kd_batch *b, int count) {
-  const kd_preprocess *p = s->pre;
+void kd_preprocess_apply(const kd_preprocess *p, float *x, int n) {
   if (!p || p->kind == KD_NORM_NONE) return;
-  const int D = s->info.width;
-  for (int i = 0; i < count; i++) {
-    float *x = b->x + (size_t)i * D;
+  const int D = p->dim;
+  for (int i = 0; i < n; i++, x += D)
     for (int j = 0; j < D; j++) x[j] = (x[j] - p->offset[j]) / p->scale[j];
-  }
+}
+
+/* Rows [0, count) of the batch, normalised (feature rows). */
+static void apply_pre(const kd_source *s, kd_batch *b, int count) {
+  if (b->x) kd_preprocess_apply(s->pre, b->x, count);
 }
 
 int kd_source_set_preprocess(kd_source *s, const kd_preprocess *p, kd_err *e) {

@@ -302,14 +302,6 @@ static void take(stream *s, slot *sl, int64_t k, int at, const kd_rows_out *o) {
   sl->cursor += k;
 }
 
-static void normalise(const kd_preprocess *p, kd_batch *in) {
-  if (!p || p->kind == KD_NORM_NONE || in->kind != KD_INPUT_FEATURES) return;
-  for (int i = 0; i < in->rows; i++) {
-    float *x = in->x + (size_t)i * in->width;
-    for (int j = 0; j < in->width; j++) x[j] = (x[j] - p->offset[j]) / p->scale[j];
-  }
-}
-
 static int st_next(kd_rows *r, const kd_rows_out *o, kd_err *e) {
   stream *s = (stream *)r;
   if (s->epoch < 0) return kd_fail(e, KD_ERR_RUNTIME, "rows: a step before the first seek");
@@ -343,7 +335,7 @@ static int st_next(kd_rows *r, const kd_rows_out *o, kd_err *e) {
   }
   pthread_mutex_unlock(&s->mu);
   o->in->rows = s->b;
-  normalise(s->base.pre, o->in);
+  if (o->in->kind == KD_INPUT_FEATURES) kd_preprocess_apply(s->base.pre, o->in->x, o->in->rows);
   s->pos += s->c.B;
   if (s->pos >= s->steps * s->c.B) {
     s->epoch++;

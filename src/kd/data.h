@@ -178,6 +178,8 @@ void kd_source_prefetch(const kd_source *s, const int64_t *idx, int count);
  * [width] and folded into lo, hi [width] (start them at +inf / -inf);
  * *absmax = the largest |x|. */
 void kd_source_stats(const kd_source *s, double *sum, double *sumsq, double *lo, double *hi, double *absmax);
+/* x' = (x - offset) / scale of n feature rows of width p->dim (nothing for NULL or none). */
+void kd_preprocess_apply(const kd_preprocess *p, float *x, int n);
 /* Apply p to every row gathered from now on (NULL: none); p stays the caller's. */
 int kd_source_set_preprocess(kd_source *s, const kd_preprocess *p, kd_err *e);
 

@@ -67,7 +67,6 @@ static void fill_stream_cfg(trainer *t) {
   s->teacher = c->teacher[0] ? &d->tfiles : NULL;
   s->split = "train";
   s->rows = d->n_train;
-  s->total = d->info_train.rows;
   s->kind = d->info_train.kind;
   s->width = d->info_train.width;
   s->classes = t->net.model->out_dim;

@@ -18,8 +18,7 @@ void tr_phase_mark(phase_clock *c, int k) {
 }
 
 /* The step's rows and their teacher targets into the batch buffers. */
-static int gather(trainer *t, int64_t s, kd_err *e) {
-  (void)s; /* the row provider knows where the epoch is */
+static int gather(trainer *t, kd_err *e) {
   const int b = t->sched.b_local;
   kd_teacher_batch tb = {t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
   kd_batch_untrim(&t->batch.in);
@@ -113,7 +112,7 @@ static void put_stats(trainer *t, int alone, kd_loss_sums *ls, const double *ter
 static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   kd_model *m = t->net.model;
   const int alone = tr_terms_alone(t, t->st.epoch);
-  int rc = gather(t, s, e);
+  int rc = gather(t, e); /* the row provider knows where the epoch is */
   const int64_t local = rc ? 0 : kd_batch_targets(&t->batch.in, t->batch.targets);
   float scale = 0.0f;
   const int fatal = target_scale(t, local, &scale, e);
