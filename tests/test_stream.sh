@@ -4,7 +4,9 @@
 #  - streamed, 1 and 2 ranks train the same steps to rounding (the order is global), with dense float16 and
 #    sparse top-k teacher logits too; --stream auto streams over --memory-budget and says so, bit for bit as on;
 #  - a streamed run stopped (--max-steps), preempted (SIGTERM) or killed (SIGKILL) resumes bitwise;
-#  - refusals are one line with exit 2: a budget too small for two windows, self-distillation streamed;
+#  - refusals are one line with exit 2: a budget too small for two windows, --snapshot-logits streamed;
+#  - self-distillation streamed: a fixed snapshot is that checkpoint as an online teacher, bit for bit; a refreshing
+#    one trains alike on 1 and 2 ranks and resumes bitwise;
 #  - three shard files (a glob, a list) train the steps of the one file they split; kd logits writes a teacher
 #    shard per data shard; a bad set (width, count, rows, provenance, no match, missing file) is one line, exit 1;
 #  - with the process's address space limited (prlimit --as) below the size of its data and teacher files, a
@@ -80,12 +82,34 @@ rc=$?
 expect "a budget too small for two windows: exit 2 (got $rc)" test "$rc" -eq 2
 expect "... one line naming the budget and --shuffle-window" \
   test "$(echo "$out" | grep -c 'streaming needs .* per rank (two windows of --shuffle-window .*--memory-budget is 64 KiB')" -eq 1
-out=$(kdrun 2 train --data d.h5 --student 32-64-5 --self-distill --stream on --out sd 2>&1)
+out=$(kdrun 2 train --data d.h5 --student 32-64-5 --self-distill --snapshot-logits snap.h5 --stream on --out sd 2>&1)
 rc=$?
-expect "--stream on with --self-distill: exit 2 (got $rc)" test "$rc" -eq 2
-expect "... naming self-distillation" grep -q 'self-distillation .* cannot be streamed' <<< "$out"
+expect "--stream on with --snapshot-logits: exit 2 (got $rc)" test "$rc" -eq 2
+expect "... one line naming --snapshot-logits and kd logits" \
+  test "$(grep -c 'snapshot-logits .*kd logits --ckpt SNAPSHOT.* cannot be streamed' <<< "$out")" -eq 1
 out=$(kdrun 1 "${A[@]}" --memory-budget 12X --out bad 2>&1)
 expect "--memory-budget 12X is a usage error" grep -q "memory-budget '12X' is not a size" <<< "$out"
+fi
+
+# 4b. Self-distillation streamed: the snapshot runs on each step's batch. From a fixed checkpoint it is that
+# checkpoint as an online teacher, bit for bit; a refreshing snapshot trains alike on 1 and 2 ranks and resumes
+# bitwise (the snapshot reloaded beside the reader thread).
+if [ "$quick" != 1 ]; then
+SD=(train --data d.h5 --student 32-64-5 --epochs 3 --batch 60 --threads 1 --progress off --optimizer adamw
+    --lr 0.003 --dropout 0.1 --ckpt-every 100 --keep 3 "${S[@]}")
+kdrun 2 train --data d.h5 --teacher t.h5 --student 32-64-5 --epochs 1 --batch 60 --threads 1 --progress off \
+  --out sdt > /dev/null || fail "self-distillation's fixed teacher"
+kdrun 2 "${SD[@]}" --self-distill --teacher-ckpt sdt/final.h5 --out sdfix > /dev/null || fail "streamed, fixed snapshot"
+kdrun 2 "${SD[@]}" --teacher-model sdt/final.h5 --out sdonl > /dev/null || fail "streamed, online teacher"
+expect "streamed self-distillation from a fixed checkpoint = that checkpoint online, bit for bit" \
+  same sdfix/final.h5 sdonl/final.h5
+kdrun 1 "${SD[@]}" --self-distill --refresh-every 1 --out sd1 > sd1.log || fail "streamed self-distillation, 1 rank"
+kdrun 2 "${SD[@]}" --self-distill --refresh-every 1 --out sd2 > sd2.log || fail "streamed self-distillation, 2 ranks"
+expect "streamed self-distillation: a snapshot of the run teaches" grep -q '^self-distillation: the teacher is now sd2/ckpt-' sd2.log
+expect "streamed self-distillation: 1 and 2 ranks end with the same weights (1e-5)" close sd1/final.h5 sd2/final.h5 --rtol 1e-5
+kdrun 2 "${SD[@]}" --self-distill --refresh-every 1 --out sdh --max-steps 250 > /dev/null || fail "self-distillation, half"
+kdrun 2 train --resume sdh > /dev/null || fail "self-distillation, resume"
+expect "streamed self-distillation stopped and resumed: bitwise" same sd2/final.h5 sdh/final.h5
 fi
 
 # 5. Token rows: dense float16 and sparse top-k teacher logits streamed.

@@ -100,7 +100,7 @@ static int load_train(trainer *t, kd_err *e) {
   const int C = t->net.model->out_dim;
   int64_t lo, hi;
   kd_shard_range(t->data.n_train, t->mpi.size, t->mpi.rank, &lo, &hi);
-  if (t->data.streamed) return tr_open_stream(t, lo, hi, e);
+  if (t->data.streamed) return tr_open_stream(t, lo, hi, e); /* a snapshot teaches each batch (selfdistill.c) */
   if (kd_source_open(&t->data.train, c->data, "train", lo, hi, e)) return e->code;
   const int64_t total = kd_source_total(t->data.train);
   const int sparse = t->data.sparse_mode != KD_SPARSE_DENSE;

@@ -26,7 +26,8 @@ static int default_budget(const trainer *t, double *bytes, kd_err *e) {
 /* What a streamed run cannot do yet, or NULL. */
 static const char *not_streamable(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
-  if (c->self_distill || c->generations > 1) return "self-distillation (its snapshot's logits are held in memory)";
+  if (c->snapshot_logits[0]) return "--snapshot-logits (written from the snapshot's logits held in memory; kd logits "
+                                     "--ckpt SNAPSHOT writes the same file)";
   if (c->hint_layer > 0) return "--hint-layer (the teacher's FitNets features are held in memory)";
   if (c->teacher[0] && !c->teacher_model[0] &&
       (c->attn_relations[0] || strcmp(c->attn_loss, "none") != 0 || c->hidden_map[0]))

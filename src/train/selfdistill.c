@@ -1,6 +1,8 @@
 /* Self-distillation: a frozen snapshot of an earlier checkpoint of the run
- * teaches. Every rank runs the snapshot over its own rows once per refresh;
- * its logits fill the teacher store the loss reads. */
+ * teaches. In memory, every rank runs the snapshot over its own rows once
+ * per refresh and its logits fill the teacher store the loss reads.
+ * Streamed, the rows are not held: the snapshot runs on each step's batch
+ * (as an online teacher does), which costs a forward pass per step. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,17 +97,22 @@ static int load_snapshot(trainer *t, const char *path, kd_err *e) {
                  "--teacher-ckpt %s: %s does not exist (this run writes checkpoints every --ckpt-every steps and at "
                  "epoch ends; a rotated-away one cannot teach)",
                  t->cfg.teacher_ckpt, path);
+  const int h5 = kd_rows_streamed(t->data.rows); /* beside a streamed run's reader thread */
+  if (h5) kd_h5_lock();
   if (!rc && tr_root(t)) rc = kd_ckpt_verify(path, e);
   if (!rc && tr_root(t)) rc = kd_ckpt_read(path, t->snap.model, NULL, NULL, e);
+  if (h5) kd_h5_unlock();
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   return tr_bcast_floats(t->snap.params, t->snap.model->n_params, 0, t->mpi.comm, e);
 }
 
-/* The snapshot's logits of this rank's rows (and rank 0's validation rows). */
+/* The snapshot's logits of this rank's rows (in memory; streamed, each step
+ * computes its batch's) and of rank 0's validation rows. */
 static int snapshot_logits(trainer *t, kd_err *e) {
   kd_eval_result r;
   tr_data *d = &t->data;
-  int rc = kd_eval_model(&r, kd_teacher_logits(d->teacher), t->snap.model, d->train, NULL, 1.0, NULL, e);
+  int rc = d->streamed ? KD_OK
+                       : kd_eval_model(&r, kd_teacher_logits(d->teacher), t->snap.model, d->train, NULL, 1.0, NULL, e);
   if (!rc && tr_root(t) && d->has_valid) {
     const int pos = kd_source_kind(d->valid) == KD_INPUT_TOKENS ? kd_source_width(d->valid) : 1;
     if (!d->valid_t)
@@ -161,4 +168,9 @@ int tr_refresh_snapshot(trainer *t, int keep_current, kd_err *e) {
   }
   if (t->cfg.snapshot_logits[0]) return write_snapshot_logits(t, path, e);
   return KD_OK;
+}
+
+int tr_snapshot_forward(trainer *t, kd_err *e) {
+  const kd_fwd inference = {0, 0};
+  return kd_model_forward(t->snap.model, t->batch.tb.logits, &t->batch.in, &inference, e);
 }

@@ -120,6 +120,7 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   const kd_fwd fwd = {1, kd_key((uint64_t)t->cfg.seed, KD_RNG_DROPOUT, (uint64_t)t->st.step, 0)};
   tr_phase_mark(clock, KD_PH_GATHER);
   if (!rc && t->online.model) rc = tr_online_forward(t, e);
+  else if (!rc && t->snap.active && t->data.streamed) rc = tr_snapshot_forward(t, e);
   tr_phase_mark(clock, KD_PH_TEACHER);
   if (!rc) rc = kd_model_forward(m, t->batch.logits, &t->batch.in, &fwd, e);
   tr_phase_mark(clock, KD_PH_FORWARD);

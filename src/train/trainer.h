@@ -248,6 +248,8 @@ int tr_online_check_inputs(trainer *t, kd_err *e);
 void tr_online_free(tr_online *o);
 /* selfdistill.c */
 int tr_refresh_snapshot(trainer *t, int keep_current, kd_err *e);
+/* Streamed: the snapshot's logits of this step's batch into the batch's teacher logits. */
+int tr_snapshot_forward(trainer *t, kd_err *e);
 /* generations.c */
 int tr_run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_err *e);
 /* report.c */
