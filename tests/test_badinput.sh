@@ -58,6 +58,10 @@ kdrun 1 logits --ckpt keep --data b/other.h5 --out b/other_t.h5 >/dev/null
 cp b/teacher.h5 b/existing_t.h5
 case_ 1 "(rank 1): b/x_nan.h5: /train/x row 150 column 3 is NaN" logits --ckpt keep --data b/x_nan.h5 --out b/existing_t.h5
 expect "kd logits on bad rows leaves the existing output as it was" cmp -s b/teacher.h5 b/existing_t.h5
+# kd eval and kd predict read their rows a block at a time: the row and the file are still named
+case_ 1 "b/logits_nan.h5: /train/logits row 150 column 1 is NaN" eval --ckpt keep --data $G --teacher b/logits_nan.h5 --split train
+case_ 1 "b/x_nan.h5: /train/x row 150 column 3 is NaN" predict --ckpt keep --data b/x_nan.h5 --split train --out b/pred.h5
+expect "kd predict on bad rows writes no output" test ! -e b/pred.h5
 case_ 1 "the teacher logits were computed from other data" train --data $G --teacher b/other_t.h5 "${base[@]}" --out o
 cp -r keep full
 KD_FAULT_CKPT=enospc:1000 case_ 1 "No space left on device" train --resume full --epochs 3

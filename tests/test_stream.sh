@@ -10,7 +10,8 @@
 #  - three shard files (a glob, a list) train the steps of the one file they split; kd logits writes a teacher
 #    shard per data shard; a bad set (width, count, rows, provenance, no match, missing file) is one line, exit 1;
 #  - with the process's address space limited (prlimit --as) below the size of its data and teacher files, a
-#    streamed run finishes with the weights of the same run unlimited, where the in-memory run fails cleanly.
+#    streamed run finishes with the weights of the same run unlimited, where the in-memory run fails cleanly;
+#    kd eval and kd predict (rows read in order, a block at a time) run under it too, kd eval as the run's own.
 source "$(dirname "$0")/lib.sh"
 "$KD" synth --out d.h5 --teacher-out t.h5 --train 12000 --test 500 --dim 32 --classes 5 >/dev/null || exit 1
 A=(train --data d.h5 --teacher t.h5 --student 32-64-5 --epochs 3 --batch 60 --threads 1 --progress off
@@ -40,6 +41,9 @@ expect "streamed: 1 and 2 ranks end with the same weights (1e-5)" close s1/final
 expect "streamed: 1 and 2 ranks log the same losses (1e-5)" cols s1 s2 loss ce kd
 expect "streamed: the same test accuracy on 1 and 2 ranks" \
   test "$(grep -o 'test_acc=[0-9.]*' s1.log)" = "$(grep -o 'test_acc=[0-9.]*' s2.log)"
+kdrun 1 eval --ckpt s2 --data d.h5 --teacher t.h5 --split test > s2ev.log || fail "kd eval"
+expect "kd eval (rows read in order, a block at a time) prints the run's own final evaluation (held in memory)" \
+  test "$(grep '^test:' s2ev.log)" = "$(grep '^test:' s2.log | tail -1)"
 if [ "$quick" != 1 ]; then
 kdrun 2 "${A[@]}" --memory-budget 512K --shuffle-window 1000 --out auto > auto.log || fail "auto over the budget"
 expect "auto streams a shard over --memory-budget and says why" \
@@ -219,5 +223,18 @@ out=$(lim "${L[@]}" bigmem --stream off 2>&1)
 rc=$?
 expect "in memory under the limit: exit 1 (got $rc)" test "$rc" -eq 1
 expect "... with one line saying memory ran out" grep -q 'out of memory' <<< "$out"
-rm -f big.h5 bigt.h5
+# kd eval and kd predict read the rows in order a block at a time, so they run under the limit too
+lim eval --ckpt lim --data big.h5 --teacher bigt.h5 --split train --json > limev.json 2> limev.err ||
+  fail "kd eval under the limit: $(tail -2 limev.err)"
+kdrun 1 eval --ckpt lim --data big.h5 --teacher bigt.h5 --split train --json > ev.json || fail "kd eval unlimited"
+expect "kd eval of the 760 MB split under the limit: the figures of the unlimited run" cmp -s limev.json ev.json
+expect "... over all 92000 rows, with the teacher's agreement" grep -q '"agreement": 0\.[0-9]*.*"n": 92000' limev.json
+lim predict --ckpt lim --data big.h5 --split train --out limpred.h5 > /dev/null 2> limpred.err ||
+  fail "kd predict under the limit: $(tail -2 limpred.err)"
+expect "kd predict under the limit writes the logits of every row" "$PY" -c "
+import h5py, numpy as np
+with h5py.File('limpred.h5') as f:
+    z = f['train/logits'][()]
+assert z.shape == (92000, 4) and np.isfinite(z).all(), z.shape"
+rm -f big.h5 bigt.h5 limpred.h5
 finish

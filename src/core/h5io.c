@@ -1,4 +1,5 @@
 #include "core/h5io.h"
+#include "core/half.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -429,4 +430,53 @@ int kd_h5_each_str_attr(hid_t file, const char *path, const char *obj,
   if (c.rc) return c.rc;
   if (r < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot list the attributes of %s", path, obj);
   return KD_OK;
+}
+
+int kd_h5_create_dataset(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, hid_t ty,
+                           kd_err *e) {
+  if (ndims < 1 || ndims > KD_H5_MAX_DIMS)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s cannot have %d dimensions", path, ds, ndims);
+  hsize_t d[KD_H5_MAX_DIMS];
+  for (int i = 0; i < ndims; i++) d[i] = (hsize_t)dims[i];
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  const int inter = lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
+  hid_t s = H5Screate_simple(ndims, d, NULL);
+  hid_t ds_id = inter && s >= 0 && ty >= 0 ? H5Dcreate2(f, ds, ty, s, lcpl, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  if (s >= 0) H5Sclose(s);
+  if (lcpl >= 0) H5Pclose(lcpl);
+  if (ds_id < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s", path, ds);
+  H5Dclose(ds_id);
+  return KD_OK;
+}
+
+int kd_h5_write_rows(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, const float *v, kd_err *e) {
+  if (n == 0) return KD_OK;
+  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT);
+  hid_t fs = d >= 0 ? H5Dget_space(d) : -1, ft = d >= 0 ? H5Dget_type(d) : -1;
+  const int half = ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2;
+  if (ft >= 0) H5Tclose(ft);
+  hsize_t dims[KD_H5_MAX_DIMS], start[KD_H5_MAX_DIMS] = {0}, count[KD_H5_MAX_DIMS];
+  const int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
+  for (int i = 0; i < nd; i++) count[i] = dims[i];
+  start[0] = (hsize_t)row0;
+  count[0] = (hsize_t)n;
+  hid_t ms = nd > 0 ? H5Screate_simple(nd, count, NULL) : -1;
+  int rc = KD_OK;
+  uint16_t *h = NULL;
+  hid_t mt = half ? kd_h5_f16_type() : H5Tcopy(H5T_NATIVE_FLOAT);
+  if (half && ms >= 0) {
+    const size_t cnt = (size_t)H5Sget_simple_extent_npoints(ms);
+    h = kd_malloc(sizeof(uint16_t) * cnt, "float16 logits", e);
+    for (size_t i = 0; h && i < cnt; i++) h[i] = kd_float_to_half(v[i]);
+  }
+  if (d < 0 || fs < 0 || ms < 0 || (half && !h) || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+      H5Dwrite(d, mt, ms, fs, H5P_DEFAULT, half ? (const void *)h : (const void *)v) < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: writing rows [%lld, %lld) of %s failed (disk full?)", path, (long long)row0,
+                 (long long)(row0 + n), ds);
+  free(h);
+  H5Tclose(mt);
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  if (d >= 0) H5Dclose(d);
+  return rc;
 }

@@ -88,4 +88,11 @@ typedef int (*kd_h5_attr_fn)(const char *name, const char *value, void *ctx);
 int kd_h5_each_str_attr(hid_t file, const char *path, const char *obj,
                         kd_h5_attr_fn fn, void *ctx, kd_err *e);
 
+/* Dataset ds of file type ty and shape dims (ndims of 1 to KD_H5_MAX_DIMS), its groups created as needed. */
+int kd_h5_create_dataset(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, hid_t ty,
+                         kd_err *e);
+/* Rows [row0, row0 + n) (along the first dimension, all of the others) of dataset ds from float32 values
+ * (converted here when the dataset is float16). */
+int kd_h5_write_rows(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, const float *v, kd_err *e);
+
 #endif

@@ -45,8 +45,12 @@ static void epoch_blocks(kd_order *o, int64_t epoch) {
 }
 
 void kd_order_window(kd_order *o, int64_t epoch, int64_t w, int64_t *rows) {
-  epoch_blocks(o, epoch);
   const int64_t n = kd_order_window_rows(o, w), per = o->window / o->block;
+  if (o->in_order) {
+    for (int64_t i = 0; i < n; i++) rows[i] = w * o->window + i;
+    return;
+  }
+  epoch_blocks(o, epoch);
   /* the window's blocks, in the epoch's sequence, make the rows at positions 0..n-1 before the shuffle */
   int64_t k = 0;
   for (int64_t j = w * per; j < (w + 1) * per && j < o->n_blocks && k < n; j++) {

@@ -23,6 +23,7 @@ typedef struct kd_order {
   int64_t epoch;                 /* whose blocks bperm holds (-1: none yet) */
   int64_t *bperm;                /* [n_blocks] the epoch's sequence of blocks */
   int64_t *work;                 /* [min(window, N)] */
+  int in_order;                  /* no shuffle: position p is row p (evaluation, inference) */
 } kd_order;
 
 /* window is rounded up to a whole number of blocks. */

@@ -92,6 +92,59 @@ int kd_rows_memory(kd_rows **out, const kd_source *src, const kd_teacher *teache
   return KD_OK;
 }
 
+/* ---- in memory, in order: evaluation and inference ---- */
+
+typedef struct in_order {
+  kd_rows base;
+  const kd_source *src;
+  const kd_teacher *teacher;
+  int chunk;
+  int64_t step;
+} in_order;
+
+static int64_t ord_steps(const kd_rows *r) {
+  const in_order *m = (const in_order *)r;
+  return (kd_source_rows(m->src) + m->chunk - 1) / m->chunk;
+}
+
+static int ord_seek(kd_rows *r, int64_t epoch, int64_t step, kd_err *e) {
+  in_order *m = (in_order *)r;
+  if (epoch != 0 || step < 0 || step > ord_steps(r))
+    return kd_fail(e, KD_ERR_RUNTIME, "rows: epoch %lld step %lld of one pass of %lld", (long long)epoch,
+                   (long long)step, (long long)ord_steps(r));
+  m->step = step;
+  return KD_OK;
+}
+
+static int ord_next(kd_rows *r, const kd_rows_out *o, kd_err *e) {
+  in_order *m = (in_order *)r;
+  const int64_t n = kd_source_rows(m->src), r0 = m->step * m->chunk;
+  if (r0 >= n) return kd_fail(e, KD_ERR_RUNTIME, "rows: no step %lld in a pass of %lld rows", (long long)m->step, (long long)n);
+  const int nb = (int)(n - r0 < m->chunk ? n - r0 : m->chunk);
+  if (kd_source_gather_range(m->src, r0, nb, o->in, e)) return e->code;
+  if (m->teacher && o->tb && o->tb->logits && kd_teacher_gather_range(m->teacher, r0, nb, o->tb->logits, e))
+    return e->code;
+  m->step++;
+  return KD_OK;
+}
+
+static void ord_prefetch(const kd_rows *r, int teacher_logits) { (void)r, (void)teacher_logits; }
+static void ord_free(kd_rows *r) { free(r); }
+
+static const kd_rows_ops in_order_ops = {ord_steps, ord_seek, ord_next, ord_prefetch, mem_stop, ord_free};
+
+int kd_rows_memory_in_order(kd_rows **out, const kd_source *src, const kd_teacher *teacher, int chunk, kd_err *e) {
+  *out = NULL;
+  in_order *m = kd_calloc(1, sizeof *m, "row provider", e);
+  if (!m) return e->code;
+  m->base.ops = &in_order_ops;
+  m->src = src;
+  m->teacher = teacher;
+  m->chunk = chunk > 0 ? chunk : 1;
+  *out = &m->base;
+  return KD_OK;
+}
+
 int64_t kd_rows_steps(const kd_rows *r) { return r->ops->steps(r); }
 int kd_rows_seek(kd_rows *r, int64_t epoch, int64_t step, kd_err *e) { return r->ops->seek(r, epoch, step, e); }
 int kd_rows_next(kd_rows *r, const kd_rows_out *o, kd_err *e) { return r->ops->next(r, o, e); }

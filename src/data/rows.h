@@ -47,12 +47,16 @@ typedef struct kd_rows_stats {
 int kd_rows_memory(kd_rows **r, const kd_source *src, const kd_teacher *teacher, const kd_sparse_store *sparse,
                    kd_inter_store *inter, int b_local, uint64_t seed, int rank, kd_err *e);
 
+/* In memory, in order: every row of src (and the teacher's logits of them) in batches of `chunk` rows, the
+ * last one shorter, for evaluation and inference (borrowed stores, teacher may be NULL). */
+int kd_rows_memory_in_order(kd_rows **r, const kd_source *src, const kd_teacher *teacher, int chunk, kd_err *e);
+
 /* Streamed: where the rows are and how a step takes them. */
 typedef struct kd_stream_cfg {
   const kd_fileset *data;      /* the data files (rows concatenated), the caller's */
   const kd_fileset *teacher;   /* one teacher file per data file, or NULL: none */
   const char *split;           /* "train" */
-  int64_t rows;                /* training rows [0, rows) of the split */
+  int64_t first, rows;         /* the rows [first, first + rows) of the split (training: first 0) */
   kd_input kind;
   int width;
   int classes;                 /* the student's classes C (a vocabulary V) */
@@ -63,6 +67,10 @@ typedef struct kd_stream_cfg {
   uint64_t seed;
   int64_t block, window;       /* the order's block and window, rows (data/order.h) */
   int64_t epochs;              /* the reader reads ahead no further than the end of this epoch */
+  int in_order;                /* every row in file order, the last batch shorter; one rank, one epoch
+                                  (evaluation, inference: blocks, no shuffle) */
+  int check_teacher;           /* the reader checks the dense teacher logits it reads are finite (training checks
+                                  them in its pass before step 1) */
 } kd_stream_cfg;
 
 /* Bytes a row takes in a window buffer (its data and teacher targets,
@@ -78,7 +86,8 @@ int64_t kd_rows_steps(const kd_rows *r);
 /* The next kd_rows_next is step `step` of `epoch` (a new epoch's order,
  * or a resumed run's position). */
 int kd_rows_seek(kd_rows *r, int64_t epoch, int64_t step, kd_err *e);
-/* This step's rows and targets into o; then the provider moves on. */
+/* This step's rows and targets into o (o->in->rows: how many; fewer than the batch only at the end of an
+ * in-order provider); then the provider moves on. */
 int kd_rows_next(kd_rows *r, const kd_rows_out *o, kd_err *e);
 /* Memory: start loading the next step's rows into the CPU caches (after
  * the backward pass). Streamed: nothing (the reader is ahead). */

@@ -406,7 +406,10 @@ uint64_t kd_source_fingerprint(const kd_source *s) {
 
 int kd_source_fingerprint_file(const char *path, const char *split, int64_t lo, int64_t hi, uint64_t *fp,
                                kd_err *e) {
-  const int64_t chunk = 65536;
+  kd_split_info info;
+  if (kd_source_probe(path, split, &info, e)) return e->code;
+  /* pieces of about 16 M values: a bounded memory whatever the split's width */
+  const int64_t chunk = (int64_t)(((size_t)16 << 20) / (size_t)(info.width > 0 ? info.width : 1)) + 1;
   *fp = 0;
   for (int64_t a = lo; a < hi; a += chunk) {
     kd_source *part;

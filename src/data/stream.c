@@ -32,7 +32,7 @@ typedef struct stream {
   kd_stream_cfg c;
   char split[16];
   int P, off, b;                /* teacher positions per row; this rank's slots [off, off + b) of a global batch */
-  int64_t steps, cap;           /* steps per epoch; rows a slot holds at most */
+  int64_t steps, end, cap;      /* steps per epoch, the positions they take; rows a slot holds at most */
   kd_order order;               /* the reader's */
   int f16;                      /* the teacher file's logits are float16 */
   size_t lrow;                  /* bytes of a row of stored logits */
@@ -118,6 +118,7 @@ static int read_file_span(stream *s, slot *sl, const int64_t *pick, int64_t n, i
   kd_h5_lock();
   int rc = kd_source_open_rows(&src, c->data->paths[f], s->split, a, b, e);
   if (!rc && c->dense) rc = kd_teacher_open(&t, c->teacher->paths[f], s->split, a, b, total, KD_TEACH_LOGITS, e);
+  if (!rc && t && c->check_teacher) rc = kd_teacher_validate(t, e); /* names the file and its row */
   if (!rc && c->sparse != KD_SPARSE_DENSE)
     rc = kd_sparse_open(&sp, c->teacher->paths[f], s->split, a, b, total, c->sparse, c->classes, e);
   kd_h5_unlock();
@@ -160,14 +161,14 @@ static int dropped(stream *s, uint64_t gen) { return __atomic_load_n(&s->gen, __
 /* The rows of slot sl's window this rank takes, from the files. */
 static int read_job(stream *s, slot *sl, uint64_t gen, kd_err *e) {
   kd_order *o = &s->order;
-  const int64_t B = s->c.B, end = s->steps * B, p0 = sl->window * o->window;
+  const int64_t B = s->c.B, end = s->end, p0 = sl->window * o->window;
   const int64_t n_w = kd_order_window_rows(o, sl->window);
   kd_order_window(o, sl->epoch, sl->window, s->rows);
   int64_t k = 0;
   for (int64_t i = 0; i < n_w; i++) {
     const int64_t p = p0 + i, q = p % B;
     if (p < sl->from || p >= end || q < s->off || q >= s->off + s->b) continue;
-    s->pick[2 * k] = s->rows[i];
+    s->pick[2 * k] = s->c.first + s->rows[i];
     s->pick[2 * k + 1] = k;
     k++;
   }
@@ -229,7 +230,7 @@ static void *reader(void *arg) {
 
 /* ---- the steps' side ---- */
 
-static int64_t last_window(const stream *s) { return (s->steps * s->c.B - 1) / s->order.window; }
+static int64_t last_window(const stream *s) { return (s->end - 1) / s->order.window; }
 
 /* Queue the next job into sl (under the lock); none past the last epoch. */
 static void queue_next(stream *s, slot *sl, int64_t from) {
@@ -308,9 +309,10 @@ static int st_next(kd_rows *r, const kd_rows_out *o, kd_err *e) {
   if (o->in->capacity < s->b || o->in->width != s->c.width)
     return kd_fail(e, KD_ERR_RUNTIME, "rows: a batch of %d rows of width %d for %d of width %d", o->in->capacity,
                    o->in->width, s->b, s->c.width);
+  const int want = s->end - s->pos < s->b ? (int)(s->end - s->pos) : s->b; /* in order: the last batch is shorter */
   int got = 0;
   pthread_mutex_lock(&s->mu);
-  while (got < s->b) {
+  while (got < want) {
     slot *sl = &s->slots[s->cur];
     const double t0 = kd_seconds();
     while (sl->state == SLOT_QUEUED || sl->state == SLOT_READING) pthread_cond_wait(&s->cv, &s->mu);
@@ -325,7 +327,7 @@ static int st_next(kd_rows *r, const kd_rows_out *o, kd_err *e) {
       return kd_fail(e, KD_ERR_RUNTIME, "rows: the stream ran out at epoch %lld position %lld", (long long)s->epoch,
                      (long long)s->pos);
     }
-    const int64_t k = sl->n - sl->cursor < s->b - got ? sl->n - sl->cursor : s->b - got;
+    const int64_t k = sl->n - sl->cursor < want - got ? sl->n - sl->cursor : want - got;
     take(s, sl, k, got, o); /* a READY slot is the steps' alone */
     got += (int)k;
     if (sl->cursor == sl->n) { /* its window is used up: it takes the next job */
@@ -334,10 +336,10 @@ static int st_next(kd_rows *r, const kd_rows_out *o, kd_err *e) {
     }
   }
   pthread_mutex_unlock(&s->mu);
-  o->in->rows = s->b;
+  o->in->rows = want;
   if (o->in->kind == KD_INPUT_FEATURES) kd_preprocess_apply(s->base.pre, o->in->x, o->in->rows);
   s->pos += s->c.B;
-  if (s->pos >= s->steps * s->c.B) {
+  if (s->pos >= s->end) {
     s->epoch++;
     s->pos = 0;
   }
@@ -417,12 +419,16 @@ int kd_rows_stream(kd_rows **out, const kd_stream_cfg *c, kd_err *e) {
   s->P = c->kind == KD_INPUT_TOKENS ? c->width : 1;
   s->b = kd_local_batch(c->B, c->ranks, c->rank);
   for (int r = 0; r < c->rank; r++) s->off += kd_local_batch(c->B, c->ranks, r);
-  s->steps = c->rows / c->B;
+  s->steps = c->in_order ? (c->rows + c->B - 1) / c->B : c->rows / c->B;
+  s->end = c->in_order ? c->rows : s->steps * c->B;
   s->epoch = -1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   int rc = s->steps < 1 ? kd_fail(e, KD_ERR_RUNTIME, "stream: %lld rows, fewer than a batch of %d", (long long)c->rows, c->B)
-                        : kd_order_init(&s->order, c->rows, c->block, c->window, c->seed, e);
+           : c->in_order && (c->ranks != 1 || c->epochs != 1)
+               ? kd_fail(e, KD_ERR_RUNTIME, "stream: rows in order are read by one rank for one pass")
+               : kd_order_init(&s->order, c->rows, c->block, c->window, c->seed, e);
+  s->order.in_order = c->in_order;
   if (!rc) {
     s->cap = slot_capacity(c, kd_order_window_rows(&s->order, 0), s->b);
     rc = alloc_slots(s, e);

@@ -2,6 +2,7 @@
 
 #include "core/fmt.h"
 #include "core/progress.h"
+#include "data/rows.h"
 
 #include <mpi.h>
 
@@ -101,46 +102,89 @@ static int forward_chunk(float *z, float *feats, int layer, kd_model *m, const k
   return KD_OK;
 }
 
-/* One chunk's targets, teacher logits and (token rows) target bytes into s. */
-static int accumulate_chunk(kd_eval_sums *s, const float *z, const kd_batch *b, int32_t *y, float *tl,
-                            const kd_source *src, const kd_teacher *teacher, int64_t r0, int C, double T, kd_err *e) {
+/* One batch's targets, teacher logits and (token rows) target bytes into s. */
+static void accumulate_batch(kd_eval_sums *s, const float *z, const kd_batch *b, int32_t *y, const float *tl, int C,
+                             const kd_eval_pass *p) {
   const int P = kd_batch_positions(b);
   kd_batch_targets(b, y);
-  if (teacher && kd_teacher_gather_range(teacher, r0, b->rows, tl, e)) return e->code;
-  kd_eval_accumulate(s, z, y, teacher ? tl : NULL, b->rows * P, C, T);
+  kd_eval_accumulate(s, z, y, tl, b->rows * P, C, p->T);
   if (P > 1) {
-    const int32_t *len = kd_source_token_bytes(src);
     s->tokens = 1;
     for (int i = 0; i < b->rows * P; i++)
-      if (y[i] >= 0) s->bytes += len ? len[y[i]] : 0;
+      if (y[i] >= 0) s->bytes += p->token_bytes ? p->token_bytes[y[i]] : 0;
   }
+}
+
+/* The pass's buffers: a batch of the model's max_batch rows, its logits, teacher logits and targets. */
+typedef struct pass_bufs {
+  kd_batch b;
+  float *z, *tl;
+  int32_t *y;
+} pass_bufs;
+
+static void pass_free(pass_bufs *q) {
+  free(q->z);
+  free(q->tl);
+  free(q->y);
+  kd_batch_free(&q->b);
+}
+
+static int pass_alloc(pass_bufs *q, const kd_model *m, const kd_eval_pass *p, kd_err *e) {
+  memset(q, 0, sizeof *q);
+  if (kd_batch_init(&q->b, p->kind, m->max_batch, p->width, e)) return e->code;
+  const size_t cells = (size_t)m->max_batch * kd_batch_positions(&q->b);
+  q->z = kd_malloc(sizeof(float) * cells * m->out_dim, "evaluation logits", e);
+  if (p->teacher) q->tl = kd_malloc(sizeof(float) * cells * m->out_dim, "evaluation teacher logits", e);
+  q->y = kd_malloc(sizeof(int32_t) * cells, "evaluation targets", e);
+  if (e->code) pass_free(q);
+  return e->code;
+}
+
+int kd_eval_rows(kd_eval_sums *s, kd_model *m, kd_rows *rows, const kd_eval_pass *p, kd_err *e) {
+  pass_bufs q;
+  if (pass_alloc(&q, m, p, e)) return e->code;
+  if (s) memset(s, 0, sizeof *s);
+  const kd_fwd inference = {0, 0};
+  const int64_t steps = kd_rows_steps(rows);
+  int rc = kd_rows_seek(rows, 0, 0, e);
+  for (int64_t k = 0, r0 = 0; k < steps && !rc; k++) {
+    kd_teacher_batch tb = {q.tl, NULL};
+    const kd_rows_out out = {&q.b, &tb, NULL};
+    rc = kd_rows_next(rows, &out, e);
+    if (!rc) rc = kd_model_forward(m, q.z, &q.b, &inference, e);
+    if (!rc && s) accumulate_batch(s, q.z, &q.b, q.y, q.tl, m->out_dim, p);
+    if (!rc && p->sink) rc = p->sink(p->ctx, q.z, r0, q.b.rows, e);
+    r0 += q.b.rows;
+    if (p->prog) kd_progress_add(p->prog, q.b.rows, MPI_Wtime());
+  }
+  pass_free(&q);
+  return rc;
+}
+
+/* kd_eval_model's sink: each batch's logits at their rows of one array. */
+typedef struct into_array {
+  float *logits;
+  size_t row_floats;
+} into_array;
+
+static int copy_logits(void *ctx, const float *z, int64_t r0, int rows, kd_err *e) {
+  (void)e;
+  const into_array *a = ctx;
+  memcpy(a->logits + (size_t)r0 * a->row_floats, z, sizeof(float) * a->row_floats * (size_t)rows);
   return KD_OK;
 }
 
 int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_source *src,
                   const kd_teacher *teacher, double T, kd_progress *prog, kd_err *e) {
-  const int C = m->out_dim, chunk = m->max_batch;
-  kd_batch b;
-  if (kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e)) return e->code;
-  const size_t cells = (size_t)chunk * kd_batch_positions(&b);
-  float *buf = logits_out ? NULL : kd_malloc(sizeof(float) * cells * C, "evaluation logits", e);
-  float *tl = teacher ? kd_malloc(sizeof(float) * cells * C, "evaluation teacher logits", e) : NULL;
-  int32_t *y = kd_malloc(sizeof(int32_t) * cells, "evaluation targets", e);
+  kd_rows *rows;
+  if (kd_rows_memory_in_order(&rows, src, teacher, m->max_batch, e)) return e->code;
+  const int P = kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
+  into_array a = {logits_out, (size_t)P * m->out_dim};
+  const kd_eval_pass p = {kd_source_kind(src), kd_source_width(src), teacher != NULL, kd_source_token_bytes(src), T,
+                          logits_out ? copy_logits : NULL, &a, prog};
   kd_eval_sums s;
-  memset(&s, 0, sizeof s);
-  int rc = e->code;
-  const int64_t n = kd_source_rows(src);
-  for (int64_t r0 = 0; r0 < n && !rc; r0 += chunk) {
-    const int nb = (int)(n - r0 < chunk ? n - r0 : chunk);
-    float *z = logits_out ? logits_out + (size_t)r0 * kd_batch_positions(&b) * C : buf;
-    rc = forward_chunk(z, NULL, 0, m, src, &b, r0, nb, e);
-    if (!rc) rc = accumulate_chunk(&s, z, &b, y, tl, src, teacher, r0, C, T, e);
-    if (prog) kd_progress_add(prog, nb, MPI_Wtime());
-  }
-  free(buf);
-  free(tl);
-  free(y);
-  kd_batch_free(&b);
+  const int rc = kd_eval_rows(&s, m, rows, &p, e);
+  kd_rows_free(rows);
   if (!rc) kd_eval_finish(r, &s);
   return rc;
 }

@@ -9,6 +9,9 @@
 #include "core/progress.h"
 #include "core/half.h"
 #include "core/provenance.h"
+#include "data/fileset.h"
+#include "data/order.h"
+#include "data/rows.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
 #include "kd/registry.h"
@@ -51,19 +54,26 @@ void kd_infer_who(char *buf, size_t n, const kd_model *m, const char *ckpt) {
   snprintf(buf, n, "the student %s:%s of %s", m->family, m->spec, ckpt);
 }
 
-/* What kd eval and kd predict work on. */
+/* What kd eval and kd predict work on: the split's rows [lo, hi) read in
+ * order, a block at a time, by the row provider's stream (a bounded memory
+ * whatever the split's size; the reader overlaps the forward passes). */
 typedef struct inference {
   kd_model *m;
   float *params;
   kd_preprocess pre;       /* the checkpoint's input normalisation */
-  kd_source *src;
-  kd_teacher *teacher;
+  kd_source *src;          /* the split's first row: its kind, width and tokenizer */
+  int teacher;             /* the teacher's logits of the rows are read beside them */
   char split[16];          /* the file's split holding the rows ... */
   int64_t lo, hi;          /* ... and which of them */
+  int64_t targets;         /* target tokens among them */
+  kd_fileset data, tfile;
+  kd_rows *rows;
 } inference;
 
 static void inference_free(inference *in) {
-  kd_teacher_free(in->teacher);
+  kd_rows_free(in->rows);
+  kd_fileset_free(&in->data);
+  kd_fileset_free(&in->tfile);
   kd_source_free(in->src);
   kd_model_free(in->m);
   free(in->params);
@@ -91,7 +101,8 @@ static int held_out_rows(inference *in, const kd_eval_cfg *cfg, const char *ckpt
   return KD_OK;
 }
 
-/* The split's rows for the model: present, as wide as it takes. */
+/* The split's rows for the model: present, as wide as it takes, every row
+ * checked (a piece at a time) and the first one opened for the shapes. */
 static int open_split(inference *in, const kd_eval_cfg *cfg, const char *ckpt_path, kd_err *e) {
   kd_split_info info;
   snprintf(in->split, sizeof in->split, "%s", cfg->split);
@@ -108,11 +119,13 @@ static int open_split(inference *in, const kd_eval_cfg *cfg, const char *ckpt_pa
   char who[KD_PATH_MAX + 320];
   kd_infer_who(who, sizeof who, in->m, ckpt_path);
   if (kd_fit_split(in->m, who, cfg->data, in->split, &info, e)) return e->code;
-  if (kd_source_open(&in->src, cfg->data, in->split, in->lo, in->hi, e)) return e->code;
-  return kd_source_set_preprocess(in->src, &in->pre, e);
+  if (in->hi <= in->lo) return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s has no rows", cfg->data, in->split);
+  return kd_source_open(&in->src, cfg->data, in->split, in->lo, in->lo + 1, e);
 }
 
-/* The teacher's logits of the same rows (kd eval --teacher). */
+/* The teacher's logits of the same rows (kd eval --teacher): dense, of the
+ * student's classes, for these rows (read beside them, checked finite as
+ * they are read). */
 static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   char ls[64];
   snprintf(ls, sizeof ls, "/%s/logits", in->split);
@@ -134,7 +147,37 @@ static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   if (classes != in->m->out_dim)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d classes, the student %d", cfg->teacher, in->split,
                    classes, in->m->out_dim);
-  return kd_teacher_open(&in->teacher, cfg->teacher, in->split, in->lo, in->hi, total, KD_TEACH_LOGITS, e);
+  in->teacher = 1;
+  return KD_OK;
+}
+
+/* The reader of the rows [lo, hi) in order, in batches of the model's
+ * max_batch, blocks of about 4 MiB of rows, two of them buffered. */
+static int open_rows(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
+  kd_split_info info;
+  if (kd_fileset_single(&in->data, cfg->data, e) || kd_fileset_probe(&in->data, in->split, &info, e)) return e->code;
+  if (in->teacher && kd_fileset_single(&in->tfile, cfg->teacher, e)) return e->code;
+  kd_stream_cfg c;
+  memset(&c, 0, sizeof c);
+  c.data = &in->data;
+  c.teacher = in->teacher ? &in->tfile : NULL;
+  c.split = in->split;
+  c.first = in->lo;
+  c.rows = in->hi - in->lo;
+  c.kind = kd_source_kind(in->src);
+  c.width = kd_source_width(in->src);
+  c.classes = in->m->out_dim;
+  c.dense = in->teacher;
+  c.sparse = KD_SPARSE_DENSE;
+  c.B = in->m->max_batch;
+  c.ranks = c.epochs = 1;
+  c.in_order = c.check_teacher = 1;
+  int64_t window;
+  kd_order_defaults(kd_rows_row_bytes(&c), c.rows, &c.block, &window);
+  c.window = c.block; /* no shuffle: a window of one block is enough */
+  if (kd_rows_stream(&in->rows, &c, e)) return e->code;
+  kd_rows_set_preprocess(in->rows, &in->pre);
+  return KD_OK;
 }
 
 /* The checkpoint, the split's rows and (metrics) the teacher's logits. */
@@ -148,12 +191,14 @@ static int load_for_inference(inference *in, const kd_eval_cfg *cfg, int metrics
   if (metrics && cfg->teacher[0] && open_teacher(in, cfg, e)) return e->code;
   char who[KD_PATH_MAX + 320];
   kd_infer_who(who, sizeof who, in->m, ckpt_path);
-  if (kd_fit_rows(in->m, who, in->src, 1, e) || kd_fit_tokenizers(who, ckpt_path, cfg->data, e)) return e->code;
+  if (kd_fit_file(in->m, who, cfg->data, in->split, in->lo, in->hi, 1, &in->targets, e) ||
+      kd_fit_tokenizers(who, ckpt_path, cfg->data, e))
+    return e->code;
   /* metrics need targets; kd predict writes the logits of every position whatever the mask */
   if (metrics && kd_source_kind(in->src) == KD_INPUT_TOKENS &&
-      kd_fit_targets(kd_source_targets(in->src), cfg->data, in->split, KD_INPUT_TOKENS, e))
+      kd_fit_targets(in->targets, cfg->data, in->split, KD_INPUT_TOKENS, e))
     return e->code;
-  return in->teacher ? kd_teacher_validate(in->teacher, e) : KD_OK;
+  return open_rows(in, cfg, e);
 }
 
 /* --temperature unset: the run's own (from its /config), else 4. */
@@ -171,72 +216,98 @@ static int begin_progress(kd_progress *p, const kd_eval_cfg *cfg, const inferenc
   char what[96];
   snprintf(what, sizeof what, "%s /%s", cmd, in->split);
   const int tokens = kd_source_kind(in->src) == KD_INPUT_TOKENS;
-  kd_progress_begin(p, what, "rows", kd_source_rows(in->src), tokens ? kd_source_width(in->src) : 0, MPI_Wtime());
+  kd_progress_begin(p, what, "rows", in->hi - in->lo, tokens ? kd_source_width(in->src) : 0, MPI_Wtime());
   return KD_OK;
+}
+
+static kd_eval_pass pass_of(const inference *in, double T, kd_progress *prog) {
+  if (!in->src) { /* nothing was opened: the pass does not run */
+    const kd_eval_pass none = {KD_INPUT_FEATURES, 0, 0, NULL, T, NULL, NULL, NULL};
+    return none;
+  }
+  const kd_eval_pass p = {kd_source_kind(in->src), kd_source_width(in->src), in->teacher,
+                          kd_source_token_bytes(in->src), T, NULL, NULL, prog};
+  return p;
 }
 
 int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size_t n, kd_err *e) {
   inference in;
   kd_progress prog;
+  kd_eval_sums s;
   int rc = load_for_inference(&in, cfg, 1, ckpt_path, n, e);
   if (!rc) rc = begin_progress(&prog, cfg, &in, "kd eval", e);
-  if (!rc) rc = kd_eval_model(r, NULL, in.m, in.src, in.teacher, eval_temperature(cfg, ckpt_path), &prog, e);
+  const kd_eval_pass p = pass_of(&in, eval_temperature(cfg, ckpt_path), &prog);
+  if (!rc) rc = kd_eval_rows(&s, in.m, in.rows, &p, e);
   if (!rc) kd_progress_end(&prog);
+  if (!rc) kd_eval_finish(r, &s);
   inference_free(&in);
   return rc;
 }
 
-static int write_predictions(const kd_eval_cfg *cfg, const char *ckpt_path, const float *logits, int64_t rows, int P,
-                             int C, kd_err *e) {
-  char ds[64];
-  snprintf(ds, sizeof ds, "/%s/logits", cfg->split);
+/* kd predict's output file: /SPLIT/logits written a batch at a time, under
+ * the HDF5 lock (the reader thread reads the rows beside it). */
+typedef struct predictions {
   kd_atomic a;
-  hid_t f = H5I_INVALID_HID;
-  if (kd_atomic_begin(&a, cfg->out, e) || kd_h5_create(&f, a.tmp, e)) return e->code;
+  hid_t f;
+  char ds[64];
+} predictions;
+
+static int create_predictions(predictions *o, const kd_eval_cfg *cfg, const inference *in, kd_err *e) {
+  snprintf(o->ds, sizeof o->ds, "/%s/logits", cfg->split);
+  if (kd_atomic_begin(&o->a, cfg->out, e) || kd_h5_create(&o->f, o->a.tmp, e)) return e->code;
+  const int64_t rows = in->hi - in->lo, C = in->m->out_dim;
+  const int64_t P = in->m->input == KD_INPUT_TOKENS ? kd_source_width(in->src) : 1;
   const int64_t d2[2] = {rows, C}, d3[3] = {rows, P, C};
-  const int half = strcmp(cfg->dtype, "f16") == 0;
-  const size_t n = (size_t)rows * P * C;
-  uint16_t *h = half ? kd_malloc(sizeof(uint16_t) * (n ? n : 1), "float16 logits", e) : NULL;
-  for (size_t i = 0; h && i < n; i++) h[i] = kd_float_to_half(logits[i]);
-  hid_t ft = half ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
-  int rc = half && !h ? e->code
-                      : kd_h5_write(f, a.tmp, ds, P > 1 ? 3 : 2, P > 1 ? d3 : d2, ft, half ? ft : H5T_NATIVE_FLOAT,
-                                    half ? (const void *)h : (const void *)logits, e);
-  H5Tclose(ft);
-  free(h);
+  hid_t ft = strcmp(cfg->dtype, "f16") == 0 ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+  const int rc = kd_h5_create_dataset(o->f, o->a.tmp, o->ds, P > 1 ? 3 : 2, P > 1 ? d3 : d2, ft, e);
+  if (ft >= 0) H5Tclose(ft);
+  return rc;
+}
+
+static int put_predictions(void *ctx, const float *z, int64_t r0, int rows, kd_err *e) {
+  const predictions *o = ctx;
+  kd_h5_lock();
+  const int rc = kd_h5_write_rows(o->f, o->a.tmp, o->ds, r0, rows, z, e);
+  kd_h5_unlock();
+  return rc;
+}
+
+/* Provenance (with the fingerprint kd train checks a teacher file against), closed, committed or removed. */
+static int finish_predictions(predictions *o, const kd_eval_cfg *cfg, const char *ckpt_path, int rc, kd_err *e) {
   kd_provenance p = kd_provenance_of("teacher");
   p.source_checkpoint = ckpt_path;
   p.source_data = cfg->data;
   kd_split_info train;
   if (!rc) rc = kd_source_probe(cfg->data, "train", &train, e);
-  if (!rc && train.present) { /* what kd train checks a teacher file against */
+  if (!rc && train.present) {
     p.has_fingerprint = 1;
     rc = kd_source_fingerprint_file(cfg->data, "train", 0, train.rows, &p.data_fingerprint, e);
   }
-  if (!rc) rc = kd_provenance_write(f, a.tmp, &p, e);
-  rc = kd_h5_close(f, a.tmp, rc, e);
-  if (!rc) rc = kd_atomic_commit(&a, e);
-  if (rc) kd_atomic_abort(&a);
+  if (!rc) rc = kd_provenance_write(o->f, o->a.tmp, &p, e);
+  rc = kd_h5_close(o->f, o->a.tmp, rc, e);
+  if (!rc) rc = kd_atomic_commit(&o->a, e);
+  if (rc) kd_atomic_abort(&o->a);
   return rc;
 }
 
 int kd_predict_run(const kd_eval_cfg *cfg, int64_t *rows, char *ckpt_path, size_t n, kd_err *e) {
   inference in;
   kd_progress prog;
-  float *logits = NULL;
+  predictions o;
+  memset(&o, 0, sizeof o);
+  o.f = H5I_INVALID_HID;
   int rc = load_for_inference(&in, cfg, 0, ckpt_path, n, e);
   if (!rc) rc = begin_progress(&prog, cfg, &in, "kd predict", e);
-  const int64_t nr = rc ? 0 : kd_source_rows(in.src);
-  const int P = rc || in.m->input != KD_INPUT_TOKENS ? 1 : kd_source_width(in.src);
-  if (!rc) {
-    logits = kd_malloc(sizeof(float) * (size_t)nr * P * in.m->out_dim, "predicted logits", e);
-    rc = logits ? KD_OK : e->code;
-  }
-  if (!rc) rc = kd_infer_rows(logits, NULL, 0, in.m, in.src, &prog, e);
+  if (!rc) rc = create_predictions(&o, cfg, &in, e);
+  kd_eval_pass p = pass_of(&in, 1.0, &prog);
+  p.sink = put_predictions;
+  p.ctx = &o;
+  if (!rc) rc = kd_eval_rows(NULL, in.m, in.rows, &p, e);
+  kd_rows_stop(in.rows); /* no reader beside the file's last calls */
   if (!rc) kd_progress_end(&prog);
-  if (!rc) rc = write_predictions(cfg, ckpt_path, logits, nr, P, in.m->out_dim, e);
-  if (!rc) *rows = nr;
-  free(logits);
+  if (o.f >= 0) rc = finish_predictions(&o, cfg, ckpt_path, rc, e);
+  else if (o.a.tmp[0]) kd_atomic_abort(&o.a);
+  if (!rc) *rows = in.hi - in.lo;
   inference_free(&in);
   return rc;
 }

@@ -24,41 +24,6 @@
 
 #define CHUNK_BYTES ((size_t)16 << 20) /* per message and per hyperslab write */
 
-/* Rank 0: write rows [row0, row0 + n) (along the first dimension, all of
- * the others) of dataset ds from float32 values (converted here when the
- * dataset is float16). */
-static int write_rows(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, const float *v, kd_err *e) {
-  if (n == 0) return KD_OK;
-  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT);
-  hid_t fs = d >= 0 ? H5Dget_space(d) : -1, ft = d >= 0 ? H5Dget_type(d) : -1;
-  const int half = ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2;
-  if (ft >= 0) H5Tclose(ft);
-  hsize_t dims[KD_H5_MAX_DIMS], start[KD_H5_MAX_DIMS] = {0}, count[KD_H5_MAX_DIMS];
-  const int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
-  for (int i = 0; i < nd; i++) count[i] = dims[i];
-  start[0] = (hsize_t)row0;
-  count[0] = (hsize_t)n;
-  hid_t ms = nd > 0 ? H5Screate_simple(nd, count, NULL) : -1;
-  int rc = KD_OK;
-  uint16_t *h = NULL;
-  hid_t mt = half ? kd_h5_f16_type() : H5Tcopy(H5T_NATIVE_FLOAT);
-  if (half && ms >= 0) {
-    const size_t cnt = (size_t)H5Sget_simple_extent_npoints(ms);
-    h = kd_malloc(sizeof(uint16_t) * cnt, "float16 logits", e);
-    for (size_t i = 0; h && i < cnt; i++) h[i] = kd_float_to_half(v[i]);
-  }
-  if (d < 0 || fs < 0 || ms < 0 || (half && !h) || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-      H5Dwrite(d, mt, ms, fs, H5P_DEFAULT, half ? (const void *)h : (const void *)v) < 0)
-    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: writing rows [%lld, %lld) of %s failed (disk full?)", path, (long long)row0,
-                 (long long)(row0 + n), ds);
-  free(h);
-  H5Tclose(mt);
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
-  if (d >= 0) H5Dclose(d);
-  return rc;
-}
-
 int kd_logits_create_nd(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, int f16, kd_err *e) {
   hid_t ty = f16 ? kd_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
   const int rc = kd_logits_create_typed(f, path, ds, ndims, dims, ty, e);
@@ -68,19 +33,7 @@ int kd_logits_create_nd(hid_t f, const char *path, const char *ds, int ndims, co
 
 int kd_logits_create_typed(hid_t f, const char *path, const char *ds, int ndims, const int64_t *dims, hid_t ty,
                            kd_err *e) {
-  if (ndims < 1 || ndims > KD_H5_MAX_DIMS)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: dataset %s cannot have %d dimensions", path, ds, ndims);
-  hsize_t d[KD_H5_MAX_DIMS];
-  for (int i = 0; i < ndims; i++) d[i] = (hsize_t)dims[i];
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  const int inter = lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
-  hid_t s = H5Screate_simple(ndims, d, NULL);
-  hid_t ds_id = inter && s >= 0 && ty >= 0 ? H5Dcreate2(f, ds, ty, s, lcpl, H5P_DEFAULT, H5P_DEFAULT) : -1;
-  if (s >= 0) H5Sclose(s);
-  if (lcpl >= 0) H5Pclose(lcpl);
-  if (ds_id < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create dataset %s", path, ds);
-  H5Dclose(ds_id);
-  return KD_OK;
+  return kd_h5_create_dataset(f, path, ds, ndims, dims, ty, e);
 }
 
 int kd_logits_create(hid_t f, const char *path, const char *ds, int64_t n, int P, int C, int f16, kd_err *e) {
@@ -115,7 +68,7 @@ int kd_logits_gather_round(MPI_Comm comm, hid_t f, const char *path, const char 
     }
     return KD_OK;
   }
-  int rc = write_rows(f, path, ds, lo, hi - lo, local, e);
+  int rc = kd_h5_write_rows(f, path, ds, lo, hi - lo, local, e);
   float *buf = kd_malloc(sizeof(float) * (size_t)rows_per_msg * C, "receive buffer", e);
   if (!buf) return kd_fatal(e, 0, "receive buffer"); /* cannot receive: the senders would block */
   for (int r = 1; r < size; r++) {
@@ -128,7 +81,7 @@ int kd_logits_gather_round(MPI_Comm comm, hid_t f, const char *path, const char 
         free(buf);
         return e->code;
       }
-      if (!rc) rc = write_rows(f, path, ds, a, cnt, buf, e);
+      if (!rc) rc = kd_h5_write_rows(f, path, ds, a, cnt, buf, e);
     }
   }
   free(buf);

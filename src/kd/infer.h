@@ -55,6 +55,21 @@ void kd_eval_finish(kd_eval_result *r, const kd_eval_sums *s);
  * receives the [n, C] logits. */
 int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_source *src,
                   const kd_teacher *teacher, double T, kd_progress *prog, kd_err *e);
+/* One pass over the rows a provider gives in order (kd_rows_memory_in_order, or a stream with in_order):
+ * each batch forwarded in inference mode, evaluated when sums are asked for, and its logits handed to sink. */
+typedef struct kd_rows kd_rows;
+typedef struct kd_eval_pass {
+  kd_input kind;
+  int width;                   /* the rows' */
+  int teacher;                 /* the provider gives the teacher's logits of the rows */
+  const int32_t *token_bytes;  /* bytes of each token id (bits per byte), or NULL */
+  double T;                    /* the temperature of the KL to the teacher */
+  int (*sink)(void *ctx, const float *logits, int64_t r0, int rows, kd_err *e); /* rows' logits [rows, (P,) C] */
+  void *ctx;
+  kd_progress *prog;           /* counts rows (nullable) */
+} kd_eval_pass;
+/* The provider's batches hold at most m->max_batch rows. sums NULL: no metrics. */
+int kd_eval_rows(kd_eval_sums *sums, kd_model *m, kd_rows *rows, const kd_eval_pass *p, kd_err *e);
 /* The same forward without metrics: logits [n, C] of every row and, with
  * layer > 0, hidden layer `layer` [n, H] into features (nullable). prog
  * (nullable) counts the rows done. */
