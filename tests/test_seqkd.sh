@@ -48,12 +48,14 @@ kdrun 2 "${G[@]}" --decode greedy --out g2.h5 > /dev/null || fail "generate gree
 kdrun 1 "${G[@]}" --decode beam:1 --out b1.h5 > /dev/null || fail "generate beam:1"
 kdrun 1 "${G[@]}" --decode beam:4 --nbest 4 --batch 7 --out n1.h5 > /dev/null || fail "generate beam:4, 1 rank"
 kdrun 2 "${G[@]}" --decode beam:4 --nbest 4 --batch 7 --out n2.h5 > /dev/null || fail "generate beam:4, 2 ranks"
+KD_GENERATE_ROUND_BATCHES=3 kdrun 2 "${G[@]}" --decode beam:4 --nbest 4 --batch 7 --out n2r.h5 > /dev/null ||
+  fail "generate beam:4, 2 ranks, rounds of 3 batches"
 kdrun 2 "${G[@]}" --decode beam:4 --nbest 4 --select closest --out c2.h5 > /dev/null || fail "generate --select closest"
 kdrun 2 "${G[@]}" --split test --decode greedy --out gt.h5 > /dev/null || fail "generate greedy on /test"
 expect "generate prints rows, the decoder and sequences/s" \
   grep -Eq '^kd generate: [0-9]+ rows of /train decoded \(greedy, n-best 1\) in [0-9.]+ s on 1 rank: [0-9.]+ sequences/s' g1.log
 
-expect "1 rank == 2 ranks (greedy; beam 4 with n-best at --batch 7); beam:1 == greedy" "$PY" - <<'PY'
+expect "1 rank == 2 ranks (greedy; beam 4 with n-best at --batch 7, also written in rounds of 3 batches); beam:1 == greedy" "$PY" - <<'PY'
 import h5py, numpy as np
 def same(a, b, names):
     fa, fb = h5py.File(a, "r"), h5py.File(b, "r")
@@ -62,6 +64,7 @@ def same(a, b, names):
         assert fa[n].dtype == fb[n].dtype, n
 same("g1.h5", "g2.h5", ["train/tokens", "train/mask", "train/nbest_scores", "train/nbest_tokens", "train/nbest_lengths"])
 same("n1.h5", "n2.h5", ["train/tokens", "train/mask", "train/nbest_scores", "train/nbest_tokens", "train/nbest_lengths"])
+same("n1.h5", "n2r.h5", ["train/tokens", "train/mask", "train/nbest_scores", "train/nbest_tokens", "train/nbest_lengths"])
 same("g1.h5", "b1.h5", ["train/tokens", "train/mask"])
 PY
 

@@ -449,34 +449,57 @@ int kd_h5_create_dataset(hid_t f, const char *path, const char *ds, int ndims, c
   return KD_OK;
 }
 
-int kd_h5_write_rows(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, const float *v, kd_err *e) {
-  if (n == 0) return KD_OK;
-  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT);
-  hid_t fs = d >= 0 ? H5Dget_space(d) : -1, ft = d >= 0 ? H5Dget_type(d) : -1;
-  const int half = ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2;
-  if (ft >= 0) H5Tclose(ft);
+/* Rows [row0, row0 + n) of an open dataset from memory of type mt. */
+static int write_rows_of(hid_t d, hid_t mt, int64_t row0, int64_t n, const void *v) {
+  hid_t fs = H5Dget_space(d);
   hsize_t dims[KD_H5_MAX_DIMS], start[KD_H5_MAX_DIMS] = {0}, count[KD_H5_MAX_DIMS];
   const int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
   for (int i = 0; i < nd; i++) count[i] = dims[i];
   start[0] = (hsize_t)row0;
   count[0] = (hsize_t)n;
   hid_t ms = nd > 0 ? H5Screate_simple(nd, count, NULL) : -1;
-  int rc = KD_OK;
-  uint16_t *h = NULL;
-  hid_t mt = half ? kd_h5_f16_type() : H5Tcopy(H5T_NATIVE_FLOAT);
-  if (half && ms >= 0) {
-    const size_t cnt = (size_t)H5Sget_simple_extent_npoints(ms);
-    h = kd_malloc(sizeof(uint16_t) * cnt, "float16 logits", e);
-    for (size_t i = 0; h && i < cnt; i++) h[i] = kd_float_to_half(v[i]);
-  }
-  if (d < 0 || fs < 0 || ms < 0 || (half && !h) || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-      H5Dwrite(d, mt, ms, fs, H5P_DEFAULT, half ? (const void *)h : (const void *)v) < 0)
-    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: writing rows [%lld, %lld) of %s failed (disk full?)", path, (long long)row0,
-                 (long long)(row0 + n), ds);
-  free(h);
-  H5Tclose(mt);
+  const int ok = fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+                 H5Dwrite(d, mt, ms, fs, H5P_DEFAULT, v) >= 0;
   if (ms >= 0) H5Sclose(ms);
   if (fs >= 0) H5Sclose(fs);
+  return ok;
+}
+
+int kd_h5_write_rows_typed(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, hid_t mem_type,
+                           const void *v, kd_err *e) {
+  if (n == 0) return KD_OK;
+  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT);
+  const int ok = d >= 0 && write_rows_of(d, mem_type, row0, n, v);
   if (d >= 0) H5Dclose(d);
-  return rc;
+  if (!ok)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: writing rows [%lld, %lld) of %s failed (disk full?)", path, (long long)row0,
+                   (long long)(row0 + n), ds);
+  return KD_OK;
+}
+
+int kd_h5_write_rows(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, const float *v, kd_err *e) {
+  if (n == 0) return KD_OK;
+  hid_t d = H5Dopen2(f, ds, H5P_DEFAULT);
+  hid_t ft = d >= 0 ? H5Dget_type(d) : -1;
+  const int half = ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && H5Tget_size(ft) == 2;
+  if (ft >= 0) H5Tclose(ft);
+  size_t cells = (size_t)n;
+  if (d >= 0) { /* values in the rows */
+    hid_t fs = H5Dget_space(d);
+    hsize_t dims[KD_H5_MAX_DIMS];
+    const int nd = fs >= 0 ? H5Sget_simple_extent_dims(fs, dims, NULL) : 0;
+    for (int i = 1; i < nd; i++) cells *= (size_t)dims[i];
+    if (fs >= 0) H5Sclose(fs);
+  }
+  uint16_t *h = half ? kd_malloc(sizeof(uint16_t) * cells, "float16 logits", e) : NULL;
+  for (size_t i = 0; h && i < cells; i++) h[i] = kd_float_to_half(v[i]);
+  hid_t mt = half ? kd_h5_f16_type() : H5Tcopy(H5T_NATIVE_FLOAT);
+  const int ok = d >= 0 && (!half || h) && write_rows_of(d, mt, row0, n, half ? (const void *)h : (const void *)v);
+  free(h);
+  H5Tclose(mt);
+  if (d >= 0) H5Dclose(d);
+  if (!ok && !e->code)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: writing rows [%lld, %lld) of %s failed (disk full?)", path, (long long)row0,
+                   (long long)(row0 + n), ds);
+  return e->code;
 }

@@ -94,5 +94,8 @@ int kd_h5_create_dataset(hid_t f, const char *path, const char *ds, int ndims, c
 /* Rows [row0, row0 + n) (along the first dimension, all of the others) of dataset ds from float32 values
  * (converted here when the dataset is float16). */
 int kd_h5_write_rows(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, const float *v, kd_err *e);
+/* The same from memory of any type (HDF5 converts to the dataset's). */
+int kd_h5_write_rows_typed(hid_t f, const char *path, const char *ds, int64_t row0, int64_t n, hid_t mem_type,
+                           const void *v, kd_err *e);
 
 #endif
