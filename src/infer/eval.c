@@ -87,21 +87,6 @@ void kd_eval_finish(kd_eval_result *r, const kd_eval_sums *s) {
   }
 }
 
-/* Run the model over rows [r0, r0 + nb) of src into z (and hidden layer
- * `layer` into feats + r0 rows when asked). */
-static int forward_chunk(float *z, float *feats, int layer, kd_model *m, const kd_source *src, kd_batch *b,
-                         int64_t r0, int nb, kd_err *e) {
-  const kd_fwd f = {0, 0};
-  if (kd_source_gather_range(src, r0, nb, b, e) || kd_model_forward(m, z, b, &f, e)) return e->code;
-  if (feats) {
-    int H = 0;
-    const float *h = m->ops->hidden(m, layer, &H);
-    if (!h) return kd_fail(e, KD_ERR_RUNTIME, "the model has no hidden layer %d", layer);
-    memcpy(feats + (size_t)r0 * H, h, sizeof(float) * (size_t)nb * H);
-  }
-  return KD_OK;
-}
-
 /* One batch's targets, teacher logits and (token rows) target bytes into s. */
 static void accumulate_batch(kd_eval_sums *s, const float *z, const kd_batch *b, int32_t *y, const float *tl, int C,
                              const kd_eval_pass *p) {
@@ -186,22 +171,6 @@ int kd_eval_model(kd_eval_result *r, float *logits_out, kd_model *m, const kd_so
   const int rc = kd_eval_rows(&s, m, rows, &p, e);
   kd_rows_free(rows);
   if (!rc) kd_eval_finish(r, &s);
-  return rc;
-}
-
-int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_progress *prog,
-                  kd_err *e) {
-  const int C = m->out_dim, chunk = m->max_batch;
-  kd_batch b;
-  if (kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e)) return e->code;
-  int rc = KD_OK;
-  const int64_t n = kd_source_rows(src);
-  for (int64_t r0 = 0; r0 < n && !rc; r0 += chunk) {
-    const int nb = (int)(n - r0 < chunk ? n - r0 : chunk);
-    rc = forward_chunk(logits + (size_t)r0 * kd_batch_positions(&b) * C, features, layer, m, src, &b, r0, nb, e);
-    if (prog) kd_progress_add(prog, nb, MPI_Wtime());
-  }
-  kd_batch_free(&b);
   return rc;
 }
 

@@ -16,6 +16,9 @@
 #include "core/progress.h"
 #include "core/provenance.h"
 #include "core/rng.h"
+#include "data/fileset.h"
+#include "data/order.h"
+#include "data/rows.h"
 #include "infer/sparse_logits.h"
 #include "kd/ckpt.h"
 #include "kd/data.h"
@@ -410,24 +413,62 @@ static int copy_tap(const logits_job *j, int s, int k, int64_t r0, int nb, float
   return KD_OK;
 }
 
-/* kd_infer_rows with the taps: every row of src forwarded in chunks of the
- * model's max_batch, logits [n, T, V] into logits and each tap into taps[k]. */
-static int forward_taps(logits_job *j, int s, const kd_source *src, float *logits, float **taps, kd_err *e) {
+/* The hidden layer --features of the last forward (nb rows) into feats at local row r0. */
+static int copy_features(const logits_job *j, int64_t r0, int nb, float *feats, kd_err *e) {
+  int H = 0;
+  const float *h = j->m->ops->hidden(j->m, (int)j->cfg->features, &H);
+  if (!h) return kd_fail(e, KD_ERR_RUNTIME, "the model has no hidden layer %lld", (long long)j->cfg->features);
+  memcpy(feats + (size_t)r0 * H, h, sizeof(float) * (size_t)nb * H);
+  return KD_OK;
+}
+
+/* Rows [a, b) of split s read in order by the row provider (a block at a time, beside the forward passes) and
+ * forwarded a batch of the model's max_batch rows at a time: logits [n, (T,) V] into logits, the hidden layer
+ * --features into feats, each tap into taps[k]. */
+static int forward_rows(logits_job *j, int s, int64_t a, int64_t b, float *logits, float *feats, float **taps,
+                        kd_err *e) {
   kd_model *m = j->m;
-  const int C = m->out_dim, chunk = m->max_batch;
-  kd_batch b;
-  if (kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e)) return e->code;
-  const kd_fwd f = {0, 0};
-  int rc = KD_OK;
-  const int64_t n = kd_source_rows(src);
-  for (int64_t r0 = 0; r0 < n && !rc; r0 += chunk) {
-    const int nb = (int)(n - r0 < chunk ? n - r0 : chunk);
-    rc = kd_source_gather_range(src, r0, nb, &b, e);
-    if (!rc) rc = kd_model_forward(m, logits + (size_t)r0 * kd_batch_positions(&b) * C, &b, &f, e);
-    for (int k = 0; k < n_taps(j) && !rc; k++) rc = copy_tap(j, s, k, r0, nb, taps[k], e);
-    kd_progress_add(&j->prog, nb, MPI_Wtime());
+  kd_fileset fs;
+  memset(&fs, 0, sizeof fs);
+  kd_split_info info;
+  kd_rows *rows = NULL;
+  kd_batch bt;
+  memset(&bt, 0, sizeof bt);
+  int rc = kd_fileset_single(&fs, j->cfg->data, e) || kd_fileset_probe(&fs, splits[s], &info, e) ? e->code : KD_OK;
+  kd_stream_cfg c;
+  memset(&c, 0, sizeof c);
+  c.data = &fs;
+  c.split = splits[s];
+  c.first = a;
+  c.rows = b - a;
+  c.kind = info.kind;
+  c.width = info.width;
+  c.classes = m->out_dim;
+  c.sparse = KD_SPARSE_DENSE;
+  c.B = m->max_batch;
+  c.ranks = c.epochs = 1;
+  c.in_order = 1;
+  int64_t window;
+  kd_order_defaults(kd_rows_row_bytes(&c), c.rows, &c.block, &window);
+  c.window = c.block;
+  if (!rc) rc = kd_rows_stream(&rows, &c, e);
+  if (!rc) {
+    kd_rows_set_preprocess(rows, &j->pre);
+    rc = kd_batch_init(&bt, info.kind, m->max_batch, info.width, e) || kd_rows_seek(rows, 0, 0, e) ? e->code : KD_OK;
   }
-  kd_batch_free(&b);
+  const kd_fwd f = {0, 0};
+  const size_t per_row = (size_t)m->out_dim * (info.kind == KD_INPUT_TOKENS ? (size_t)info.width : 1);
+  for (int64_t r0 = 0; r0 < b - a && !rc; r0 += bt.rows) {
+    const kd_rows_out out = {&bt, NULL, NULL};
+    rc = kd_rows_next(rows, &out, e);
+    if (!rc) rc = kd_model_forward(m, logits + (size_t)r0 * per_row, &bt, &f, e);
+    if (!rc && feats) rc = copy_features(j, r0, bt.rows, feats, e);
+    for (int k = 0; k < n_taps(j) && !rc; k++) rc = copy_tap(j, s, k, r0, bt.rows, taps[k], e);
+    kd_progress_add(&j->prog, bt.rows, MPI_Wtime());
+  }
+  kd_batch_free(&bt);
+  kd_rows_free(rows);
+  kd_fileset_free(&fs);
   return rc;
 }
 
@@ -437,11 +478,13 @@ static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err 
   const int C = j->m->out_dim * (positions(j, s) ? positions(j, s) : 1); /* values per row */
   int64_t a, b;
   slice(j->info[s].rows, j->size, j->rank, first, chunk, &a, &b);
-  kd_source *part = NULL;
   float *logits = NULL, *feats = NULL, *taps[2 * MAX_TAPS] = {NULL};
-  int rc = b > a ? kd_source_open(&part, j->cfg->data, splits[s], a, b, e) : KD_OK;
-  if (!rc && part) rc = kd_source_set_preprocess(part, &j->pre, e);
-  if (!rc && part && s == 0) j->fp += kd_source_fingerprint(part);
+  int rc = KD_OK;
+  if (b > a && s == 0) { /* the fingerprint kd train checks the teacher file against */
+    uint64_t fp;
+    rc = kd_source_fingerprint_file(j->cfg->data, splits[s], a, b, &fp, e);
+    j->fp += fp;
+  }
   if (!rc) {
     logits = kd_malloc(sizeof(float) * (size_t)(b - a) * C, "logits", e);
     if (j->H) feats = kd_malloc(sizeof(float) * (size_t)(b - a) * j->H, "features", e);
@@ -455,11 +498,8 @@ static int job_round(logits_job *j, int s, int64_t first, int64_t chunk, kd_err 
     if (sp_present(j, d) && !(sp[d] = kd_malloc(sizeof(float) * (size_t)((b - a) ? (b - a) : 1) * sp_row_values(j, s, d),
                                                  sp_names[d], e)))
       rc = e->code;
-  if (!rc && part)
-    rc = n_taps(j) ? forward_taps(j, s, part, logits, taps, e)
-                   : kd_infer_rows(logits, feats, (int)j->cfg->features, j->m, part, &j->prog, e);
-  if (!rc && part && sparse_on(j)) rc = sparse_rows(j, s, a, b - a, logits, sp, e);
-  kd_source_free(part);
+  if (!rc && b > a) rc = forward_rows(j, s, a, b, logits, feats, taps, e);
+  if (!rc && b > a && sparse_on(j)) rc = sparse_rows(j, s, a, b - a, logits, sp, e);
   if (!(rc = kd_agree(j->comm, rc, e))) {
     char ds[64];
     snprintf(ds, sizeof ds, "/%s/logits", splits[s]);

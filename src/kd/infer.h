@@ -70,12 +70,6 @@ typedef struct kd_eval_pass {
 } kd_eval_pass;
 /* The provider's batches hold at most m->max_batch rows. sums NULL: no metrics. */
 int kd_eval_rows(kd_eval_sums *sums, kd_model *m, kd_rows *rows, const kd_eval_pass *p, kd_err *e);
-/* The same forward without metrics: logits [n, C] of every row and, with
- * layer > 0, hidden layer `layer` [n, H] into features (nullable). prog
- * (nullable) counts the rows done. */
-int kd_infer_rows(float *logits, float *features, int layer, kd_model *m, const kd_source *src, kd_progress *prog,
-                  kd_err *e);
-
 void kd_eval_print(FILE *f, const char *label, const kd_eval_result *r);
 void kd_eval_json(FILE *f, const kd_eval_result *r);
 
