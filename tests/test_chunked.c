@@ -24,7 +24,7 @@ static void test_dense_rows(void) {
     for (int k = 0; k < 2; k++) {
       const float T = k ? 2.0f : 1.0f;
       kd_targets t = {y, teach ? zt : NULL, NULL, NULL, NULL};
-      kd_loss_cfg cfg = {0.3f, T};
+      kd_loss_cfg cfg = {0.3f, T, {KD_DIV_FORWARD, 0.0}};
       kd_loss_sums a = {0}, b = {0};
       kd_err e = {0};
       kd_loss_forward_backward_ref(d1, &a, zs, &t, N, V, &cfg, 0.5f);
@@ -86,7 +86,7 @@ static void test_chunked(void) {
                                  {y, NULL, NULL, NULL, &ss}, {y, NULL, NULL, NULL, NULL}};
   const char *names[5] = {"dense", "sparse tail", "sparse topk", "sampled", "hard labels"};
   const int chunks[3] = {1, 7, N};
-  const kd_loss_cfg cfg = {0.4f, 2.0f};
+  const kd_loss_cfg cfg = {0.4f, 2.0f, {KD_DIV_FORWARD, 0.0}};
   float *work = malloc(sizeof(float) * kd_loss_chunk_floats(N, V));
   for (int k = 0; k < 5; k++) {
     kd_loss_sums r = {0};
@@ -105,6 +105,29 @@ static void test_chunked(void) {
       CHECK(ex <= 1e-5 * mx && ew <= 1e-5 * mw, "%s, chunks of %d: dx off by %.3g (of %.3g), dW by %.3g (of %.3g)",
             names[k], chunks[c], ex, mx, ew, mw);
     }
+  }
+  /* the other divergences through the chunks (their rows against central differences: test_divergence) */
+  const kd_divergence divs[3] = {{KD_DIV_REVERSE, 0.0}, {KD_DIV_JSD, 0.5}, {KD_DIV_SKEW, 0.1}};
+  for (int k = 0; k < 3; k++) {
+    const kd_loss_cfg dc = {0.4f, 2.0f, divs[k]};
+    kd_loss_sums r = {0}, f = {0};
+    reference(&f, rdx, rdw, x, w, &targets[0], &cfg, 0.25f); /* forward: the divergences differ from it */
+    reference(&r, rdx, rdw, x, w, &targets[0], &dc, 0.25f);  /* rdx, rdw: this divergence's */
+    CHECK(fabs(r.kd - f.kd) > 1e-3 * fabs(f.kd), "divergence %d gives forward's kd %.9g", k, r.kd);
+    kd_loss_sums s = {0};
+    memset(dw, 0, sizeof dw);
+    kd_head h = {x, w, dw, dx, N, D, V};
+    kd_err e = {0};
+    CHECK(kd_loss_chunked(&s, &h, &targets[0], &dc, 0.25f, 1, work, 7, NULL, &e) == KD_OK, "chunked failed");
+    double ex = 0, ew = 0, mx = 0, mw = 0;
+    for (int i = 0; i < N * D; i++) ex = fmax(ex, fabs(dx[i] - rdx[i])), mx = fmax(mx, fabs(rdx[i]));
+    for (int i = 0; i < V * D; i++) ew = fmax(ew, fabs(dw[i] - rdw[i])), mw = fmax(mw, fabs(rdw[i]));
+    CHECK(check_close(s.loss, r.loss, 1e-5, 1e-6) && ex <= 1e-5 * mx && ew <= 1e-5 * mw,
+          "divergence %d, chunks of 7: loss %.9g vs %.9g, dx off by %.3g, dW by %.3g", k, s.loss, r.loss, ex, ew);
+    kd_err se = {0};
+    const kd_targets sparse = targets[2];
+    CHECK(kd_loss_chunked(&s, &h, &sparse, &dc, 0.25f, 1, work, 7, NULL, &se) == KD_ERR_USAGE,
+          "chunked sparse targets took divergence %d", k);
   }
   free(work);
 }

@@ -175,7 +175,7 @@ static double loss_of(fixture *f, float *dl) {
   const kd_fwd fw = {1, 99};
   kd_model_forward(f->m, f->logits, &f->bt, &fw, &e);
   const kd_targets t = {f->y, f->tl, NULL, NULL, NULL};
-  const kd_loss_cfg lc = {0.3f, 2.0f};
+  const kd_loss_cfg lc = {0.3f, 2.0f, {KD_DIV_FORWARD, 0.0}};
   kd_loss_sums s = {0, 0, 0, 0, 0, 0};
   kd_loss_forward_backward(dl, &s, f->logits, &t, FB * FT, FV, &lc, 1.0f);
   return s.loss;

@@ -43,7 +43,7 @@ static void check_row(const float *zs, const float *zt, int y, float T, float al
   kd_loss_sums s = {0, 0, 0, 0, 0, 0};
   int32_t yy = y;
   kd_targets t = {&yy, zt, NULL, NULL, NULL};
-  kd_loss_cfg cfg = {alpha, T};
+  kd_loss_cfg cfg = {alpha, T, {KD_DIV_FORWARD, 0.0}};
   kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
   double ref = ref_loss(zd, zt ? ztd : NULL, y, T, alpha, 1);
   CHECK(check_close(s.loss, ref, 1e-9, 1e-9), "%s T=%g alpha=%g y=%d: loss %.12g, reference %.12g", what, T, alpha,
@@ -92,7 +92,7 @@ int main(void) {
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     int32_t y = 0;
     kd_targets t = {&y, zt, NULL, NULL, NULL};
-    kd_loss_cfg cfg = {0.1f, 4};
+    kd_loss_cfg cfg = {0.1f, 4, {KD_DIV_FORWARD, 0.0}};
     kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
     CHECK(fabs(s.loss - without) > 1e-3, "loss equals the T^2-less formula: %g", s.loss);
     /* The logged soft part is T^2 * KL: (loss - alpha*ce) / (1 - alpha). */
@@ -109,7 +109,7 @@ int main(void) {
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     int32_t y = 1;
     kd_targets t = {&y, big_t, NULL, NULL, NULL};
-    kd_loss_cfg cfg = {0.1f, 20};
+    kd_loss_cfg cfg = {0.1f, 20, {KD_DIV_FORWARD, 0.0}};
     kd_loss_forward_backward(dl, &s, big_s, &t, 1, C, &cfg, 1.0f);
     CHECK(isfinite(s.loss) && isfinite(s.ce) && isfinite(s.kd), "loss not finite at +-1e4: %g", s.loss);
     for (int c = 0; c < C; c++) CHECK(isfinite(dl[c]), "gradient %d not finite at +-1e4", c);
@@ -125,7 +125,7 @@ int main(void) {
       tz[i] = (float)kd_normal(6, i);
     }
     kd_targets t = {y, tz, NULL, NULL, NULL};
-    kd_loss_cfg cfg = {0.3f, 2};
+    kd_loss_cfg cfg = {0.3f, 2, {KD_DIV_FORWARD, 0.0}};
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     kd_loss_forward_backward(dl, &s, z, &t, NB, C, &cfg, 1.0f / NB);
     CHECK(s.rows == NB && s.labelled == 3, "rows %g labelled %g", s.rows, s.labelled);
@@ -142,7 +142,7 @@ int main(void) {
     float z[C] = {1, -2, 0.5f, 3, 0}, dl[C];
     int32_t y = -1;
     kd_targets t = {&y, NULL, NULL, NULL, NULL};
-    kd_loss_cfg cfg = {0.1f, 4};
+    kd_loss_cfg cfg = {0.1f, 4, {KD_DIV_FORWARD, 0.0}};
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     kd_loss_forward_backward(dl, &s, z, &t, 1, C, &cfg, 1.0f);
     CHECK(s.loss == 0 && s.rows == 1 && s.labelled == 0, "unlabelled row without teacher: loss %g", s.loss);
@@ -161,7 +161,7 @@ int main(void) {
     }
     for (int teach = 0; teach < 2; teach++) {
       kd_targets t = {y, teach ? tz : NULL, NULL, NULL, NULL};
-      kd_loss_cfg cfg = {0.3f, 3};
+      kd_loss_cfg cfg = {0.3f, 3, {KD_DIV_FORWARD, 0.0}};
       kd_loss_sums s1 = {0, 0, 0, 0, 0, 0}, s2 = {0, 0, 0, 0, 0, 0};
       kd_loss_forward_backward(d1, &s1, z, &t, NB, Cb, &cfg, 0.5f);
       kd_loss_forward_backward_ref(d2, &s2, z, &t, NB, Cb, &cfg, 0.5f);

@@ -69,7 +69,7 @@ static int run(float *dl, kd_loss_sums *s, const float *zs, const case_t *k, int
   int32_t yy = y;
   kd_sparse_targets sp = {k->mode, k->K, k->ids, k->vals, &k->lse};
   kd_targets t = {&yy, NULL, NULL, NULL, &sp};
-  kd_loss_cfg cfg = {alpha, T};
+  kd_loss_cfg cfg = {alpha, T, {KD_DIV_FORWARD, 0.0}};
   kd_err e = {0};
   memset(s, 0, sizeof *s);
   return kd_loss_sparse_forward_backward(dl, s, zs, &t, 1, C, &cfg, 1.0f, &e);
@@ -145,7 +145,7 @@ static void test_against_reference(void) {
 static void dense(float *dl, kd_loss_sums *s, const float *zs, const float *zt, int y, float T, float alpha) {
   int32_t yy = y;
   kd_targets t = {&yy, zt, NULL, NULL, NULL};
-  kd_loss_cfg cfg = {alpha, T};
+  kd_loss_cfg cfg = {alpha, T, {KD_DIV_FORWARD, 0.0}};
   memset(s, 0, sizeof *s);
   kd_loss_forward_backward_ref(dl, s, zs, &t, 1, C, &cfg, 1.0f);
 }
@@ -262,7 +262,7 @@ static void test_edges(void) {
   int32_t y = KD_Y_IGNORE;
   kd_sparse_targets sp = {KD_SPARSE_TOPK, 2, k.ids, k.vals, NULL};
   kd_targets t = {&y, NULL, NULL, NULL, &sp};
-  kd_loss_cfg cfg = {0.5f, 2.0f};
+  kd_loss_cfg cfg = {0.5f, 2.0f, {KD_DIV_FORWARD, 0.0}};
   kd_err e = {0};
   memset(&s, 0, sizeof s);
   for (int c = 0; c < C; c++) dl[c] = 1.0f;

@@ -1,10 +1,12 @@
 /* The distillation loss over a batch:
- *   labelled row (y >= 0):  alpha * CE(y, softmax(z_s)) + (1 - alpha) * T^2 * KL(p_t^T || p_s^T)
- *   unlabelled row (y = -1): T^2 * KL(p_t^T || p_s^T)
+ *   labelled row (y >= 0):  alpha * CE(y, softmax(z_s)) + (1 - alpha) * T^2 * D(p_t^T, p_s^T)
+ *   unlabelled row (y = -1): T^2 * D(p_t^T, p_s^T)
  *   no target (y = KD_Y_IGNORE): nothing (zero gradient, not counted)
  * A "row" is a position of the logits: one per feature row, one per token
  * of a token row.
- * with p^T = softmax(z / T). Without teacher logits every row is CE alone.
+ * with p^T = softmax(z / T) and D the divergence of cfg->div (KL(p_t^T || p_s^T) unless set; the
+ * others in loss/divergence.h; sparse teacher logits take forward only). Without teacher logits every
+ * row is CE alone.
  * The gradient written is d(sum of row losses)/dz_s * grad_scale; the trainer
  * passes grad_scale = 1 / global batch so the allreduced sum is the mean. */
 #ifndef KD_LOSS_H
@@ -17,9 +19,17 @@
 #include "kd/model.h" /* kd_head, kd_profile */
 #include "kd/teacher.h" /* kd_targets */
 
+/* The soft term's divergence (loss/divergence.h): zero-initialised, forward KL(p_t || p_s). */
+typedef enum { KD_DIV_FORWARD = 0, KD_DIV_REVERSE, KD_DIV_JSD, KD_DIV_SKEW } kd_div_kind;
+typedef struct kd_divergence {
+  kd_div_kind kind;
+  double param;       /* jsd: beta (the teacher's weight in the mixture); skew: alpha */
+} kd_divergence;
+
 typedef struct kd_loss_cfg {
   float alpha;        /* weight of the hard-label term */
   float temperature;  /* T > 0 */
+  kd_divergence div;  /* the soft term's divergence (forward unless set) */
 } kd_loss_cfg;
 
 /* Sums over the batch's rows, for logging. */

@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 68
+#define KD_TRAIN_N_OPTS 69
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -34,6 +34,7 @@ typedef struct kd_train_cfg {
   double dropout;
   double alpha;
   double temperature;
+  char divergence[32];         /* forward | reverse | jsd:BETA | skew:ALPHA (loss/divergence.h) */
   char optimizer[16];          /* sgd | adamw */
   double lr;
   double momentum;

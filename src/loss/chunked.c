@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kd/loss.h"
+#include "loss/divergence.h"
 #include "loss/sparse.h"
 #include "models/profile.h"
 #include "nn/fastmath.h"
@@ -94,6 +95,10 @@ static int top1_is(const float *z, float mx, int y) {
 /* One dense row (as row_cached of loss.c, for any V): e1, esT, etT are [V] scratch. */
 static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int V,
                       const kd_loss_cfg *cfg, float grad_scale, float *e1, float *esT, float *etT) {
+  if (zt && cfg->div.kind != KD_DIV_FORWARD) { /* the other divergences' rows, in double */
+    kd_divergence_loss_row(dl, sums, zs, zt, y, V, cfg, grad_scale);
+    return;
+  }
   const double T = cfg->temperature, invTd = 1.0 / T;
   const float invT = (float)invTd;
   const int labelled = y >= 0;
@@ -231,6 +236,8 @@ int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, c
   const int V = h->vocab, D = h->dim;
   float *z = work, *dz = work + (size_t)chunk * V, *ex = dz + (size_t)chunk * V;
   /* sparse targets: slot marks [V] (zero between rows) and the teacher's bins [K + 1] */
+  if (t->sparse && cfg->div.kind != KD_DIV_FORWARD)
+    return kd_fail(e, KD_ERR_USAGE, "sparse teacher logits serve the forward divergence only");
   unsigned char *mark = t->sparse ? kd_calloc((size_t)V, 1, "sparse loss marks", e) : NULL;
   double *q = t->sparse ? kd_malloc(sizeof(double) * ((size_t)t->sparse->K + 1), "sparse loss bins", e) : NULL;
   if (e->code) {

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "loss/divergence.h"
+
 /* log(sum_c exp(z_c * s)) with the max subtracted first. */
 static double lse_scaled(const float *z, int C, double s, double *max_out) {
   double mx = -INFINITY;
@@ -139,7 +141,9 @@ void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z
   for (int b = 0; b < B; b++) {
     const float *zt = t->t_logits ? t->t_logits + (size_t)b * C : NULL;
     float *dl = dlogits ? dlogits + (size_t)b * C : NULL;
-    if (C <= KD_LOSS_CACHE_C)
+    if (zt && cfg->div.kind != KD_DIV_FORWARD)
+      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
+    else if (C <= KD_LOSS_CACHE_C)
       row_cached(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
     else
       row_plain(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
@@ -148,7 +152,12 @@ void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z
 
 void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,
                                   int C, const kd_loss_cfg *cfg, float grad_scale) {
-  for (int b = 0; b < B; b++)
-    row_plain(dlogits ? dlogits + (size_t)b * C : NULL, sums, z_s + (size_t)b * C,
-              t->t_logits ? t->t_logits + (size_t)b * C : NULL, t->y[b], C, cfg, grad_scale);
+  for (int b = 0; b < B; b++) {
+    const float *zt = t->t_logits ? t->t_logits + (size_t)b * C : NULL;
+    float *dl = dlogits ? dlogits + (size_t)b * C : NULL;
+    if (zt && cfg->div.kind != KD_DIV_FORWARD)
+      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
+    else
+      row_plain(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
+  }
 }

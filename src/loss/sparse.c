@@ -115,6 +115,8 @@ static void position(float *dl, kd_loss_sums *sums, const float *zs, const kd_sp
 int kd_loss_sparse_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B,
                                     int C, const kd_loss_cfg *cfg, float grad_scale, kd_err *e) {
   const kd_sparse_targets *sp = t->sparse;
+  if (cfg->div.kind != KD_DIV_FORWARD) /* the others need p_t of every id p_s puts mass on */
+    return kd_fail(e, KD_ERR_USAGE, "sparse teacher logits serve the forward divergence only");
   sparse_work w;
   w.e1 = kd_malloc(sizeof(double) * (size_t)C * 2, "sparse loss workspace", e);
   w.mark = kd_calloc((size_t)C, 1, "sparse loss workspace", e);

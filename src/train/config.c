@@ -1,4 +1,5 @@
 #include "train/config.h"
+#include "loss/divergence.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -32,6 +33,11 @@ const kd_opt_spec kd_train_opts[] = {
    "weight of the hard-label loss, in [0, 1]; 1 - alpha weighs the soft loss"},
   {"temperature", KD_OPT_REAL, T_(temperature), 0, "4", NULL, 0, 1000, 1, 0,
    "distillation temperature T > 0"},
+  {"divergence", KD_OPT_STR, T_(divergence), STR(kd_train_cfg, divergence), "forward", NULL, 0, 0, 0, 0,
+   "the soft term between the teacher's and the student's softmax(z / T), times T^2: forward KL(teacher || "
+   "student), reverse KL(student || teacher), jsd:BETA (GKD's generalized Jensen-Shannon, BETA the teacher's weight "
+   "in the mixture; 0 is forward, 1 reverse) or skew:ALPHA (DistiLLM's skew KL(teacher || ALPHA teacher + (1 - "
+   "ALPHA) student)); sparse teacher logits serve forward only"},
   {"optimizer", KD_OPT_CHOICE, T_(optimizer), STR(kd_train_cfg, optimizer), "sgd", "sgd|adamw", 0, 0, 0, 0,
    "optimizer"},
   {"lr", KD_OPT_REAL, T_(lr), 0, "0.05", NULL, 0, 100, 1, 0, "peak learning rate > 0"},
@@ -196,6 +202,8 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
                    c->labelled_fraction);
   if (c->hint_layer > 0 && !c->teacher[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer needs --teacher FILE with /train/features");
+  kd_divergence div;
+  if (kd_divergence_parse(&div, c->divergence, e)) return e->code;
   if (strcmp(c->sparse_kd, "auto") != 0 && !c->teacher[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --sparse-kd %s needs --teacher FILE with sparse teacher logits",
                    c->sparse_kd);

@@ -147,6 +147,11 @@ static int load_eval(trainer *t, const kd_split_info *vi, const kd_split_info *t
 static int probe_rest(trainer *t, int classes, kd_err *e) {
   tr_data *d = &t->data;
   const int dense = t->cfg.teacher[0] && d->sparse_mode == KD_SPARSE_DENSE;
+  if (d->sparse_mode != KD_SPARSE_DENSE && t->set.loss.div.kind != KD_DIV_FORWARD)
+    return kd_fail(e, KD_ERR_USAGE,
+                   "kd train: --divergence %s needs the teacher's probability of every id the student puts mass on, "
+                   "and %s holds sparse teacher logits: use dense /train/logits (kd logits without --topk or "
+                   "--sample) or an online teacher (--teacher-model)", t->cfg.divergence, t->cfg.teacher);
   if (check_fit(t, "train", d->info_train.kind, d->info_train.width, e)) return e->code;
   if (dense && check_classes(t, "train", classes, e)) return e->code;
   if (kd_source_probe(d->data1, "valid", &d->info_valid, e) || kd_source_probe(d->data1, "test", &d->info_test, e))

@@ -15,8 +15,16 @@ const char *const kd_phase_names[KD_PHASES] = {"gather", "teacher", "forward", "
 
 static void print_loss_line(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
-  if (t->data.has_teacher)
-    printf("loss: %.3g * CE + %.3g * T^2 * KL at T = %g", c->alpha, 1.0 - c->alpha, c->temperature);
+  const kd_divergence *d = &t->set.loss.div;
+  const char *soft = d->kind == KD_DIV_REVERSE ? "KL(student || teacher)"
+                     : d->kind == KD_DIV_JSD   ? "JSD"
+                     : d->kind == KD_DIV_SKEW  ? "skew KL"
+                                               : "KL";
+  if (t->data.has_teacher && d->kind != KD_DIV_JSD && d->kind != KD_DIV_SKEW)
+    printf("loss: %.3g * CE + %.3g * T^2 * %s at T = %g", c->alpha, 1.0 - c->alpha, soft, c->temperature);
+  else if (t->data.has_teacher)
+    printf("loss: %.3g * CE + %.3g * T^2 * %s(%s %g) at T = %g", c->alpha, 1.0 - c->alpha, soft,
+           d->kind == KD_DIV_JSD ? "beta" : "alpha", d->param, c->temperature);
   else
     printf("loss: CE on hard labels (no teacher)");
   for (int i = 0; i < t->net.n_terms; i++) {

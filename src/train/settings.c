@@ -1,5 +1,7 @@
 #include "train/settings.h"
 
+#include "loss/divergence.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,7 @@ int tr_settings_parse(tr_settings *s, const kd_train_cfg *c, kd_err *e) {
   s->loss.alpha = c->alpha;
   s->loss.temperature = c->temperature;
   s->loss.chunk = c->loss_chunk;
+  if (kd_divergence_parse(&s->loss.div, c->divergence, e)) return e->code;
   s->inter.relations = c->attn_relations[0] != '\0';
   s->inter.hidden = c->hidden_map[0] != '\0';
   s->sync.overlap = (tr_switch)overlap;

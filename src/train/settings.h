@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kd/data.h"
+#include "kd/loss.h"
 #include "kd/train.h"
 #include "loss/attn.h"
 #include "optim/optim.h"
@@ -24,6 +25,7 @@ typedef struct tr_optim_settings {
 
 typedef struct tr_loss_settings {
   double alpha, temperature;
+  kd_divergence div;           /* --divergence */
   int skip_nonfinite;          /* --on-nonfinite skip */
   int64_t chunk;               /* positions per chunk of the head GEMM and loss (0 auto, -1 whole batch) */
 } tr_loss_settings;

@@ -60,7 +60,7 @@ static int target_scale(trainer *t, int64_t local, float *scale, kd_err *e) {
 static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, double *term_loss, kd_inject *inj,
                           int *n_inj, kd_err *e) {
   const kd_train_cfg *cfg = &t->cfg;
-  const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature};
+  const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature, t->set.loss.div};
   const kd_inter *inter = t->online.ptrs ? &t->online.inter : t->data.inter ? kd_inter_store_batch(t->data.inter) : NULL;
   const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features,
                          inter, t->data.sparse ? &t->batch.sb.t : NULL};
