@@ -33,7 +33,7 @@ kdrun 1 train "${W2[@]}" --epochs 6 --teacher-model tch:best --out on > on.log |
 expect "online teacher (gpt) == its stored f32 logits: losses per step 1e-5" cols st on loss ce kd
 expect "online teacher (gpt) == its stored f32 logits: weights 1e-5" close st/final.h5 on/final.h5 --rtol 1e-5
 expect "the banner names the online teacher and its checksum" grep -q '^teacher: online gpt .* checksum [0-9a-f]\{16\}' on.log
-expect "step_ms has the teacher's phase" grep -Eq '^step_ms: gather=[0-9.]+ teacher=[0-9.]+ forward' on.log
+expect "step_ms has the teacher's phase" grep -Eq '^step_ms: gather=[0-9.]+ generate=[0-9.]+ teacher=[0-9.]+ forward' on.log
 "$KD" synth --out d.h5 --train 600 --test 100 --dim 12 --classes 4 > /dev/null || exit 1
 M=(--data d.h5 --batch 32 --threads 1 --progress off --log-every 1 --epochs 1)
 kdrun 1 train "${M[@]}" --student 12-32-4 --out mt > /dev/null || fail "mlp teacher"

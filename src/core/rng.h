@@ -25,6 +25,6 @@ void kd_permutation(int64_t *perm, int64_t n, uint64_t key);
 
 /* Purposes, mixed into keys so streams never collide. */
 enum { KD_RNG_INIT = 1, KD_RNG_SHUFFLE = 2, KD_RNG_DROPOUT = 3, KD_RNG_SYNTH = 4, KD_RNG_LABELS = 5, KD_RNG_SAMPLE = 6,
-       KD_RNG_STREAM = 7 };
+       KD_RNG_STREAM = 7, KD_RNG_ONPOLICY = 8 };
 
 #endif

@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 69
+#define KD_TRAIN_N_OPTS 74
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -71,6 +71,11 @@ typedef struct kd_train_cfg {
   char normalize[16];          /* none | standard | minmax */
   int profile;                 /* time the student's kernels, print the table at the end */
   char teacher_model[KD_PATH_MAX]; /* online teacher: a checkpoint FILE or DIR[:best|latest|step:N] ("": none) */
+  double on_policy;            /* GKD's lambda: the share of on-policy steps (0: none) */
+  int64_t prompt_tokens;       /* on-policy: a row's prompt when it has none (0: half the row) */
+  int64_t rollout_max_new;     /* on-policy: sampled tokens per completion at most (0: the row's width) */
+  double rollout_temperature;
+  int64_t rollout_top_k;
   char attn_relations[32];     /* MiniLM relations: a subset of q-q,k-k,v-v ("": off) */
   int64_t relation_heads;      /* R (0: the student's heads) */
   char attn_loss[16];          /* none | mse | mse-scores (TinyBERT attention maps) */
@@ -97,7 +102,7 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e);
 void kd_train_help(FILE *f);
 
 /* Phases of a training step, timed on every rank (docs/performance.md). */
-enum { KD_PH_GATHER, KD_PH_TEACHER, KD_PH_FORWARD, KD_PH_LOSS, KD_PH_BACKWARD, KD_PH_ALLREDUCE, KD_PH_UPDATE, KD_PHASES };
+enum { KD_PH_GATHER, KD_PH_GENERATE, KD_PH_TEACHER, KD_PH_FORWARD, KD_PH_LOSS, KD_PH_BACKWARD, KD_PH_ALLREDUCE, KD_PH_UPDATE, KD_PHASES };
 extern const char *const kd_phase_names[KD_PHASES];
 
 /* Summary of a finished run (same on every rank). */

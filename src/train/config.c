@@ -129,6 +129,19 @@ const kd_opt_spec kd_train_opts[] = {
    "online teacher: a kd checkpoint FILE or DIR[:best|latest|step:N] (any family and size with the student's "
    "classes or vocabulary), loaded frozen on every rank, run forward on each training batch; its logits replace a "
    "teacher file's (excludes --teacher and --self-distill)"},
+  {"on-policy", KD_OPT_REAL, T_(on_policy), 0, "0", NULL, 0, 1, 0, 0,
+   "on-policy distillation (GKD's lambda): this share of the steps (a draw keyed by the seed and the step) train on "
+   "completions the student samples for its rows' prompts, scored by the online teacher (--teacher-model) with "
+   "--divergence, without hard labels; 0: every step trains on the data's own completions"},
+  {"prompt-tokens", KD_OPT_INT, T_(prompt_tokens), 0, "0", NULL, 0, 1 << 20, 0, 0,
+   "--on-policy: the prompt of a row without a prompt (every position a target): its first N tokens (0: half the "
+   "row); a prompt-completion row's prompt is its unmasked prefix"},
+  {"rollout-max-new", KD_OPT_INT, T_(rollout_max_new), 0, "0", NULL, 0, 1 << 20, 0, 0,
+   "--on-policy: tokens sampled per completion at most (0: up to the row's width)"},
+  {"rollout-temperature", KD_OPT_REAL, T_(rollout_temperature), 0, "1", NULL, 0, 100, 1, 0,
+   "--on-policy: the student samples from softmax(z / this)"},
+  {"rollout-top-k", KD_OPT_INT, T_(rollout_top_k), 0, "0", NULL, 0, 1 << 24, 0, 0,
+   "--on-policy: sample among the k most likely tokens (0: all)"},
   {"attn-relations", KD_OPT_STR, T_(attn_relations), STR(kd_train_cfg, attn_relations), "", NULL, 0, 0, 0, 0,
    "MiniLM attention relations (gpt, llama, with --teacher-model): any of q-q,k-k,v-v: KL between the teacher's and the "
    "student's softmax(A A^T / sqrt(d)) per relation head, layers from --attn-map (default: the last layers)"},
@@ -204,6 +217,11 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer needs --teacher FILE with /train/features");
   kd_divergence div;
   if (kd_divergence_parse(&div, c->divergence, e)) return e->code;
+  if (c->on_policy > 0 && !c->teacher_model[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --on-policy %g needs an online teacher (--teacher-model CKPT) to score "
+                   "the student's samples", c->on_policy);
+  if (c->on_policy == 0 && (c->prompt_tokens || c->rollout_max_new || c->rollout_top_k || c->rollout_temperature != 1))
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --prompt-tokens and the --rollout options go with --on-policy");
   if (strcmp(c->sparse_kd, "auto") != 0 && !c->teacher[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --sparse-kd %s needs --teacher FILE with sparse teacher logits",
                    c->sparse_kd);

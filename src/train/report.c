@@ -11,7 +11,7 @@
 #include "nn/gemm.h"
 #include "train/trainer.h"
 
-const char *const kd_phase_names[KD_PHASES] = {"gather", "teacher", "forward", "loss", "backward", "allreduce", "update"};
+const char *const kd_phase_names[KD_PHASES] = {"gather", "generate", "teacher", "forward", "loss", "backward", "allreduce", "update"};
 
 static void print_loss_line(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
@@ -38,6 +38,12 @@ static void print_loss_line(const trainer *t) {
     printf("; head GEMM and loss in chunks of %d positions (%.1f MiB)", t->batch.chunk,
            (double)kd_loss_chunk_floats(t->batch.chunk, t->net.model->out_dim) * sizeof(float) / (1024.0 * 1024.0));
   printf("\n");
+  const tr_rollout_state *r = &t->roll;
+  if (r->on)
+    printf("on-policy: %g of the steps train on the student's own samples (prompts: the rows' unmasked prefix, or "
+           "their first %d tokens; up to %d new tokens at temperature %g%s), scored by the teacher, no hard labels\n",
+           t->cfg.on_policy, r->prompt, r->max_new, t->cfg.rollout_temperature,
+           t->cfg.rollout_top_k > 0 ? ", top-k" : "");
 }
 
 static void print_blas_line(void) {

@@ -100,6 +100,7 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
     return rc;
   rc = kd_single_node(t->mpi.comm, &t->mpi.single_node, e); /* collective: before anything may fail alone */
   if (!rc) rc = tr_build(t, e);
+  if (!rc) rc = tr_rollout_open(t, e);
   if (!rc) rc = tr_config_items(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   return setup_state(t, e);

@@ -474,6 +474,7 @@ void tr_free(trainer *t) {
   kd_model_free(t->snap.model);
   free(t->snap.params);
   tr_online_free(&t->online);
+  tr_rollout_free(&t->roll);
   kd_inter_store_free(t->data.inter);
   kd_optim_free(&t->sync.opt);
   kd_gsync_free(&t->sync.gs);

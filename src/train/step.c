@@ -17,13 +17,17 @@ void tr_phase_mark(phase_clock *c, int k) {
   c->last = now;
 }
 
-/* The step's rows and their teacher targets into the batch buffers. */
-static int gather(trainer *t, kd_err *e) {
+/* The step's rows and their teacher targets into the batch buffers; on an on-policy step the rows become
+ * their prompts and the student's samples (rollout.c). */
+static int gather(trainer *t, phase_clock *clock, kd_err *e) {
   const int b = t->sched.b_local;
   kd_teacher_batch tb = {t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features};
   kd_batch_untrim(&t->batch.in);
   const kd_rows_out out = {&t->batch.in, &tb, t->data.sparse ? &t->batch.sb : NULL};
   if (kd_rows_next(t->data.rows, &out, e)) return e->code;
+  tr_phase_mark(clock, KD_PH_GATHER);
+  if (tr_rollout_step(t, t->st.step) && tr_rollout(t, t->st.step, e)) return e->code;
+  tr_phase_mark(clock, KD_PH_GENERATE);
   /* token rows: no work past the batch's last target (loss terms read the rows as gathered; an online
    * teacher runs on the trimmed rows) */
   if (!t->net.n_terms) {
@@ -112,13 +116,13 @@ static void put_stats(trainer *t, int alone, kd_loss_sums *ls, const double *ter
 static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   kd_model *m = t->net.model;
   const int alone = tr_terms_alone(t, t->st.epoch);
-  int rc = gather(t, e); /* the row provider knows where the epoch is */
+  int rc = gather(t, clock, e); /* the row provider knows where the epoch is */
   const int64_t local = rc ? 0 : kd_batch_targets(&t->batch.in, t->batch.targets);
   float scale = 0.0f;
   const int fatal = target_scale(t, local, &scale, e);
   if (fatal) return fatal;
   const kd_fwd fwd = {1, kd_key((uint64_t)t->cfg.seed, KD_RNG_DROPOUT, (uint64_t)t->st.step, 0)};
-  tr_phase_mark(clock, KD_PH_GATHER);
+  tr_phase_mark(clock, KD_PH_GATHER); /* the targets' count and its allreduce */
   if (!rc && t->online.model) rc = tr_online_forward(t, e);
   else if (!rc && t->snap.active && t->data.streamed) rc = tr_snapshot_forward(t, e);
   tr_phase_mark(clock, KD_PH_TEACHER);

@@ -24,6 +24,7 @@
 #include "kd/infer.h"
 #include "kd/model.h"
 #include "kd/teacher.h"
+#include "infer/seqdecode.h"
 #include "kd/train.h"
 #include "data/rows.h"
 #include "loss/term.h"
@@ -117,6 +118,20 @@ typedef struct tr_online {
   kd_preprocess pre;          /* rank 0: its input normalisation (checked against the run's) */
 } tr_online;
 
+/* On-policy distillation (rollout.c): the student's samples for its rows' prompts. */
+typedef struct tr_rollout_state {
+  int on;                     /* --on-policy > 0 */
+  int W, prompt, max_new;     /* the rows' width; the prompt of a row without one; tokens sampled at most */
+  int end_id, pad_id, n_ids;  /* from the data's tokenizer record (end -1: none; n_ids 0: the whole vocabulary) */
+  int64_t *order;             /* [b] the rows by global id */
+  int32_t *prompts;           /* [group, W] */
+  int *plen;                  /* [2 group]: prompt lengths, then tokens to sample at most */
+  int64_t *ids;               /* [group] global rows (keys of the draws) */
+  int *row_plen;              /* [b] each row's prompt length (0: no target, not sampled) */
+  kd_hyps h;                  /* [group] one sample each */
+  int64_t sampled;            /* tokens sampled in the last on-policy step (this rank) */
+} tr_rollout_state;
+
 /* Self-distillation: the frozen teacher snapshot. */
 typedef struct tr_snap {
   kd_model *model;
@@ -175,6 +190,7 @@ typedef struct trainer {
   tr_data data;
   tr_snap snap;
   tr_online online;
+  tr_rollout_state roll;
   tr_sync sync;
   tr_sched sched;
   tr_batch batch;
@@ -246,6 +262,13 @@ int tr_online_open(trainer *t, kd_err *e);
 int tr_online_forward(trainer *t, kd_err *e);
 int tr_online_check_inputs(trainer *t, kd_err *e);
 void tr_online_free(tr_online *o);
+/* rollout.c */
+int tr_rollout_open(trainer *t, kd_err *e);
+/* Is step an on-policy step (the same answer on every rank)? */
+int tr_rollout_step(const trainer *t, int64_t step);
+/* The batch's rows become their prompts and the student's samples (collective-free). */
+int tr_rollout(trainer *t, int64_t step, kd_err *e);
+void tr_rollout_free(tr_rollout_state *r);
 /* selfdistill.c */
 int tr_refresh_snapshot(trainer *t, int keep_current, kd_err *e);
 /* Streamed: the snapshot's logits of this step's batch into the batch's teacher logits. */

@@ -1,0 +1,101 @@
+#!/bin/bash
+# On-policy distillation (issue 32, item 2): kd train --on-policy LAMBDA with an online teacher.
+#  - lambda 1 with a batch of every row: 1 and 2 ranks sample the same completions and end with the same weights
+#    (1e-5); every step is on-policy (no hard-label CE logged), the banner says so, step_ms shows generate;
+#  - lambda 0.5: about half the steps, the same ones on every run; stopped and resumed, bitwise;
+#  - --on-policy 0 is the run without it, bit for bit;
+#  - the chunked loss of a large vocabulary (vocab 300) with jsd:0.5 on-policy;
+#  - prompt-completion rows (kd import pairs) keep their prompts and sample completions;
+#  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it.
+source "$(dirname "$0")/lib.sh"
+"$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
+"$KD" import text --in fx/corpus.txt --ctx 16 --doc-sep % --valid-frac 0.15 --test-frac 0.15 --out c.h5 > /dev/null ||
+  exit 1
+T=(--data c.h5 --threads 1 --progress off --batch 16 --optimizer adamw --lr 0.003 --epochs 1)
+kdrun 2 train "${T[@]}" --student gpt:vocab=256,ctx=16,layers=2,dim=32,heads=4 --out tch > /dev/null || fail "teacher"
+kdrun 2 train "${T[@]}" --student gpt:vocab=300,ctx=16,layers=1,dim=32,heads=4 --out tch300 > /dev/null ||
+  fail "teacher, vocab 300"
+W=(train --data c.h5 --student gpt:vocab=256,ctx=16,layers=2,dim=16,heads=2 --threads 1 --progress off --lr 0.5
+   --optimizer sgd --temperature 1 --alpha 0.5 --log-every 1 --teacher-model tch)
+# 1. Every step on-policy; a step holds every row, so 1 and 2 ranks decode the same groups of rows.
+kdrun 1 "${W[@]}" --train-rows 32 --batch 32 --epochs 4 --divergence reverse --on-policy 1 --out a1 > a1.log ||
+  fail "on-policy, 1 rank"
+kdrun 2 "${W[@]}" --train-rows 32 --batch 32 --epochs 4 --divergence reverse --on-policy 1 --out a2 > a2.log ||
+  fail "on-policy, 2 ranks"
+expect "on-policy: 1 and 2 ranks end with the same weights (1e-5)" close a1/final.h5 a2/final.h5 --rtol 1e-5
+expect "on-policy: 1 and 2 ranks log the same losses (1e-5)" cols a1 a2 loss kd
+expect "lambda 1: no step has a hard label (ce empty), every step a soft loss" "$PY" -c "
+import csv
+rows = list(csv.DictReader(open('a2/metrics.csv')))
+assert len(rows) == 4 and all(r['ce'] == '' and float(r['kd']) > 0 for r in rows), rows"
+expect "the banner describes the on-policy steps" grep -q '^on-policy: 1 of the steps train on the student' a2.log
+expect "step_ms shows the generation" grep -Eq '^step_ms: gather=[0-9.]+ generate=[0-9.]+ teacher=' a2.log
+kdrun 2 "${W[@]}" --train-rows 32 --batch 32 --epochs 4 --divergence reverse --out off > /dev/null || fail "off-policy"
+expect "sampled completions train differently from the data's" \
+  bash -c "! \"$PY\" \"$TESTS_DIR/compare_weights.py\" a2/final.h5 off/final.h5 --rtol 1e-3 > /dev/null"
+
+# 2. lambda 0.5: the same steps on-policy in every run; a resume continues bitwise; lambda 0 is no on-policy.
+H=("${W[@]}" --batch 16 --epochs 2 --divergence jsd:0.5 --ckpt-every 5)
+kdrun 2 "${H[@]}" --on-policy 0.5 --out hf > /dev/null || fail "lambda 0.5"
+kdrun 2 "${H[@]}" --on-policy 0.5 --out hh --max-steps 12 > /dev/null || fail "lambda 0.5, stopped"
+kdrun 2 train --resume hh > /dev/null || fail "lambda 0.5, resumed"
+expect "lambda 0.5: stopped and resumed, bitwise" close hf/final.h5 hh/final.h5 --exact
+expect "lambda 0.5: between a quarter and three quarters of the steps on-policy, the same ones after a resume" "$PY" -c "
+import csv
+a = [r['ce'] == '' for r in csv.DictReader(open('hf/metrics.csv'))]
+b = [r['ce'] == '' for r in csv.DictReader(open('hh/metrics.csv'))]
+assert a == b and len(a) > 20 and 0.25 * len(a) < sum(a) < 0.75 * len(a), (sum(a), len(a))"
+kdrun 2 "${H[@]}" --on-policy 0 --out z0 > /dev/null || fail "lambda 0"
+kdrun 2 "${H[@]}" --out z > /dev/null || fail "no on-policy"
+expect "--on-policy 0 is the run without it, bit for bit" close z0/final.h5 z/final.h5 --exact
+
+# 3. The chunked loss (vocab over 256) on-policy, 1 and 2 ranks.
+C=(train --data c.h5 --student gpt:vocab=300,ctx=16,layers=1,dim=16,heads=2 --threads 1 --progress off --lr 0.5
+   --optimizer sgd --temperature 1 --log-every 1 --teacher-model tch300 --train-rows 32 --batch 32 --epochs 3
+   --divergence jsd:0.5 --on-policy 1 --loss-chunk 8 --rollout-max-new 6 --rollout-top-k 20)
+kdrun 1 "${C[@]}" --out k1 > /dev/null || fail "chunked on-policy, 1 rank"
+kdrun 2 "${C[@]}" --out k2 > k2.log || fail "chunked on-policy, 2 ranks"
+expect "chunked loss on-policy: 1 and 2 ranks agree (1e-5)" close k1/final.h5 k2/final.h5 --rtol 1e-5
+expect "the banner gives the rollout's limits" grep -q 'up to 6 new tokens at temperature 1, top-k' k2.log
+
+# 4. Prompt-completion rows: the prompts (the unmasked prefix) stay, completions are sampled.
+"$PY" - <<'PY' || fail "pairs"
+import random
+random.seed(1)
+w = set()
+while len(w) < 200:
+    w.add("".join(random.choice("abcdefgh") for _ in range(random.randint(2, 5))))
+with open("rev.tsv", "w") as f:
+    for x in sorted(w):
+        f.write("%s\t%s\n" % (x, " ".join(c.upper() for c in reversed(x))))
+PY
+"$KD" import pairs --in rev.tsv --format tsv --out rev.h5 --valid-frac 0.1 --test-frac 0.1 > /dev/null || fail "import"
+P=(--data rev.h5 --student gpt:vocab=20,ctx=16,layers=1,dim=32,heads=4 --batch 32 --threads 1 --progress off
+   --optimizer adamw)
+kdrun 2 train "${P[@]}" --epochs 6 --lr 0.004 --out rt > /dev/null || fail "pairs teacher"
+kdrun 2 train "${P[@]}" --epochs 2 --lr 0.002 --teacher-model rt --on-policy 1 --temperature 1 --divergence reverse --log-every 1 \
+  --out rs > rs.log || fail "pairs, on-policy"
+expect "pairs on-policy: a finite soft loss" "$PY" -c "
+import csv, math
+r = [r for r in csv.DictReader(open('rs/metrics.csv')) if r['kd']][-1]
+assert math.isfinite(float(r['kd'])) and float(r['kd']) > 0, r"
+
+# 5. Refusals: one line, exit 2.
+refused() { # refused DESCRIPTION PATTERN ARGS...
+  local what=$1 pat=$2 out rc
+  shift 2
+  out=$(kdrun 2 "$@" 2>&1)
+  rc=$?
+  expect "$what: exit 2 (got $rc)" test "$rc" -eq 2
+  expect "$what: one line" test "$(grep -c "$pat" <<< "$out")" -eq 1
+}
+refused "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --on-policy 1 --out bad1
+refused "--rollout options without --on-policy" "rollout options go with --on-policy" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --rollout-top-k 5 --out bad2
+"$KD" synth --out d.h5 --train 200 --test 50 --dim 8 --classes 3 > /dev/null || exit 1
+kdrun 1 train --data d.h5 --student 8-16-3 --epochs 1 --batch 20 --threads 1 --progress off --out mt > /dev/null ||
+  fail "mlp teacher"
+refused "an mlp student on-policy" "on-policy samples tokens: it needs a gpt or llama student" \
+  train --data d.h5 --student 8-16-3 --teacher-model mt --on-policy 1 --batch 20 --out bad3
+finish
