@@ -99,7 +99,7 @@ fi
 # checkpoint as an online teacher, bit for bit; a refreshing snapshot trains alike on 1 and 2 ranks and resumes
 # bitwise (the snapshot reloaded beside the reader thread).
 if [ "$quick" != 1 ]; then
-SD=(train --data d.h5 --student 32-64-5 --epochs 3 --batch 60 --threads 1 --progress off --optimizer adamw
+SD=(train --data d.h5 --student 32-64-5 --epochs 2 --batch 60 --threads 1 --progress off --optimizer adamw
     --lr 0.003 --dropout 0.1 --ckpt-every 100 --keep 3 "${S[@]}")
 kdrun 2 train --data d.h5 --teacher t.h5 --student 32-64-5 --epochs 1 --batch 60 --threads 1 --progress off \
   --out sdt > /dev/null || fail "self-distillation's fixed teacher"

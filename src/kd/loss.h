@@ -62,7 +62,7 @@ int kd_loss_sparse_forward_backward(float *dlogits, kd_loss_sums *sums, const fl
 
 /* Dense rows of any width with each exp computed once (float, vectorized;
  * sums in double): the chunked loss's pass, exact to float rounding against
- * kd_loss_forward_backward_ref. Allocates 3 C floats. */
+ * kd_loss_forward_backward_ref. Allocates 4 C floats. */
 int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B, int C,
                        const kd_loss_cfg *cfg, float grad_scale, kd_err *e);
 

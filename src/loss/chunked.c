@@ -2,7 +2,7 @@
  * vocabularies: the logits [n, V] and their gradient never exist whole.
  * Per chunk of c positions: z = x W^T (GEMM), the loss and dz in one pass
  * per row, then dx = dz W and dW += dz^T x (GEMMs); peak memory 2 c V
- * floats plus, for dense rows, 3 V floats of exps. The dense rows' pass
+ * floats plus 4 V floats (the exps of dense rows, or the other divergences' work). The dense rows' pass
  * computes each exp once, in float with the vectorizable kd_exp_fast, and
  * accumulates in double: exact to float rounding (tested against the
  * plain double-precision loss). */
@@ -95,8 +95,8 @@ static int top1_is(const float *z, float mx, int y) {
 /* One dense row (as row_cached of loss.c, for any V): e1, esT, etT are [V] scratch. */
 static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int V,
                       const kd_loss_cfg *cfg, float grad_scale, float *e1, float *esT, float *etT) {
-  if (zt && cfg->div.kind != KD_DIV_FORWARD) { /* the other divergences' rows, in double */
-    kd_divergence_loss_row(dl, sums, zs, zt, y, V, cfg, grad_scale);
+  if (zt && cfg->div.kind != KD_DIV_FORWARD) { /* the other divergences' rows, in double; e1.. is 4 V floats */
+    kd_divergence_loss_row(dl, sums, zs, zt, y, V, cfg, grad_scale, (double *)(void *)e1);
     return;
   }
   const double T = cfg->temperature, invTd = 1.0 / T;
@@ -205,7 +205,7 @@ static void sparse_row(float *dl, kd_loss_sums *sums, const float *zs, const kd_
 
 int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, const kd_targets *t, int B, int C,
                        const kd_loss_cfg *cfg, float grad_scale, kd_err *e) {
-  float *w = kd_malloc(sizeof(float) * 3 * (size_t)C, "loss workspace", e);
+  float *w = kd_malloc(sizeof(float) * 4 * (size_t)C, "loss workspace", e);
   if (!w) return e->code;
   for (int b = 0; b < B; b++)
     dense_row(dlogits ? dlogits + (size_t)b * C : NULL, sums, z_s + (size_t)b * C,
@@ -214,8 +214,8 @@ int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, con
   return KD_OK;
 }
 
-/* The chunks' logits and gradient, and 3 V floats of exps. */
-size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)3 * V; }
+/* The chunks' logits and gradient, and 4 V floats: the exps (3 V), or the other divergences' 2 V doubles. */
+size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (size_t)4 * V; }
 
 /* The targets of positions [p0, p0 + c). */
 static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targets *t, size_t p0, int V) {

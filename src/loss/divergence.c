@@ -38,33 +38,33 @@ const char *kd_divergence_name(const kd_divergence *d, char *buf, size_t n) {
   return buf;
 }
 
-static double log_add_exp(double a, double b) {
-  const double m = a > b ? a : b;
-  return isinf(m) ? m : m + log(exp(a - m) + exp(b - m));
-}
-
-/* One class: its term of D, and q a (a = dD/dq) there, from ls = log p_s and lt = log p_t. */
-static void at_class(const kd_divergence *d, double ls, double lt, double *term, double *qa) {
-  const double q = exp(ls), p = exp(lt);
-  switch (d->kind) {
-  case KD_DIV_REVERSE:
+/* One class: its term of D, q a (a = dD/dq) and q there, from ls = log p_s and lt = log p_t. The mixture M is
+ * formed from the probabilities (where both underflow it is 0, and so is the class's share of D). */
+static void at_class(const kd_divergence *d, double ls, double lt, double *term, double *qa, double *qo) {
+  const double q = exp(ls);
+  *qo = q;
+  if (d->kind == KD_DIV_REVERSE) {
     *term = *qa = q * (ls - lt);
     return;
-  case KD_DIV_JSD: {
-    const double b = d->param, lm = log_add_exp(lt + log(b), ls + log1p(-b));
-    *term = b * p * (lt - lm) + (1.0 - b) * q * (ls - lm);
-    *qa = (1.0 - b) * q * (ls - lm);
-    return;
   }
-  case KD_DIV_SKEW: {
-    const double a = d->param, lm = log_add_exp(lt + log(a), ls + log1p(-a));
-    *term = p * (lt - lm);
-    *qa = -(1.0 - a) * exp(lt + ls - lm); /* -(1 - a) p q / M */
-    return;
-  }
-  default: /* forward */
+  const double p = exp(lt);
+  if (d->kind == KD_DIV_FORWARD) {
     *term = p * (lt - ls);
     *qa = -p;
+    return;
+  }
+  const double b = d->param, M = b * p + (1.0 - b) * q; /* jsd: beta p_t + (1 - beta) p_s; skew: alpha p_t + ... */
+  if (M <= 0.0) {
+    *term = *qa = 0.0;
+    return;
+  }
+  const double lm = log(M);
+  if (d->kind == KD_DIV_JSD) {
+    *term = b * p * (lt - lm) + (1.0 - b) * q * (ls - lm);
+    *qa = (1.0 - b) * q * (ls - lm);
+  } else { /* skew */
+    *term = p * (lt - lm);
+    *qa = -(1.0 - b) * p * q / M;
   }
 }
 
@@ -75,15 +75,16 @@ static double lse_of(const float *z, int C, double invT) {
   return mx + log(s);
 }
 
-/* D and S = sum_c q_c a_c of a row. */
+/* D and S = sum_c q_c a_c of a row; work (nullable, [2 C]) keeps each class's q and q a for the second pass. */
 static double first_pass(const kd_divergence *d, const float *zs, const float *zt, int C, double invT, double ls0,
-                         double lt0, double *S) {
+                         double lt0, double *S, double *work) {
   double D = 0.0, s = 0.0;
   for (int c = 0; c < C; c++) {
-    double term, qa;
-    at_class(d, (double)zs[c] * invT - ls0, (double)zt[c] * invT - lt0, &term, &qa);
+    double term, qa, q;
+    at_class(d, (double)zs[c] * invT - ls0, (double)zt[c] * invT - lt0, &term, &qa, &q);
     D += term;
     s += qa;
+    if (work) work[2 * c] = q, work[2 * c + 1] = qa;
   }
   *S = s;
   return D;
@@ -92,18 +93,17 @@ static double first_pass(const kd_divergence *d, const float *zs, const float *z
 double kd_divergence_row(const kd_divergence *d, const float *zs, const float *zt, int C, double T, double *g) {
   const double invT = 1.0 / T, ls0 = lse_of(zs, C, invT), lt0 = lse_of(zt, C, invT);
   double S;
-  const double D = first_pass(d, zs, zt, C, invT, ls0, lt0, &S);
+  const double D = first_pass(d, zs, zt, C, invT, ls0, lt0, &S, NULL);
   for (int c = 0; g && c < C; c++) {
-    const double ls = (double)zs[c] * invT - ls0;
-    double term, qa;
-    at_class(d, ls, (double)zt[c] * invT - lt0, &term, &qa);
-    g[c] = (qa - exp(ls) * S) * invT;
+    double term, qa, q;
+    at_class(d, (double)zs[c] * invT - ls0, (double)zt[c] * invT - lt0, &term, &qa, &q);
+    g[c] = (qa - q * S) * invT;
   }
   return D;
 }
 
 void kd_divergence_loss_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int C,
-                            const kd_loss_cfg *cfg, float grad_scale) {
+                            const kd_loss_cfg *cfg, float grad_scale, double *work) {
   const int labelled = y >= 0;
   if (y == KD_Y_IGNORE || (!labelled && !zt)) { /* no target; or no signal yet (counted, no gradient) */
     if (dl) memset(dl, 0, sizeof(float) * (size_t)C);
@@ -112,20 +112,20 @@ void kd_divergence_loss_row(float *dl, kd_loss_sums *sums, const float *zs, cons
   }
   const double T = cfg->temperature, invT = 1.0 / T;
   const double w_hard = zt ? (labelled ? cfg->alpha : 0.0) : 1.0, w_soft = zt ? (labelled ? 1.0 - cfg->alpha : 1.0) : 0.0;
-  const double lse1 = lse_of(zs, C, 1.0);
+  const double lse1 = labelled || !zt ? lse_of(zs, C, 1.0) : 0.0; /* the hard term's (none on an unlabelled row) */
   const double ls0 = zt ? lse_of(zs, C, invT) : 0.0, lt0 = zt ? lse_of(zt, C, invT) : 0.0;
   double S = 0.0;
-  const double D = zt ? first_pass(&cfg->div, zs, zt, C, invT, ls0, lt0, &S) : 0.0;
+  const double D = zt ? first_pass(&cfg->div, zs, zt, C, invT, ls0, lt0, &S, dl ? work : NULL) : 0.0;
   int arg = 0;
-  for (int c = 0; c < C; c++) {
+  for (int c = 1; c < C; c++)
     if (zs[c] > zs[arg]) arg = c;
-    if (!dl) continue;
-    double g = w_hard * (exp((double)zs[c] - lse1) - (c == y ? 1.0 : 0.0));
+  for (int c = 0; dl && c < C; c++) {
+    double g = w_hard != 0.0 ? w_hard * (exp((double)zs[c] - lse1) - (c == y ? 1.0 : 0.0)) : 0.0;
     if (zt) { /* d/dz_s of T^2 D = T (q a - q S) */
-      const double ls = (double)zs[c] * invT - ls0;
-      double term, qa;
-      at_class(&cfg->div, ls, (double)zt[c] * invT - lt0, &term, &qa);
-      g += w_soft * T * (qa - exp(ls) * S);
+      double term, qa, q;
+      if (work) q = work[2 * c], qa = work[2 * c + 1];
+      else at_class(&cfg->div, (double)zs[c] * invT - ls0, (double)zt[c] * invT - lt0, &term, &qa, &q);
+      g += w_soft * T * (qa - q * S);
     }
     dl[c] = (float)(g * grad_scale);
   }

@@ -6,7 +6,8 @@
  *             TRL's generalized_jsd_loss; B = 0 is forward and B = 1 reverse, taken as those)
  *   skew:A    KL(p_t || A p_t + (1 - A) p_s)                   (DistiLLM's skew KL; A = 0 is forward)
  * The forward divergence keeps the loss paths of loss.c, sparse.c and chunked.c; the others are computed here
- * per row in double (two passes over the classes, each log-probability recomputed, no workspace): with
+ * per row in double (two passes over the classes, the second reusing the first's values when the caller gives
+ * a workspace): with
  * u = z_s / T and q = p_s, every one of them has dD/du_c = q_c a_c - q_c sum_j q_j a_j for a_c = dD/dq_c. */
 #ifndef KD_LOSS_DIVERGENCE_H
 #define KD_LOSS_DIVERGENCE_H
@@ -25,8 +26,9 @@ const char *kd_divergence_name(const kd_divergence *d, char *buf, size_t n);
 double kd_divergence_row(const kd_divergence *d, const float *zs, const float *zt, int C, double T, double *g);
 
 /* One row of the loss (hard-label CE as kd_loss_forward_backward, weights and counts alike) with the soft term
- * of d: the path of every divergence but forward, dense and chunked. */
+ * of d: the path of every divergence but forward, dense and chunked. work (nullable, [2 C] doubles) keeps the
+ * first pass's per-class values for the gradient's pass; without it they are computed again. */
 void kd_divergence_loss_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int C,
-                            const kd_loss_cfg *cfg, float grad_scale);
+                            const kd_loss_cfg *cfg, float grad_scale, double *work);
 
 #endif

@@ -141,9 +141,11 @@ void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z
   for (int b = 0; b < B; b++) {
     const float *zt = t->t_logits ? t->t_logits + (size_t)b * C : NULL;
     float *dl = dlogits ? dlogits + (size_t)b * C : NULL;
-    if (zt && cfg->div.kind != KD_DIV_FORWARD)
-      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
-    else if (C <= KD_LOSS_CACHE_C)
+    if (zt && cfg->div.kind != KD_DIV_FORWARD) {
+      double work[2 * KD_LOSS_CACHE_C]; /* beyond it, the second pass computes its values again */
+      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale,
+                             C <= KD_LOSS_CACHE_C ? work : NULL);
+    } else if (C <= KD_LOSS_CACHE_C)
       row_cached(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
     else
       row_plain(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
@@ -156,7 +158,7 @@ void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const floa
     const float *zt = t->t_logits ? t->t_logits + (size_t)b * C : NULL;
     float *dl = dlogits ? dlogits + (size_t)b * C : NULL;
     if (zt && cfg->div.kind != KD_DIV_FORWARD)
-      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
+      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale, NULL);
     else
       row_plain(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
   }

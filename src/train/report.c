@@ -241,6 +241,11 @@ static void print_final(const trainer *t, const kd_train_result *res) {
       printf("ranks: compute per step %.1f ms (rank %d) to %.1f ms (rank %d): the step waits for the slowest\n",
              res->compute_ms[0], res->compute_rank[0], res->compute_ms[1], res->compute_rank[1]);
   }
+  if (t->roll.on && res->steps_run > 1)
+    printf("on-policy (rank 0): %lld of %lld steps sampled %lld tokens (%.1f a row); generate %.3f ms a step, over all steps\n",
+           (long long)t->roll.steps, (long long)res->steps_run, (long long)t->roll.total,
+           t->roll.steps ? (double)t->roll.total / ((double)t->roll.steps * t->sched.b_local) : 0.0,
+           res->step_ms[KD_PH_GENERATE]);
   if (t->data.streamed && res->steps_run > 1) {
     kd_rows_stats rs;
     kd_rows_get_stats(t->data.rows, &rs);

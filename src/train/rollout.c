@@ -72,10 +72,12 @@ int tr_rollout_step(const trainer *t, int64_t step) {
 /* Row i's prompt length (0: a row with no target, left as it is). */
 static int prompt_of(const tr_rollout_state *r, const kd_batch *b, int i) {
   const uint8_t *mk = b->mask + (size_t)i * b->width;
-  int p = 1;
+  int p = 1, last = b->width - 1;
   while (p < b->width && !mk[p]) p++;
   if (p >= b->width) return 0;
-  return p == 1 ? r->prompt : p; /* every position a target: --prompt-tokens; else the unmasked prefix */
+  if (p > 1) return p; /* the unmasked prefix */
+  while (!mk[last]) last--; /* text: --prompt-tokens, within the row's text (a short document ends in padding) */
+  return r->prompt < last ? r->prompt : last;
 }
 
 static int by_row_id(const void *a, const void *b, void *ids) {
@@ -144,5 +146,7 @@ int tr_rollout(trainer *t, int64_t step, kd_err *e) {
     if (decode_group(t, r->order + g0, g, seed, e)) return e->code;
     for (int k = 0; k < g; k++) r->sampled += r->h.len[k];
   }
+  r->steps++;
+  r->total += r->sampled;
   return KD_OK;
 }

@@ -130,6 +130,7 @@ typedef struct tr_rollout_state {
   int *row_plen;              /* [b] each row's prompt length (0: no target, not sampled) */
   kd_hyps h;                  /* [group] one sample each */
   int64_t sampled;            /* tokens sampled in the last on-policy step (this rank) */
+  int64_t steps, total;       /* on-policy steps and tokens sampled by this run (this rank; a resume counts anew) */
 } tr_rollout_state;
 
 /* Self-distillation: the frozen teacher snapshot. */
