@@ -4,7 +4,7 @@
 #    (1e-5); every step is on-policy (no hard-label CE logged), the banner says so, step_ms shows generate;
 #  - lambda 0.5: about half the steps, the same ones on every run; stopped and resumed, bitwise;
 #  - --on-policy 0 is the run without it, bit for bit;
-#  - the chunked loss of a large vocabulary (vocab 300) with jsd:0.5 on-policy;
+#  - the chunked loss of a large vocabulary (vocab 300) with jsd:0.5 on-policy; a llama student;
 #  - prompt-completion rows (kd import pairs) keep their prompts and sample completions;
 #  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it.
 source "$(dirname "$0")/lib.sh"
@@ -57,6 +57,14 @@ kdrun 1 "${C[@]}" --out k1 > /dev/null || fail "chunked on-policy, 1 rank"
 kdrun 2 "${C[@]}" --out k2 > k2.log || fail "chunked on-policy, 2 ranks"
 expect "chunked loss on-policy: 1 and 2 ranks agree (1e-5)" close k1/final.h5 k2/final.h5 --rtol 1e-5
 expect "the banner gives the rollout's limits" grep -q 'up to 6 new tokens at temperature 1, top-k' k2.log
+
+# 3b. A llama student (its decoder's cache of grouped keys and values), taught by the gpt.
+LL=(train --data c.h5 --student llama:vocab=256,ctx=16,layers=1,dim=16,heads=2,kv_heads=1,ffn=24 --threads 1
+    --progress off --lr 0.5 --optimizer sgd --temperature 1 --log-every 1 --train-rows 32 --batch 32 --epochs 3
+    --teacher-model tch --divergence reverse --on-policy 1)
+kdrun 1 "${LL[@]}" --out l1 > /dev/null || fail "llama on-policy, 1 rank"
+kdrun 2 "${LL[@]}" --out l2 > /dev/null || fail "llama on-policy, 2 ranks"
+expect "llama on-policy: 1 and 2 ranks agree (1e-5)" close l1/final.h5 l2/final.h5 --rtol 1e-5
 
 # 4. Prompt-completion rows: the prompts (the unmasked prefix) stay, completions are sampled.
 "$PY" - <<'PY' || fail "pairs"
