@@ -6,7 +6,8 @@
 #  - --on-policy 0 is the run without it, bit for bit;
 #  - the chunked loss of a large vocabulary (vocab 300) with jsd:0.5 on-policy; a llama student;
 #  - prompt-completion rows (kd import pairs) keep their prompts and sample completions;
-#  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it.
+#  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it,
+#    born-again generations (taught by snapshots after the first).
 source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
 "$KD" import text --in fx/corpus.txt --ctx 16 --doc-sep % --valid-frac 0.15 --test-frac 0.15 --out c.h5 > /dev/null ||
@@ -99,6 +100,9 @@ refused() { # refused DESCRIPTION PATTERN ARGS...
 }
 refused "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --on-policy 1 --out bad1
+refused "--on-policy with born-again generations" "on-policy with --generations 2: the generations after the first" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --on-policy 1 \
+  --generations 2 --out bad4
 refused "--rollout options without --on-policy" "rollout options go with --on-policy" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --rollout-top-k 5 --out bad2
 "$KD" synth --out d.h5 --train 200 --test 50 --dim 8 --classes 3 > /dev/null || exit 1

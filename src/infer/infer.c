@@ -236,8 +236,10 @@ int kd_eval_run(const kd_eval_cfg *cfg, kd_eval_result *r, char *ckpt_path, size
   kd_eval_sums s;
   int rc = load_for_inference(&in, cfg, 1, ckpt_path, n, e);
   if (!rc) rc = begin_progress(&prog, cfg, &in, "kd eval", e);
-  const kd_eval_pass p = pass_of(&in, eval_temperature(cfg, ckpt_path), &prog);
-  if (!rc) rc = kd_eval_rows(&s, in.m, in.rows, &p, e);
+  if (!rc) {
+    const kd_eval_pass p = pass_of(&in, eval_temperature(cfg, ckpt_path), &prog);
+    rc = kd_eval_rows(&s, in.m, in.rows, &p, e);
+  }
   if (!rc) kd_progress_end(&prog);
   if (!rc) kd_eval_finish(r, &s);
   inference_free(&in);

@@ -220,6 +220,10 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (c->on_policy > 0 && !c->teacher_model[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --on-policy %g needs an online teacher (--teacher-model CKPT) to score "
                    "the student's samples", c->on_policy);
+  if (c->on_policy > 0 && c->generations > 1)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --on-policy with --generations %lld: the generations after the first "
+                   "are taught by a snapshot, not an online teacher; run the chain without --on-policy",
+                   (long long)c->generations);
   if (c->on_policy == 0 && (c->prompt_tokens || c->rollout_max_new || c->rollout_top_k || c->rollout_temperature != 1))
     return kd_fail(e, KD_ERR_USAGE, "kd train: --prompt-tokens and the --rollout options go with --on-policy");
   if (strcmp(c->sparse_kd, "auto") != 0 && !c->teacher[0])
