@@ -24,21 +24,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kd-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=2
 PY=/usr/bin/python3
-"$PY" - "$rows" "$work/d.h5" "$work/t.h5" <<'PY' || exit 1
-import sys, h5py, numpy as np
-n, T, V = int(sys.argv[1]), 64, 512
-rng = np.random.default_rng(1)
-with h5py.File(sys.argv[2], "w") as d, h5py.File(sys.argv[3], "w") as t:
-    tok = d.create_dataset("train/tokens", (n, T), np.int32)
-    lg = t.create_dataset("train/logits", (n, T, V), np.float16)
-    for a in range(0, n, 512):
-        b = min(n, a + 512)
-        ids = rng.integers(0, V, (b - a, T), dtype=np.int32)
-        tok[a:b] = ids
-        z = rng.standard_normal((b - a, T, V), dtype=np.float32)
-        z[np.arange(b - a)[:, None], np.arange(T - 1)[None, :], ids[:, 1:]] += 4.0  # the next token is likely
-        lg[a:b] = z.astype(np.float16)
-PY
+"$PY" "$(dirname "$0")/lm_rows.py" "$rows" "$work/d.h5" "$work/t.h5" || exit 1
 "$KD_BUILD/kd" train --data "$work/d.h5" --teacher "$work/t.h5" --student gpt:vocab=512,ctx=64,layers=2,dim=128,heads=4 \
   --batch 32 --max-steps 20 --threads 2 --progress off --out "$work/run" > "$work/train.log" 2>&1 ||
   { echo "training failed:"; tail -3 "$work/train.log"; exit 1; }

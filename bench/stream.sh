@@ -28,23 +28,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kd-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 PY=/usr/bin/python3
-write() { # write ROWS DATA TEACHER: token rows and their float16 logits, in blocks of 512 rows
-  "$PY" - "$@" <<'PY'
-import sys, h5py, numpy as np
-n, T, V = int(sys.argv[1]), 64, 512
-rng = np.random.default_rng(1)
-with h5py.File(sys.argv[2], "w") as d, h5py.File(sys.argv[3], "w") as t:
-    tok = d.create_dataset("train/tokens", (n, T), np.int32)
-    lg = t.create_dataset("train/logits", (n, T, V), np.float16)
-    for a in range(0, n, 512):
-        b = min(n, a + 512)
-        ids = rng.integers(0, V, (b - a, T), dtype=np.int32)
-        tok[a:b] = ids
-        z = rng.standard_normal((b - a, T, V), dtype=np.float32)
-        z[np.arange(b - a)[:, None], np.arange(T - 1)[None, :], ids[:, 1:]] += 4.0  # the next token is likely
-        lg[a:b] = z.astype(np.float16)
-PY
-}
+write() { "$PY" "$(dirname "$0")/lm_rows.py" "$@"; } # write ROWS DATA TEACHER
 evict() { "$PY" -c 'import os, sys
 for p in sys.argv[1:]:
     fd = os.open(p, os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"; }

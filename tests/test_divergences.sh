@@ -55,15 +55,7 @@ expect "the banner names the JSD and its beta" grep -q 'T^2 \* JSD(beta 0.5) at 
 
 # Refusals: one line, exit 2.
 kdrun 1 logits --ckpt tch --data c.h5 --topk 8 --out k8.h5 > /dev/null || fail "kd logits --topk"
-refused() { # refused DESCRIPTION PATTERN ARGS...
-  local what=$1 pat=$2 out rc
-  shift 2
-  out=$(kdrun 2 "$@" 2>&1)
-  rc=$?
-  expect "$what: exit 2 (got $rc)" test "$rc" -eq 2
-  expect "$what: one line" test "$(grep -c "$pat" <<< "$out")" -eq 1
-}
-refused "reverse with sparse teacher logits" "divergence reverse needs the teacher's probability of every id" \
+expect_usage_error "reverse with sparse teacher logits" "divergence reverse needs the teacher's probability of every id" \
   "${S[@]}" --teacher k8.h5 --divergence reverse --out bad1
-refused "a malformed --divergence" "divergence jsd:2: not forward, reverse" "${M[@]}" --divergence jsd:2 --out bad2
+expect_usage_error "a malformed --divergence" "divergence jsd:2: not forward, reverse" "${M[@]}" --divergence jsd:2 --out bad2
 finish

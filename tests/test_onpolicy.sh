@@ -90,24 +90,16 @@ r = [r for r in csv.DictReader(open('rs/metrics.csv')) if r['kd']][-1]
 assert math.isfinite(float(r['kd'])) and float(r['kd']) > 0, r"
 
 # 5. Refusals: one line, exit 2.
-refused() { # refused DESCRIPTION PATTERN ARGS...
-  local what=$1 pat=$2 out rc
-  shift 2
-  out=$(kdrun 2 "$@" 2>&1)
-  rc=$?
-  expect "$what: exit 2 (got $rc)" test "$rc" -eq 2
-  expect "$what: one line" test "$(grep -c "$pat" <<< "$out")" -eq 1
-}
-refused "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \
+expect_usage_error "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --on-policy 1 --out bad1
-refused "--on-policy with born-again generations" "on-policy with --generations 2: the generations after the first" \
+expect_usage_error "--on-policy with born-again generations" "on-policy with --generations 2: the generations after the first" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --on-policy 1 \
   --generations 2 --out bad4
-refused "--rollout options without --on-policy" "rollout options go with --on-policy" \
+expect_usage_error "--rollout options without --on-policy" "rollout options go with --on-policy" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --rollout-top-k 5 --out bad2
 "$KD" synth --out d.h5 --train 200 --test 50 --dim 8 --classes 3 > /dev/null || exit 1
 kdrun 1 train --data d.h5 --student 8-16-3 --epochs 1 --batch 20 --threads 1 --progress off --out mt > /dev/null ||
   fail "mlp teacher"
-refused "an mlp student on-policy" "on-policy samples tokens: it needs a gpt or llama student" \
+expect_usage_error "an mlp student on-policy" "on-policy samples tokens: it needs a gpt or llama student" \
   train --data d.h5 --student 8-16-3 --teacher-model mt --on-policy 1 --batch 20 --out bad3
 finish

@@ -81,6 +81,18 @@ double kd_rows_row_bytes(const kd_stream_cfg *c);
 double kd_rows_stream_bytes(const kd_stream_cfg *c);
 int kd_rows_stream(kd_rows **r, const kd_stream_cfg *c, kd_err *e);
 
+/* Streamed, in order, from one data file (and one teacher file, or NULL): rows [first, first + rows) of split,
+ * with the teacher's dense logits of them (checked finite as they are read), in batches of B rows, the last one
+ * shorter; blocks of about 4 MiB of rows, two buffered; feature rows normalised by pre (nullable). Evaluation
+ * and inference (kd eval, kd predict, kd logits, kd generate --data): the reader starts at the first seek. */
+typedef struct kd_range_cfg {
+  const char *data, *teacher, *split;
+  int64_t first, rows;
+  int classes, B;
+  const kd_preprocess *pre;
+} kd_range_cfg;
+int kd_rows_file_in_order(kd_rows **r, const kd_range_cfg *c, kd_err *e);
+
 /* Steps of an epoch this rank can fill (the trainer runs the fewest). */
 int64_t kd_rows_steps(const kd_rows *r);
 /* The next kd_rows_next is step `step` of `epoch` (a new epoch's order,

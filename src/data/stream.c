@@ -47,6 +47,7 @@ typedef struct stream {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int64_t *rows, *pick;         /* the reader's: a window's rows; the picked (row, slot row) pairs */
+  kd_fileset own[2];            /* kd_rows_file_in_order: the data and teacher files, the stream's own */
 } stream;
 
 double kd_rows_row_bytes(const kd_stream_cfg *c) {
@@ -373,6 +374,8 @@ static void st_free(kd_rows *r) {
   free(s->pick);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
+  kd_fileset_free(&s->own[0]);
+  kd_fileset_free(&s->own[1]);
   free(s);
 }
 
@@ -407,13 +410,23 @@ static int alloc_slots(stream *s, kd_err *e) {
   return e->code;
 }
 
-int kd_rows_stream(kd_rows **out, const kd_stream_cfg *c, kd_err *e) {
+/* own (nullable): files the stream takes over (c->data and c->teacher then point at them). */
+static int open_stream(kd_rows **out, const kd_stream_cfg *c, kd_fileset *own, kd_err *e) {
   *out = NULL;
   stream *s = kd_calloc(1, sizeof *s, "row stream", e);
-  if (!s) return e->code;
+  if (!s) {
+    if (own) kd_fileset_free(&own[0]), kd_fileset_free(&own[1]);
+    return e->code;
+  }
   s->base.ops = &stream_ops;
   s->base.streamed = 1;
   s->c = *c;
+  if (own) {
+    s->own[0] = own[0];
+    s->own[1] = own[1];
+    s->c.data = &s->own[0];
+    s->c.teacher = c->teacher ? &s->own[1] : NULL;
+  }
   snprintf(s->split, sizeof s->split, "%s", c->split);
   s->c.split = s->split;
   s->P = c->kind == KD_INPUT_TOKENS ? c->width : 1;
@@ -442,5 +455,40 @@ int kd_rows_stream(kd_rows **out, const kd_stream_cfg *c, kd_err *e) {
     return rc;
   }
   *out = &s->base;
+  return KD_OK;
+}
+
+int kd_rows_stream(kd_rows **out, const kd_stream_cfg *c, kd_err *e) { return open_stream(out, c, NULL, e); }
+
+int kd_rows_file_in_order(kd_rows **out, const kd_range_cfg *r, kd_err *e) {
+  *out = NULL;
+  kd_fileset own[2];
+  memset(own, 0, sizeof own);
+  kd_split_info info;
+  if (kd_fileset_single(&own[0], r->data, e) || kd_fileset_probe(&own[0], r->split, &info, e) ||
+      (r->teacher && kd_fileset_single(&own[1], r->teacher, e))) {
+    kd_fileset_free(&own[0]);
+    kd_fileset_free(&own[1]);
+    return e->code;
+  }
+  kd_stream_cfg c;
+  memset(&c, 0, sizeof c);
+  c.data = &own[0];
+  c.teacher = r->teacher ? &own[1] : NULL;
+  c.split = r->split;
+  c.first = r->first;
+  c.rows = r->rows;
+  c.kind = info.kind;
+  c.width = info.width;
+  c.classes = r->classes;
+  c.dense = c.check_teacher = r->teacher != NULL;
+  c.sparse = KD_SPARSE_DENSE;
+  c.B = r->B;
+  c.ranks = c.epochs = c.in_order = 1;
+  int64_t window;
+  kd_order_defaults(kd_rows_row_bytes(&c), c.rows, &c.block, &window);
+  c.window = c.block; /* no shuffle: a window of one block is enough */
+  if (open_stream(out, &c, own, e)) return e->code;
+  kd_rows_set_preprocess(*out, r->pre);
   return KD_OK;
 }

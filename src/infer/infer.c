@@ -9,8 +9,6 @@
 #include "core/progress.h"
 #include "core/half.h"
 #include "core/provenance.h"
-#include "data/fileset.h"
-#include "data/order.h"
 #include "data/rows.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
@@ -66,14 +64,11 @@ typedef struct inference {
   char split[16];          /* the file's split holding the rows ... */
   int64_t lo, hi;          /* ... and which of them */
   int64_t targets;         /* target tokens among them */
-  kd_fileset data, tfile;
   kd_rows *rows;
 } inference;
 
 static void inference_free(inference *in) {
   kd_rows_free(in->rows);
-  kd_fileset_free(&in->data);
-  kd_fileset_free(&in->tfile);
   kd_source_free(in->src);
   kd_model_free(in->m);
   free(in->params);
@@ -151,33 +146,11 @@ static int open_teacher(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
   return KD_OK;
 }
 
-/* The reader of the rows [lo, hi) in order, in batches of the model's
- * max_batch, blocks of about 4 MiB of rows, two of them buffered. */
+/* The reader of the rows [lo, hi) in order, in batches of the model's max_batch. */
 static int open_rows(inference *in, const kd_eval_cfg *cfg, kd_err *e) {
-  kd_split_info info;
-  if (kd_fileset_single(&in->data, cfg->data, e) || kd_fileset_probe(&in->data, in->split, &info, e)) return e->code;
-  if (in->teacher && kd_fileset_single(&in->tfile, cfg->teacher, e)) return e->code;
-  kd_stream_cfg c;
-  memset(&c, 0, sizeof c);
-  c.data = &in->data;
-  c.teacher = in->teacher ? &in->tfile : NULL;
-  c.split = in->split;
-  c.first = in->lo;
-  c.rows = in->hi - in->lo;
-  c.kind = kd_source_kind(in->src);
-  c.width = kd_source_width(in->src);
-  c.classes = in->m->out_dim;
-  c.dense = in->teacher;
-  c.sparse = KD_SPARSE_DENSE;
-  c.B = in->m->max_batch;
-  c.ranks = c.epochs = 1;
-  c.in_order = c.check_teacher = 1;
-  int64_t window;
-  kd_order_defaults(kd_rows_row_bytes(&c), c.rows, &c.block, &window);
-  c.window = c.block; /* no shuffle: a window of one block is enough */
-  if (kd_rows_stream(&in->rows, &c, e)) return e->code;
-  kd_rows_set_preprocess(in->rows, &in->pre);
-  return KD_OK;
+  const kd_range_cfg r = {cfg->data, in->teacher ? cfg->teacher : NULL, in->split, in->lo, in->hi - in->lo,
+                          in->m->out_dim, in->m->max_batch, &in->pre};
+  return kd_rows_file_in_order(&in->rows, &r, e);
 }
 
 /* The checkpoint, the split's rows and (metrics) the teacher's logits. */

@@ -16,8 +16,6 @@
 #include "core/progress.h"
 #include "core/provenance.h"
 #include "core/rng.h"
-#include "data/fileset.h"
-#include "data/order.h"
 #include "data/rows.h"
 #include "infer/sparse_logits.h"
 #include "kd/ckpt.h"
@@ -428,36 +426,18 @@ static int copy_features(const logits_job *j, int64_t r0, int nb, float *feats, 
 static int forward_rows(logits_job *j, int s, int64_t a, int64_t b, float *logits, float *feats, float **taps,
                         kd_err *e) {
   kd_model *m = j->m;
-  kd_fileset fs;
-  memset(&fs, 0, sizeof fs);
-  kd_split_info info;
   kd_rows *rows = NULL;
   kd_batch bt;
   memset(&bt, 0, sizeof bt);
-  int rc = kd_fileset_single(&fs, j->cfg->data, e) || kd_fileset_probe(&fs, splits[s], &info, e) ? e->code : KD_OK;
-  kd_stream_cfg c;
-  memset(&c, 0, sizeof c);
-  c.data = &fs;
-  c.split = splits[s];
-  c.first = a;
-  c.rows = b - a;
-  c.kind = info.kind;
-  c.width = info.width;
-  c.classes = m->out_dim;
-  c.sparse = KD_SPARSE_DENSE;
-  c.B = m->max_batch;
-  c.ranks = c.epochs = 1;
-  c.in_order = 1;
-  int64_t window;
-  kd_order_defaults(kd_rows_row_bytes(&c), c.rows, &c.block, &window);
-  c.window = c.block;
-  if (!rc) rc = kd_rows_stream(&rows, &c, e);
-  if (!rc) {
-    kd_rows_set_preprocess(rows, &j->pre);
-    rc = kd_batch_init(&bt, info.kind, m->max_batch, info.width, e) || kd_rows_seek(rows, 0, 0, e) ? e->code : KD_OK;
-  }
+  const kd_range_cfg r = {j->cfg->data, NULL, splits[s], a, b - a, m->out_dim, m->max_batch, &j->pre};
+  const kd_input kind = j->info[s].kind;
+  const int width = j->info[s].width;
+  int rc = kd_rows_file_in_order(&rows, &r, e) || kd_batch_init(&bt, kind, m->max_batch, width, e) ||
+                   kd_rows_seek(rows, 0, 0, e)
+               ? e->code
+               : KD_OK;
   const kd_fwd f = {0, 0};
-  const size_t per_row = (size_t)m->out_dim * (info.kind == KD_INPUT_TOKENS ? (size_t)info.width : 1);
+  const size_t per_row = (size_t)m->out_dim * (kind == KD_INPUT_TOKENS ? (size_t)width : 1);
   for (int64_t r0 = 0; r0 < b - a && !rc; r0 += bt.rows) {
     const kd_rows_out out = {&bt, NULL, NULL};
     rc = kd_rows_next(rows, &out, e);
@@ -468,7 +448,6 @@ static int forward_rows(logits_job *j, int s, int64_t a, int64_t b, float *logit
   }
   kd_batch_free(&bt);
   kd_rows_free(rows);
-  kd_fileset_free(&fs);
   return rc;
 }
 

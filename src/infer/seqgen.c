@@ -10,8 +10,6 @@
 #include "core/dist.h"
 #include "core/h5io.h"
 #include "core/provenance.h"
-#include "data/fileset.h"
-#include "data/order.h"
 #include "data/rows.h"
 #include "data/tokenizer.h"
 #include "infer/seqtask.h"
@@ -285,8 +283,8 @@ static int finish_file(hid_t f, kd_atomic *a, const kd_seqgen_cfg *c, const kd_s
 }
 
 /* This rank's range of rows: checked a piece at a time, then read in order a block at a time. */
-static int open_range(const kd_seq_task *t, const kd_seqgen_cfg *c, const gen_plan *g, int rank, kd_fileset *fs,
-                      kd_rows **rows, int64_t *lo, int64_t *hi, kd_err *e) {
+static int open_range(const kd_seq_task *t, const kd_seqgen_cfg *c, const gen_plan *g, int rank, kd_rows **rows,
+                      int64_t *lo, int64_t *hi, kd_err *e) {
   int64_t b0, b1;
   kd_shard_range(g->batches, g->P, rank, &b0, &b1);
   *lo = b0 * c->batch;
@@ -295,27 +293,10 @@ static int open_range(const kd_seq_task *t, const kd_seqgen_cfg *c, const gen_pl
   if (*hi <= *lo) return KD_OK;
   char who[KD_PATH_MAX + 384];
   kd_infer_who(who, sizeof who, t->m, t->ckpt);
-  kd_split_info info;
-  if (kd_fit_file(t->m, who, t->data, t->split, *lo, *hi, 1, NULL, e) || kd_fileset_single(fs, t->data, e) ||
-      kd_fileset_probe(fs, t->split, &info, e))
+  const kd_range_cfg r = {t->data, NULL, t->split, *lo, *hi - *lo, t->m->out_dim, (int)c->batch, NULL};
+  if (kd_fit_file(t->m, who, t->data, t->split, *lo, *hi, 1, NULL, e) || kd_rows_file_in_order(rows, &r, e) ||
+      kd_rows_seek(*rows, 0, 0, e))
     return e->code;
-  kd_stream_cfg s;
-  memset(&s, 0, sizeof s);
-  s.data = fs;
-  s.split = t->split;
-  s.first = *lo;
-  s.rows = *hi - *lo;
-  s.kind = KD_INPUT_TOKENS;
-  s.width = t->width;
-  s.classes = t->m->out_dim;
-  s.sparse = KD_SPARSE_DENSE;
-  s.B = (int)c->batch;
-  s.ranks = s.epochs = 1;
-  s.in_order = 1;
-  int64_t window;
-  kd_order_defaults(kd_rows_row_bytes(&s), s.rows, &s.block, &window);
-  s.window = s.block;
-  if (kd_rows_stream(rows, &s, e) || kd_rows_seek(*rows, 0, 0, e)) return e->code;
   return KD_OK;
 }
 
@@ -350,8 +331,6 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
   kd_seq_task t;
   kd_seq_cfg sc;
   kd_rows *rows = NULL;
-  kd_fileset fs;
-  memset(&fs, 0, sizeof fs);
   gen_plan g;
   memset(&g, 0, sizeof g);
   kd_atomic a;
@@ -369,7 +348,7 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
     rc = kd_fail(e, KD_ERR_USAGE, "kd generate --data: a round of %lld rows of %d tokens on %d ranks with --nbest %d "
                  "is more than the %d tokens rank 0 can gather: use a smaller --batch or --nbest",
                  (long long)g.per, t.width, P, sc.nbest, INT_MAX);
-  if (!rc) rc = open_range(&t, c, &g, rank, &fs, &rows, &lo, &hi, e);
+  if (!rc) rc = open_range(&t, c, &g, rank, &rows, &lo, &hi, e);
   kd_progress prog;
   char what[64];
   snprintf(what, sizeof what, "kd generate /%s%s", t.split, P > 1 ? " (rank 0's rows)" : "");
@@ -399,7 +378,6 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
     st->seq_per_s = dt > 0 ? (double)t.rows / dt : 0;
     st->ranks = P;
   }
-  kd_fileset_free(&fs);
   kd_seq_task_close(&t);
   return rc;
 }

@@ -14,6 +14,7 @@
 #include "kd/loss.h"
 #include "loss/divergence.h"
 #include "loss/sparse.h"
+#include "loss/sums.h"
 #include "models/profile.h"
 #include "nn/fastmath.h"
 #include "nn/gemm.h"
@@ -134,15 +135,7 @@ static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const floa
     for (int c = 0; c < V; c++) dl[c] = (float)(H * e1[c] * gs);
     dl[y] = (float)((H * e1[y] - w_hard) * gs);
   }
-  const double kd = T * T * kl;
-  sums->loss += w_hard * ce + w_soft * kd;
-  sums->ce += ce;
-  sums->kd += kd;
-  sums->rows += 1.0;
-  if (labelled) {
-    sums->labelled += 1.0;
-    sums->correct += top1_is(zs, mx, y);
-  }
+  kd_loss_sums_row(sums, labelled, labelled && top1_is(zs, mx, y), w_hard, w_soft, ce, T * T * kl);
 }
 
 /* One row against sparse targets (as position() of sparse.c, the reference, with float exps): e1, esT [V]

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss/sums.h"
+
 int kd_divergence_parse(kd_divergence *d, const char *text, kd_err *e) {
   memset(d, 0, sizeof *d);
   if (strcmp(text, "forward") == 0) return KD_OK;
@@ -129,13 +131,5 @@ void kd_divergence_loss_row(float *dl, kd_loss_sums *sums, const float *zs, cons
     }
     dl[c] = (float)(g * grad_scale);
   }
-  const double ce = labelled ? lse1 - (double)zs[y] : 0.0, kd = T * T * D;
-  sums->loss += w_hard * ce + w_soft * kd;
-  sums->ce += ce;
-  sums->kd += kd;
-  sums->rows += 1.0;
-  if (labelled) {
-    sums->labelled += 1.0;
-    sums->correct += (arg == y);
-  }
+  kd_loss_sums_row(sums, labelled, arg == y, w_hard, w_soft, labelled ? lse1 - (double)zs[y] : 0.0, T * T * D);
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "loss/divergence.h"
+#include "loss/sums.h"
 
 /* log(sum_c exp(z_c * s)) with the max subtracted first. */
 static double lse_scaled(const float *z, int C, double s, double *max_out) {
@@ -40,14 +41,7 @@ static int row_weights(float *dl, kd_loss_sums *sums, int has_teacher, int y, in
 }
 
 static void add_row(kd_loss_sums *sums, int y, int arg, double w_hard, double w_soft, double ce, double kd) {
-  sums->loss += w_hard * ce + w_soft * kd;
-  sums->ce += ce;
-  sums->kd += kd;
-  sums->rows += 1.0;
-  if (y >= 0) {
-    sums->labelled += 1.0;
-    sums->correct += (arg == y);
-  }
+  kd_loss_sums_row(sums, y >= 0, arg == y, w_hard, w_soft, ce, kd);
 }
 
 /* The plain form: every probability from its own exp (60 per row at C = 10

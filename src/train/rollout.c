@@ -43,7 +43,7 @@ int tr_rollout_open(trainer *t, kd_err *e) {
   r->n_ids = present && tok.vocab < m->out_dim ? tok.vocab : 0;
   if (present) kd_tokenizer_free(&tok);
   const size_t rows = (size_t)t->batch.in.capacity;
-  r->order = kd_malloc(sizeof(int64_t) * rows, "rollout order", e);
+  r->order = kd_malloc(sizeof(int64_t) * 3 * rows, "rollout order", e);
   r->prompts = kd_malloc(sizeof(int32_t) * (size_t)G * W, "rollout prompts", e);
   r->plen = kd_malloc(sizeof(int) * 2 * (size_t)G, "rollout lengths", e);
   r->ids = kd_malloc(sizeof(int64_t) * (size_t)G, "rollout rows", e);
@@ -80,20 +80,17 @@ static int prompt_of(const tr_rollout_state *r, const kd_batch *b, int i) {
   return r->prompt < last ? r->prompt : last;
 }
 
-static int by_row_id(const void *a, const void *b, void *ids) {
-  const int64_t x = ((const int64_t *)ids)[*(const int64_t *)a], y = ((const int64_t *)ids)[*(const int64_t *)b];
+static int by_row_id(const void *a, const void *b) {
+  const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
 }
 
-/* Insertion sort of the rank's rows by global id (a batch is small; qsort has no context argument in C11). */
+/* order[0..n): the batch's rows by global id (pairs of id and row in order[n..3n) while sorting). */
 static void sort_rows(int64_t *order, int n, const int64_t *ids) {
-  for (int i = 0; i < n; i++) order[i] = i;
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && by_row_id(&order[j - 1], &order[j], (void *)ids) > 0; j--) {
-      const int64_t s = order[j];
-      order[j] = order[j - 1];
-      order[j - 1] = s;
-    }
+  int64_t *pairs = order + n;
+  for (int i = 0; i < n; i++) pairs[2 * i] = ids[i], pairs[2 * i + 1] = i;
+  qsort(pairs, (size_t)n, 2 * sizeof(int64_t), by_row_id);
+  for (int i = 0; i < n; i++) order[i] = pairs[2 * i + 1];
 }
 
 /* Row i becomes its prompt and hypothesis k of the group: the sampled tokens its targets, unlabelled. */

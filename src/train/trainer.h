@@ -123,7 +123,7 @@ typedef struct tr_rollout_state {
   int on;                     /* --on-policy > 0 */
   int W, prompt, max_new;     /* the rows' width; the prompt of a row without one; tokens sampled at most */
   int end_id, pad_id, n_ids;  /* from the data's tokenizer record (end -1: none; n_ids 0: the whole vocabulary) */
-  int64_t *order;             /* [b] the rows by global id */
+  int64_t *order;             /* [3 b] the rows by global id, and the sort's pairs */
   int32_t *prompts;           /* [group, W] */
   int *plen;                  /* [2 group]: prompt lengths, then tokens to sample at most */
   int64_t *ids;               /* [group] global rows (keys of the draws) */
