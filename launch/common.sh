@@ -77,3 +77,22 @@ with h5py.File(dst, "r+") as f:
 PY
   h5repack "$tenth.tmp" "$tenth" && rm -f "$tenth.tmp" # reclaims the deleted datasets' space
 }
+
+# kd_score_decode CSV DATA MODEL RECIPE SEED DIR EPOCHS SECONDS: the checkpoint DIR:best's (KD_CKPT_PICK) greedy and beam-5
+# PER / WER on DATA's /test (kd eval --decode, 2 ranks), one CSV row each, tagged DIR's name and the decoding
+# (a row already there is not redone). DIR.log holds the run's banner (its parameter count).
+kd_score_decode() {
+  local csv=$1 data=$2 d j tag params
+  shift 2
+  params=$(sed -n 's/.* (\([0-9]*\) parameters).*/\1/p' "$4.log" | head -1)
+  for d in greedy beam:5; do
+    tag="$(basename "$4")-$d"
+    grep -q ",$tag\$" "$csv" && continue
+    j=$("$KD_ROOT/launch/local.sh" 2 eval --ckpt "$4:${KD_CKPT_PICK:-best}" --data "$data" --decode "$d" --json) || return 1
+    /usr/bin/python3 - "$j" "$1,$2,$3,$d" "$params,$5,$6,$tag" >> "$csv" <<'PY' || return 1
+import json, sys
+j = json.loads(sys.argv[1])
+print("%s,%.6f,%.6f,%d,%.1f,%s" % (sys.argv[2], j["per"], j["wer"], j["words"], j["seq_per_s"], sys.argv[3]))
+PY
+  done
+}

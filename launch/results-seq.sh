@@ -13,7 +13,7 @@
 # Runs are cached under checkpoints/results-seq/ (a rerun does what is missing; --fresh redoes all);
 # figures in checkpoints/results-seq/results.csv, summarised by bench/summarise_seq.py into
 # docs/results-seq-tables.md. KD_SEEDS="1" runs fewer seeds; KD_TEACHER_EPOCHS / KD_STUDENT_EPOCHS set the
-# epochs (defaults 10 / 8); KD_MAX_STEPS=N is a smoke test of the pipeline (every run stops after N steps,
+# epochs (defaults 10 / 8); KD_SEQ_RECIPES="baseline" runs only those recipes (and writes no tables); KD_MAX_STEPS=N is a smoke test of the pipeline (every run stops after N steps,
 # under checkpoints/results-seq-smoke/, no tables written into docs/).
 set -u -o pipefail
 source "$(dirname "$0")/common.sh"
@@ -21,7 +21,8 @@ kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" festlex-cmu || exit 
 [ -x "$KD_BUILD/kd" ] || kd_build || exit 1
 R=$KD_ROOT/checkpoints/results-seq
 SMOKE=()
-[ -n "${KD_MAX_STEPS:-}" ] && { R=$R-smoke SMOKE=(--max-steps "$KD_MAX_STEPS"); }
+[ -n "${KD_MAX_STEPS:-}" ] && { R=$R-smoke SMOKE=(--max-steps "$KD_MAX_STEPS"); export KD_CKPT_PICK=latest; }
+PICK=${KD_CKPT_PICK:-best} # a smoke run stops before its first evaluation
 [ "${1:-}" = --fresh ] && rm -rf "$R"
 mkdir -p "$R/s" || exit 1
 KD=$KD_BUILD/kd
@@ -43,21 +44,7 @@ OPT=(--optimizer adamw --lr 2e-3 --warmup 200 --beta2 0.99 --weight-decay 0.1 --
   --progress off --log-every 200)
 KDL=(--temperature 2 --alpha 0.5)
 
-params() { sed -n 's/.* (\([0-9]*\) parameters).*/\1/p' "$1" | head -1; }
-# score MODEL RECIPE SEED DIR EPOCHS SECONDS: greedy and beam-5 PER / WER on /test, one CSV row each
-score() {
-  local d j tag
-  for d in greedy beam:5; do
-    tag="$(basename "$4")-$d"
-    grep -q ",$tag\$" "$CSV" && continue
-    j=$(run eval --ckpt "$4:best" --data "$DATA" --decode "$d" --json) || return 1
-    /usr/bin/python3 - "$j" "$1,$2,$3,$d" "$(params "$4.log"),$5,$6,$tag" >> "$CSV" <<'PY' || return 1
-import json, sys
-j = json.loads(sys.argv[1])
-print("%s,%.6f,%.6f,%d,%.1f,%s" % (sys.argv[2], j["per"], j["wer"], j["words"], j["seq_per_s"], sys.argv[3]))
-PY
-  done
-}
+score() { kd_score_decode "$CSV" "$DATA" "$@"; }
 
 # The teacher (seed 1), its logits on the references, its beam-5 outputs (best and closest).
 T=$R/teacher
@@ -72,15 +59,21 @@ gen() { # OUT ARGS...: kd generate over /train, its summary line kept
   [ -e "$1" ] && return 0
   local out=$1
   shift
-  run generate --ckpt "$T:best" --data "$DATA" --out "$out" "$@" > "${out%.h5}.log" || return 1
+  run generate --ckpt "$T:$PICK" --data "$DATA" --out "$out" "$@" > "${out%.h5}.log" || return 1
   cat "${out%.h5}.log"
 }
-gen "$R/seqkd.h5" --decode beam:5 --nbest 5 || exit 1
-gen "$R/seqinter.h5" --decode beam:5 --nbest 5 --select closest || exit 1
-for f in "$DATA" "$R/seqinter.h5"; do
-  l=${f%.h5}-logits.h5
-  [ -e "$l" ] || run logits --ckpt "$T:best" --data "$f" --dtype f16 --out "$l" > /dev/null || exit 1
-done
+RECIPES=${KD_SEQ_RECIPES:-baseline wordkd seqkd seqinter seqinter_wordkd}
+wants() { [[ " $RECIPES " == *" $1 "* ]]; }
+logits() { # DATA: the teacher's float16 logits on it, beside it
+  local l=${1%.h5}-logits.h5
+  [ -e "$l" ] || run logits --ckpt "$T:$PICK" --data "$1" --dtype f16 --out "$l" > /dev/null
+}
+if wants seqkd; then gen "$R/seqkd.h5" --decode beam:5 --nbest 5 || exit 1; fi
+if wants seqinter || wants seqinter_wordkd; then
+  gen "$R/seqinter.h5" --decode beam:5 --nbest 5 --select closest || exit 1
+fi
+if wants wordkd; then logits "$DATA" || exit 1; fi
+if wants seqinter_wordkd; then logits "$R/seqinter.h5" || exit 1; fi
 echo "teacher and its files: $(( $(date +%s) - start )) s"
 
 # student RECIPE SEED: one run, cached by its tag.
@@ -105,11 +98,12 @@ student() {
 }
 
 for seed in ${KD_SEEDS:-1 2 3}; do
-  for recipe in baseline wordkd seqkd seqinter seqinter_wordkd; do
+  for recipe in $RECIPES; do
     student $recipe "$seed" || exit 1
   done
   echo "seed $seed done: $(( $(date +%s) - start )) s"
 done
+[ -n "${KD_SEQ_RECIPES:-}" ] && exit 0 # a subset (launch/results-onpolicy.sh's baselines): no tables
 TABLES=$KD_ROOT/docs/results-seq-tables.md
 [ ${#SMOKE[@]} -gt 0 ] && TABLES=$R/tables.md
 /usr/bin/python3 "$KD_ROOT/bench/summarise_seq.py" "$CSV" "$TABLES" "$R" || exit 1

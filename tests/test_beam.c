@@ -63,7 +63,7 @@ static int toy_step(kd_model *m, float *logits, const int32_t *tokens, const int
   for (int i = 0; i < n; i++) {
     if (pos[i] < 0 || pos[i] >= CTX) return kd_fail(e, KD_ERR_RUNTIME, "toy: position %d", pos[i]);
     t->hist[i][pos[i]] = tokens[i];
-    toy_logits(t, t->hist[i], pos[i], logits + (size_t)i * m->out_dim);
+    if (logits) toy_logits(t, t->hist[i], pos[i], logits + (size_t)i * m->out_dim); /* NULL: keys only */
   }
   return KD_OK;
 }

@@ -23,7 +23,7 @@ static void test_dense_rows(void) {
   for (int teach = 0; teach < 2; teach++)
     for (int k = 0; k < 2; k++) {
       const float T = k ? 2.0f : 1.0f;
-      kd_targets t = {y, teach ? zt : NULL, NULL, NULL, NULL};
+      kd_targets t = {y, teach ? zt : NULL, NULL, NULL, NULL, NULL};
       kd_loss_cfg cfg = {0.3f, T, {KD_DIV_FORWARD, 0.0}};
       kd_loss_sums a = {0}, b = {0};
       kd_err e = {0};
@@ -82,8 +82,11 @@ static void test_chunked(void) {
   for (int i = 0; i < N * K; i++) counts[i] = (float)(i % 4); /* some slots unused (0) */
   kd_sparse_targets sp = {KD_SPARSE_TAIL, K, ids, vals, lse}, sk = {KD_SPARSE_TOPK, K, ids, vals, NULL},
                     ss = {KD_SPARSE_SAMPLED, K, ids, counts, NULL};
-  const kd_targets targets[5] = {{y, zt, NULL, NULL, NULL}, {y, NULL, NULL, NULL, &sp}, {y, NULL, NULL, NULL, &sk},
-                                 {y, NULL, NULL, NULL, &ss}, {y, NULL, NULL, NULL, NULL}};
+  const kd_targets targets[5] = {{y, zt, NULL, NULL, NULL, NULL},
+                                 {y, NULL, NULL, NULL, &sp, NULL},
+                                 {y, NULL, NULL, NULL, &sk, NULL},
+                                 {y, NULL, NULL, NULL, &ss, NULL},
+                                 {y, NULL, NULL, NULL, NULL, NULL}};
   const char *names[5] = {"dense", "sparse tail", "sparse topk", "sampled", "hard labels"};
   const int chunks[3] = {1, 7, N};
   const kd_loss_cfg cfg = {0.4f, 2.0f, {KD_DIV_FORWARD, 0.0}};

@@ -2,9 +2,12 @@
  * probability space (p, q, the mixture M as probabilities), and its gradient against central differences of that
  * reference; for reverse, jsd:BETA (0.1, 0.5, 0.9) and skew:ALPHA (0.1, 0.5), at T 1 and 2, labelled and
  * unlabelled rows, on the dense path (kd_loss_forward_backward) and the large-vocabulary pass
- * (kd_loss_dense_rows). jsd:0 and jsd:1 are forward and reverse exactly; the parser's refusals; sparse teacher
- * logits refuse every divergence but forward. With --dump LOGITS_FILE it writes fixed logits and kd's jsd values
- * for tests/check_divergence.py (a numpy implementation of TRL's formula). */
+ * (kd_loss_dense_rows), both on the fast path (each exp once), which must also match the reference path.
+ * jsd:0 and jsd:1 are forward and reverse exactly; the parser's refusals; sparse teacher logits refuse every
+ * divergence but forward. reverse-sampled (the student's sampled token, a policy gradient): its mean gradient and
+ * loss over many draws equal reverse's within 5 standard errors (a test with the power to tell forward's
+ * gradient apart), on both dense paths alike. With --dump LOGITS_FILE it writes fixed logits and kd's jsd
+ * values for tests/check_divergence.py (a numpy implementation of TRL's formula). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,14 +66,24 @@ static void check_row(const char *name, const float *zs, const float *zt, int y,
   float dl[C];
   kd_loss_sums s = {0};
   int32_t yy = y;
-  const kd_targets t = {&yy, zt, NULL, NULL, NULL};
+  const kd_targets t = {&yy, zt, NULL, NULL, NULL, NULL};
   const kd_loss_cfg cfg = {alpha, T, d};
   kd_err e = {0};
   if (dense_rows) CHECK(kd_loss_dense_rows(dl, &s, zs, &t, 1, C, &cfg, 1.0f, &e) == KD_OK, "dense rows: %s", e.msg);
   else kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
   const char *path = dense_rows ? "dense rows" : "dense";
+  /* the reference path (each probability from its log) against the fast one (each exp once; forward's
+   * large-vocabulary pass takes its exps in float, exact to float rounding) */
+  const double ftol = dense_rows && d.kind == KD_DIV_FORWARD ? 2e-6 : 1e-12;
+  float dr[C];
+  kd_loss_sums sr = {0};
+  kd_loss_forward_backward_ref(dr, &sr, zs, &t, 1, C, &cfg, 1.0f);
+  CHECK(check_close(s.loss, sr.loss, ftol, 1e-14), "%s %s: fast loss %.17g, reference path %.17g", path, name, s.loss,
+        sr.loss);
+  for (int c = 0; c < C; c++)
+    CHECK(check_close(dl[c], dr[c], ftol > 1e-6 ? 1e-5 : 1e-6, 1e-8),
+          "%s %s: fast dlogit[%d] %.9g, reference path %.9g", path, name, c, dl[c], dr[c]);
   const double ref = ref_loss(&d, zd, ztd, y, T, alpha);
-  /* forward's large-vocabulary pass takes its exps in float (exact to float rounding); the rest is double */
   const double tol = dense_rows && d.kind == KD_DIV_FORWARD ? 2e-6 : 1e-9;
   CHECK(check_close(s.loss, ref, tol, 1e-11), "%s %s T=%g alpha=%g y=%d: loss %.12g, reference %.12g", path, name, T,
         alpha, y, s.loss, ref);
@@ -125,7 +138,7 @@ static void test_ends(void) {
 }
 
 static void test_refusals(void) {
-  const char *bad[] = {"", "kl", "jsd", "jsd:", "jsd:1.5", "jsd:-0.1", "jsd:0.5x", "skew:1", "skew:-1", "Reverse"};
+  const char *bad[] = {"", "kl", "jsd", "jsd:", "jsd:1.5", "jsd:-0.1", "jsd:0.5x", "skew:1", "skew:-1", "Reverse", "reverse-"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     kd_divergence d;
     kd_err e = {0};
@@ -135,12 +148,76 @@ static void test_refusals(void) {
   int32_t ids[2] = {0, 1}, y = 0;
   float vals[2] = {1, 0}, zs[C] = {0}, dl[C];
   kd_sparse_targets sp = {KD_SPARSE_TOPK, 2, ids, vals, NULL};
-  const kd_targets t = {&y, NULL, NULL, NULL, &sp};
+  const kd_targets t = {&y, NULL, NULL, NULL, &sp, NULL};
   kd_loss_cfg cfg = {0.5f, 1.0f, {KD_DIV_REVERSE, 0.0}};
   kd_loss_sums s = {0};
   kd_err e = {0};
   CHECK(kd_loss_sparse_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f, &e) == KD_ERR_USAGE,
         "sparse targets took the reverse divergence");
+}
+
+/* One draw from softmax(zs) by the inverse of its distribution function. */
+static int draw(const double *q, double u) {
+  int a = 0;
+  for (double acc = q[0]; a < C - 1 && u >= acc; acc += q[++a]) {
+  }
+  return a;
+}
+
+/* reverse-sampled: over N draws a ~ q, the mean of the sampled row's gradient and loss are reverse's (5 standard
+ * errors, each class); forward's gradient is told apart at the same sample size (the test can fail). A labelled
+ * row or a row without a sample is the exact reverse. */
+static void test_sampled(void) {
+  enum { N = 200000 };
+  kd_divergence rs, rv, fw;
+  parse(&rs, "reverse-sampled");
+  parse(&rv, "reverse");
+  parse(&fw, "forward");
+  float zs[C], zt[C], dl[C], dl2[C];
+  double zd[C], q[C], g_rev[C], g_fwd[C], sum[C] = {0}, sq[C] = {0}, ls = 0, lsq = 0;
+  for (int c = 0; c < C; c++)
+    zs[c] = 1.5f * (float)kd_normal(31, (uint64_t)c), zt[c] = 2.0f * (float)kd_normal(32, (uint64_t)c), zd[c] = zs[c];
+  softmax(q, zd, 1.0);
+  const double D = kd_divergence_row(&rv, zs, zt, C, 1.0, g_rev);
+  kd_divergence_row(&fw, zs, zt, C, 1.0, g_fwd);
+  const kd_loss_cfg cfg = {0.5f, 1.0f, rs};
+  int32_t y = -1;
+  kd_err e = {0};
+  int same = 1;
+  for (int i = 0; i < N; i++) {
+    int32_t a = draw(q, kd_uniform(kd_key(33, 0, 0, 0), (uint64_t)i));
+    const kd_targets t = {&y, zt, NULL, NULL, NULL, &a};
+    kd_loss_sums s = {0}, s2 = {0};
+    kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
+    if (i < 64) { /* the large-vocabulary pass gives the same row */
+      CHECK(kd_loss_dense_rows(dl2, &s2, zs, &t, 1, C, &cfg, 1.0f, &e) == KD_OK, "dense rows: %s", e.msg);
+      same &= memcmp(dl, dl2, sizeof dl) == 0 && s.loss == s2.loss;
+    }
+    for (int c = 0; c < C; c++) sum[c] += dl[c], sq[c] += (double)dl[c] * dl[c];
+    ls += s.kd, lsq += s.kd * s.kd;
+  }
+  CHECK(same, "reverse-sampled: kd_loss_dense_rows differs from kd_loss_forward_backward");
+  int told_apart = 0;
+  for (int c = 0; c < C; c++) {
+    const double m = sum[c] / N, se = sqrt((sq[c] / N - m * m) / N);
+    CHECK(fabs(m - g_rev[c]) <= 5 * se, "reverse-sampled: mean dlogit[%d] %.6g, reverse %.6g (standard error %.2g)", c,
+          m, g_rev[c], se);
+    told_apart |= fabs(m - g_fwd[c]) > 5 * se;
+  }
+  CHECK(told_apart, "reverse-sampled: forward's gradient is within 5 standard errors too (no power)");
+  const double lm = ls / N, lse = sqrt((lsq / N - lm * lm) / N);
+  CHECK(fabs(lm - D) <= 5 * lse, "reverse-sampled: mean loss %.6g, reverse KL %.6g (standard error %.2g)", lm, D, lse);
+  /* no sample, or a labelled row: the exact reverse */
+  for (int k = 0; k < 2; k++) {
+    int32_t yy = k ? 2 : -1, none = k ? 3 : -1;
+    const kd_targets t = {&yy, zt, NULL, NULL, NULL, &none};
+    const kd_loss_cfg rcfg = {0.5f, 1.0f, rv};
+    kd_loss_sums s = {0}, s2 = {0};
+    kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
+    kd_loss_forward_backward(dl2, &s2, zs, &t, 1, C, &rcfg, 1.0f);
+    CHECK(memcmp(dl, dl2, sizeof dl) == 0 && s.loss == s2.loss, "reverse-sampled on a %s row is not reverse",
+          k ? "labelled" : "sample-less");
+  }
 }
 
 /* Fixed logits and kd's jsd values (T = 1 and 2) for the numpy implementation of TRL's formula. */
@@ -170,5 +247,6 @@ int main(int argc, char **argv) {
   test_rows();
   test_ends();
   test_refusals();
+  test_sampled();
   return check_summary("test_divergence");
 }

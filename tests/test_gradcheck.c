@@ -64,7 +64,7 @@ static void run_case(kd_act act, float dropout, int teacher, float T, float alph
   }
   if (unlabelled) f.y[1] = f.y[4] = -1;
   f.bt = (kd_batch){KD_INPUT_FEATURES, B, 7, B, f.x, NULL, NULL, f.y, f.rows, 7};
-  kd_targets t = {f.y, teacher ? f.tl : NULL, NULL, NULL, NULL};
+  kd_targets t = {f.y, teacher ? f.tl : NULL, NULL, NULL, NULL, NULL};
   kd_loss_cfg lc = {alpha, T, {KD_DIV_FORWARD, 0.0}};
 
   memset(f.grads, 0, n * sizeof(float));
@@ -132,7 +132,7 @@ static void hint_case(int K, int with_kd, kd_act act) {
     y[b] = b % 4;
     rows[b] = b;
   }
-  kd_targets t = {y, tl, NULL, NULL, NULL};
+  kd_targets t = {y, tl, NULL, NULL, NULL, NULL};
   kd_loss_cfg lc = {0.3f, 2.0f, {KD_DIV_FORWARD, 0.0}};
   const float beta = 0.7f;
   kd_fwd fw = {1, 5};

@@ -75,7 +75,7 @@ static void make(setup *u, int t_dim, int t_heads, size_t extra) {
     u->inter.v[l] = l ? u->t->ops->tap(u->t, KD_TAP_V, l, NULL) : NULL;
     u->inter.attn[l] = l ? u->t->ops->tap(u->t, KD_TAP_ATTN, l, NULL) : NULL;
   }
-  u->tg = (kd_targets){NULL, NULL, NULL, &u->inter, NULL};
+  u->tg = (kd_targets){NULL, NULL, NULL, &u->inter, NULL, NULL};
 }
 
 static void unmake(setup *u) {

@@ -42,7 +42,7 @@ static void check_row(const float *zs, const float *zt, int y, float T, float al
   float dl[C];
   kd_loss_sums s = {0, 0, 0, 0, 0, 0};
   int32_t yy = y;
-  kd_targets t = {&yy, zt, NULL, NULL, NULL};
+  kd_targets t = {&yy, zt, NULL, NULL, NULL, NULL};
   kd_loss_cfg cfg = {alpha, T, {KD_DIV_FORWARD, 0.0}};
   kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
   double ref = ref_loss(zd, zt ? ztd : NULL, y, T, alpha, 1);
@@ -91,7 +91,7 @@ int main(void) {
     float dl[C];
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     int32_t y = 0;
-    kd_targets t = {&y, zt, NULL, NULL, NULL};
+    kd_targets t = {&y, zt, NULL, NULL, NULL, NULL};
     kd_loss_cfg cfg = {0.1f, 4, {KD_DIV_FORWARD, 0.0}};
     kd_loss_forward_backward(dl, &s, zs, &t, 1, C, &cfg, 1.0f);
     CHECK(fabs(s.loss - without) > 1e-3, "loss equals the T^2-less formula: %g", s.loss);
@@ -108,7 +108,7 @@ int main(void) {
     float dl[C];
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     int32_t y = 1;
-    kd_targets t = {&y, big_t, NULL, NULL, NULL};
+    kd_targets t = {&y, big_t, NULL, NULL, NULL, NULL};
     kd_loss_cfg cfg = {0.1f, 20, {KD_DIV_FORWARD, 0.0}};
     kd_loss_forward_backward(dl, &s, big_s, &t, 1, C, &cfg, 1.0f);
     CHECK(isfinite(s.loss) && isfinite(s.ce) && isfinite(s.kd), "loss not finite at +-1e4: %g", s.loss);
@@ -124,13 +124,13 @@ int main(void) {
       z[i] = (float)kd_normal(5, i);
       tz[i] = (float)kd_normal(6, i);
     }
-    kd_targets t = {y, tz, NULL, NULL, NULL};
+    kd_targets t = {y, tz, NULL, NULL, NULL, NULL};
     kd_loss_cfg cfg = {0.3f, 2, {KD_DIV_FORWARD, 0.0}};
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     kd_loss_forward_backward(dl, &s, z, &t, NB, C, &cfg, 1.0f / NB);
     CHECK(s.rows == NB && s.labelled == 3, "rows %g labelled %g", s.rows, s.labelled);
     for (int b = 0; b < NB; b++) {
-      kd_targets t1 = {&y[b], tz + b * C, NULL, NULL, NULL};
+      kd_targets t1 = {&y[b], tz + b * C, NULL, NULL, NULL, NULL};
       kd_loss_sums s1 = {0, 0, 0, 0, 0, 0};
       kd_loss_forward_backward(dl1, &s1, z + b * C, &t1, 1, C, &cfg, 1.0f);
       for (int c = 0; c < C; c++)
@@ -141,7 +141,7 @@ int main(void) {
   {
     float z[C] = {1, -2, 0.5f, 3, 0}, dl[C];
     int32_t y = -1;
-    kd_targets t = {&y, NULL, NULL, NULL, NULL};
+    kd_targets t = {&y, NULL, NULL, NULL, NULL, NULL};
     kd_loss_cfg cfg = {0.1f, 4, {KD_DIV_FORWARD, 0.0}};
     kd_loss_sums s = {0, 0, 0, 0, 0, 0};
     kd_loss_forward_backward(dl, &s, z, &t, 1, C, &cfg, 1.0f);
@@ -160,7 +160,7 @@ int main(void) {
       tz[i] = (float)(8 * kd_normal(12, i));
     }
     for (int teach = 0; teach < 2; teach++) {
-      kd_targets t = {y, teach ? tz : NULL, NULL, NULL, NULL};
+      kd_targets t = {y, teach ? tz : NULL, NULL, NULL, NULL, NULL};
       kd_loss_cfg cfg = {0.3f, 3, {KD_DIV_FORWARD, 0.0}};
       kd_loss_sums s1 = {0, 0, 0, 0, 0, 0}, s2 = {0, 0, 0, 0, 0, 0};
       kd_loss_forward_backward(d1, &s1, z, &t, NB, Cb, &cfg, 0.5f);

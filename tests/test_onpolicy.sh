@@ -5,9 +5,12 @@
 #  - lambda 0.5: about half the steps, the same ones on every run; stopped and resumed, bitwise;
 #  - --on-policy 0 is the run without it, bit for bit;
 #  - the chunked loss of a large vocabulary (vocab 300) with jsd:0.5 on-policy; a llama student;
+#  - --divergence reverse-sampled (the sampled-token estimator): 1 and 2 ranks agree, dense and chunked alike,
+#    and it trains differently from the exact reverse KL;
 #  - prompt-completion rows (kd import pairs) keep their prompts and sample completions;
 #  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it,
-#    born-again generations (taught by snapshots after the first).
+#    born-again generations (taught by snapshots after the first), reverse-sampled without --on-policy or at a
+#    temperature or top-k that would bias it.
 source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
 "$KD" import text --in fx/corpus.txt --ctx 16 --doc-sep % --valid-frac 0.15 --test-frac 0.15 --out c.h5 > /dev/null ||
@@ -59,6 +62,20 @@ kdrun 2 "${C[@]}" --out k2 > k2.log || fail "chunked on-policy, 2 ranks"
 expect "chunked loss on-policy: 1 and 2 ranks agree (1e-5)" close k1/final.h5 k2/final.h5 --rtol 1e-5
 expect "the banner gives the rollout's limits" grep -q 'up to 6 new tokens at temperature 1, top-k' k2.log
 
+# 3a. The sampled-token estimator: the same draws on 1 and 2 ranks, on the chunked path as on the dense one.
+RS=("${C[@]:0:${#C[@]}-2}") # without the top-k, which would bias it
+RS=("${RS[@]/jsd:0.5/reverse-sampled}")
+kdrun 1 "${RS[@]}" --out rs1 > /dev/null || fail "reverse-sampled, chunked, 1 rank"
+kdrun 2 "${RS[@]}" --out rs2 > rs2.log || fail "reverse-sampled, chunked, 2 ranks"
+expect "reverse-sampled (chunked): 1 and 2 ranks agree (1e-5)" close rs1/final.h5 rs2/final.h5 --rtol 1e-5
+kdrun 2 "${RS[@]}" --loss-chunk -1 --out rs3 > /dev/null || fail "reverse-sampled, dense"
+expect "reverse-sampled: the dense and the chunked loss agree (1e-4)" close rs2/final.h5 rs3/final.h5 --rtol 1e-4
+expect "the banner names the sampled estimator" grep -q 'KL(student || teacher) (sampled on on-policy rows)' rs2.log
+RV=("${RS[@]/reverse-sampled/reverse}")
+kdrun 2 "${RV[@]}" --out rv2 > /dev/null || fail "reverse, chunked"
+expect "reverse-sampled trains differently from the exact reverse KL" \
+  bash -c "! \"$PY\" \"$TESTS_DIR/compare_weights.py\" rs2/final.h5 rv2/final.h5 --rtol 1e-3 > /dev/null"
+
 # 3b. A llama student (its decoder's cache of grouped keys and values), taught by the gpt.
 LL=(train --data c.h5 --student llama:vocab=256,ctx=16,layers=1,dim=16,heads=2,kv_heads=1,ffn=24 --threads 1
     --progress off --lr 0.5 --optimizer sgd --temperature 1 --log-every 1 --train-rows 32 --batch 32 --epochs 3
@@ -97,6 +114,15 @@ expect_usage_error "--on-policy with born-again generations" "on-policy with --g
   --generations 2 --out bad4
 expect_usage_error "--rollout options without --on-policy" "rollout options go with --on-policy" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --rollout-top-k 5 --out bad2
+expect_usage_error "reverse-sampled without --on-policy" "reverse-sampled estimates the reverse KL from the student's own samples" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
+  --divergence reverse-sampled --out bad5
+expect_usage_error "reverse-sampled at T 2" "reverse-sampled is unbiased only when" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 2 \
+  --on-policy 1 --divergence reverse-sampled --out bad6
+expect_usage_error "reverse-sampled with a top-k rollout" "needs --temperature 1, --rollout-temperature 1 and no --rollout-top-k" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
+  --on-policy 1 --divergence reverse-sampled --rollout-top-k 5 --out bad7
 "$KD" synth --out d.h5 --train 200 --test 50 --dim 8 --classes 3 > /dev/null || exit 1
 kdrun 1 train --data d.h5 --student 8-16-3 --epochs 1 --batch 20 --threads 1 --progress off --out mt > /dev/null ||
   fail "mlp teacher"

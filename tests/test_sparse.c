@@ -68,7 +68,7 @@ static double ref_loss(const double *zs, const case_t *k, int y, double T, doubl
 static int run(float *dl, kd_loss_sums *s, const float *zs, const case_t *k, int y, float T, float alpha) {
   int32_t yy = y;
   kd_sparse_targets sp = {k->mode, k->K, k->ids, k->vals, &k->lse};
-  kd_targets t = {&yy, NULL, NULL, NULL, &sp};
+  kd_targets t = {&yy, NULL, NULL, NULL, &sp, NULL};
   kd_loss_cfg cfg = {alpha, T, {KD_DIV_FORWARD, 0.0}};
   kd_err e = {0};
   memset(s, 0, sizeof *s);
@@ -144,7 +144,7 @@ static void test_against_reference(void) {
 /* Dense loss and gradient of one position. */
 static void dense(float *dl, kd_loss_sums *s, const float *zs, const float *zt, int y, float T, float alpha) {
   int32_t yy = y;
-  kd_targets t = {&yy, zt, NULL, NULL, NULL};
+  kd_targets t = {&yy, zt, NULL, NULL, NULL, NULL};
   kd_loss_cfg cfg = {alpha, T, {KD_DIV_FORWARD, 0.0}};
   memset(s, 0, sizeof *s);
   kd_loss_forward_backward_ref(dl, s, zs, &t, 1, C, &cfg, 1.0f);
@@ -261,7 +261,7 @@ static void test_edges(void) {
   /* a position that is no target: no gradient, not counted */
   int32_t y = KD_Y_IGNORE;
   kd_sparse_targets sp = {KD_SPARSE_TOPK, 2, k.ids, k.vals, NULL};
-  kd_targets t = {&y, NULL, NULL, NULL, &sp};
+  kd_targets t = {&y, NULL, NULL, NULL, &sp, NULL};
   kd_loss_cfg cfg = {0.5f, 2.0f, {KD_DIV_FORWARD, 0.0}};
   kd_err e = {0};
   memset(&s, 0, sizeof s);

@@ -69,6 +69,15 @@ int64_t kd_batch_targets(const kd_batch *b, int32_t *y) {
   return n;
 }
 
+void kd_batch_next_tokens(const kd_batch *b, int32_t *next) {
+  const int T = b->width;
+  for (int r = 0; r < b->rows; r++)
+    for (int p = 0; p < T; p++) {
+      const size_t k = (size_t)r * T + p;
+      next[k] = p + 1 < T && b->mask[k + 1] ? b->tokens[k + 1] : -1;
+    }
+}
+
 void kd_batch_trim(kd_batch *b, float *t_logits, int C) {
   if (b->kind != KD_INPUT_TOKENS) return;
   const int T = b->width;

@@ -36,12 +36,14 @@ static float kth_largest(const float *z, int V, int k, float *tmp) {
   return tmp[want];
 }
 
-int32_t kd_pick_token(const float *z, int V, const kd_decode_cfg *cfg, uint64_t step, float *scratch) {
+int32_t kd_pick_token(const float *z, int V, const kd_decode_cfg *cfg, uint64_t step, float *scratch, double *lse) {
+  if (lse) *lse = NAN;
   if (cfg->greedy) return argmax(z, V);
   const float cut = cfg->top_k > 0 && cfg->top_k < V ? kth_largest(z, V, cfg->top_k, scratch) : -INFINITY;
   const double mx = z[argmax(z, V)], invT = 1.0 / cfg->temperature;
   double sum = 0;
   for (int i = 0; i < V; i++) sum += z[i] >= cut ? exp((z[i] - mx) * invT) : 0.0;
+  if (lse && invT == 1.0 && cut == -INFINITY) *lse = mx + log(sum);
   const double u = kd_uniform(kd_key(cfg->seed, 6, step, 0), 0) * sum;
   double acc = 0;
   int32_t last = 0;
@@ -58,7 +60,7 @@ int32_t kd_pick_token(const float *z, int V, const kd_decode_cfg *cfg, uint64_t 
 static int prefill(kd_model *m, const int32_t *ids, int from, int to, float *z, kd_err *e) {
   for (int p = 0; p < to - from; p++) {
     const int pos = p;
-    if (m->ops->decode_step(m, z, &ids[from + p], &pos, 1, e)) return e->code;
+    if (m->ops->decode_step(m, p + 1 == to - from ? z : NULL, &ids[from + p], &pos, 1, e)) return e->code;
   }
   return KD_OK;
 }
@@ -99,7 +101,7 @@ int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_i
   for (int t = 0; t < max_new && !rc; t++) {
     kd_mask_padding(z, 1, V, cfg->n_ids);
     if (margins) margins[t] = top2_margin(z, V);
-    const int32_t next = kd_pick_token(z, V, cfg, (uint64_t)t, z + V);
+    const int32_t next = kd_pick_token(z, V, cfg, (uint64_t)t, z + V, NULL);
     ids[(*n_out)++] = next;
     if (next == stop_id) break;
     int pos = *n_out - 1 - start;

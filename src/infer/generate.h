@@ -27,7 +27,8 @@ int kd_generate(kd_model *m, int32_t *ids, int n_prompt, int max_new, int stop_i
  * Qwen pad theirs): logits [rows, V] at ids >= n_ids set to -inf, so no
  * decoder emits an id the tokenizer cannot spell (n_ids 0 or >= V: none). */
 void kd_mask_padding(float *z, int rows, int V, int n_ids);
-/* One token from logits z [V]: argmax, or a draw (keyed on seed and step). */
-int32_t kd_pick_token(const float *z, int V, const kd_decode_cfg *cfg, uint64_t step, float *scratch);
+/* One token from logits z [V]: argmax, or a draw (keyed on seed and step). lse (nullable) receives
+ * log sum_v exp(z_v) where the draw computed it on the way (temperature 1, no top-k), else NAN. */
+int32_t kd_pick_token(const float *z, int V, const kd_decode_cfg *cfg, uint64_t step, float *scratch, double *lse);
 
 #endif

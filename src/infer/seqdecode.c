@@ -177,8 +177,9 @@ static int prefill(dec *d, const int32_t *prompts, int stride, const int *order,
       d->tok[i] = prompts[(size_t)r * stride + p];
       d->pos[i] = p;
     }
-    if (d->m->ops->decode_step(d->m, d->z, d->tok, d->pos, n, e)) return e->code;
-    kd_mask_padding(d->z, n, d->V, d->c->n_ids);
+    const int last = s + 1 == d->maxP; /* only the last step's logits are read */
+    if (d->m->ops->decode_step(d->m, last ? d->z : NULL, d->tok, d->pos, n, e)) return e->code;
+    if (last) kd_mask_padding(d->z, n, d->V, d->c->n_ids);
   }
   return KD_OK;
 }
@@ -197,10 +198,13 @@ static int advance(dec *d, int n, int t, kd_err *e) {
 /* Positions that hold keys and values after t target tokens were fed. */
 static int cached_len(const dec *d, int t) { return d->maxP + t < d->ctx ? d->maxP + t : d->ctx; }
 
-static int32_t pick(const dec *d, const float *z, int r, int t, const int64_t *row_ids) {
+/* The row's next token; *lse: log sum exp of z (from the draw where it computed it). */
+static int32_t pick(const dec *d, const float *z, int r, int t, const int64_t *row_ids, double *lse) {
   kd_decode_cfg pc = {d->c->mode == KD_DECODE_GREEDY, d->c->temperature, d->c->top_k, 0, d->c->n_ids};
   if (!pc.greedy) pc.seed = kd_key(d->c->seed, KD_RNG_SAMPLE, (uint64_t)row_ids[r], 0);
-  return kd_pick_token(z, d->V, &pc, (uint64_t)t, d->scratch);
+  const int32_t next = kd_pick_token(z, d->V, &pc, (uint64_t)t, d->scratch, lse);
+  if (isnan(*lse)) *lse = log_sum_exp(z, d->V);
+  return next;
 }
 
 /* Greedy and sampling: one hypothesis per row; finished rows leave the
@@ -213,10 +217,11 @@ static int run_single(dec *d, const int64_t *row_ids, kd_err *e) {
     for (int i = 0; i < n; i++) {
       const int r = d->row[i];
       const float *z = d->z + (size_t)i * d->V;
-      const int32_t next = pick(d, z, r, t, row_ids);
+      double lse;
+      const int32_t next = pick(d, z, r, t, row_ids, &lse);
       int32_t *hs = d->hist + (size_t)i * d->L;
       hs[t] = next;
-      d->lp[i] += (double)z[next] - log_sum_exp(z, d->V);
+      d->lp[i] += (double)z[next] - lse;
       if (next == d->c->end_id || t + 1 >= d->max_len[r]) finish(d, r, hs, t + 1, d->lp[i]);
       else d->src[live++] = i;
     }

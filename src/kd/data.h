@@ -49,6 +49,9 @@ int kd_batch_positions(const kd_batch *b);
  * unlabelled row, KD_Y_IGNORE elsewhere (the last position, masked ones).
  * Returns the number of targets. */
 int64_t kd_batch_targets(const kd_batch *b, int32_t *y);
+/* Token rows: next[k] = the token after position k where k has a target, -1 elsewhere (the token the student
+ * sampled there, on an on-policy step's rows). */
+void kd_batch_next_tokens(const kd_batch *b, int32_t *next);
 /* Token rows: drop the positions after the batch's last target (no
  * earlier position reads them, causal attention, and none is a target),
  * compacting tokens, mask and t_logits [rows, width, C] (nullable) in place

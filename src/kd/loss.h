@@ -20,7 +20,7 @@
 #include "kd/teacher.h" /* kd_targets */
 
 /* The soft term's divergence (loss/divergence.h): zero-initialised, forward KL(p_t || p_s). */
-typedef enum { KD_DIV_FORWARD = 0, KD_DIV_REVERSE, KD_DIV_JSD, KD_DIV_SKEW } kd_div_kind;
+typedef enum { KD_DIV_FORWARD = 0, KD_DIV_REVERSE, KD_DIV_JSD, KD_DIV_SKEW, KD_DIV_REVERSE_SAMPLED } kd_div_kind;
 typedef struct kd_divergence {
   kd_div_kind kind;
   double param;       /* jsd: beta (the teacher's weight in the mixture); skew: alpha */

@@ -129,7 +129,10 @@ typedef struct kd_model_ops {
   /* Incremental decoding, for autoregressive families (NULL otherwise): a
    * key/value cache for n sequences; each step feeds one token per sequence
    * at its position pos[i] (0-based, < the context) and gives the logits
-   * there, [n, out_dim], as a full forward over the prefix would. */
+   * there, [n, out_dim], as a full forward over the prefix would. NULL
+   * logits: the step only stores the tokens' keys and values (a prompt's
+   * tokens before its last), skipping the last layer's attention and MLP
+   * and the head. */
   int (*decode_begin)(kd_model *m, int n, kd_err *e);
   int (*decode_step)(kd_model *m, float *logits, const int32_t *tokens, const int *pos, int n, kd_err *e);
   /* Sequence i continues from sequence src[i]'s cache, positions

@@ -69,6 +69,8 @@ typedef struct kd_targets {
   const float *features;     /* [B, H] teacher hidden states (FitNets), or NULL */
   const kd_inter *inter;     /* a Transformer teacher's intermediate tensors, or NULL */
   const kd_sparse_targets *sparse; /* sparse teacher logits instead of t_logits, or NULL */
+  const int32_t *sampled;    /* [P] the class the student sampled at each position (-1: none), or NULL: read by
+                              * --divergence reverse-sampled on an on-policy step's rows */
 } kd_targets;
 
 /* Buffers one batch's teacher outputs are gathered into. */

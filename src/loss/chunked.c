@@ -94,10 +94,10 @@ static int top1_is(const float *z, float mx, int y) {
 }
 
 /* One dense row (as row_cached of loss.c, for any V): e1, esT, etT are [V] scratch. */
-static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int V,
+static void dense_row(float *dl, kd_loss_sums *sums, const float *zs, const float *zt, int y, int a, int V,
                       const kd_loss_cfg *cfg, float grad_scale, float *e1, float *esT, float *etT) {
   if (zt && cfg->div.kind != KD_DIV_FORWARD) { /* the other divergences' rows, in double; e1.. is 4 V floats */
-    kd_divergence_loss_row(dl, sums, zs, zt, y, V, cfg, grad_scale, (double *)(void *)e1);
+    kd_divergence_loss_row(dl, sums, zs, zt, y, a, V, cfg, grad_scale, (double *)(void *)e1);
     return;
   }
   const double T = cfg->temperature, invTd = 1.0 / T;
@@ -202,7 +202,8 @@ int kd_loss_dense_rows(float *dlogits, kd_loss_sums *sums, const float *z_s, con
   if (!w) return e->code;
   for (int b = 0; b < B; b++)
     dense_row(dlogits ? dlogits + (size_t)b * C : NULL, sums, z_s + (size_t)b * C,
-              t->t_logits ? t->t_logits + (size_t)b * C : NULL, t->y[b], C, cfg, grad_scale, w, w + C, w + 2 * (size_t)C);
+              t->t_logits ? t->t_logits + (size_t)b * C : NULL, t->y[b], t->sampled ? t->sampled[b] : -1, C, cfg,
+              grad_scale, w, w + C, w + 2 * (size_t)C);
   free(w);
   return KD_OK;
 }
@@ -214,6 +215,7 @@ size_t kd_loss_chunk_floats(int chunk, int V) { return (size_t)2 * chunk * V + (
 static void chunk_targets(kd_targets *out, kd_sparse_targets *sp, const kd_targets *t, size_t p0, int V) {
   *out = *t;
   out->y = t->y + p0;
+  if (t->sampled) out->sampled = t->sampled + p0;
   if (t->t_logits) out->t_logits = t->t_logits + p0 * V;
   if (t->sparse) {
     *sp = *t->sparse;
@@ -255,7 +257,7 @@ int kd_loss_chunked(kd_loss_sums *sums, const kd_head *h, const kd_targets *t, c
     } else {
       for (int b = 0; b < c; b++)
         dense_row(d ? d + (size_t)b * V : NULL, sums, z + (size_t)b * V, tc.t_logits ? tc.t_logits + (size_t)b * V : NULL,
-                  tc.y[b], V, cfg, grad_scale, ex, ex + V, ex + 2 * (size_t)V);
+                  tc.y[b], tc.sampled ? tc.sampled[b] : -1, V, cfg, grad_scale, ex, ex + V, ex + 2 * (size_t)V);
     }
     double t2 = prof ? kd_prof_now() : 0.0;
     if (grad) {

@@ -137,8 +137,8 @@ void kd_loss_forward_backward(float *dlogits, kd_loss_sums *sums, const float *z
     float *dl = dlogits ? dlogits + (size_t)b * C : NULL;
     if (zt && cfg->div.kind != KD_DIV_FORWARD) {
       double work[2 * KD_LOSS_CACHE_C]; /* beyond it, the second pass computes its values again */
-      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale,
-                             C <= KD_LOSS_CACHE_C ? work : NULL);
+      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], t->sampled ? t->sampled[b] : -1, C, cfg,
+                             grad_scale, C <= KD_LOSS_CACHE_C ? work : NULL);
     } else if (C <= KD_LOSS_CACHE_C)
       row_cached(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
     else
@@ -152,7 +152,8 @@ void kd_loss_forward_backward_ref(float *dlogits, kd_loss_sums *sums, const floa
     const float *zt = t->t_logits ? t->t_logits + (size_t)b * C : NULL;
     float *dl = dlogits ? dlogits + (size_t)b * C : NULL;
     if (zt && cfg->div.kind != KD_DIV_FORWARD)
-      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale, NULL);
+      kd_divergence_loss_row(dl, sums, z_s + (size_t)b * C, zt, t->y[b], t->sampled ? t->sampled[b] : -1, C, cfg,
+                             grad_scale, NULL);
     else
       row_plain(dl, sums, z_s + (size_t)b * C, zt, t->y[b], C, cfg, grad_scale);
   }

@@ -528,6 +528,7 @@ static int gpt_decode_step(kd_model *m, float *logits, const int32_t *tokens, co
     kd_layernorm_forward(c->ln, c->ln_m, c->ln_r, c->x, P(m, vb(l, LN1W)), P(m, vb(l, LN1B)), n, D);
     linear(c->qkv, c->ln, P(m, vb(l, ATTW)), P(m, vb(l, ATTB)), n, 3 * D, D);
     kd_kv_cache_put(&c->kv, l, c->qkv, 3 * D, D, 2 * D, pos, n); /* this position's key and value */
+    if (!logits && l == g->layers - 1) return KD_OK; /* nothing after them is wanted */
     kd_kv_cache_attend(c->y, &c->kv, l, c->qkv, 3 * D, 0, pos, n, g->heads, D / g->heads);
     linear(c->br, c->y, P(m, vb(l, PROJW)), P(m, vb(l, PROJB)), n, D, D);
     for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];

@@ -485,6 +485,7 @@ static int llama_decode_step(kd_model *m, float *logits, const int32_t *tokens, 
     kd_rope_forward(c->qkv, W, as.q_col, H, hd, im->cos_t, im->sin_t, pos, n, 1);
     kd_rope_forward(c->qkv, W, as.k_col, g->kv_heads, hd, im->cos_t, im->sin_t, pos, n, 1);
     kd_kv_cache_put(&c->kv, l, c->qkv, W, as.k_col, as.v_col, pos, n);
+    if (!logits && l == g->layers - 1) return KD_OK; /* nothing after them is wanted */
     kd_kv_cache_attend(c->y, &c->kv, l, c->qkv, W, as.q_col, pos, n, H, hd);
     kd_gemm(c->br, D, c->y, H * hd, 0, P(m, vb(l, WO)), H * hd, 1, n, D, H * hd, 1.0f, 0.0f);
     for (size_t k = 0; k < (size_t)n * D; k++) c->x[k] += c->br[k];

@@ -137,31 +137,30 @@ void kd_attention_backward(float *dqkv, float *scratch, const float *dout, const
     }
 }
 
-void kd_attention_cached(float *y, float *scores, const float *q, int ldq, const float *K, const float *V,
-                         size_t stride, const int *pos, int n, int H, int G, int hd) {
+/* The scores' dot products and the softmax in the lanes and the fast exp of the training kernels (a plain float
+ * loop is one dependency chain per score: at head size 32 it took most of a decode step). */
+KD_HOT void kd_attention_cached(float *y, float *scores, const float *q, int ldq, const float *K, const float *V,
+                                size_t stride, const int *pos, int n, int H, int G, int hd) {
   const int width = G * hd, group = H / G;
   const float scale = 1.0f / sqrtf((float)hd);
   for (int i = 0; i < n; i++) {
     const float *qi = q + (size_t)i * ldq, *Ki = K + (size_t)i * stride, *Vi = V + (size_t)i * stride;
+    const int len = pos[i] + 1;
     for (int h = 0; h < H; h++) {
       const int g = h / group;
-      float mx = -INFINITY, sum = 0.0f, *sc = scores;
-      for (int j = 0; j <= pos[i]; j++) {
-        float d = 0.0f;
-        for (int k = 0; k < hd; k++) d += qi[h * hd + k] * Ki[(size_t)j * width + g * hd + k];
-        sc[j] = d * scale;
-        mx = sc[j] > mx ? sc[j] : mx;
-      }
-      for (int j = 0; j <= pos[i]; j++) {
-        sc[j] = expf(sc[j] - mx);
-        sum += sc[j];
-      }
-      float *yi = y + (size_t)i * H * hd + h * hd;
+      float *sc = scores;
+      for (int j = 0; j < len; j++) sc[j] = kd_lane_dot(qi + h * hd, Ki + (size_t)j * width + g * hd, hd) * scale;
+      const float mx = kd_lane_max(sc, len);
+      for (int j = 0; j < len; j++) sc[j] = kd_exp_fast(sc[j] - mx < -64.0f ? -64.0f : sc[j] - mx);
+      const float inv = 1.0f / kd_lane_sum(sc, len);
+      float *restrict yi = y + (size_t)i * H * hd + h * hd;
       for (int k = 0; k < hd; k++) yi[k] = 0.0f;
-      for (int j = 0; j <= pos[i]; j++) {
-        const float pj = sc[j] / sum, *v = Vi + (size_t)j * width + g * hd;
+      for (int j = 0; j < len; j++) {
+        const float pj = sc[j];
+        const float *restrict v = Vi + (size_t)j * width + g * hd;
         for (int k = 0; k < hd; k++) yi[k] += pj * v[k];
       }
+      for (int k = 0; k < hd; k++) yi[k] *= inv;
     }
   }
 }

@@ -37,7 +37,9 @@ const kd_opt_spec kd_train_opts[] = {
    "the soft term between the teacher's and the student's softmax(z / T), times T^2: forward KL(teacher || "
    "student), reverse KL(student || teacher), jsd:BETA (GKD's generalized Jensen-Shannon, BETA the teacher's weight "
    "in the mixture; 0 is forward, 1 reverse) or skew:ALPHA (DistiLLM's skew KL(teacher || ALPHA teacher + (1 - "
-   "ALPHA) student)); sparse teacher logits serve forward only"},
+   "ALPHA) student)), or reverse-sampled (with --on-policy: the reverse KL estimated from the token the student "
+   "sampled at each position, a per-token policy gradient; T 1, --rollout-temperature 1, no top-k); sparse teacher "
+   "logits serve forward only"},
   {"optimizer", KD_OPT_CHOICE, T_(optimizer), STR(kd_train_cfg, optimizer), "sgd", "sgd|adamw", 0, 0, 0, 0,
    "optimizer"},
   {"lr", KD_OPT_REAL, T_(lr), 0, "0.05", NULL, 0, 100, 1, 0, "peak learning rate > 0"},
@@ -224,6 +226,14 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "kd train: --on-policy with --generations %lld: the generations after the first "
                    "are taught by a snapshot, not an online teacher; run the chain without --on-policy",
                    (long long)c->generations);
+  if (div.kind == KD_DIV_REVERSE_SAMPLED && c->on_policy <= 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --divergence reverse-sampled estimates the reverse KL from the "
+                   "student's own samples: it needs --on-policy (on fixed data, use --divergence reverse)");
+  if (div.kind == KD_DIV_REVERSE_SAMPLED && (c->temperature != 1 || c->rollout_temperature != 1 || c->rollout_top_k))
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --divergence reverse-sampled is unbiased only when the student samples "
+                   "from softmax(z) and the loss is at T = 1: it needs --temperature 1, --rollout-temperature 1 and "
+                   "no --rollout-top-k (got %g, %g, %lld)",
+                   c->temperature, c->rollout_temperature, (long long)c->rollout_top_k);
   if (c->on_policy == 0 && (c->prompt_tokens || c->rollout_max_new || c->rollout_top_k || c->rollout_temperature != 1))
     return kd_fail(e, KD_ERR_USAGE, "kd train: --prompt-tokens and the --rollout options go with --on-policy");
   if (strcmp(c->sparse_kd, "auto") != 0 && !c->teacher[0])

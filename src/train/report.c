@@ -16,7 +16,8 @@ const char *const kd_phase_names[KD_PHASES] = {"gather", "generate", "teacher", 
 static void print_loss_line(const trainer *t) {
   const kd_train_cfg *c = &t->cfg;
   const kd_divergence *d = &t->set.loss.div;
-  const char *soft = d->kind == KD_DIV_REVERSE ? "KL(student || teacher)"
+  const char *soft = d->kind == KD_DIV_REVERSE           ? "KL(student || teacher)"
+                     : d->kind == KD_DIV_REVERSE_SAMPLED ? "KL(student || teacher) (sampled on on-policy rows)"
                      : d->kind == KD_DIV_JSD   ? "JSD"
                      : d->kind == KD_DIV_SKEW  ? "skew KL"
                                                : "KL";

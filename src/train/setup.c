@@ -403,6 +403,8 @@ static int build_batch(trainer *t, kd_err *e) {
     return e->code;
   if (t->data.sparse && kd_sparse_batch_init(&t->batch.sb, t->data.sparse, b * P, e)) return e->code;
   t->batch.targets = kd_malloc((size_t)b * P * sizeof(int32_t), "batch targets", e);
+  if (t->set.loss.div.kind == KD_DIV_REVERSE_SAMPLED)
+    t->batch.sampled = kd_malloc((size_t)b * P * sizeof(int32_t), "batch sampled tokens", e);
   t->batch.chunk = loss_chunk(t, b * P);
   if (t->batch.chunk) {
     t->batch.chunk_work = kd_malloc(sizeof(float) * kd_loss_chunk_floats(t->batch.chunk, C), "loss chunks", e);
@@ -496,6 +498,7 @@ void tr_free(trainer *t) {
   kd_teacher_batch_free(&t->batch.tb);
   kd_sparse_batch_free(&t->batch.sb);
   free(t->batch.targets);
+  free(t->batch.sampled);
   free(t->batch.logits);
   free(t->batch.dlogits);
   free(t->batch.chunk_work);

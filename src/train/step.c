@@ -26,7 +26,8 @@ static int gather(trainer *t, phase_clock *clock, kd_err *e) {
   const kd_rows_out out = {&t->batch.in, &tb, t->data.sparse ? &t->batch.sb : NULL};
   if (kd_rows_next(t->data.rows, &out, e)) return e->code;
   tr_phase_mark(clock, KD_PH_GATHER);
-  if (tr_rollout_step(t, t->st.step) && tr_rollout(t, t->st.step, e)) return e->code;
+  t->roll.active = tr_rollout_step(t, t->st.step);
+  if (t->roll.active && tr_rollout(t, t->st.step, e)) return e->code;
   tr_phase_mark(clock, KD_PH_GENERATE);
   /* token rows: no work past the batch's last target (loss terms read the rows as gathered; an online
    * teacher runs on the trimmed rows) */
@@ -67,7 +68,8 @@ static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, 
   const kd_loss_cfg lcfg = {(float)cfg->alpha, (float)cfg->temperature, t->set.loss.div};
   const kd_inter *inter = t->online.ptrs ? &t->online.inter : t->data.inter ? kd_inter_store_batch(t->data.inter) : NULL;
   const kd_targets tg = {t->batch.targets, t->data.teacher_live ? t->batch.tb.logits : NULL, t->batch.tb.features,
-                         inter, t->data.sparse ? &t->batch.sb.t : NULL};
+                         inter, t->data.sparse ? &t->batch.sb.t : NULL,
+                         t->roll.active ? t->batch.sampled : NULL};
   const int P = t->batch.in.rows * kd_batch_positions(&t->batch.in), C = t->net.model->out_dim;
   if (t->batch.chunk) { /* the head GEMM and the loss together, a chunk of positions at a time */
     kd_head h;
@@ -118,6 +120,7 @@ static int compute(trainer *t, int64_t s, phase_clock *clock, kd_err *e) {
   const int alone = tr_terms_alone(t, t->st.epoch);
   int rc = gather(t, clock, e); /* the row provider knows where the epoch is */
   const int64_t local = rc ? 0 : kd_batch_targets(&t->batch.in, t->batch.targets);
+  if (!rc && t->roll.active && t->batch.sampled) kd_batch_next_tokens(&t->batch.in, t->batch.sampled);
   float scale = 0.0f;
   const int fatal = target_scale(t, local, &scale, e);
   if (fatal) return fatal;

@@ -129,6 +129,7 @@ typedef struct tr_rollout_state {
   int64_t *ids;               /* [group] global rows (keys of the draws) */
   int *row_plen;              /* [b] each row's prompt length (0: no target, not sampled) */
   kd_hyps h;                  /* [group] one sample each */
+  int active;                 /* this step's rows are the student's samples */
   int64_t sampled;            /* tokens sampled in the last on-policy step (this rank) */
   int64_t steps, total;       /* on-policy steps and tokens sampled by this run (this rank; a resume counts anew) */
 } tr_rollout_state;
@@ -159,6 +160,7 @@ typedef struct tr_batch {
   kd_teacher_batch tb;
   kd_sparse_batch sb;         /* sparse teacher logits of the batch (when data.sparse) */
   int32_t *targets;           /* [rows * positions] each position's target (kd_batch_targets) */
+  int32_t *sampled;           /* [rows * positions] --divergence reverse-sampled: the sampled tokens, or NULL */
   float *logits, *dlogits;    /* [rows * positions, C], or NULL when the loss runs in chunks */
   int chunk;                  /* positions per chunk of the head GEMM and loss (0: not chunked) */
   float *chunk_work;          /* its buffers (kd_loss_chunk_floats) */
