@@ -5,6 +5,7 @@
 #   offpolicy   forward KL on the data's rows (today's online KD);
 #   onpolicy1   --on-policy 1 --divergence reverse: every step on the student's samples (prompt: the first 32
 #               tokens, 32 sampled);
+#   onpolicy1s  the same with --divergence reverse-sampled (the sampled-token estimator);
 #   onpolicy05  --on-policy 0.5 --divergence jsd:0.5 (GKD's mix);
 # each --runs times; medians of tokens/s and of each phase of rank 0's step_ms. The generation's cost per sampled
 # token is set against the student's forward + backward per trained token (the issue's goal: at most 1.5x).
@@ -39,10 +40,11 @@ phase() { sed -n "s/^step_ms: .*$1=\([0-9.]*\).*/\1/p" "$2"; }
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "run: fortunes, ctx 64; teacher gpt 4x128 ($tsteps steps); student gpt 2x64; batch 32, $steps steps, 2 ranks x 1 thread; $runs runs, medians"
 printf '%-11s %10s %9s %9s %9s %9s %9s %9s %9s\n' mode tokens/s generate teacher forward loss backward allreduce total
-for mode in offpolicy onpolicy1 onpolicy05; do
+for mode in offpolicy onpolicy1 onpolicy1s onpolicy05; do
   case $mode in
     offpolicy) extra=() ;;
     onpolicy1) extra=(--on-policy 1 --divergence reverse --prompt-tokens 32) ;;
+    onpolicy1s) extra=(--on-policy 1 --divergence reverse-sampled --prompt-tokens 32) ;;
     onpolicy05) extra=(--on-policy 0.5 --divergence jsd:0.5 --prompt-tokens 32) ;;
   esac
   for k in tps generate teacher forward loss backward allreduce total; do : > "$work/$k"; done
