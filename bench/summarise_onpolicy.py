@@ -43,7 +43,8 @@ def main():
     lines = ["<!-- written by bench/summarise_onpolicy.py from launch/results-onpolicy.sh's CSVs -->",
              "Test PER and WER (%%) of the CMU dictionary G2P task, mean ± std over seeds %s (a single figure: "
              "one seed); the teacher's NLL (nats per token) of the student's sampled completions (temperature 1, "
-             "one sample per /test word); training seconds of the extra epoch (2 ranks)." % ", ".join(seeds), "",
+             "one sample per /test word; the teacher's row: its own samples); training seconds of the extra epoch "
+             "(2 ranks)." % ", ".join(seeds), "",
              "| model | recipe | seeds | PER greedy | WER greedy | PER beam 5 | WER beam 5 | teacher NLL of samples "
              "| train s |", "|---|---|---|---|---|---|---|---|---|"]
     for key, label in RECIPES:

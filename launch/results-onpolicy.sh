@@ -15,7 +15,8 @@
 # all with T = 1, alpha 0 (GKD's setting: the divergence alone), the rollout at temperature 1 up to the
 # end token. Each student is scored by kd eval --decode greedy and beam:5 on /test (PER, WER), and by the
 # teacher's NLL per token of the student's sampled completions of the /test words (kd generate --decode
-# sample, then kd eval --ckpt TEACHER on them): the quantity on-policy training lowers.
+# sample, then kd eval --ckpt TEACHER on them): the quantity on-policy training lowers; the teacher's NLL of
+# its own samples is its floor.
 # Runs are cached under checkpoints/results-onpolicy/ (a rerun does what is missing; --fresh redoes this
 # script's runs, not results-seq's); figures in its results.csv and samples.csv, summarised by
 # bench/summarise_onpolicy.py into docs/results-onpolicy-tables.md. KD_SEEDS="1" runs fewer seeds;
@@ -87,6 +88,8 @@ student() {
     teacher_nll "$recipe" "$seed" "$R/s/$tag"
 }
 
+# the teacher's own samples: the floor of that NLL (its entropy per token on these prompts)
+teacher_nll references 1 "$T" || exit 1
 for seed in $SEEDS; do
   recipes="continued kd-jsd0.5 op0.5-reverse op1-reverse op0.5-jsd0.5 op1-jsd0.5"
   [ "$seed" = 1 ] && recipes="$recipes op0.5-forward op1-forward"
