@@ -16,11 +16,12 @@
 # end token. Each student is scored by kd eval --decode greedy and beam:5 on /test (PER, WER), and by the
 # teacher's NLL per token of the student's sampled completions of the /test words (kd generate --decode
 # sample, then kd eval --ckpt TEACHER on them): the quantity on-policy training lowers; the teacher's NLL of
-# its own samples is its floor.
+# its own samples (its entropy per token on these prompts) for scale.
 # Runs are cached under checkpoints/results-onpolicy/ (a rerun does what is missing; --fresh redoes this
 # script's runs, not results-seq's); figures in its results.csv and samples.csv, summarised by
 # bench/summarise_onpolicy.py into docs/results-onpolicy-tables.md. KD_SEEDS="1" runs fewer seeds;
-# KD_MAX_STEPS=N is a smoke test (every run stops after N steps, under *-smoke/, no tables in docs/).
+# KD_MAX_STEPS=N is a smoke test (every run stops after N steps, under *-smoke/, no tables in docs/). Runs are
+# cached by recipe and seed alone: after changing KD_FT_EPOCHS or KD_STUDENT, rerun with --fresh.
 set -u -o pipefail
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" festlex-cmu || exit 1
@@ -88,7 +89,7 @@ student() {
     teacher_nll "$recipe" "$seed" "$R/s/$tag"
 }
 
-# the teacher's own samples: the floor of that NLL (its entropy per token on these prompts)
+# the teacher's own samples, for scale (its entropy per token on these prompts; a sharper sampler can score lower)
 teacher_nll references 1 "$T" || exit 1
 for seed in $SEEDS; do
   recipes="continued kd-jsd0.5 op0.5-reverse op1-reverse op0.5-jsd0.5 op1-jsd0.5"

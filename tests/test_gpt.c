@@ -365,6 +365,22 @@ static void trimmed_batch(void) {
     }
   CHECK(moved == 0, "%d tokens, mask bits or teacher logits misplaced by the trim", moved);
   CHECK(worst < 1e-5, "trimmed logits differ from the full rows' by %.3g", worst);
+  { /* each target position's next token (reverse-sampled's sampled ids) is the token after it, as its target */
+    int32_t y[FB * 5], next[FB * 5], row_y[FB] = {0};
+    row_y[1] = -1; /* an unlabelled row (an on-policy sample's): targets -1, next tokens still there */
+    f.bt.y = row_y;
+    kd_batch_targets(&f.bt, y);
+    kd_batch_next_tokens(&f.bt, next);
+    f.bt.y = NULL;
+    int wrong = 0;
+    for (int b = 0; b < FB; b++)
+      for (int p = 0; p < 5; p++) {
+        const int k = b * 5 + p, target = p + 1 <= (b == 1 ? 4 : 2);
+        wrong += next[k] != (target ? tok[b * FT + p + 1] : -1) || (y[k] >= 0 && y[k] != next[k]) ||
+                 (target && b == 1 && y[k] != -1);
+      }
+    CHECK(wrong == 0, "%d next tokens misplaced", wrong);
+  }
   kd_batch_untrim(&f.bt);
   CHECK(f.bt.width == FT, "untrim restores %d positions, got %d", FT, f.bt.width);
   free(full);

@@ -9,8 +9,8 @@
 #    and it trains differently from the exact reverse KL;
 #  - prompt-completion rows (kd import pairs) keep their prompts and sample completions;
 #  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it,
-#    born-again generations (taught by snapshots after the first), reverse-sampled without --on-policy or at a
-#    temperature or top-k that would bias it.
+#    born-again generations (taught by snapshots after the first), reverse-sampled without --on-policy or where its
+#    draws would not come from the loss's softmax (a temperature, top-k, dropout, a padded vocabulary).
 source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
 "$KD" import text --in fx/corpus.txt --ctx 16 --doc-sep % --valid-frac 0.15 --test-frac 0.15 --out c.h5 > /dev/null ||
@@ -62,9 +62,11 @@ kdrun 2 "${C[@]}" --out k2 > k2.log || fail "chunked on-policy, 2 ranks"
 expect "chunked loss on-policy: 1 and 2 ranks agree (1e-5)" close k1/final.h5 k2/final.h5 --rtol 1e-5
 expect "the banner gives the rollout's limits" grep -q 'up to 6 new tokens at temperature 1, top-k' k2.log
 
-# 3a. The sampled-token estimator: the same draws on 1 and 2 ranks, on the chunked path as on the dense one.
-RS=("${C[@]:0:${#C[@]}-2}") # without the top-k, which would bias it
-RS=("${RS[@]/jsd:0.5/reverse-sampled}")
+# 3a. The sampled-token estimator: the same draws on 1 and 2 ranks, on the chunked path as on the dense one (a
+# student of the tokenizer's 256 ids: a padded vocabulary is refused, its padding ids never being drawn).
+RS=(train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --threads 1 --progress off --lr 0.5
+    --optimizer sgd --temperature 1 --log-every 1 --teacher-model tch --train-rows 32 --batch 32 --epochs 3
+    --divergence reverse-sampled --on-policy 1 --loss-chunk 8 --rollout-max-new 6)
 kdrun 1 "${RS[@]}" --out rs1 > /dev/null || fail "reverse-sampled, chunked, 1 rank"
 kdrun 2 "${RS[@]}" --out rs2 > rs2.log || fail "reverse-sampled, chunked, 2 ranks"
 expect "reverse-sampled (chunked): 1 and 2 ranks agree (1e-5)" close rs1/final.h5 rs2/final.h5 --rtol 1e-5
@@ -123,6 +125,12 @@ expect_usage_error "reverse-sampled at T 2" "reverse-sampled is unbiased only wh
 expect_usage_error "reverse-sampled with a top-k rollout" "needs --temperature 1, --rollout-temperature 1 and no --rollout-top-k" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
   --on-policy 1 --divergence reverse-sampled --rollout-top-k 5 --out bad7
+expect_usage_error "reverse-sampled with a padded vocabulary" "the rollout never draws the padding ids" \
+  train --data c.h5 --student gpt:vocab=300,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch300 --temperature 1 \
+  --on-policy 1 --divergence reverse-sampled --out bad8
+expect_usage_error "reverse-sampled with dropout" "reverse-sampled with --dropout 0.1" \
+  train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
+  --on-policy 1 --divergence reverse-sampled --dropout 0.1 --out bad9
 "$KD" synth --out d.h5 --train 200 --test 50 --dim 8 --classes 3 > /dev/null || exit 1
 kdrun 1 train --data d.h5 --student 8-16-3 --epochs 1 --batch 20 --threads 1 --progress off --out mt > /dev/null ||
   fail "mlp teacher"

@@ -229,6 +229,10 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (div.kind == KD_DIV_REVERSE_SAMPLED && c->on_policy <= 0)
     return kd_fail(e, KD_ERR_USAGE, "kd train: --divergence reverse-sampled estimates the reverse KL from the "
                    "student's own samples: it needs --on-policy (on fixed data, use --divergence reverse)");
+  if (div.kind == KD_DIV_REVERSE_SAMPLED && c->dropout > 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --divergence reverse-sampled with --dropout %g: the rollout samples "
+                   "without dropout and the training forward applies it, so the samples are not drawn from the "
+                   "distribution the loss takes; use --dropout 0 or --divergence reverse", c->dropout);
   if (div.kind == KD_DIV_REVERSE_SAMPLED && (c->temperature != 1 || c->rollout_temperature != 1 || c->rollout_top_k))
     return kd_fail(e, KD_ERR_USAGE, "kd train: --divergence reverse-sampled is unbiased only when the student samples "
                    "from softmax(z) and the loss is at T = 1: it needs --temperature 1, --rollout-temperature 1 and "

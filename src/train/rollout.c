@@ -42,6 +42,12 @@ int tr_rollout_open(trainer *t, kd_err *e) {
   r->pad_id = present && tok.pad_id >= 0 ? tok.pad_id : 0;
   r->n_ids = present && tok.vocab < m->out_dim ? tok.vocab : 0;
   if (present) kd_tokenizer_free(&tok);
+  /* padding ids are never drawn, so the draws are not from the softmax over every id the loss takes */
+  if (r->n_ids > 0 && t->set.loss.div.kind == KD_DIV_REVERSE_SAMPLED)
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --divergence reverse-sampled with a student vocabulary of %d and a "
+                   "tokenizer of %d ids: the rollout never draws the padding ids, so the sampled estimate would be "
+                   "biased; use --divergence reverse, or a student vocabulary of %d",
+                   m->out_dim, r->n_ids, r->n_ids);
   const size_t rows = (size_t)t->batch.in.capacity;
   r->order = kd_malloc(sizeof(int64_t) * 3 * rows, "rollout order", e);
   r->prompts = kd_malloc(sizeof(int32_t) * (size_t)G * W, "rollout prompts", e);
