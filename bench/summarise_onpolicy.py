@@ -4,8 +4,9 @@ of the student's sampled completions, mean +- std over the seeds, for the teache
 launch/results-seq.sh and each recipe that continues the baseline.
 usage: summarise_onpolicy.py SEQ_RESULTS.csv RESULTS.csv SAMPLES.csv TABLES.md [RUN_DIR]"""
 import csv
-import statistics
 import sys
+
+from summarise_seq import cell  # mean ± std of a figure over the seeds, as the sequence-level tables
 
 RECIPES = [("references", "teacher (results-seq), trained on the references"),
            ("baseline", "baseline (results-seq): 8 epochs on the references"),
@@ -17,15 +18,6 @@ RECIPES = [("references", "teacher (results-seq), trained on the references"),
            ("op1-jsd0.5", "+1 epoch, lambda 1, jsd:0.5"),
            ("op0.5-forward", "+1 epoch, lambda 0.5, forward KL"),
            ("op1-forward", "+1 epoch, lambda 1, forward KL")]
-
-
-def cell(vals, scale=100.0, digits=2):
-    if not vals:
-        return "-"
-    m = statistics.mean(vals) * scale
-    if len(vals) == 1:
-        return "%.*f" % (digits, m)
-    return "%.*f ± %.*f" % (digits, m, digits, statistics.stdev(vals) * scale)
 
 
 def read(path):
