@@ -12,10 +12,14 @@
 SLURM_DIR=""
 SLURM_PIDS=()
 
+# A port below the kernel's ephemeral range (outgoing connections take those, and a port that
+# looked free can be taken by one before slurmctld binds it: "Address already in use").
 slurm_free_port() {
-  local p
+  local p lo
+  lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+  [ -n "$lo" ] && [ "$lo" -gt 12000 ] || lo=32768
   for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
   done
   return 1
@@ -46,7 +50,7 @@ slurm_up() {
     command -v "$tool" >/dev/null || { echo "slurm_up: $tool missing (apt-get install slurm-wlm munge)" >&2; return 1; }
   done
   SLURM_DIR=$(mktemp -d /tmp/kd-slurm.XXXXXX)
-  local S=$SLURM_DIR host ctl_port d_port mem
+  local S=$SLURM_DIR
   local prev
   prev=$(trap -p EXIT | sed "s/^trap -- '//; s/' EXIT\$//")
   trap "slurm_down; $prev" EXIT
@@ -57,6 +61,24 @@ slurm_up() {
   munged --force -S "$S/munge/socket" --key-file="$S/munge/munge.key" --log-file="$S/log/munged.log" \
     --pid-file="$S/munge/munged.pid" --seed-file="$S/munge/munged.seed" || return 1
   SLURM_PIDS+=("$(slurm_pidfile "$S/munge/munged.pid")")
+  # ctest kills a test that runs past its timeout with SIGKILL, which no trap sees: a detached
+  # watchdog stops the daemons (they re-parent to init) once this shell is gone.
+  setsid -f bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done
+    for f in "$2/munge/munged.pid" "$2/slurmctld.pid" "$2/slurmd.pid"; do
+      [ -s "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+    rm -rf "$2"' _ $$ "$S" > /dev/null 2>&1 < /dev/null
+  for attempt in 1 2 3; do
+    slurm_start_controller "$pin" && return 0
+    echo "slurm_up: attempt $attempt failed ($(sinfo -h -o '%N %T' 2>&1)); $S/log:" >&2
+    tail -n 5 "$S"/log/slurm*.log >&2
+    slurm_stop_controller
+  done
+  return 1
+}
+
+# slurm_start_controller PIN: slurmctld and slurmd on fresh ports, then wait until the node is idle.
+slurm_start_controller() {
+  local S=$SLURM_DIR pin=$1 host ctl_port d_port mem
   host=$(hostname -s)
   ctl_port=$(slurm_free_port) && d_port=$(slurm_free_port) || return 1
   mem=$(awk '/MemTotal/ { print int($2 / 1024) - 1024 }' /proc/meminfo)
@@ -90,6 +112,7 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc --all) RealMemory=$mem State=UNKN
 PartitionName=kd Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF=$S/slurm.conf
+  rm -f "$S/slurmctld.pid" "$S/slurmd.pid"
   slurmctld -f "$SLURM_CONF" || return 1
   SLURM_PIDS+=("$(slurm_pidfile "$S/slurmctld.pid")")
   if [ -n "$pin" ]; then taskset -c "$pin" slurmd -f "$SLURM_CONF" || return 1
@@ -99,9 +122,22 @@ CONF
     sinfo -h -o %T 2>/dev/null | grep -q '^idle' && return 0
     sleep 0.1
   done
-  echo "slurm_up: the node did not come up ($(sinfo -h -o '%N %T' 2>&1)); $S/log:" >&2
-  tail -n 5 "$S"/log/*.log >&2
   return 1
+}
+
+# slurm_stop_controller: stop slurmctld and slurmd (not munged) before a retry on other ports.
+slurm_stop_controller() {
+  local S=$SLURM_DIR pid f keep=()
+  for f in "$S/slurmctld.pid" "$S/slurmd.pid"; do
+    [ -s "$f" ] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null
+  done
+  for pid in "${SLURM_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && keep+=("$pid"); done
+  SLURM_PIDS=("${keep[@]}")
+  rm -rf "$S/spool/ctld"/* "$S/spool/d"/*
 }
 
 slurm_job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
