@@ -2,8 +2,10 @@
 """Tables of launch/results-onpolicy.sh: PER and WER (in %) at greedy and beam-5 decoding and the teacher's NLL
 of the student's sampled completions, mean +- std over the seeds, for the teacher and baseline of
 launch/results-seq.sh and each recipe that continues the baseline.
-usage: summarise_onpolicy.py SEQ_RESULTS.csv RESULTS.csv SAMPLES.csv TABLES.md [RUN_DIR]"""
+usage: summarise_onpolicy.py SEQ_RESULTS.csv RESULTS.csv SAMPLES.csv TABLES.md [RUN_DIR]
+       summarise_onpolicy.py --text TEXT.csv TABLES.md   (launch/results-onpolicy-text.sh: fortunes)"""
 import csv
+import math
 import sys
 
 from summarise_seq import cell  # mean ± std of a figure over the seeds, as the sequence-level tables
@@ -25,7 +27,39 @@ def read(path):
         return list(csv.DictReader(f))
 
 
+TEXT_RECIPES = [("teacher", "teacher", "gpt 4x192 (results-text, seed 1)"),
+                ("scratch", "student", "from scratch, 4 epochs (results-text)"),
+                ("kd-logits", "student", "KD from the teacher's logits, T 2, alpha 0.5, 4 epochs (results-text)"),
+                ("continued", "student", "from scratch +1 epoch on the data (no teacher)"),
+                ("kd-forward", "student", "from scratch +1 epoch, lambda 0: the data, forward KL"),
+                ("op0.5-jsd0.5", "student", "from scratch +1 epoch, lambda 0.5, jsd:0.5"),
+                ("op1-reverse", "student", "from scratch +1 epoch, lambda 1, reverse KL"),
+                ("op1-jsd0.5", "student", "from scratch +1 epoch, lambda 1, jsd:0.5")]
+
+
+def text_tables(csv_path, out):
+    rows = {r["recipe"]: r for r in read(csv_path)}
+    lines = ["<!-- written by bench/summarise_onpolicy.py from launch/results-onpolicy-text.sh's CSV -->",
+             "Fortunes text, seed 1 only: test and validation bits per byte of the best-validation checkpoint; the "
+             "teacher's NLL of the model's sampled continuations (temperature 1) of the first 64 bytes of every "
+             "/test row, in nats per byte and in bits per byte; training seconds of the extra epoch (2 ranks).", "",
+             "| model | recipe | test bpb | valid bpb | teacher NLL of samples (nats/byte) | (bits/byte) | sampled "
+             "bytes | train s |", "|---|---|---|---|---|---|---|---|"]
+    for key, model, label in TEXT_RECIPES:
+        r = rows.get(key)
+        if r is None:
+            continue
+        nll = float(r["teacher_nll"])
+        lines.append("| %s | %s | %.4f | %.4f | %.4f | %.4f | %s | %s |" % (
+            model, label, float(r["test_bpb"]), float(r["valid_bpb"]), nll, nll / math.log(2), r["sample_tokens"],
+            r["train_s"] or ""))
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--text":
+        return text_tables(sys.argv[2], sys.argv[3])
     if len(sys.argv) < 5:
         sys.exit(__doc__)
     seq, res, samples, out = read(sys.argv[1]), read(sys.argv[2]), read(sys.argv[3]), sys.argv[4]

@@ -13,11 +13,16 @@
 #   sweeps     temperature T in {1, 2, 4, 8} (alpha 0.5) and alpha in {0, 0.25, 0.5, 0.75} (T 2), seed 1,
 #              both data sizes
 # Every figure is the bits per byte of the checkpoint with the best validation loss (DIR:best).
+# A part of it (what launch/results-onpolicy-text.sh reuses): KD_TEXT_SEEDS="1" KD_TEXT_SIZES="full"
+# KD_TEXT_MAIN_ONLY=1 trains those teachers and main students only, with no tables. KD_MAX_STEPS=N is a smoke
+# test (every run stops after N steps, under checkpoints/results-text-smoke/, no tables).
 set -u -o pipefail
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" fortunes gnuplot-nox || exit 1
 [ -x "$KD_BUILD/kd" ] || kd_build || exit 1
 R=$KD_ROOT/checkpoints/results-text
+SEEDS=${KD_TEXT_SEEDS:-1 2 3} SIZES=${KD_TEXT_SIZES:-full tenth} SMOKE=()
+[ -n "${KD_MAX_STEPS:-}" ] && R=$R-smoke SMOKE=(--max-steps "$KD_MAX_STEPS" --eval-every "$KD_MAX_STEPS") KD_TEXT_MAIN_ONLY=1
 [ "${1:-}" = --fresh ] && rm -rf "$R"
 mkdir -p "$R/s" "$KD_ROOT/docs/img" || exit 1
 KD=$KD_BUILD/kd
@@ -33,7 +38,7 @@ V=256 CTX=128
 TEACHER=gpt:vocab=$V,ctx=$CTX,layers=4,dim=192,heads=4
 STUDENT=gpt:vocab=$V,ctx=$CTX,layers=2,dim=80,heads=2
 OPT=(--optimizer adamw --lr 2e-3 --warmup 50 --beta2 0.99 --weight-decay 0.1 --clip 1 --batch 32
-  --progress off --ckpt-epochs 0)
+  --progress off --ckpt-epochs 0 "${SMOKE[@]}")
 
 # bpb DIR [SPLIT]: bits per byte of DIR's best checkpoint on the test (or the valid) split.
 bpb() {
@@ -53,7 +58,7 @@ record() {
   echo "$1,$2,$3,$4,$test,$valid,$steps,$tag" >> "$CSV"
 }
 
-for seed in 1 2 3; do
+for seed in $SEEDS; do
   T=$R/teacher$seed
   if [ ! -e "$T/final.h5" ]; then
     run train --data "$DATA" --student "$TEACHER" --epochs 3 --eval-every 284 --log-every 142 --seed $seed \
@@ -61,7 +66,7 @@ for seed in 1 2 3; do
   fi
   record teacher 4x192 $seed teacher "$T" || exit 1
   [ -e "$T-logits.h5" ] || run logits --ckpt "$T:best" --data "$DATA" --dtype f16 --out "$T-logits.h5" || exit 1
-  [ -e "$T-logits-tenth.h5" ] ||
+  [[ " $SIZES " != *" tenth "* ]] || [ -e "$T-logits-tenth.h5" ] ||
     run logits --ckpt "$T:best" --data "$TENTH" --dtype f16 --out "$T-logits-tenth.h5" || exit 1
 done
 
@@ -81,12 +86,13 @@ student() {
   record "$group" "$param" "$seed" "$mode" "$R/s/$tag"
 }
 
-for seed in 1 2 3; do
-  for size in full tenth; do
+for seed in $SEEDS; do
+  for size in $SIZES; do
     student main 2x80 $seed scratch $size || exit 1
     student main 2x80 $seed kd $size --temperature 2 --alpha 0.5 || exit 1
   done
 done
+[ -n "${KD_TEXT_MAIN_ONLY:-}" ] && { echo "teachers and main students done: $(( $(date +%s) - start )) s"; exit 0; }
 for size in full tenth; do
   for t in 1 4 8; do student temp "$t" 1 kd $size --temperature "$t" --alpha 0.5 || exit 1; done
   for a in 0 0.25 0.75; do student alpha "$a" 1 kd $size --temperature 2 --alpha "$a" || exit 1; done

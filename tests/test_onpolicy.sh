@@ -8,6 +8,10 @@
 #  - --divergence reverse-sampled (the sampled-token estimator): 1 and 2 ranks agree, dense and chunked alike,
 #    and it trains differently from the exact reverse KL;
 #  - prompt-completion rows (kd import pairs) keep their prompts and sample completions;
+#  - kd generate --data --prompt-tokens (the evaluation of on-policy text students): text rows keep their first N
+#    tokens and are continued to the row's end, the same file on 1 and 2 ranks; greedy continuations equal kd
+#    generate --prompt's; kd eval scores exactly the new tokens; refused without --data (exit 2) and a text file
+#    without it named (exit 1);
 #  - refused with one line and exit 2: no --teacher-model, an mlp student, --rollout options without it,
 #    born-again generations (taught by snapshots after the first), reverse-sampled without --on-policy or where its
 #    draws would not come from the loss's softmax (a temperature, top-k, dropout, a padded vocabulary).
@@ -107,6 +111,54 @@ expect "pairs on-policy: a finite soft loss" "$PY" -c "
 import csv, math
 r = [r for r in csv.DictReader(open('rs/metrics.csv')) if r['kd']][-1]
 assert math.isfinite(float(r['kd'])) and float(r['kd']) > 0, r"
+
+# 4a. Text rows continued after their first tokens (kd generate --data --prompt-tokens).
+G=(generate --ckpt a1 --data c.h5 --split test --prompt-tokens 6 --progress off --batch 4)
+kdrun 1 "${G[@]}" --decode sample --seed 3 --out g1.h5 > /dev/null || fail "generate --prompt-tokens, 1 rank"
+kdrun 2 "${G[@]}" --decode sample --seed 3 --out g2.h5 > /dev/null || fail "generate --prompt-tokens, 2 ranks"
+kdrun 2 "${G[@]}" --decode greedy --out gg.h5 > /dev/null || fail "generate --prompt-tokens, greedy"
+expect "text continuations: the same file on 1 and 2 ranks; prompts kept, the rest of each row new, masked" "$PY" -c "
+import h5py, numpy as np
+src = h5py.File('c.h5')['test']
+a, b = h5py.File('g1.h5')['test'], h5py.File('g2.h5')['test']
+assert (a['tokens'][()] == b['tokens'][()]).all() and (a['mask'][()] == b['mask'][()]).all()
+t0, m0, t, m = src['tokens'][()], src['mask'][()], a['tokens'][()], a['mask'][()]
+W = t.shape[1]
+changed = 0
+for r in range(len(t)):
+    L = max(p for p in range(W) if m0[r, p]) + 1
+    P = min(6, L - 1)
+    assert (t[r, :P] == t0[r, :P]).all(), r
+    assert not m[r, :P].any() and m[r, P:].all(), (r, m[r])
+    changed += (t[r, P:] != t0[r, P:]).any()
+assert L < W, 'the last row of the split ends in padding'
+assert changed > len(t) // 2, changed
+"
+kdrun 1 generate --ckpt a1 --prompt "$("$PY" -c "import h5py; print(bytes(h5py.File('c.h5')['test/tokens'][0, :6]).decode(), end='')")" \
+  --decode greedy --max-new 10 --print ids > gp.out || fail "generate --prompt, greedy"
+expect "a greedy continuation of a row equals kd generate --prompt's of its first tokens (to the first near-tie)" "$PY" -c "
+import h5py
+lines = dict(l.split(': ', 1) for l in open('gp.out').read().splitlines())
+src, g = h5py.File('c.h5')['test/tokens'][0], h5py.File('gg.h5')['test/tokens'][0]
+assert [int(x) for x in lines['prompt'].split()] == list(src[:6]), lines['prompt']
+n = 0
+for pair in lines['new'].split():
+    tok, margin = pair.split(':')
+    assert int(tok) == g[6 + n], (n, pair, list(g))
+    n += 1
+    if float(margin) < 1e-4: break
+assert n >= 3, n
+"
+kdrun 2 eval --ckpt tch --data g1.h5 --split test --json --progress off > ge.json || fail "eval of the continuations"
+expect "kd eval of the continuations scores exactly their new tokens" "$PY" -c "
+import h5py, json, math
+j = json.load(open('ge.json'))
+assert j['tokens'] == int(h5py.File('g1.h5')['test/mask'][()].sum()) and math.isfinite(j['nll']), j
+"
+expect_usage_error "--prompt-tokens without --data" "prompt-tokens goes with --data" generate --ckpt a1 --prompt-tokens 4
+out=$(kdrun 2 generate --ckpt a1 --data c.h5 --split test --out bad.h5 2>&1)
+expect "text rows without --prompt-tokens: exit 1 (got $?), one line naming it" \
+  test "$?" -eq 1 -a "$(grep -c "prompt-tokens N" <<< "$out")" -eq 1
 
 # 5. Refusals: one line, exit 2.
 expect_usage_error "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \

@@ -35,9 +35,11 @@ static int eval_decode(const kd_eval_cfg *cfg, kd_err *e) {
   if (cfg->teacher[0]) return kd_fail(e, KD_ERR_USAGE, "kd eval: --teacher and --decode do not go together");
   if (strcmp(cfg->decode, "sample") == 0)
     return kd_fail(e, KD_ERR_USAGE, "kd eval --decode: greedy or beam:K (sampled outputs are not scored)");
-  const kd_seqgen_cfg g = {cfg->ckpt, cfg->data, cfg->split, NULL, cfg->decode, 1, cfg->length_penalty, 1.0, 0, 1,
-                           cfg->batch > 0 ? cfg->batch : 64, 0, cfg->json ? "off" : cfg->progress,
-                           cfg->progress_every}; /* --json: stdout holds the JSON object alone */
+  const kd_seqgen_cfg g = {.ckpt = cfg->ckpt, .data = cfg->data, .split = cfg->split, .decode = cfg->decode,
+                           .nbest = 1, .length_penalty = cfg->length_penalty, .temperature = 1.0, .seed = 1,
+                           .batch = cfg->batch > 0 ? cfg->batch : 64,
+                           .progress = cfg->json ? "off" : cfg->progress, /* --json: stdout holds the JSON alone */
+                           .progress_every = cfg->progress_every};
   kd_seq_stats st;
   const int rc = kd_seqeval_run(&g, MPI_COMM_WORLD, &st, e);
   if (!rc && g_rank == 0 && cfg->json)

@@ -1,5 +1,6 @@
 /* kd generate: a checkpoint continues a prompt (rank 0), or decodes the
- * targets of a data file's prompt-completion rows (all ranks). */
+ * targets of a data file's prompt-completion rows, or continues its text
+ * rows after their first --prompt-tokens tokens (all ranks). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ typedef struct gen_cfg {
   double length_penalty;
   char select[16];
   int64_t batch;
+  int64_t prompt_tokens;
   char progress[8];
   double progress_every;
   char print[8];
@@ -40,7 +42,8 @@ static const kd_opt_spec opts[] = {
   {"decode", KD_OPT_STR, G_(decode), STR(gen_cfg, decode), "", NULL, 0, 0, 0, 0,
    "sample (the default with --prompt), greedy, or beam:K (beam search of width K; the default with --data, beam:5)"},
   {"data", KD_OPT_STR, G_(data), STR(gen_cfg, data), "", NULL, 0, 0, 0, 0,
-   "decode the targets of this data file's prompt-completion rows (kd import pairs) instead of --prompt"},
+   "decode the targets of this data file's prompt-completion rows (kd import pairs), or continue its text rows "
+   "(--prompt-tokens), instead of --prompt"},
   {"split", KD_OPT_STR, G_(split), STR(gen_cfg, split), "train", NULL, 0, 0, 0, 0, "--data: the split to decode"},
   {"out", KD_OPT_STR, G_(out), STR(gen_cfg, out), "", NULL, 0, 0, 0, 0,
    "--data: the data file to write (the split's targets decoded; the other splits and /tokenizer copied)"},
@@ -52,6 +55,9 @@ static const kd_opt_spec opts[] = {
    "--data: the row's new target: the best hypothesis, or the n-best one nearest its reference (Seq-Inter)"},
   {"batch", KD_OPT_INT, G_(batch), 0, "64", NULL, 1, 1 << 16, 0, 0,
    "--data: rows decoded together; the output is the same for any number of ranks at a given --batch"},
+  {"prompt-tokens", KD_OPT_INT, G_(prompt_tokens), 0, "0", NULL, 0, 1 << 30, 0, 0,
+   "--data with text rows (kd import text): continue each row after its first N tokens, to the row's end (0: "
+   "prompt-completion rows, decoded after their separator)"},
   {"temperature", KD_OPT_REAL, G_(temperature), 0, "1", NULL, 0, 100, 1, 0, "sampling temperature"},
   {"top-k", KD_OPT_INT, G_(top_k), 0, "0", NULL, 0, 1 << 24, 0, 0, "sample among the k most likely only (0: all)"},
   {"seed", KD_OPT_INT, G_(seed), 0, "1", NULL, 0, 9.2e18, 0, 0, "seed of the draws"},
@@ -128,9 +134,12 @@ static int generate(const gen_cfg *c, kd_err *e) {
 static int generate_data(const gen_cfg *c, kd_err *e) {
   if (!c->out[0]) return kd_fail(e, KD_ERR_USAGE, "kd generate --data needs --out FILE (the decoded data file)");
   if (c->prompt[0]) return kd_fail(e, KD_ERR_USAGE, "kd generate: --prompt and --data do not go together");
-  const kd_seqgen_cfg g = {c->ckpt,   c->data,        c->split,  c->out,  c->decode[0] ? c->decode : "beam:5",
-                           c->nbest,  c->length_penalty, c->temperature, c->top_k, c->seed,
-                           c->batch,  strcmp(c->select, "closest") == 0, c->progress, c->progress_every};
+  const kd_seqgen_cfg g = {.ckpt = c->ckpt, .data = c->data, .split = c->split, .out = c->out,
+                           .decode = c->decode[0] ? c->decode : "beam:5", .nbest = c->nbest,
+                           .length_penalty = c->length_penalty, .temperature = c->temperature, .top_k = c->top_k,
+                           .seed = c->seed, .batch = c->batch, .prompt_tokens = c->prompt_tokens,
+                           .select_closest = strcmp(c->select, "closest") == 0, .progress = c->progress,
+                           .progress_every = c->progress_every};
   kd_seq_stats st;
   const int rc = kd_seqgen_run(&g, MPI_COMM_WORLD, &st, e);
   if (!rc && g_rank == 0)
@@ -154,7 +163,10 @@ int cmd_generate(int argc, char **argv, kd_err *e) {
              "kd import pairs) on all ranks, each its blocks of --batch rows, and writes OUT.h5: the split's rows\n"
              "with the decoded targets (usable as --data for training; sequence-level distillation),\n"
              "/SPLIT/nbest_tokens, nbest_lengths and nbest_scores (summed log-probabilities), the other splits\n"
-             "and /tokenizer copied. The same file for any number of ranks.\n\n"
+             "and /tokenizer copied. The same file for any number of ranks. With --prompt-tokens N, the split's\n"
+             "text rows (kd import text) are continued instead: each row's first N tokens kept, the rest of the\n"
+             "row sampled or decoded (its mask marks the new tokens; kd eval --ckpt TEACHER on the file scores\n"
+             "them).\n\n"
              "options:\n",
              opts, N_OPTS(opts));
     return KD_OK;
@@ -162,6 +174,8 @@ int cmd_generate(int argc, char **argv, kd_err *e) {
   gen_cfg c;
   memset(&c, 0, sizeof c);
   if (kd_opts_parse(opts, N_OPTS(opts), &c, argc, argv, "kd generate", NULL, e)) return e->code;
+  if (!c.data[0] && c.prompt_tokens > 0)
+    return kd_fail(e, KD_ERR_USAGE, "kd generate: --prompt-tokens goes with --data (text rows to continue)");
   if (c.data[0]) {
     const int rc = generate_data(&c, e);
     fflush(stdout);

@@ -147,7 +147,7 @@ int kd_seqeval_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_e
   memset(&s, 0, sizeof s);
   int64_t *first = NULL, n_words = 0, w0 = 0, w1 = 0;
   kd_seq_threads(comm);
-  int rc = kd_seq_task_open(&t, c->ckpt, c->data, c->split, e);
+  int rc = kd_seq_task_open(&t, c->ckpt, c->data, c->split, 0, e);
   if (!rc) rc = kd_seq_cfg_make(&sc, c->decode, 1, c->length_penalty, c->temperature, c->top_k, c->seed, &t, e);
   if (!rc) rc = load_rows(&t, &s, e);
   if (!rc) rc = words_of(&s, t.width, &first, &n_words, e);

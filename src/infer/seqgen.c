@@ -116,7 +116,10 @@ static int decode_rows(const kd_seq_task *t, const kd_seqgen_cfg *c, const kd_se
     const int nb = bt.rows;
     for (int b = 0; b < nb && !e->code; b++) {
       ids[b] = row0 + r0 + b;
-      if (kd_seq_row(t, bt.tokens + (size_t)b * W, ids[b], &plen[b], &ref[b], e)) break;
+      const int32_t *row = bt.tokens + (size_t)b * W;
+      if (t->prompt_tokens > 0 ? kd_seq_text_row(t, row, bt.mask + (size_t)b * W, ids[b], &plen[b], &ref[b], e)
+                               : kd_seq_row(t, row, ids[b], &plen[b], &ref[b], e))
+        break;
       maxl[b] = W - plen[b];
     }
     for (size_t i = 0; i < (size_t)h.rows * h.nbest; i++) h.len[i] = 0, h.logp[i] = h.score[i] = -INFINITY;
@@ -338,7 +341,7 @@ int kd_seqgen_run(const kd_seqgen_cfg *c, MPI_Comm comm, kd_seq_stats *st, kd_er
   hid_t f = H5I_INVALID_HID;
   int64_t lo = 0, hi = 0;
   kd_seq_threads(comm);
-  int rc = kd_seq_task_open(&t, c->ckpt, c->data, c->split, e);
+  int rc = kd_seq_task_open(&t, c->ckpt, c->data, c->split, c->prompt_tokens, e);
   if (!rc) rc = kd_seq_cfg_make(&sc, c->decode, c->nbest, c->length_penalty, c->temperature, c->top_k, c->seed, &t, e);
   if (!rc && c->select_closest && sc.nbest < 2)
     rc = kd_fail(e, KD_ERR_USAGE, "--select closest picks among the n-best: it needs --nbest 2 or more");

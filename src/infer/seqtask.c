@@ -15,12 +15,21 @@ void kd_seq_threads(MPI_Comm comm) {
 }
 
 static int check_tokenizer(const kd_seq_task *t, int present, kd_err *e) {
+  if (t->prompt_tokens > 0) { /* text rows: no separator; the end token, where the record has one, stops a sample */
+    if (present && t->tok.vocab > t->m->out_dim)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has %d ids but %s's vocabulary is %d: ids it could not read or "
+                     "predict", t->data, t->tok.vocab, t->ckpt, t->m->out_dim);
+    if (present && t->tok.end_id >= t->m->out_dim)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: end_id %d outside %s's vocabulary of %d", t->data, t->tok.end_id, t->ckpt,
+                     t->m->out_dim);
+    return KD_OK;
+  }
   if (!present)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: no /tokenizer record: decoding targets needs prompt-completion rows "
                    "with sep_id and end_id (kd import pairs writes them; docs/format.md)", t->data);
   if (t->tok.sep_id < 0 || t->tok.end_id < 0)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer (kind %s) has no %s: decoding targets needs prompt-completion "
-                   "rows (kd import pairs)", t->data, t->tok.kind, t->tok.sep_id < 0 ? "sep_id" : "end_id");
+                   "rows (kd import pairs); text rows are continued with kd generate --prompt-tokens N", t->data, t->tok.kind, t->tok.sep_id < 0 ? "sep_id" : "end_id");
   if (t->tok.vocab > t->m->out_dim)
     return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has %d ids but %s's vocabulary is %d: ids it could not read or "
                    "predict", t->data, t->tok.vocab, t->ckpt, t->m->out_dim);
@@ -30,10 +39,12 @@ static int check_tokenizer(const kd_seq_task *t, int present, kd_err *e) {
   return KD_OK;
 }
 
-int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, kd_err *e) {
+int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, int64_t prompt_tokens,
+                     kd_err *e) {
   memset(t, 0, sizeof *t);
   t->data = data;
   t->split = split;
+  t->prompt_tokens = prompt_tokens > 0 ? (int)(prompt_tokens < (1 << 30) ? prompt_tokens : 1 << 30) : 0;
   int present = 0;
   kd_split_info info;
   if (kd_ckpt_resolve(ckpt, 0, t->ckpt, sizeof t->ckpt, NULL, 0, e) || kd_model_load(&t->m, &t->params, t->ckpt, 1, e))
@@ -41,7 +52,9 @@ int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const c
   if (!t->m->ops->decode_step || !t->m->ops->decode_reorder)
     return kd_fail(e, KD_ERR_USAGE, "%s: the student %s %s cannot decode (no autoregressive decoding)", t->ckpt,
                    t->m->family, t->m->spec);
-  if (kd_tokenizer_read(&t->tok, data, &present, e) || check_tokenizer(t, present, e)) return e->code;
+  if (kd_tokenizer_read(&t->tok, data, &present, e)) return e->code;
+  if (!present) t->tok.pad_id = t->tok.sep_id = t->tok.end_id = t->tok.unk_id = t->tok.target_id0 = -1;
+  if (check_tokenizer(t, present, e)) return e->code;
   if (kd_source_probe(data, split, &info, e)) return e->code;
   if (!info.present) return kd_fail(e, KD_ERR_USAGE, "%s has no /%s split", data, split);
   if (info.kind != KD_INPUT_TOKENS)
@@ -51,7 +64,7 @@ int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const c
   if (kd_fit_split(t->m, who, data, split, &info, e) || kd_fit_tokenizers(who, t->ckpt, data, e)) return e->code;
   t->rows = info.rows;
   t->width = info.width;
-  t->pad = t->tok.pad_id >= 0 ? t->tok.pad_id : t->tok.end_id;
+  t->pad = t->tok.pad_id >= 0 ? t->tok.pad_id : t->tok.end_id >= 0 ? t->tok.end_id : 0; /* 0: kd import text's */
   return KD_OK;
 }
 
@@ -82,6 +95,19 @@ int kd_seq_row(const kd_seq_task *t, const int32_t *tokens, int64_t row, int *pl
   int n = 0;
   while (*plen + n < W && tokens[*plen + n] != t->tok.end_id && tokens[*plen + n] != t->tok.pad_id) n++;
   *ref_len = n;
+  return KD_OK;
+}
+
+int kd_seq_text_row(const kd_seq_task *t, const int32_t *tokens, const uint8_t *mask, int64_t row, int *plen,
+                    int *ref_len, kd_err *e) {
+  (void)tokens;
+  int L = t->width;
+  while (L > 1 && !mask[L - 1]) L--; /* the last row of a split ends in padding */
+  if (L < 2)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/tokens row %lld has %d token%s of text: no prompt and continuation to "
+                   "take from it", t->data, t->split, (long long)row, L, L == 1 ? "" : "s");
+  *plen = t->prompt_tokens < L - 1 ? t->prompt_tokens : L - 1;
+  *ref_len = L - *plen;
   return KD_OK;
 }
 

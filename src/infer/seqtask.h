@@ -1,5 +1,7 @@
 /* Prompt-completion rows (kd import pairs: source, separator, target, end)
- * decoded by a checkpoint: kd generate --data and kd eval --decode. Every
+ * decoded by a checkpoint: kd generate --data and kd eval --decode; or text
+ * rows (kd import text) continued after their first P tokens (kd generate
+ * --data --prompt-tokens P). Every
  * rank opens the same task and checks it the same way, so a bad file or
  * checkpoint is refused by all of them alike. */
 #ifndef KD_INFER_SEQTASK_H
@@ -22,14 +24,17 @@ typedef struct kd_seq_task {
   kd_tokenizer tok;             /* the data file's record (sep_id and end_id set) */
   int64_t rows;                 /* N */
   int width;                    /* W: positions per row */
-  int32_t pad;                  /* id written after a target (pad_id, else end_id) */
+  int32_t pad;                  /* id written after a target (pad_id, else end_id, else 0) */
+  int prompt_tokens;            /* text rows: the prompt is a row's first prompt_tokens tokens (0: prompt-completion rows) */
 } kd_seq_task;
 
 /* OpenBLAS threads: the node's cores shared among its ranks (as kd train
  * does), unless OPENBLAS_NUM_THREADS is set. Collective. */
 void kd_seq_threads(MPI_Comm comm);
 
-int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, kd_err *e);
+/* prompt_tokens > 0: text rows, no separator needed (nor a /tokenizer record). */
+int kd_seq_task_open(kd_seq_task *t, const char *ckpt, const char *data, const char *split, int64_t prompt_tokens,
+                     kd_err *e);
 void kd_seq_task_close(kd_seq_task *t);
 /* Rows of the task's split, as a rank holds them, against its model (kd_fit_rows). */
 int kd_seq_task_rows(const kd_seq_task *t, const kd_source *src, kd_err *e);
@@ -39,6 +44,12 @@ int kd_seq_task_rows(const kd_seq_task *t, const kd_source *src, kd_err *e);
  * (after it, up to the end token or a pad) *ref_len. A row without a
  * separator, or with nothing after it, is an error naming the row. */
 int kd_seq_row(const kd_seq_task *t, const int32_t *tokens, int64_t row, int *plen, int *ref_len, kd_err *e);
+/* A text row (t->prompt_tokens > 0) of W tokens and its mask (position p > 0 a
+ * target where the row holds text): its first min(prompt_tokens, L - 1)
+ * tokens are the prompt, the rest of its L tokens of text the reference. A
+ * row with fewer than 2 tokens of text is an error naming the row. */
+int kd_seq_text_row(const kd_seq_task *t, const int32_t *tokens, const uint8_t *mask, int64_t row, int *plen,
+                    int *ref_len, kd_err *e);
 
 /* The decode options every command shares into c (--decode, --nbest, ...). */
 int kd_seq_cfg_make(kd_seq_cfg *c, const char *decode, int64_t nbest, double length_penalty, double temperature,
@@ -54,6 +65,7 @@ typedef struct kd_seqgen_cfg {
   int64_t nbest;           /* hypotheses kept per row (/SPLIT/nbest_*) */
   double length_penalty, temperature;
   int64_t top_k, seed, batch;
+  int64_t prompt_tokens;   /* text rows: continue each row after its first prompt_tokens tokens (0: prompt-completion rows) */
   int select_closest;      /* the row's target: the n-best hypothesis nearest its reference (else the best) */
   const char *progress;    /* auto | on | lines | off (NULL: off): rank 0's progress line */
   double progress_every;   /* seconds between its lines */
