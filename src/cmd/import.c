@@ -55,18 +55,26 @@ static const kd_opt_spec text_opts[] = {
    "bytes: one token per byte, vocabulary 256; bpe:V: byte-level BPE of V ids (256 <= V <= 1048576), its V - 256 "
    "merges learnt from the training split's text; hf:PATH: a Hugging Face tokenizer.json of a byte-level BPE "
    "(GPT-2, Llama 3, Qwen2/3), applied as Hugging Face's library applies it"},
+  {"teacher-tokenizer", KD_OPT_STR, X_(teacher_tokenizer), STR(kd_text_cfg, teacher_tokenizer), "", NULL, 0, 0, 0, 0,
+   "a teacher with another tokenizer (bytes, bpe:V, hf:PATH or kd:FILE, the /tokenizer record of a kd data file): "
+   "the same text in its tokens, row by row, with the byte offsets that align the two (docs/format.md)"},
+  {"teacher-ctx", KD_OPT_INT, X_(teacher_ctx), 0, "0", NULL, 0, 1 << 20, 0, 0,
+   "--teacher-tokenizer: teacher tokens per row (Tt; 0: the most any row needs; tokens past it are left out)"},
   {"force", KD_OPT_FLAG, X_(force), 0, "0", NULL, 0, 0, 0, 0, "replace an existing --out file"},
 };
 
 static const char text_help[] =
     "usage: kd import text --in FILE... --ctx T --out data.h5 [--doc-sep SEP] [--valid-frac F --test-frac F]\n"
-    "                      [--tokenizer bytes|bpe:V|hf:tokenizer.json]\n\n"
+    "                      [--tokenizer bytes|bpe:V|hf:tokenizer.json|kd:FILE]\n"
+    "                      [--teacher-tokenizer bytes|bpe:V|hf:tokenizer.json|kd:FILE [--teacher-ctx Tt]]\n\n"
     "Token rows for sequence students: /SPLIT/tokens [N, T], /SPLIT/mask [N, T] (the targets) and the\n"
     "/tokenizer record. Documents go to /train, /valid or /test by a hash of their bytes; each split's\n"
     "documents joined by the separator line are cut into rows at stride T - 1, so every token after the\n"
     "first is a target exactly once. With bpe:V the merges are learnt from the training split only and\n"
     "encode all three; tokens are stored as uint8, uint16 or int32, the narrowest that holds V. Runs on\n"
-    "rank 0.\n\noptions:\n";
+    "rank 0. With --teacher-tokenizer, each row also gets the teacher's tokens of the same bytes\n"
+    "(/SPLIT/teacher_tokens, teacher_mask) and where each token of either row ends (/SPLIT/offsets,\n"
+    "teacher_offsets, bytes from the row's start), the teacher's record in /teacher_tokenizer.\n\noptions:\n";
 
 /* --in takes every following word up to the next option. */
 static int import_text(int argc, char **argv, kd_err *e) {
@@ -89,6 +97,10 @@ static int import_text(int argc, char **argv, kd_err *e) {
   int V;
   if (!rc && cfg.n_in == 0) rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --in needs at least one file");
   if (!rc) rc = kd_text_tokenizer_parse(cfg.tokenizer, &V, e); /* on every rank: one message, not rank 0's */
+  int Vt = 0;
+  if (!rc && cfg.teacher_tokenizer[0]) rc = kd_text_tokenizer_parse(cfg.teacher_tokenizer, &Vt, e);
+  if (!rc && !cfg.teacher_tokenizer[0] && cfg.teacher_ctx)
+    rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --teacher-ctx goes with --teacher-tokenizer");
   if (!rc && !cfg.force && access(cfg.out, F_OK) == 0)
     rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --out %s exists; pass --force to replace it", cfg.out);
   if (rc) return rc;
@@ -96,7 +108,7 @@ static int import_text(int argc, char **argv, kd_err *e) {
     kd_text_stats st;
     rc = kd_import_text(&cfg, &st, e);
     const int bpe = strcmp(cfg.tokenizer, "bytes") != 0, hf = V == KD_TEXT_HF;
-    if (!rc && bpe && !hf)
+    if (!rc && V > 0)
       printf("bpe: %d merges on %.1f MB of training text in %.2f s\n", st.bpe_merges, st.bpe_bytes / 1e6,
              st.bpe_seconds);
     if (!rc && hf)
@@ -113,6 +125,21 @@ static int import_text(int argc, char **argv, kd_err *e) {
              cfg.out, what, (long long)cfg.ctx, (long long)st.docs[0], (long long)st.tokens[0],
              (long long)st.rows[0], (long long)st.docs[1], (long long)st.tokens[1], (long long)st.rows[1],
              (long long)st.docs[2], (long long)st.tokens[2], (long long)st.rows[2]);
+    if (!rc && cfg.teacher_tokenizer[0]) {
+      const double tok = (double)(st.tokens[0] + st.tokens[1] + st.tokens[2]);
+      const double ttok = (double)(st.teacher_tokens[0] + st.teacher_tokens[1] + st.teacher_tokens[2]);
+      const double rows = (double)(st.rows[0] + st.rows[1] + st.rows[2]);
+      double targets = 0;
+      for (int k = 0; k < 3; k++) targets += st.tokens[k] > 1 ? (double)(st.tokens[k] - 1) : 0.0;
+      const double tbytes = st.teacher_vocab <= 256 ? 1.0 : st.teacher_vocab <= 65536 ? 2.0 : 4.0;
+      printf("teacher tokenizer %s: %d ids, %.0f tokens (%.3f per student token), rows of %d; %lld teacher tokens "
+             "past a row's %d left out; %.1f%% of the student's targets aligned (their position ends where a teacher "
+             "position ends); alignment data %.1f bytes per student token\n",
+             cfg.teacher_tokenizer, st.teacher_vocab, ttok, tok > 0 ? ttok / tok : 0.0, st.teacher_ctx,
+             (long long)st.teacher_cut, st.teacher_ctx,
+             targets > 0 ? 100.0 * (double)(st.aligned[0] + st.aligned[1] + st.aligned[2]) / targets : 0.0,
+             tok > 0 ? rows * (4.0 * (double)cfg.ctx + (double)st.teacher_ctx * (tbytes + 1.0 + 4.0)) / tok : 0.0);
+    }
     fflush(stdout);
   }
   return kd_agree(MPI_COMM_WORLD, rc, e);

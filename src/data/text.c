@@ -11,6 +11,7 @@
 #include "core/h5io.h"
 #include "core/provenance.h"
 #include "core/rng.h"
+#include "data/align.h"
 #include "data/bpe.h"
 #include "data/hftok.h"
 #include "data/tokenizer.h"
@@ -133,28 +134,178 @@ static hid_t token_type(int vocab) {
   return vocab <= 256 ? H5T_STD_U8LE : vocab <= 65536 ? H5T_STD_U16LE : H5T_STD_I32LE;
 }
 
-static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes streams[3], const kd_tokenizer *tk,
-                        kd_bpe_encoder *enc, kd_text_stats *st, kd_err *e) {
+/* One tokenization of the three streams: ids, and (with a teacher beside it) the byte where each token ends. */
+typedef struct tokenized {
+  int32_t *ids[3];
+  int64_t n[3];
+  int64_t *ends[3];
+} tokenized;
+
+static void tokenized_free(tokenized *t) {
+  for (int s = 0; s < 3; s++) free(t->ids[s]), free(t->ends[s]);
+  memset(t, 0, sizeof *t);
+}
+
+/* ends[k]: the byte offset in the stream where token k ends; the tokens must spell the stream's bytes exactly
+ * (a normalizer that rewrites text, or an unknown-token fallback, would put the offsets off the text). */
+static int token_ends(const kd_tokenizer *tk, const char *who, const char *split, const int32_t *ids, int64_t n,
+                      const bytes *stream, int64_t **ends, kd_err *e) {
+  *ends = kd_malloc(sizeof(int64_t) * (size_t)(n ? n : 1), "token offsets", e);
+  if (!*ends) return e->code;
+  int64_t at = 0;
+  for (int64_t k = 0; k < n; k++) {
+    const int32_t id = ids[k];
+    const int64_t len = id >= 0 && id < tk->vocab ? tk->offsets[id + 1] - tk->offsets[id] : -1;
+    if (len < 0 || at + len > (int64_t)stream->n || memcmp(tk->bytes + tk->offsets[id], stream->p + at, (size_t)len))
+      return kd_fail(e, KD_ERR_RUNTIME, "kd import text: the %s tokenizer's token %lld (id %d) of /%s does not spell "
+                     "the text's bytes at byte %lld: aligning two tokenizations needs tokenizers that give the text "
+                     "back byte for byte", who, (long long)k, id, split, (long long)at);
+    at += len;
+    (*ends)[k] = at;
+  }
+  if (at != (int64_t)stream->n)
+    return kd_fail(e, KD_ERR_RUNTIME, "kd import text: the %s tokenizer's tokens of /%s spell %lld of its %zu bytes",
+                   who, split, (long long)at, stream->n);
+  return KD_OK;
+}
+
+static int tokenize_all(tokenized *t, bytes streams[3], const kd_tokenizer *tk, kd_bpe_encoder *enc, const char *who,
+                        int with_ends, kd_text_stats *st, kd_err *e) {
   for (int s = 0; s < 3; s++) {
-    int32_t *ids = NULL;
-    int64_t S = 0;
     const double t0 = kd_seconds();
-    if (!encode_stream(&streams[s], enc, &ids, &S, e))
-      write_split(f, path, s, ids, S, (int)c->ctx, token_type(tk->vocab), st, e);
+    if (encode_stream(&streams[s], enc, &t->ids[s], &t->n[s], e)) return e->code;
     st->encode_seconds += kd_seconds() - t0;
     st->encode_bytes += (int64_t)streams[s].n;
-    free(ids);
-    if (e->code) return e->code;
+    if (with_ends && token_ends(tk, who, split_names[s], t->ids[s], t->n[s], &streams[s], &t->ends[s], e))
+      return e->code;
   }
   return KD_OK;
 }
 
+/* Row r of a split's student rows (T tokens at stride T - 1): its tokens [k0, k1), its bytes [b0, b1). */
+static void row_span(const tokenized *su, int s, int64_t r, int T, int64_t *k0, int64_t *k1, int64_t *b0, int64_t *b1) {
+  *k0 = r * (T - 1);
+  *k1 = *k0 + T < su->n[s] ? *k0 + T : su->n[s];
+  *b0 = *k0 > 0 ? su->ends[s][*k0 - 1] : 0;
+  *b1 = su->ends[s][*k1 - 1];
+}
+
+/* The teacher tokens within bytes [b0, b1): from *a (advanced to the first that starts at or after b0) up to
+ * the returned count. */
+static int64_t teacher_within(const tokenized *te, int s, int64_t b0, int64_t b1, int64_t *a) {
+  const int64_t *end = te->ends[s], n = te->n[s];
+  while (*a < n && (*a > 0 ? end[*a - 1] : 0) < b0) (*a)++;
+  int64_t q = 0;
+  while (*a + q < n && end[*a + q] <= b1) q++;
+  return q;
+}
+
+/* Tt: the most teacher tokens a row of any split needs. */
+static int teacher_width(const tokenized *su, const tokenized *te, int T) {
+  int64_t most = 1;
+  for (int s = 0; s < 3; s++) {
+    const int64_t rows = su->n[s] > 1 ? (su->n[s] - 2) / (T - 1) + 1 : 0;
+    int64_t a = 0, k0, k1, b0, b1;
+    for (int64_t r = 0; r < rows; r++) {
+      row_span(su, s, r, T, &k0, &k1, &b0, &b1);
+      const int64_t q = teacher_within(te, s, b0, b1, &a);
+      if (q > most) most = q;
+    }
+  }
+  return (int)most;
+}
+
+/* A split's alignment datasets: /SPLIT/offsets [rows, T], /SPLIT/teacher_tokens, teacher_mask and
+ * teacher_offsets [rows, Tt]. */
+static int write_teacher_split(hid_t f, const char *path, int s, const tokenized *su, const tokenized *te, int T,
+                               int Tt, hid_t file_type, kd_text_stats *st, kd_err *e) {
+  const int64_t rows = su->n[s] > 1 ? (su->n[s] - 2) / (T - 1) + 1 : 0;
+  st->teacher_tokens[s] = te->n[s];
+  if (rows == 0) return KD_OK;
+  int32_t *off = kd_calloc((size_t)rows * T, sizeof(int32_t), "token offsets", e);
+  int32_t *ttok = kd_calloc((size_t)rows * Tt, sizeof(int32_t), "teacher rows", e);
+  int32_t *toff = kd_calloc((size_t)rows * Tt, sizeof(int32_t), "teacher offsets", e);
+  uint8_t *tmask = kd_calloc((size_t)rows * Tt, 1, "teacher mask", e);
+  int32_t *pi = kd_malloc(sizeof(int32_t) * 2 * (size_t)T, "alignment", e), *pa = pi ? pi + T : NULL;
+  int rc = e->code;
+  int64_t a = 0, k0, k1, b0, b1;
+  for (int64_t r = 0; !rc && r < rows; r++) {
+    row_span(su, s, r, T, &k0, &k1, &b0, &b1);
+    if (b1 - b0 > INT32_MAX) {
+      rc = kd_fail(e, KD_ERR_RUNTIME, "kd import text: /%s row %lld spans %lld bytes: offsets are int32", split_names[s],
+                   (long long)r, (long long)(b1 - b0));
+      break;
+    }
+    int32_t *o = off + (size_t)r * T, *tt = ttok + (size_t)r * Tt, *to = toff + (size_t)r * Tt;
+    for (int64_t k = k0; k < k1; k++) o[k - k0] = (int32_t)(su->ends[s][k] - b0);
+    const int64_t q = teacher_within(te, s, b0, b1, &a), nq = q < Tt ? q : Tt;
+    st->teacher_cut += q - nq;
+    for (int64_t j = 0; j < nq; j++) {
+      tt[j] = te->ids[s][a + j];
+      to[j] = (int32_t)(te->ends[s][a + j] - b0);
+      tmask[(size_t)r * Tt + j] = j > 0;
+    }
+    /* student targets k with a teacher position ending where position k - 1 ends */
+    const int n = kd_align_positions(pi, pa, o, (int)(k1 - k0), to, (int)nq);
+    for (int k = 0; k < n; k++) st->aligned[s] += pi[k] + 1 < k1 - k0;
+  }
+  const char *names[4] = {"offsets", "teacher_tokens", "teacher_mask", "teacher_offsets"};
+  const void *data[4] = {off, ttok, tmask, toff};
+  for (int d = 0; d < 4 && !rc; d++) {
+    char ds[64];
+    const int64_t dims[2] = {rows, d == 0 ? T : Tt};
+    snprintf(ds, sizeof ds, "/%s/%s", split_names[s], names[d]);
+    rc = kd_h5_write(f, path, ds, 2, dims, d == 1 ? file_type : d == 2 ? H5T_STD_U8LE : H5T_STD_I32LE,
+                     d == 2 ? H5T_NATIVE_UINT8 : H5T_NATIVE_INT32, data[d], e);
+  }
+  free(off), free(ttok), free(toff), free(tmask), free(pi);
+  return rc;
+}
+
+/* The teacher's side of the import (NULL: none). */
+typedef struct teacher_side {
+  const kd_tokenizer *tk;
+  kd_bpe_encoder *enc;
+} teacher_side;
+
+static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes streams[3], const kd_tokenizer *tk,
+                        kd_bpe_encoder *enc, const teacher_side *ts, kd_text_stats *st, kd_err *e) {
+  tokenized su, te;
+  memset(&su, 0, sizeof su);
+  memset(&te, 0, sizeof te);
+  const int T = (int)c->ctx;
+  int rc = tokenize_all(&su, streams, tk, enc, "student", ts != NULL, st, e);
+  if (!rc && ts) rc = tokenize_all(&te, streams, ts->tk, ts->enc, "teacher", 1, st, e);
+  int Tt = 0;
+  if (!rc && ts) {
+    Tt = c->teacher_ctx > 0 ? (int)c->teacher_ctx : teacher_width(&su, &te, T);
+    st->teacher_ctx = Tt;
+    st->teacher_vocab = ts->tk->vocab;
+  }
+  for (int s = 0; s < 3 && !rc; s++) {
+    rc = write_split(f, path, s, su.ids[s], su.n[s], T, token_type(tk->vocab), st, e);
+    if (!rc && ts) rc = write_teacher_split(f, path, s, &su, &te, T, Tt, token_type(ts->tk->vocab), st, e);
+  }
+  tokenized_free(&su);
+  tokenized_free(&te);
+  return rc;
+}
+
+/* The teacher's record at /teacher_tokenizer: written as /tokenizer (the one writer of records), then moved. */
+static int write_teacher_record(hid_t f, const char *path, const kd_tokenizer *tk, kd_err *e) {
+  if (kd_tokenizer_write(f, path, tk, e)) return e->code;
+  if (H5Lmove(f, "/tokenizer", f, "/teacher_tokenizer", H5P_DEFAULT, H5P_DEFAULT) < 0)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot write /teacher_tokenizer", path);
+  return KD_OK;
+}
+
 static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer *tk, kd_bpe_encoder *enc,
-                      kd_text_stats *st, kd_err *e) {
+                      const teacher_side *ts, kd_text_stats *st, kd_err *e) {
   kd_atomic a;
   hid_t f = H5I_INVALID_HID;
   if (kd_atomic_begin(&a, c->out, e) || kd_h5_create(&f, a.tmp, e)) return e->code;
-  int rc = write_splits(f, a.tmp, c, streams, tk, enc, st, e);
+  int rc = write_splits(f, a.tmp, c, streams, tk, enc, ts, st, e);
+  if (!rc && ts) rc = write_teacher_record(f, a.tmp, ts->tk, e);
   if (!rc) rc = kd_tokenizer_write(f, a.tmp, tk, e);
   kd_provenance p = kd_provenance_of("data");
   char gen[KD_PATH_MAX + 512];
@@ -169,6 +320,11 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer
   else
     snprintf(gen, sizeof gen, "kd import text (byte tokens, rows of %lld at stride %lld)", (long long)c->ctx,
              (long long)c->ctx - 1);
+  if (ts) {
+    const size_t n = strlen(gen);
+    snprintf(gen + n, sizeof gen - n, "; the teacher's tokenization (%.160s, %d ids) in rows of %d with byte offsets",
+             c->teacher_tokenizer, ts->tk->vocab, st->teacher_ctx);
+  }
   p.generator = gen;
   for (int s = 0; s < 3; s++) p.rows[s] = st->rows[s];
   if (!rc) rc = kd_provenance_write(f, a.tmp, &p, e);
@@ -181,6 +337,11 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer
 int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
   *V = 0;
   if (strcmp(spec, "bytes") == 0) return KD_OK;
+  if (strncmp(spec, "kd:", 3) == 0) {
+    *V = KD_TEXT_KD;
+    if (spec[3]) return KD_OK;
+    return kd_fail(e, KD_ERR_USAGE, "kd import text: kd: needs the path of a kd data file (kd:FILE)");
+  }
   if (strncmp(spec, "hf:", 3) == 0) {
     *V = KD_TEXT_HF;
     if (spec[3]) return KD_OK;
@@ -200,7 +361,8 @@ int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
   }
   return kd_fail(e, KD_ERR_USAGE,
                  "kd import text: --tokenizer '%s' is neither 'bytes', 'bpe:V' with V from 256 to %d (the 256 "
-                 "bytes and V - 256 merges) nor 'hf:PATH' (a Hugging Face tokenizer.json)", spec, KD_BPE_MAX_VOCAB);
+                 "bytes and V - 256 merges), 'hf:PATH' (a Hugging Face tokenizer.json) nor 'kd:FILE' (the /tokenizer record "
+                 "of a kd data file)", spec, KD_BPE_MAX_VOCAB);
 }
 
 /* The tokenizer record, and for bpe its encoder: merges learnt from the training stream only, so no
@@ -214,6 +376,17 @@ static int make_tokenizer(int V, const char *tokenizer_path, const bytes *train,
     return KD_OK;
   }
   const double t0 = kd_seconds();
+  if (V == KD_TEXT_KD) { /* the record of a kd data file: nothing learnt */
+    int present = 0;
+    if (kd_tokenizer_read(tk, tokenizer_path, &present, e)) return e->code;
+    if (!present) return kd_fail(e, KD_ERR_RUNTIME, "kd import text: %s has no /tokenizer record", tokenizer_path);
+    st->vocab = tk->vocab;
+    if (strcmp(tk->kind, "bytes") == 0) return KD_OK;
+    if (strcmp(tk->kind, "bpe") != 0)
+      return kd_fail(e, KD_ERR_RUNTIME, "kd import text: %s's /tokenizer is of kind %s: text needs bytes or bpe",
+                     tokenizer_path, tk->kind);
+    return kd_bpe_encoder_new(enc, tk, e);
+  }
   if (V == KD_TEXT_HF) { /* a Hugging Face tokenizer.json: nothing learnt */
     if (kd_hftok_load(tk, tokenizer_path, e)) return e->code;
     st->vocab = tk->vocab;
@@ -255,9 +428,21 @@ int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
   memset(&tk, 0, sizeof tk);
   kd_bpe_encoder *enc = NULL;
   if (!rc) rc = make_tokenizer(V, c->tokenizer + 3, &streams[0], &tk, &enc, st, e);
-  if (!rc) rc = write_file(c, streams, &tk, enc, st, e);
+  kd_tokenizer ttk;
+  memset(&ttk, 0, sizeof ttk);
+  teacher_side ts = {&ttk, NULL};
+  const int teacher = c->teacher_tokenizer[0] != 0;
+  if (!rc && teacher) {
+    kd_text_stats scratch = *st;
+    int Vt = 0;
+    rc = kd_text_tokenizer_parse(c->teacher_tokenizer, &Vt, e);
+    if (!rc) rc = make_tokenizer(Vt, c->teacher_tokenizer + 3, &streams[0], &ttk, &ts.enc, &scratch, e);
+  }
+  if (!rc) rc = write_file(c, streams, &tk, enc, teacher ? &ts : NULL, st, e);
   kd_bpe_encoder_free(enc);
+  kd_bpe_encoder_free(ts.enc);
   kd_tokenizer_free(&tk);
+  kd_tokenizer_free(&ttk);
   for (int s = 0; s < 3; s++) free(streams[s].p);
   return rc;
 }

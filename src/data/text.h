@@ -10,7 +10,15 @@
  * Tokenizers: "bytes" (one id per byte, vocabulary 256), "bpe:V" (byte-level BPE, data/bpe.h, with
  * V - 256 merges learnt from the training split's stream only, then applied to all three splits) or
  * "hf:PATH" (a Hugging Face tokenizer.json, data/hftok.h, applied to all three).
- * /SPLIT/tokens is stored as the narrowest of uint8, uint16 and int32 that holds the vocabulary. */
+ * /SPLIT/tokens is stored as the narrowest of uint8, uint16 and int32 that holds the vocabulary.
+ *
+ * A teacher with another tokenizer (--teacher-tokenizer, same forms, or kd:FILE for the /tokenizer record of a
+ * kd data file): the same streams in its tokenization, and for each student row the teacher row of the
+ * tokens that lie within the same bytes (/SPLIT/teacher_tokens [N, Tt], /SPLIT/teacher_mask), with the byte
+ * offset, from the row's first byte, where each token of either row ends (/SPLIT/offsets [N, T],
+ * /SPLIT/teacher_offsets [N, Tt]); the teacher's record in /teacher_tokenizer. Both tokenizers must give
+ * back the text's bytes exactly (checked), so offsets are byte positions of the text. Tt: --teacher-ctx, or
+ * the most teacher tokens any row needs. */
 #ifndef KD_DATA_TEXT_H
 #define KD_DATA_TEXT_H
 
@@ -28,6 +36,8 @@ typedef struct kd_text_cfg {
   char doc_sep[256];      /* "" : every file is one document */
   double valid_frac, test_frac;
   char tokenizer[KD_PATH_MAX + 8]; /* bytes | bpe:V | hf:PATH */
+  char teacher_tokenizer[KD_PATH_MAX + 8]; /* "" (none) | bytes | bpe:V | hf:PATH | kd:FILE */
+  int64_t teacher_ctx;    /* Tt (0: the most a row needs) */
   char out[KD_PATH_MAX];
   int force;
 } kd_text_cfg;
@@ -41,11 +51,18 @@ typedef struct kd_text_stats {
   double load_seconds;                  /* hf: time taken to read tokenizer.json */
   double encode_seconds;                /* time taken to tokenize the three streams */
   int64_t encode_bytes;                 /* their bytes */
+  int teacher_vocab;                    /* --teacher-tokenizer: its ids */
+  int64_t teacher_tokens[3];            /* its tokens of each split's stream */
+  int teacher_ctx;                      /* Tt */
+  int64_t teacher_cut;                  /* teacher tokens left out of rows (rows needing more than Tt) */
+  int64_t aligned[3];                   /* student targets whose position has a teacher position ending at the same byte */
 } kd_text_stats;
 
 #define KD_TEXT_HF (-1)
+#define KD_TEXT_KD (-2)
 
-/* "bytes" -> *V = 0; "bpe:V" -> V in [256, 1 << 20]; "hf:PATH" -> KD_TEXT_HF; anything else a usage error. */
+/* "bytes" -> *V = 0; "bpe:V" -> V in [256, 1 << 20]; "hf:PATH" -> KD_TEXT_HF; "kd:FILE" -> KD_TEXT_KD (only
+ * where allowed: the teacher's); anything else a usage error. */
 int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e);
 
 /* Serial. */
