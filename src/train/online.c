@@ -75,9 +75,12 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "%s reads %s rows, the student %s", who,
                    tm->input == KD_INPUT_TOKENS ? "token" : "feature",
                    s->input == KD_INPUT_TOKENS ? "token rows" : "feature rows");
+  if (tm->out_dim != s->out_dim && s->input == KD_INPUT_TOKENS) /* another tokenizer: docs/usage.md says what exists */
+    return kd_fail(e, KD_ERR_USAGE, "%s has %d tokens in its vocabulary, the student %d: kd trains only on teacher "
+                   "outputs indexed by the student's ids (a teacher with another tokenizer: see docs/usage.md, "
+                   "\"Different tokenizers\")", who, tm->out_dim, s->out_dim);
   if (tm->out_dim != s->out_dim)
-    return kd_fail(e, KD_ERR_USAGE, "%s has %d %s, the student %d", who, tm->out_dim,
-                   s->input == KD_INPUT_TOKENS ? "tokens in its vocabulary" : "classes", s->out_dim);
+    return kd_fail(e, KD_ERR_USAGE, "%s has %d classes, the student %d", who, tm->out_dim, s->out_dim);
   const kd_split_info info = {1, kd_source_kind(t->data.train), kd_source_total(t->data.train),
                               kd_source_width(t->data.train)};
   return kd_fit_split(tm, who, t->cfg.data, "train", &info, e);
