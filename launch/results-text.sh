@@ -22,6 +22,8 @@ kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" fortunes gnuplot-nox
 [ -x "$KD_BUILD/kd" ] || kd_build || exit 1
 R=$KD_ROOT/checkpoints/results-text
 SEEDS=${KD_TEXT_SEEDS:-1 2 3} SIZES=${KD_TEXT_SIZES:-full tenth} SMOKE=()
+# the sweeps and tables need seed 1 and both sizes
+[[ " $SEEDS " == *" 1 "* && " $SIZES " == *" full "* && " $SIZES " == *" tenth "* ]] || KD_TEXT_MAIN_ONLY=1
 [ -n "${KD_MAX_STEPS:-}" ] && R=$R-smoke SMOKE=(--max-steps "$KD_MAX_STEPS" --eval-every "$KD_MAX_STEPS") KD_TEXT_MAIN_ONLY=1
 [ "${1:-}" = --fresh ] && rm -rf "$R"
 mkdir -p "$R/s" "$KD_ROOT/docs/img" || exit 1

@@ -40,6 +40,8 @@ def main():
         if tt_expected is not None and Tt != tt_expected:
             sys.exit("%s: teacher rows of %d, want %d" % (split, Tt, tt_expected))
         stream = b""
+        prev = None  # (boundaries of the previous row's teacher tokens, where this row starts in that row)
+        with_teacher = 0
         for r in range(N):
             n = 1 + int(mask[r, 1:].sum())
             if mask[r, n:].any():
@@ -56,6 +58,27 @@ def main():
             if not (tmask[r, 1:q] == 1).all() or tmask[r, 0] or tmask[r, q:].any():
                 sys.exit("%s row %d: teacher mask %s for %d tokens" % (split, r, tmask[r], q))
             tp = [vt[int(t)] for t in ttok[r, :q]]
+            # rows overlap by one student token: the previous row's teacher tokens give every teacher boundary
+            # from its teacher row's start to its end, so where this row's teacher row must start is known
+            # exactly when one of them lies at or after this row's first byte
+            if prev is not None:
+                bounds, b0 = prev
+                later = [x for x in bounds if x >= b0]
+                if later and min(bounds) <= b0:
+                    want_start = min(later) - b0
+                    got_start = int(toff[r, 0]) - len(tp[0]) if q else None
+                    row_len = int(off[r, n - 1])
+                    if q == 0 and row_len - want_start < max(len(v) for v in vt):
+                        pass  # the teacher token starting there may end past the row: none fits
+                    elif got_start != want_start:
+                        sys.exit("%s row %d: the teacher row starts at byte %s of the row, the previous row's teacher "
+                                 "tokens put the first boundary at %d" % (split, r, got_start, want_start))
+            if q:
+                with_teacher += 1
+                start0 = int(toff[r, 0]) - len(tp[0])
+                prev = (sorted(set([start0] + [int(x) for x in toff[r, :q]])), int(off[r, n - 2]) if n > 1 else 0)
+            else:
+                prev = None
             if q:
                 start = int(toff[r, 0]) - len(tp[0])
                 if start < 0 or b"".join(tp) != row[start:int(toff[r, q - 1])]:
@@ -72,6 +95,8 @@ def main():
                 aligned += sum(int(x) in ends for x in toff[r, :q])
             checked += 1
         stitched_all += stream
+        if N and not with_teacher:
+            sys.exit("%s: no row has teacher tokens" % split)
     docs = [d for d in raw.split(b"\n%\n")]
     for d in docs:
         d = d.rstrip(b"\n")

@@ -81,6 +81,7 @@ slurm_start_controller() {
   local S=$SLURM_DIR pin=$1 host ctl_port d_port mem
   host=$(hostname -s)
   ctl_port=$(slurm_free_port) && d_port=$(slurm_free_port) || return 1
+  while [ "$d_port" = "$ctl_port" ]; do d_port=$(slurm_free_port) || return 1; done
   mem=$(awk '/MemTotal/ { print int($2 / 1024) - 1024 }' /proc/meminfo)
   cat > "$S/slurm.conf" <<CONF
 ClusterName=kdtest
@@ -120,6 +121,8 @@ CONF
   SLURM_PIDS+=("$(slurm_pidfile "$S/slurmd.pid")")
   for _ in $(seq 300); do
     sinfo -h -o %T 2>/dev/null | grep -q '^idle' && return 0
+    # a daemon that could not bind its port has exited: retry at once
+    for f in "$S/slurmctld.pid" "$S/slurmd.pid"; do kill -0 "$(cat "$f" 2>/dev/null)" 2>/dev/null || return 1; done
     sleep 0.1
   done
   return 1

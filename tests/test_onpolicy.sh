@@ -134,7 +134,12 @@ for r in range(len(t)):
 assert L < W, 'the last row of the split ends in padding'
 assert changed > len(t) // 2, changed
 "
-kdrun 1 generate --ckpt a1 --prompt "$("$PY" -c "import h5py; print(bytes(h5py.File('c.h5')['test/tokens'][0, :6]).decode(), end='')")" \
+# (the prompt passes through the command line: its 6 bytes must be printable ASCII, which the fixture's are)
+kdrun 1 generate --ckpt a1 --prompt "$("$PY" -c "
+import h5py
+b = bytes(h5py.File('c.h5')['test/tokens'][0, :6])
+assert all(32 <= c < 127 for c in b), b
+print(b.decode(), end='')")" \
   --decode greedy --max-new 10 --print ids > gp.out || fail "generate --prompt, greedy"
 expect "a greedy continuation of a row equals kd generate --prompt's of its first tokens (to the first near-tie)" "$PY" -c "
 import h5py

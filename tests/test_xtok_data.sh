@@ -46,7 +46,7 @@ check "--teacher-ctx 5: rows of 5 that still match the text" cut.h5 fx/corpus.tx
 expect "--teacher-ctx 5: the tokens left out are counted" grep -Eq 'rows of 5; [1-9][0-9]* teacher tokens past' cut.out
 expect_usage_error "--teacher-ctx without --teacher-tokenizer" "teacher-ctx goes with --teacher-tokenizer" \
   import text --in fx/corpus.txt --ctx 16 --teacher-ctx 4 --out bad.h5
-expect_usage_error "an unknown teacher tokenizer" "teacher-tokenizer\|neither 'bytes'" \
+expect_usage_error "an unknown teacher tokenizer, named as --teacher-tokenizer" "teacher-tokenizer 'sentencepiece' is neither" \
   import text --in fx/corpus.txt --ctx 16 --teacher-tokenizer sentencepiece --out bad.h5
 "$KD" synth --out nofile.h5 --train 10 --test 5 --dim 4 --classes 2 > /dev/null || fail "synth"
 imp --in fx/corpus.txt --ctx 16 --teacher-tokenizer kd:nofile.h5 --out bad.h5 > /dev/null 2> norec.err

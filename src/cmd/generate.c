@@ -56,7 +56,7 @@ static const kd_opt_spec opts[] = {
   {"batch", KD_OPT_INT, G_(batch), 0, "64", NULL, 1, 1 << 16, 0, 0,
    "--data: rows decoded together; the output is the same for any number of ranks at a given --batch"},
   {"prompt-tokens", KD_OPT_INT, G_(prompt_tokens), 0, "0", NULL, 0, 1 << 30, 0, 0,
-   "--data with text rows (kd import text): continue each row after its first N tokens, to the row's end (0: "
+   "--data with text rows (kd import text): continue each row after its first N tokens, up to the row's width (0: "
    "prompt-completion rows, decoded after their separator)"},
   {"temperature", KD_OPT_REAL, G_(temperature), 0, "1", NULL, 0, 100, 1, 0, "sampling temperature"},
   {"top-k", KD_OPT_INT, G_(top_k), 0, "0", NULL, 0, 1 << 24, 0, 0, "sample among the k most likely only (0: all)"},

@@ -96,9 +96,9 @@ static int import_text(int argc, char **argv, kd_err *e) {
   free(rest);
   int V;
   if (!rc && cfg.n_in == 0) rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --in needs at least one file");
-  if (!rc) rc = kd_text_tokenizer_parse(cfg.tokenizer, &V, e); /* on every rank: one message, not rank 0's */
+  if (!rc) rc = kd_text_tokenizer_parse(cfg.tokenizer, "--tokenizer", &V, e); /* on every rank: one message, not rank 0's */
   int Vt = 0;
-  if (!rc && cfg.teacher_tokenizer[0]) rc = kd_text_tokenizer_parse(cfg.teacher_tokenizer, &Vt, e);
+  if (!rc && cfg.teacher_tokenizer[0]) rc = kd_text_tokenizer_parse(cfg.teacher_tokenizer, "--teacher-tokenizer", &Vt, e);
   if (!rc && !cfg.teacher_tokenizer[0] && cfg.teacher_ctx)
     rc = kd_fail(e, KD_ERR_USAGE, "kd import text: --teacher-ctx goes with --teacher-tokenizer");
   if (!rc && !cfg.force && access(cfg.out, F_OK) == 0)
@@ -117,6 +117,7 @@ static int import_text(int argc, char **argv, kd_err *e) {
              st.encode_seconds > 0 ? st.encode_bytes / 1e6 / st.encode_seconds : 0.0);
     char what[64];
     if (hf) snprintf(what, sizeof what, "Hugging Face bpe tokens, vocabulary %d", st.vocab);
+    else if (V == KD_TEXT_KD) snprintf(what, sizeof what, "the record's tokens, vocabulary %d", st.vocab);
     else if (bpe) snprintf(what, sizeof what, "bpe tokens, vocabulary %d", st.vocab);
     else snprintf(what, sizeof what, "byte tokens");
     if (!rc)

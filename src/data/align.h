@@ -1,7 +1,7 @@
 /* Two tokenizations of one text (a teacher and a student with different tokenizers, issue 33):
  *  - the shared vocabulary: the pairs (student id, teacher id) whose tokens spell the same bytes;
  *  - the aligned positions: the pairs (student position i, teacher position a) whose tokens end at the
- *    same byte of the text. At such a pair both models have read the same bytes, so their next-token
+ *    same byte of the text. At such a pair both contexts end at the same byte, so the two next-token
  *    distributions predict the same continuation and can be compared (loss/xtok.h).
  * Both are computed once, at import or load time, never per step. */
 #ifndef KD_DATA_ALIGN_H

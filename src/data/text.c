@@ -169,13 +169,13 @@ static int token_ends(const kd_tokenizer *tk, const char *who, const char *split
   return KD_OK;
 }
 
+/* st (nullable): the encoding's time and bytes added to it. */
 static int tokenize_all(tokenized *t, bytes streams[3], const kd_tokenizer *tk, kd_bpe_encoder *enc, const char *who,
                         int with_ends, kd_text_stats *st, kd_err *e) {
   for (int s = 0; s < 3; s++) {
     const double t0 = kd_seconds();
     if (encode_stream(&streams[s], enc, &t->ids[s], &t->n[s], e)) return e->code;
-    st->encode_seconds += kd_seconds() - t0;
-    st->encode_bytes += (int64_t)streams[s].n;
+    if (st) st->encode_seconds += kd_seconds() - t0, st->encode_bytes += (int64_t)streams[s].n;
     if (with_ends && token_ends(tk, who, split_names[s], t->ids[s], t->n[s], &streams[s], &t->ends[s], e))
       return e->code;
   }
@@ -275,7 +275,7 @@ static int write_splits(hid_t f, const char *path, const kd_text_cfg *c, bytes s
   memset(&te, 0, sizeof te);
   const int T = (int)c->ctx;
   int rc = tokenize_all(&su, streams, tk, enc, "student", ts != NULL, st, e);
-  if (!rc && ts) rc = tokenize_all(&te, streams, ts->tk, ts->enc, "teacher", 1, st, e);
+  if (!rc && ts) rc = tokenize_all(&te, streams, ts->tk, ts->enc, "teacher", 1, NULL, e);
   int Tt = 0;
   if (!rc && ts) {
     Tt = c->teacher_ctx > 0 ? (int)c->teacher_ctx : teacher_width(&su, &te, T);
@@ -313,6 +313,9 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer
     snprintf(gen, sizeof gen, "kd import text (tokenizer %.160s: Hugging Face byte-level BPE, %d ids, %d merges; "
              "rows of %lld at stride %lld)", c->tokenizer, tk->vocab, tk->n_merges, (long long)c->ctx,
              (long long)c->ctx - 1);
+  else if (strncmp(c->tokenizer, "kd:", 3) == 0)
+    snprintf(gen, sizeof gen, "kd import text (tokenizer %.160s: the %s record of that file, %d ids; rows of %lld at "
+             "stride %lld)", c->tokenizer, tk->kind, tk->vocab, (long long)c->ctx, (long long)c->ctx - 1);
   else if (enc)
     snprintf(gen, sizeof gen, "kd import text (tokenizer %s: byte-level BPE, %d ids, %d merges learnt from the "
              "training split; rows of %lld at stride %lld)", c->tokenizer, tk->vocab, tk->n_merges,
@@ -334,18 +337,18 @@ static int write_file(const kd_text_cfg *c, bytes streams[3], const kd_tokenizer
   return rc;
 }
 
-int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
+int kd_text_tokenizer_parse(const char *spec, const char *opt, int *V, kd_err *e) {
   *V = 0;
   if (strcmp(spec, "bytes") == 0) return KD_OK;
   if (strncmp(spec, "kd:", 3) == 0) {
     *V = KD_TEXT_KD;
     if (spec[3]) return KD_OK;
-    return kd_fail(e, KD_ERR_USAGE, "kd import text: kd: needs the path of a kd data file (kd:FILE)");
+    return kd_fail(e, KD_ERR_USAGE, "kd import text: %s kd: needs the path of a kd data file (kd:FILE)", opt);
   }
   if (strncmp(spec, "hf:", 3) == 0) {
     *V = KD_TEXT_HF;
     if (spec[3]) return KD_OK;
-    return kd_fail(e, KD_ERR_USAGE, "kd import text: --tokenizer hf: needs the path of a tokenizer.json (hf:PATH)");
+    return kd_fail(e, KD_ERR_USAGE, "kd import text: %s hf: needs the path of a tokenizer.json (hf:PATH)", opt);
   }
   const char *d = strncmp(spec, "bpe:", 4) == 0 ? spec + 4 : NULL;
   long v = 0;
@@ -360,9 +363,9 @@ int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e) {
     return KD_OK;
   }
   return kd_fail(e, KD_ERR_USAGE,
-                 "kd import text: --tokenizer '%s' is neither 'bytes', 'bpe:V' with V from 256 to %d (the 256 "
+                 "kd import text: %s '%s' is neither 'bytes', 'bpe:V' with V from 256 to %d (the 256 "
                  "bytes and V - 256 merges), 'hf:PATH' (a Hugging Face tokenizer.json) nor 'kd:FILE' (the /tokenizer record "
-                 "of a kd data file)", spec, KD_BPE_MAX_VOCAB);
+                 "of a kd data file)", opt, spec, KD_BPE_MAX_VOCAB);
 }
 
 /* The tokenizer record, and for bpe its encoder: merges learnt from the training stream only, so no
@@ -405,7 +408,7 @@ int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
   kd_h5_quiet();
   memset(st, 0, sizeof *st);
   int V;
-  if (kd_text_tokenizer_parse(c->tokenizer, &V, e)) return e->code;
+  if (kd_text_tokenizer_parse(c->tokenizer, "--tokenizer", &V, e)) return e->code;
   if (c->valid_frac + c->test_frac >= 1.0)
     return kd_fail(e, KD_ERR_USAGE, "kd import text: --valid-frac %g and --test-frac %g leave no training text",
                    c->valid_frac, c->test_frac);
@@ -435,7 +438,7 @@ int kd_import_text(const kd_text_cfg *c, kd_text_stats *st, kd_err *e) {
   if (!rc && teacher) {
     kd_text_stats scratch = *st;
     int Vt = 0;
-    rc = kd_text_tokenizer_parse(c->teacher_tokenizer, &Vt, e);
+    rc = kd_text_tokenizer_parse(c->teacher_tokenizer, "--teacher-tokenizer", &Vt, e);
     if (!rc) rc = make_tokenizer(Vt, c->teacher_tokenizer + 3, &streams[0], &ttk, &ts.enc, &scratch, e);
   }
   if (!rc) rc = write_file(c, streams, &tk, enc, teacher ? &ts : NULL, st, e);

@@ -8,8 +8,9 @@
  * padding masked out).
  *
  * Tokenizers: "bytes" (one id per byte, vocabulary 256), "bpe:V" (byte-level BPE, data/bpe.h, with
- * V - 256 merges learnt from the training split's stream only, then applied to all three splits) or
- * "hf:PATH" (a Hugging Face tokenizer.json, data/hftok.h, applied to all three).
+ * V - 256 merges learnt from the training split's stream only, then applied to all three splits),
+ * "hf:PATH" (a Hugging Face tokenizer.json, data/hftok.h, applied to all three) or "kd:FILE" (the
+ * /tokenizer record of a kd data file, bytes or bpe, applied to all three).
  * /SPLIT/tokens is stored as the narrowest of uint8, uint16 and int32 that holds the vocabulary.
  *
  * A teacher with another tokenizer (--teacher-tokenizer, same forms, or kd:FILE for the /tokenizer record of a
@@ -61,9 +62,9 @@ typedef struct kd_text_stats {
 #define KD_TEXT_HF (-1)
 #define KD_TEXT_KD (-2)
 
-/* "bytes" -> *V = 0; "bpe:V" -> V in [256, 1 << 20]; "hf:PATH" -> KD_TEXT_HF; "kd:FILE" -> KD_TEXT_KD (only
- * where allowed: the teacher's); anything else a usage error. */
-int kd_text_tokenizer_parse(const char *spec, int *V, kd_err *e);
+/* "bytes" -> *V = 0; "bpe:V" -> V in [256, 1 << 20]; "hf:PATH" -> KD_TEXT_HF; "kd:FILE" (the /tokenizer
+ * record of a kd data file) -> KD_TEXT_KD; anything else a usage error naming the option opt. */
+int kd_text_tokenizer_parse(const char *spec, const char *opt, int *V, kd_err *e);
 
 /* Serial. */
 int kd_import_text(const kd_text_cfg *cfg, kd_text_stats *st, kd_err *e);

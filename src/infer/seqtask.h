@@ -65,7 +65,8 @@ typedef struct kd_seqgen_cfg {
   int64_t nbest;           /* hypotheses kept per row (/SPLIT/nbest_*) */
   double length_penalty, temperature;
   int64_t top_k, seed, batch;
-  int64_t prompt_tokens;   /* text rows: continue each row after its first prompt_tokens tokens (0: prompt-completion rows) */
+  int64_t prompt_tokens;   /* text rows: continue each row after its first prompt_tokens tokens, up to the row's width
+                            * (0: prompt-completion rows) */
   int select_closest;      /* the row's target: the n-best hypothesis nearest its reference (else the best) */
   const char *progress;    /* auto | on | lines | off (NULL: off): rank 0's progress line */
   double progress_every;   /* seconds between its lines */

@@ -28,9 +28,8 @@ void kd_xtok_work_free(kd_xtok_work *w) {
 int kd_xtok_work_init(kd_xtok_work *w, const kd_vocab_map *map, kd_err *e) {
   memset(w, 0, sizeof *w);
   const size_t Vs = (size_t)map->Vs, Vt = (size_t)map->Vt, n = (size_t)(map->n > 0 ? map->n : 1);
-  const size_t big = Vs > Vt ? Vs : Vt;
   w->map = map;
-  w->ps = kd_malloc(sizeof(double) * (2 * Vs + Vt + big), "cross-tokenizer loss", e);
+  w->ps = kd_malloc(sizeof(double) * (2 * Vs + Vt), "cross-tokenizer loss", e);
   w->order_s = kd_malloc(sizeof(int32_t) * 2 * (Vs + Vt), "cross-tokenizer loss", e);
   w->zs_S = kd_malloc((2 * sizeof(float) + sizeof(double)) * n, "cross-tokenizer loss", e);
   if (e->code) {
@@ -39,7 +38,6 @@ int kd_xtok_work_init(kd_xtok_work *w, const kd_vocab_map *map, kd_err *e) {
   }
   w->pt = w->ps + Vs;
   w->a = w->pt + Vt;
-  w->sorted = w->a + Vs;
   w->order_t = w->order_s + Vs;
   w->off_s = w->order_t + Vt;
   w->off_t = w->off_s + Vs;
@@ -111,6 +109,12 @@ double kd_xtok_pair(kd_xtok_kind kind, const kd_divergence *div, const float *zs
                     kd_xtok_work *w) {
   const kd_vocab_map *m = w->map;
   const int Vs = m->Vs, Vt = m->Vt;
+  if (kind == KD_XTOK_EXACT) { /* the restricted softmaxes alone */
+    const double D = exact(div, zs, zt, T, g != NULL, w);
+    if (g) memset(g, 0, sizeof(double) * (size_t)Vs);
+    for (int k = 0; g && k < m->n; k++) g[m->s_ids[k]] = w->g_S[k];
+    return D;
+  }
   softmax(w->ps, zs, Vs, T);
   softmax(w->pt, zt, Vt, T);
   memset(w->a, 0, sizeof(double) * (size_t)Vs);

@@ -30,7 +30,6 @@ const char *kd_xtok_name(kd_xtok_kind k);
 typedef struct kd_xtok_work {
   const kd_vocab_map *map;
   double *ps, *pt, *a;          /* [Vs], [Vt], [Vs]: probabilities; dD/dp_s */
-  double *sorted;               /* [max(Vs, Vt)] */
   int32_t *order_s, *order_t;   /* [Vs], [Vt]: ids being sorted */
   int32_t *off_s, *off_t;       /* ids outside S, n_off_s and n_off_t of them */
   int n_off_s, n_off_t;
