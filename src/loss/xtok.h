@@ -31,6 +31,8 @@ typedef struct kd_xtok_work {
   const kd_vocab_map *map;
   double *ps, *pt, *a;          /* [Vs], [Vt], [Vs]: probabilities; dD/dp_s */
   int32_t *order_s, *order_t;   /* [Vs], [Vt]: ids being sorted */
+  int32_t *tmp;                 /* [max(Vs, Vt)] */
+  uint64_t *keys;               /* [2 max(Vs, Vt)]: the sort's keys */
   int32_t *off_s, *off_t;       /* ids outside S, n_off_s and n_off_t of them */
   int n_off_s, n_off_t;
   float *zs_S, *zt_S;           /* [n]: the logits of S */
