@@ -7,6 +7,7 @@
 #  - stop/resume bitwise across TinyBERT's two stages, the hidden-state projection resumed; a resume
 #    with another teacher checkpoint is refused by its checksum;
 #  - stored hidden states and attention maps (kd logits --hidden/--attn) give the online teacher's losses;
+#  - a teacher of a padded vocabulary with --teacher-vocab-crop equals a file of its first logits; refusals;
 #  - refused before training, on every rank, with one line and exit 2: a teacher file with --teacher-model,
 #    --self-distill with it, layers out of range, head counts that cannot match, bad relation lists.
 source "$(dirname "$0")/lib.sh"
@@ -34,6 +35,29 @@ expect "online teacher (gpt) == its stored f32 logits: losses per step 1e-5" col
 expect "online teacher (gpt) == its stored f32 logits: weights 1e-5" close st/final.h5 on/final.h5 --rtol 1e-5
 expect "the banner names the online teacher and its checksum" grep -q '^teacher: online gpt .* checksum [0-9a-f]\{16\}' on.log
 expect "step_ms has the teacher's phase" grep -Eq '^step_ms: gather=[0-9.]+ generate=[0-9.]+ teacher=[0-9.]+ forward' on.log
+# 1a. A teacher whose vocabulary is the student's padded with unused ids (300 for 256 byte ids):
+# --teacher-vocab-crop 256 keeps its first 256 logits, renormalised: the same run as a file of those logits.
+kdrun 2 train --data c.h5 --student gpt:vocab=300,ctx=16,layers=2,dim=32,heads=4 "${TG[@]}" --epochs 1 --out tch300 \
+  > /dev/null || fail "padded teacher"
+kdrun 2 logits --ckpt tch300 --data c.h5 --dtype f32 --out tl300.h5 > /dev/null || fail "its logits"
+"$PY" -c "
+import h5py
+with h5py.File('tl300.h5') as f, h5py.File('tl256.h5', 'w') as g:
+    assert f['train/logits'].shape[2] == 300
+    g['train/logits'] = f['train/logits'][:, :, :256]" || fail "the first 256 logits"
+kdrun 1 train "${W2[@]}" --epochs 6 --teacher tl256.h5 --out stc > /dev/null || fail "stored first 256 logits"
+kdrun 1 train "${W2[@]}" --epochs 6 --teacher-model tch300 --teacher-vocab-crop 256 --out onc > onc.log ||
+  fail "online, --teacher-vocab-crop"
+expect "--teacher-vocab-crop 256 == the teacher's first 256 logits stored: losses 1e-5" cols stc onc loss ce kd
+expect "--teacher-vocab-crop 256 == the teacher's first 256 logits stored: weights 1e-5" close stc/final.h5 onc/final.h5 \
+  --rtol 1e-5
+expect "the banner says the teacher is cropped" grep -q '^teacher: its first 256 of 300 logits' onc.log
+expect_usage_error "a padded teacher without --teacher-vocab-crop, the option named" "teacher-vocab-crop N" \
+  train "${W2[@]}" --epochs 1 --teacher-model tch300 --out bad10
+expect_usage_error "--teacher-vocab-crop other than the student's vocabulary" "it must be the student's vocabulary" \
+  train "${W2[@]}" --epochs 1 --teacher-model tch300 --teacher-vocab-crop 255 --out bad11
+expect_usage_error "--teacher-vocab-crop without an online teacher" "teacher-vocab-crop goes with --teacher-model" \
+  train "${W2[@]}" --epochs 1 --teacher tl256.h5 --teacher-vocab-crop 256 --out bad12
 "$KD" synth --out d.h5 --train 600 --test 100 --dim 12 --classes 4 > /dev/null || exit 1
 M=(--data d.h5 --batch 32 --threads 1 --progress off --log-every 1 --epochs 1)
 kdrun 1 train "${M[@]}" --student 12-32-4 --out mt > /dev/null || fail "mlp teacher"

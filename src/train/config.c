@@ -131,6 +131,9 @@ const kd_opt_spec kd_train_opts[] = {
    "online teacher: a kd checkpoint FILE or DIR[:best|latest|step:N] (any family and size with the student's "
    "classes or vocabulary), loaded frozen on every rank, run forward on each training batch; its logits replace a "
    "teacher file's (excludes --teacher and --self-distill)"},
+  {"teacher-vocab-crop", KD_OPT_INT, T_(teacher_vocab_crop), 0, "0", NULL, 0, 1 << 30, 0, 0,
+   "an online teacher whose vocabulary is the student's with unused ids after it (a padded embedding): keep its "
+   "first N logits, N the student's vocabulary, and renormalise over them (0: the vocabularies must match)"},
   {"on-policy", KD_OPT_REAL, T_(on_policy), 0, "0", NULL, 0, 1, 0, 0,
    "on-policy distillation (GKD's lambda): this share of the steps (a draw keyed by the seed and the step) train on "
    "completions the student samples for its rows' prompts, scored by the online teacher (--teacher-model) with "
@@ -219,6 +222,9 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer needs --teacher FILE with /train/features");
   kd_divergence div;
   if (kd_divergence_parse(&div, c->divergence, e)) return e->code;
+  if (c->teacher_vocab_crop > 0 && !c->teacher_model[0])
+    return kd_fail(e, KD_ERR_USAGE, "kd train: --teacher-vocab-crop goes with --teacher-model (an online teacher); "
+                   "a teacher file's logits can be cut to the student's vocabulary in h5py");
   if (c->on_policy > 0 && !c->teacher_model[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --on-policy %g needs an online teacher (--teacher-model CKPT) to score "
                    "the student's samples", c->on_policy);

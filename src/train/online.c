@@ -75,11 +75,17 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "%s reads %s rows, the student %s", who,
                    tm->input == KD_INPUT_TOKENS ? "token" : "feature",
                    s->input == KD_INPUT_TOKENS ? "token rows" : "feature rows");
-  if (tm->out_dim != s->out_dim && s->input == KD_INPUT_TOKENS) /* another tokenizer: docs/usage.md says what exists */
+  const int64_t crop = t->cfg.teacher_vocab_crop;
+  if (crop > 0 && (crop != s->out_dim || crop > tm->out_dim))
+    return kd_fail(e, KD_ERR_USAGE, "%s: --teacher-vocab-crop %lld: %s", who, (long long)crop,
+                   crop > tm->out_dim ? "more logits than the teacher has" : "it must be the student's vocabulary");
+  if (crop == 0 && tm->out_dim != s->out_dim && s->input == KD_INPUT_TOKENS) /* another tokenizer: docs/usage.md says what exists */
     return kd_fail(e, KD_ERR_USAGE, "%s has %d tokens in its vocabulary, the student %d: kd trains only on teacher "
-                   "outputs indexed by the student's ids (a teacher with another tokenizer: see docs/usage.md, "
-                   "\"Different tokenizers\")", who, tm->out_dim, s->out_dim);
-  if (tm->out_dim != s->out_dim)
+                   "outputs indexed by the student's ids (%s)", who, tm->out_dim, s->out_dim,
+                   tm->out_dim > s->out_dim ? "a teacher whose vocabulary is the student's padded with unused ids: "
+                   "--teacher-vocab-crop N; a teacher with another tokenizer: see docs/usage.md, \"Different "
+                   "tokenizers\"" : "a teacher with another tokenizer: see docs/usage.md, \"Different tokenizers\"");
+  if (crop == 0 && tm->out_dim != s->out_dim)
     return kd_fail(e, KD_ERR_USAGE, "%s has %d classes, the student %d", who, tm->out_dim, s->out_dim);
   const kd_split_info info = {1, kd_source_kind(t->data.train), kd_source_total(t->data.train),
                               kd_source_width(t->data.train)};
@@ -136,6 +142,12 @@ int tr_online_forward(trainer *t, kd_err *e) {
   tr_online *o = &t->online;
   const kd_fwd inference = {0, 0};
   if (kd_model_forward(o->model, t->batch.tb.logits, &t->batch.in, &inference, e)) return e->code;
+  const int Ct = o->model->out_dim, C = t->net.model->out_dim;
+  if (Ct > C) { /* --teacher-vocab-crop: each position's first C logits, packed into rows of C (in place, forwards) */
+    const size_t P = (size_t)t->batch.in.rows * (size_t)kd_batch_positions(&t->batch.in);
+    float *z = t->batch.tb.logits;
+    for (size_t p = 1; p < P; p++) memmove(z + p * C, z + p * Ct, sizeof(float) * (size_t)C);
+  }
   if (!o->ptrs) return KD_OK;
   const kd_model *m = o->model;
   for (int l = 0; l <= o->inter.layers; l++) {

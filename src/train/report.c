@@ -120,6 +120,9 @@ void tr_print_banner(const trainer *t) {
            "forward on every batch\n",
            o->model->family, o->model->spec, o->model->n_params, o->model->act_bytes >> 20, o->path,
            (unsigned long long)o->checksum);
+  if (o->model && c->teacher_vocab_crop > 0 && o->model->out_dim > c->teacher_vocab_crop)
+    printf("teacher: its first %lld of %d logits at every position (--teacher-vocab-crop), renormalised over them\n",
+           (long long)c->teacher_vocab_crop, o->model->out_dim);
   if (t->data.sparse)
     printf("teacher: sparse logits, %s over K = %d slots per position (%.0f bytes per position in the file)\n",
            kd_sparse_mode_name(t->data.sparse_mode), kd_sparse_k(t->data.sparse), kd_sparse_file_bytes(t->data.sparse));

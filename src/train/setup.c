@@ -397,7 +397,8 @@ static int build_batch(trainer *t, kd_err *e) {
   const int W = kd_source_width(t->data.train); /* features, or the data's positions (<= the model's ctx) */
   if (kd_batch_init(&t->batch.in, m->input, b, W, e)) return e->code;
   const int P = kd_batch_positions(&t->batch.in);
-  const int dense_c = t->data.sparse ? 0 : C; /* sparse teacher logits come in their own buffers */
+  int dense_c = t->data.sparse ? 0 : C; /* sparse teacher logits come in their own buffers */
+  if (t->online.model && t->online.model->out_dim > dense_c) dense_c = t->online.model->out_dim; /* cropped after */
   if (kd_teacher_batch_init(&t->batch.tb, b * P, dense_c, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0,
                             e))
     return e->code;
