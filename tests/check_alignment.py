@@ -26,6 +26,7 @@ def main():
     tt_expected = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--tt" else None
     f = h5py.File(path, "r")
     vs, vt = vocab(f["tokenizer"]), vocab(f["teacher_tokenizer"])
+    longest = max(len(v) for v in vt)
     raw = open(text_path, "rb").read()
     checked = aligned = cut_rows = 0
     stitched_all = b""
@@ -68,7 +69,7 @@ def main():
                     want_start = min(later) - b0
                     got_start = int(toff[r, 0]) - len(tp[0]) if q else None
                     row_len = int(off[r, n - 1])
-                    if q == 0 and row_len - want_start < max(len(v) for v in vt):
+                    if q == 0 and row_len - want_start < longest:
                         pass  # the teacher token starting there may end past the row: none fits
                     elif got_start != want_start:
                         sys.exit("%s row %d: the teacher row starts at byte %s of the row, the previous row's teacher "
@@ -85,7 +86,6 @@ def main():
                     sys.exit("%s row %d: teacher tokens %s do not spell the row's bytes at their offsets" % (split, r, tp))
                 if not (np.cumsum([len(p) for p in tp]) + start == toff[r, :q]).all():
                     sys.exit("%s row %d: teacher offsets %s are not where its tokens end" % (split, r, toff[r, :q]))
-                longest = max(len(v) for v in vt)
                 if start >= longest:
                     sys.exit("%s row %d: the teacher row starts %d bytes in: a token missing before it" % (split, r, start))
                 if q < Tt and len(row) - int(toff[r, q - 1]) >= longest:
