@@ -1,21 +1,14 @@
-#define _POSIX_C_SOURCE 199309L
 /* bench_loss [C] [ROWS]: nanoseconds per row of the KD loss and its gradient on unlabelled rows (the on-policy
  * case) for each --divergence, on the fast path (kd_loss_forward_backward: each exp once) and the reference path
  * (kd_loss_forward_backward_ref), and the ratio to forward's fast path; C classes (default 256), ROWS rows of
  * random logits (default 4096), the best of 5 passes. Prints; asserts nothing. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "core/files.h"
 #include "core/rng.h"
 #include "kd/loss.h"
 #include "loss/divergence.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 typedef void loss_fn(float *, kd_loss_sums *, const float *, const kd_targets *, int, int, const kd_loss_cfg *, float);
 
@@ -24,9 +17,9 @@ static double ns_per_row(loss_fn *f, float *dl, const float *zs, const kd_target
   double best = 1e30;
   for (int pass = 0; pass < 5; pass++) {
     kd_loss_sums s = {0};
-    const double t0 = now();
+    const double t0 = kd_seconds();
     f(dl, &s, zs, t, B, C, cfg, 1.0f / B);
-    const double dt = now() - t0;
+    const double dt = kd_seconds() - t0;
     if (dt < best) best = dt;
   }
   return 1e9 * best / B;

@@ -1,4 +1,3 @@
-#define _POSIX_C_SOURCE 199309L
 /* bench_xtok [VS] [VT] [PAIRS]: nanoseconds per aligned pair of the cross-tokenizer losses and their gradients
  * (src/loss/xtok.c: uld, exact, hybrid), a student of VS ids (default 1024) and a teacher of VT (default 4096)
  * sharing the student's first 90% of ids (scattered over the teacher's), PAIRS pairs of random logits
@@ -6,18 +5,12 @@
  * classes (kd_divergence_row, the same double-precision path) for scale. Prints; asserts nothing. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "core/files.h"
 #include "core/rng.h"
 #include "data/align.h"
 #include "loss/divergence.h"
 #include "loss/xtok.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 int main(int argc, char **argv) {
   const int Vs = argc > 1 ? atoi(argv[1]) : 1024, Vt = argc > 2 ? atoi(argv[2]) : 4096;
@@ -46,14 +39,14 @@ int main(int argc, char **argv) {
   for (int k = 0; k < 5; k++) {
     double best = 1e30, sink = 0;
     for (int pass = 0; pass < 5; pass++) {
-      const double t0 = now();
+      const double t0 = kd_seconds();
       for (int p = 0; p < P; p++) {
         const float *a = zs + (size_t)p * Vs, *b = zt + (size_t)p * Vt;
         if (k < 3) sink += kd_xtok_pair((kd_xtok_kind)(k + 1), &fwd, a, b, 1.0, g, &w);
         else if (k == 3) sink += kd_divergence_row(&fwd, a, b, Vs, 1.0, g);
         else sink += kd_divergence_row(&fwd, b, b, Vt, 1.0, g);
       }
-      const double dt = now() - t0;
+      const double dt = kd_seconds() - t0;
       if (dt < best) best = dt;
     }
     printf("%-16s %10.0f   (sum %.3g)\n", names[k], 1e9 * best / P, sink);

@@ -78,6 +78,20 @@ PY
   h5repack "$tenth.tmp" "$tenth" && rm -f "$tenth.tmp" # reclaims the deleted datasets' space
 }
 
+# kd_recipe_args RECIPE TEACHER: the kd train options of an on-policy results recipe (launch/results-onpolicy.sh,
+# results-onpolicy-text.sh) into the array KD_RECIPE_ARGS: continued (none: the control), kd-DIV (lambda 0: the
+# data scored by the online TEACHER), opLAMBDA-DIV (on-policy); DIV forward, reverse or jsdBETA; T = 1, alpha 0.
+kd_recipe_args() {
+  local recipe=$1 lambda=${1%%-*} div=${1#*-}
+  KD_RECIPE_ARGS=()
+  case $recipe in
+    continued) ;;
+    kd-* | op*) KD_RECIPE_ARGS=(--teacher-model "$2" --divergence "${div/jsd/jsd:}" --temperature 1 --alpha 0)
+      [[ $recipe == op* ]] && KD_RECIPE_ARGS+=(--on-policy "${lambda#op}") ;;
+  esac
+  return 0
+}
+
 # kd_score_decode CSV DATA MODEL RECIPE SEED DIR EPOCHS SECONDS: the checkpoint DIR:best's (KD_CKPT_PICK) greedy and beam-5
 # PER / WER on DATA's /test (kd eval --decode, 2 ranks), one CSV row each, tagged DIR's name and the decoding
 # (a row already there is not redone). DIR.log holds the run's banner (its parameter count).

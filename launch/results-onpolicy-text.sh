@@ -68,20 +68,14 @@ score() {
 
 # student RECIPE: the student from scratch trained FE more epochs by RECIPE, cached by its tag.
 student() {
-  local recipe=$1 tag="$1-1" extra=() lambda div
-  case $recipe in
-    continued) ;;
-    kd-*) div=${recipe#kd-}
-      extra=(--teacher-model "$T:best" --divergence "${div/jsd/jsd:}" --temperature 1 --alpha 0) ;;
-    op*) lambda=${recipe%%-*} div=${recipe#*-}
-      extra=(--teacher-model "$T:best" --on-policy "${lambda#op}" --divergence "${div/jsd/jsd:}"
-        --prompt-tokens "$PROMPT" --temperature 1 --alpha 0) ;;
-  esac
+  local recipe=$1 tag="$1-1"
+  kd_recipe_args "$recipe" "$T:best"
+  [[ $recipe == op* ]] && KD_RECIPE_ARGS+=(--prompt-tokens "$PROMPT")
   if [ ! -e "$R/s/$tag/final.h5" ]; then
     local t0
     t0=$(date +%s)
     run train --data "$DATA" --student "$STUDENT" --init "$BASE:best" --epochs "$FE" --seed 1 "${OPT[@]}" \
-      "${extra[@]}" "${SMOKE[@]}" --force --out "$R/s/$tag" > "$R/s/$tag.log" 2>&1 ||
+      "${KD_RECIPE_ARGS[@]}" "${SMOKE[@]}" --force --out "$R/s/$tag" > "$R/s/$tag.log" 2>&1 ||
       { echo "failed: $tag (see $R/s/$tag.log)" >&2; return 1; }
     echo "$(( $(date +%s) - t0 ))" > "$R/s/$tag.seconds"
   fi

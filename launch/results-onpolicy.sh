@@ -68,20 +68,13 @@ teacher_nll() {
 
 # student RECIPE SEED: the baseline of SEED trained FE more epochs by RECIPE, cached by its tag.
 student() {
-  local recipe=$1 seed=$2 tag="$1-$2" extra=() lambda div
-  case $recipe in
-    continued) ;;
-    kd-*) div=${recipe#kd-}
-      extra=(--teacher-model "$T:$PICK" --divergence "${div/jsd/jsd:}" --temperature 1 --alpha 0) ;;
-    op*) lambda=${recipe%%-*} div=${recipe#*-}
-      extra=(--teacher-model "$T:$PICK" --on-policy "${lambda#op}" --divergence "${div/jsd/jsd:}"
-        --temperature 1 --alpha 0) ;;
-  esac
+  local recipe=$1 seed=$2 tag="$1-$2"
+  kd_recipe_args "$recipe" "$T:$PICK"
   if [ ! -e "$R/s/$tag/final.h5" ]; then
     local t0
     t0=$(date +%s)
     run train --data "$DATA" --student "$STUDENT" --init "$SEQ/s/baseline-$seed:$PICK" --epochs "$FE" --seed "$seed" "${OPT[@]}" \
-      "${extra[@]}" "${SMOKE[@]}" --force --out "$R/s/$tag" > "$R/s/$tag.log" 2>&1 ||
+      "${KD_RECIPE_ARGS[@]}" "${SMOKE[@]}" --force --out "$R/s/$tag" > "$R/s/$tag.log" 2>&1 ||
       { echo "failed: $tag (see $R/s/$tag.log)" >&2; return 1; }
     echo "$(( $(date +%s) - t0 ))" > "$R/s/$tag.seconds"
   fi

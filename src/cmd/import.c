@@ -76,6 +76,23 @@ static const char text_help[] =
     "(/SPLIT/teacher_tokens, teacher_mask) and where each token of either row ends (/SPLIT/offsets,\n"
     "teacher_offsets, bytes from the row's start), the teacher's record in /teacher_tokenizer.\n\noptions:\n";
 
+/* --teacher-tokenizer: the teacher's tokens, the alignment's coverage and what it costs. */
+static void print_teacher_stats(const kd_text_cfg *c, const kd_text_stats *st) {
+  const double tok = (double)(st->tokens[0] + st->tokens[1] + st->tokens[2]);
+  const double ttok = (double)(st->teacher_tokens[0] + st->teacher_tokens[1] + st->teacher_tokens[2]);
+  const double rows = (double)(st->rows[0] + st->rows[1] + st->rows[2]);
+  double targets = 0;
+  for (int k = 0; k < 3; k++) targets += st->tokens[k] > 1 ? (double)(st->tokens[k] - 1) : 0.0;
+  const double tbytes = st->teacher_vocab <= 256 ? 1.0 : st->teacher_vocab <= 65536 ? 2.0 : 4.0;
+  printf("teacher tokenizer %s: %d ids, %.0f tokens (%.3f per student token), rows of %d; %lld teacher tokens "
+         "past a row's %d left out; %.1f%% of the student's targets aligned (their position ends where a teacher "
+         "position ends); alignment data %.1f bytes per student token\n",
+         c->teacher_tokenizer, st->teacher_vocab, ttok, tok > 0 ? ttok / tok : 0.0, st->teacher_ctx,
+         (long long)st->teacher_cut, st->teacher_ctx,
+         targets > 0 ? 100.0 * (double)(st->aligned[0] + st->aligned[1] + st->aligned[2]) / targets : 0.0,
+         tok > 0 ? rows * (4.0 * (double)c->ctx + (double)st->teacher_ctx * (tbytes + 1.0 + 4.0)) / tok : 0.0);
+}
+
 /* --in takes every following word up to the next option. */
 static int import_text(int argc, char **argv, kd_err *e) {
   kd_text_cfg cfg;
@@ -126,21 +143,7 @@ static int import_text(int argc, char **argv, kd_err *e) {
              cfg.out, what, (long long)cfg.ctx, (long long)st.docs[0], (long long)st.tokens[0],
              (long long)st.rows[0], (long long)st.docs[1], (long long)st.tokens[1], (long long)st.rows[1],
              (long long)st.docs[2], (long long)st.tokens[2], (long long)st.rows[2]);
-    if (!rc && cfg.teacher_tokenizer[0]) {
-      const double tok = (double)(st.tokens[0] + st.tokens[1] + st.tokens[2]);
-      const double ttok = (double)(st.teacher_tokens[0] + st.teacher_tokens[1] + st.teacher_tokens[2]);
-      const double rows = (double)(st.rows[0] + st.rows[1] + st.rows[2]);
-      double targets = 0;
-      for (int k = 0; k < 3; k++) targets += st.tokens[k] > 1 ? (double)(st.tokens[k] - 1) : 0.0;
-      const double tbytes = st.teacher_vocab <= 256 ? 1.0 : st.teacher_vocab <= 65536 ? 2.0 : 4.0;
-      printf("teacher tokenizer %s: %d ids, %.0f tokens (%.3f per student token), rows of %d; %lld teacher tokens "
-             "past a row's %d left out; %.1f%% of the student's targets aligned (their position ends where a teacher "
-             "position ends); alignment data %.1f bytes per student token\n",
-             cfg.teacher_tokenizer, st.teacher_vocab, ttok, tok > 0 ? ttok / tok : 0.0, st.teacher_ctx,
-             (long long)st.teacher_cut, st.teacher_ctx,
-             targets > 0 ? 100.0 * (double)(st.aligned[0] + st.aligned[1] + st.aligned[2]) / targets : 0.0,
-             tok > 0 ? rows * (4.0 * (double)cfg.ctx + (double)st.teacher_ctx * (tbytes + 1.0 + 4.0)) / tok : 0.0);
-    }
+    if (!rc && cfg.teacher_tokenizer[0]) print_teacher_stats(&cfg, &st);
     fflush(stdout);
   }
   return kd_agree(MPI_COMM_WORLD, rc, e);

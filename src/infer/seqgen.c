@@ -117,7 +117,7 @@ static int decode_rows(const kd_seq_task *t, const kd_seqgen_cfg *c, const kd_se
     for (int b = 0; b < nb && !e->code; b++) {
       ids[b] = row0 + r0 + b;
       const int32_t *row = bt.tokens + (size_t)b * W;
-      if (t->prompt_tokens > 0 ? kd_seq_text_row(t, row, bt.mask + (size_t)b * W, ids[b], &plen[b], &ref[b], e)
+      if (t->prompt_tokens > 0 ? kd_seq_text_row(t, bt.mask + (size_t)b * W, ids[b], &plen[b], &ref[b], e)
                                : kd_seq_row(t, row, ids[b], &plen[b], &ref[b], e))
         break;
       maxl[b] = W - plen[b];

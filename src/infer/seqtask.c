@@ -98,9 +98,7 @@ int kd_seq_row(const kd_seq_task *t, const int32_t *tokens, int64_t row, int *pl
   return KD_OK;
 }
 
-int kd_seq_text_row(const kd_seq_task *t, const int32_t *tokens, const uint8_t *mask, int64_t row, int *plen,
-                    int *ref_len, kd_err *e) {
-  (void)tokens;
+int kd_seq_text_row(const kd_seq_task *t, const uint8_t *mask, int64_t row, int *plen, int *ref_len, kd_err *e) {
   int L = t->width;
   while (L > 1 && !mask[L - 1]) L--; /* the last row of a split ends in padding */
   if (L < 2)

@@ -44,12 +44,11 @@ int kd_seq_task_rows(const kd_seq_task *t, const kd_source *src, kd_err *e);
  * (after it, up to the end token or a pad) *ref_len. A row without a
  * separator, or with nothing after it, is an error naming the row. */
 int kd_seq_row(const kd_seq_task *t, const int32_t *tokens, int64_t row, int *plen, int *ref_len, kd_err *e);
-/* A text row (t->prompt_tokens > 0) of W tokens and its mask (position p > 0 a
- * target where the row holds text): its first min(prompt_tokens, L - 1)
+/* A text row (t->prompt_tokens > 0) by its mask of W positions (position p > 0
+ * a target where the row holds text): its first min(prompt_tokens, L - 1)
  * tokens are the prompt, the rest of its L tokens of text the reference. A
  * row with fewer than 2 tokens of text is an error naming the row. */
-int kd_seq_text_row(const kd_seq_task *t, const int32_t *tokens, const uint8_t *mask, int64_t row, int *plen,
-                    int *ref_len, kd_err *e);
+int kd_seq_text_row(const kd_seq_task *t, const uint8_t *mask, int64_t row, int *plen, int *ref_len, kd_err *e);
 
 /* The decode options every command shares into c (--decode, --nbest, ...). */
 int kd_seq_cfg_make(kd_seq_cfg *c, const char *decode, int64_t nbest, double length_penalty, double temperature,

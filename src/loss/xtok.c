@@ -138,26 +138,17 @@ double kd_xtok_pair(kd_xtok_kind kind, const kd_divergence *div, const float *zs
   softmax(w->ps, zs, Vs, T);
   softmax(w->pt, zt, Vt, T);
   memset(w->a, 0, sizeof(double) * (size_t)Vs);
-  double D = 0.0, weight = 1.0;
-  int uld_part = 0, exact_part = 0;
-  if (kind == KD_XTOK_ULD) {
-    D = uld(w->ps, NULL, Vs, w->pt, NULL, Vt, w->a, w);
-    uld_part = 1;
-  } else {
-    exact_part = 1;
-    if (kind == KD_XTOK_HYBRID) {
-      weight = 0.0;
-      for (int k = 0; k < m->n; k++) weight += w->pt[m->t_ids[k]];
-      D = uld(w->ps, w->off_s, w->n_off_s, w->pt, w->off_t, w->n_off_t, w->a, w);
-      uld_part = 1;
-    }
-    D += weight * exact(div, zs, zt, T, g != NULL, w);
-  }
+  const int hybrid = kind == KD_XTOK_HYBRID;
+  double weight = 0.0; /* hybrid: the teacher's mass on S */
+  for (int k = 0; hybrid && k < m->n; k++) weight += w->pt[m->t_ids[k]];
+  double D = hybrid ? uld(w->ps, w->off_s, w->n_off_s, w->pt, w->off_t, w->n_off_t, w->a, w)
+                    : uld(w->ps, NULL, Vs, w->pt, NULL, Vt, w->a, w);
+  if (hybrid) D += weight * exact(div, zs, zt, T, g != NULL, w);
   if (!g) return D;
   /* the ULD part through the softmax: dD/du_c = q_c (a_c - sum_j q_j a_j), u = z / T */
   double qa = 0.0;
-  for (int i = 0; uld_part && i < Vs; i++) qa += w->ps[i] * w->a[i];
-  for (int i = 0; i < Vs; i++) g[i] = uld_part ? w->ps[i] * (w->a[i] - qa) / T : 0.0;
-  for (int k = 0; exact_part && k < m->n; k++) g[m->s_ids[k]] += weight * w->g_S[k];
+  for (int i = 0; i < Vs; i++) qa += w->ps[i] * w->a[i];
+  for (int i = 0; i < Vs; i++) g[i] = w->ps[i] * (w->a[i] - qa) / T;
+  for (int k = 0; hybrid && k < m->n; k++) g[m->s_ids[k]] += weight * w->g_S[k];
   return D;
 }

@@ -79,12 +79,13 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
   if (crop > 0 && (crop != s->out_dim || crop > tm->out_dim))
     return kd_fail(e, KD_ERR_USAGE, "%s: --teacher-vocab-crop %lld: %s", who, (long long)crop,
                    crop > tm->out_dim ? "more logits than the teacher has" : "it must be the student's vocabulary");
-  if (crop == 0 && tm->out_dim != s->out_dim && s->input == KD_INPUT_TOKENS) /* another tokenizer: docs/usage.md says what exists */
+  if (crop == 0 && tm->out_dim != s->out_dim && s->input == KD_INPUT_TOKENS) {
+    const char *padded = tm->out_dim > s->out_dim ? "the student's vocabulary padded with unused ids: "
+                                                    "--teacher-vocab-crop N; " : "";
     return kd_fail(e, KD_ERR_USAGE, "%s has %d tokens in its vocabulary, the student %d: kd trains only on teacher "
-                   "outputs indexed by the student's ids (%s)", who, tm->out_dim, s->out_dim,
-                   tm->out_dim > s->out_dim ? "a teacher whose vocabulary is the student's padded with unused ids: "
-                   "--teacher-vocab-crop N; a teacher with another tokenizer: see docs/usage.md, \"Different "
-                   "tokenizers\"" : "a teacher with another tokenizer: see docs/usage.md, \"Different tokenizers\"");
+                   "outputs indexed by the student's ids (%sanother tokenizer: see docs/usage.md, \"Different "
+                   "tokenizers\")", who, tm->out_dim, s->out_dim, padded);
+  }
   if (crop == 0 && tm->out_dim != s->out_dim)
     return kd_fail(e, KD_ERR_USAGE, "%s has %d classes, the student %d", who, tm->out_dim, s->out_dim);
   const kd_split_info info = {1, kd_source_kind(t->data.train), kd_source_total(t->data.train),
