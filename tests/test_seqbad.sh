@@ -111,7 +111,7 @@ case_ 1 "b/id_big.h5: /train/tokens row 11 position 3 holds 17, outside the voca
   --data b/id_big.h5 --out existing.h5
 case_ 1 "b/tok_big.h5: /tokenizer has 20 ids but the student gpt:vocab=13" logits --ckpt keep --data b/tok_big.h5 \
   --out existing.h5
-case_ 1 "is not the one of b/other_tok.h5" logits --ckpt keep --data b/other_tok.h5 --out existing.h5
+case_ 1 "is not the /tokenizer of b/other_tok.h5" logits --ckpt keep --data b/other_tok.h5 --out existing.h5
 case_ 1 "/train/tokens rows have 10 positions but the student gpt:vocab=13,ctx=6" logits --ckpt six --data b/good.h5 \
   --out existing.h5
 case_ 1 "b/id_neg.h5: /train/tokens row 11 position 0 holds -1" eval --ckpt keep --data b/id_neg.h5 --split train
@@ -124,7 +124,7 @@ case_ 1 "b/no_sep.h5: /train/tokens row 11 has no separator (id 1)" generate --c
 case_ 1 "b/id_big.h5: /train/tokens row 11 position 3 holds 17" generate --ckpt keep --data b/id_big.h5 \
   --out existing.h5 --decode greedy
 case_ 1 "b/notok.h5: no /tokenizer record" eval --ckpt keep --data b/notok.h5 --split valid --decode greedy
-case_ 1 "is not the one of b/other_tok.h5" eval --ckpt keep --data b/other_tok.h5 --split valid --decode greedy
+case_ 1 "is not the /tokenizer of b/other_tok.h5" eval --ckpt keep --data b/other_tok.h5 --split valid --decode greedy
 case_ 2 "beam:0" eval --ckpt keep --data b/good.h5 --split valid --decode beam:0
 # Imports: an empty or unreadable input names the file.
 case_ 1 "b/empty.txt: no text to import (the file is empty)" import text --in b/empty.txt --ctx 16 --out o.h5

@@ -34,21 +34,29 @@ int kd_tokenizer_bytes(kd_tokenizer *t, kd_err *e) {
   return KD_OK;
 }
 
+/* The record's dataset or group `name` under group g ("/tokenizer", "/teacher_tokenizer"). */
+enum { KD_TOKENIZER_LOC = 96 };
+static const char *loc(char *buf, const char *g, const char *name) {
+  snprintf(buf, KD_TOKENIZER_LOC, "%s/%s", g, name);
+  return buf;
+}
+
 /* The vocabulary's entries, stored as vlen uint8 (h5py: vlen_dtype(uint8))
  * or as strings (h5py: string_dtype()), into offsets/bytes. */
-static int read_vocab(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
-  hid_t d = H5Dopen2(f, "/tokenizer/vocab", H5P_DEFAULT);
+static int read_vocab(kd_tokenizer *t, hid_t f, const char *path, const char *g, kd_err *e) {
+  char ds[KD_TOKENIZER_LOC];
+  hid_t d = H5Dopen2(f, loc(ds, g, "vocab"), H5P_DEFAULT);
   hid_t ft = d >= 0 ? H5Dget_type(d) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
   int rc = KD_OK;
   const hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
   const H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
   if (n < 1 || (cls != H5T_VLEN && cls != H5T_STRING)) {
-    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/vocab must be a 1-D dataset of byte strings (vlen uint8 or strings)",
-                 path);
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s/vocab must be a 1-D dataset of byte strings (vlen uint8 or strings)",
+                 path, g);
     goto out;
   }
   if (n > (1 << 28)) {
-    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/vocab has %lld entries; kd reads at most %d", path, (long long)n,
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s/vocab has %lld entries; kd reads at most %d", path, g, (long long)n,
                  1 << 28);
     goto out;
   }
@@ -85,63 +93,64 @@ out:
   return rc;
 }
 
-static int read_merges(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
-  if (!kd_h5_exists(f, "/tokenizer/merges")) return KD_OK;
+static int read_merges(kd_tokenizer *t, hid_t f, const char *path, const char *g, kd_err *e) {
+  char ds[KD_TOKENIZER_LOC];
+  if (!kd_h5_exists(f, loc(ds, g, "merges"))) return KD_OK;
   int nd;
   int64_t d[KD_H5_MAX_DIMS];
-  if (kd_h5_shape(f, path, "/tokenizer/merges", &nd, d, e)) return e->code;
-  if (nd != 2 || d[1] != 2) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges must be [M, 2]", path);
-  if (d[0] > (1 << 28)) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges has %lld rows; kd reads at most %d",
-                                       path, (long long)d[0], 1 << 28);
+  if (kd_h5_shape(f, path, loc(ds, g, "merges"), &nd, d, e)) return e->code;
+  if (nd != 2 || d[1] != 2) return kd_fail(e, KD_ERR_RUNTIME, "%s: %s/merges must be [M, 2]", path, g);
+  if (d[0] > (1 << 28)) return kd_fail(e, KD_ERR_RUNTIME, "%s: %s/merges has %lld rows; kd reads at most %d",
+                                       path, g, (long long)d[0], 1 << 28);
   t->n_merges = (int)d[0];
   t->merges = kd_malloc(sizeof(int32_t) * 2 * (size_t)(d[0] ? d[0] : 1), "tokenizer merges", e);
   if (!t->merges) return e->code;
-  return kd_h5_read_rows(f, path, "/tokenizer/merges", 0, d[0], H5T_NATIVE_INT32, t->merges, e);
+  return kd_h5_read_rows(f, path, loc(ds, g, "merges"), 0, d[0], H5T_NATIVE_INT32, t->merges, e);
 }
 
-static int read_id(hid_t f, const char *path, const char *name, int32_t *v, kd_err *e) {
+static int read_id(hid_t f, const char *path, const char *g, const char *name, int32_t *v, kd_err *e) {
   int64_t x = -1;
-  if (H5Aexists_by_name(f, "/tokenizer", name, H5P_DEFAULT) > 0 && kd_h5_get_attr_i64(f, path, "/tokenizer", name, &x, e))
+  if (H5Aexists_by_name(f, g, name, H5P_DEFAULT) > 0 && kd_h5_get_attr_i64(f, path, g, name, &x, e))
     return e->code;
   if (x < -1 || x > INT32_MAX)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute %s = %lld is not an id (-1: absent)", path, name,
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: %s attribute %s = %lld is not an id (-1: absent)", path, g, name,
                    (long long)x);
   *v = (int32_t)x;
   return KD_OK;
 }
 
 /* Every id the record names lies within its vocabulary. */
-static int check_ids(const kd_tokenizer *t, const char *path, kd_err *e) {
+static int check_ids(const kd_tokenizer *t, const char *path, const char *g, kd_err *e) {
   const char *names[5] = {"pad_id", "sep_id", "end_id", "unk_id", "target_id0"};
   const int32_t ids[5] = {t->pad_id, t->sep_id, t->end_id, t->unk_id, t->target_id0};
   for (int i = 0; i < 5; i++) /* target_id0 starts the range [target_id0, vocab): it may equal vocab */
     if (ids[i] < -1 || (t->vocab > 0 && ids[i] >= t->vocab + (i == 4)))
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute %s = %d is outside its vocabulary [0, %d) (-1: absent)",
-                     path, names[i], (int)ids[i], t->vocab);
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s attribute %s = %d is outside its vocabulary [0, %d) (-1: absent)",
+                     path, g, names[i], (int)ids[i], t->vocab);
   for (int i = 0; i < 2 * t->n_merges; i++)
     if (t->merges[i] < 0 || (t->vocab > 0 && t->merges[i] >= t->vocab))
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merges row %d names id %d, outside the vocabulary [0, %d)", path,
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s/merges row %d names id %d, outside the vocabulary [0, %d)", path, g,
                      i / 2, (int)t->merges[i], t->vocab);
   return KD_OK;
 }
 
 /* A "bpe" record's pre-tokenizer: the attribute pre_tokenizer; records written before it existed split as "kd1". */
-static int read_pre(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
-  const htri_t has = H5Aexists_by_name(f, "/tokenizer", "pre_tokenizer", H5P_DEFAULT);
+static int read_pre(kd_tokenizer *t, hid_t f, const char *path, const char *g, kd_err *e) {
+  const htri_t has = H5Aexists_by_name(f, g, "pre_tokenizer", H5P_DEFAULT);
   if (has < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read the attributes of /tokenizer", path);
   if (has == 0) {
     snprintf(t->pre, sizeof t->pre, "%s", KD_BPE_PRE_KD1);
     return KD_OK;
   }
-  if (kd_h5_get_attr_str(f, path, "/tokenizer", "pre_tokenizer", t->pre, sizeof t->pre, e)) return e->code;
+  if (kd_h5_get_attr_str(f, path, g, "pre_tokenizer", t->pre, sizeof t->pre, e)) return e->code;
   if (strcmp(t->pre, KD_BPE_PRE_GPT2) && strcmp(t->pre, KD_BPE_PRE_KD1) && strcmp(t->pre, KD_BPE_PRE_REGEX))
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer pre_tokenizer '%s' is not known to kd %s (%s, %s, %s)", path,
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: %s pre_tokenizer '%s' is not known to kd %s (%s, %s, %s)", path, g,
                    t->pre, KD_VERSION, KD_BPE_PRE_GPT2, KD_BPE_PRE_KD1, KD_BPE_PRE_REGEX);
   if (strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
     char buf[KD_BPE_MAX_PATTERN + 1];
-    if (kd_h5_get_attr_str(f, path, "/tokenizer", "pattern", buf, sizeof buf, e)) return e->code;
+    if (kd_h5_get_attr_str(f, path, g, "pattern", buf, sizeof buf, e)) return e->code;
     if (strlen(buf) >= KD_BPE_MAX_PATTERN)
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer attribute pattern is longer than kd reads (%d bytes)", path,
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s attribute pattern is longer than kd reads (%d bytes)", path, g,
                      KD_BPE_MAX_PATTERN - 1);
     if (!(t->pattern = kd_malloc(strlen(buf) + 1, "tokenizer pattern", e))) return e->code;
     memcpy(t->pattern, buf, strlen(buf) + 1);
@@ -150,53 +159,54 @@ static int read_pre(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
 }
 
 /* The parts of a bpe record that Hugging Face tokenizers add (data/hftok.h); absent in kd's own. */
-static int read_hf_parts(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) {
+static int read_hf_parts(kd_tokenizer *t, hid_t f, const char *path, const char *g, kd_err *e) {
+  char ds[KD_TOKENIZER_LOC];
   int64_t im = 0;
-  if (H5Aexists_by_name(f, "/tokenizer", "normalizer", H5P_DEFAULT) > 0 &&
-      kd_h5_get_attr_str(f, path, "/tokenizer", "normalizer", t->normalizer, sizeof t->normalizer, e))
+  if (H5Aexists_by_name(f, g, "normalizer", H5P_DEFAULT) > 0 &&
+      kd_h5_get_attr_str(f, path, g, "normalizer", t->normalizer, sizeof t->normalizer, e))
     return e->code;
   if (t->normalizer[0] && strcmp(t->normalizer, "nfc") != 0)
-    return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer normalizer '%s' is not known to kd %s (nfc)", path, t->normalizer,
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: %s normalizer '%s' is not known to kd %s (nfc)", path, g, t->normalizer,
                    KD_VERSION);
-  if (H5Aexists_by_name(f, "/tokenizer", "ignore_merges", H5P_DEFAULT) > 0 &&
-      kd_h5_get_attr_i64(f, path, "/tokenizer", "ignore_merges", &im, e))
+  if (H5Aexists_by_name(f, g, "ignore_merges", H5P_DEFAULT) > 0 &&
+      kd_h5_get_attr_i64(f, path, g, "ignore_merges", &im, e))
     return e->code;
   t->ignore_merges = im != 0;
-  if (!kd_h5_exists(f, "/tokenizer/merge_ids") && strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
+  if (!kd_h5_exists(f, loc(ds, g, "merge_ids")) && strcmp(t->pre, KD_BPE_PRE_REGEX) == 0) {
     /* a Hugging Face record without merges writes no merge_ids: it is still one, not kd's own layout */
-    if (t->n_merges) return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer has merges but no merge_ids", path);
+    if (t->n_merges) return kd_fail(e, KD_ERR_RUNTIME, "%s: %s has merges but no merge_ids", path, g);
     if (!(t->merge_ids = kd_malloc(sizeof(int32_t), "tokenizer merges", e))) return e->code;
   }
-  if (kd_h5_exists(f, "/tokenizer/merge_ids")) {
+  if (kd_h5_exists(f, loc(ds, g, "merge_ids"))) {
     int nd;
     int64_t d[KD_H5_MAX_DIMS];
-    if (kd_h5_shape(f, path, "/tokenizer/merge_ids", &nd, d, e)) return e->code;
+    if (kd_h5_shape(f, path, loc(ds, g, "merge_ids"), &nd, d, e)) return e->code;
     if (nd != 1 || d[0] != t->n_merges)
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merge_ids must be [M] with M = %d merges", path, t->n_merges);
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s/merge_ids must be [M] with M = %d merges", path, g, t->n_merges);
     if (!(t->merge_ids = kd_malloc(sizeof(int32_t) * (size_t)(d[0] ? d[0] : 1), "tokenizer merges", e)) ||
-        kd_h5_read_rows(f, path, "/tokenizer/merge_ids", 0, d[0], H5T_NATIVE_INT32, t->merge_ids, e))
+        kd_h5_read_rows(f, path, loc(ds, g, "merge_ids"), 0, d[0], H5T_NATIVE_INT32, t->merge_ids, e))
       return e->code;
     for (int i = 0; i < t->n_merges; i++)
       if (t->merge_ids[i] < 0 || t->merge_ids[i] >= t->vocab)
-        return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/merge_ids row %d names id %d, outside the vocabulary [0, %d)",
-                       path, i, (int)t->merge_ids[i], t->vocab);
+        return kd_fail(e, KD_ERR_RUNTIME, "%s: %s/merge_ids row %d names id %d, outside the vocabulary [0, %d)",
+                       path, g, i, (int)t->merge_ids[i], t->vocab);
   }
-  if (kd_h5_exists(f, "/tokenizer/token_kind")) {
+  if (kd_h5_exists(f, loc(ds, g, "token_kind"))) {
     int nd;
     int64_t d[KD_H5_MAX_DIMS];
-    if (kd_h5_shape(f, path, "/tokenizer/token_kind", &nd, d, e)) return e->code;
+    if (kd_h5_shape(f, path, loc(ds, g, "token_kind"), &nd, d, e)) return e->code;
     if (nd != 1 || d[0] != t->vocab)
-      return kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/token_kind must be [V] with V = %d ids", path, t->vocab);
+      return kd_fail(e, KD_ERR_RUNTIME, "%s: %s/token_kind must be [V] with V = %d ids", path, g, t->vocab);
     int32_t *k = kd_malloc(sizeof(int32_t) * (size_t)t->vocab, "token kinds", e);
-    if (!k || kd_h5_read_rows(f, path, "/tokenizer/token_kind", 0, d[0], H5T_NATIVE_INT32, k, e)) {
+    if (!k || kd_h5_read_rows(f, path, loc(ds, g, "token_kind"), 0, d[0], H5T_NATIVE_INT32, k, e)) {
       free(k);
       return e->code;
     }
     t->token_kind = kd_malloc((size_t)t->vocab, "token kinds", e);
     for (int i = 0; t->token_kind && i < t->vocab; i++) {
       if (k[i] < KD_TOKEN_TEXT || k[i] > KD_TOKEN_UNUSED) {
-        kd_fail(e, KD_ERR_RUNTIME, "%s: /tokenizer/token_kind row %d is %d, not a kind (0 text, 1 special, 2 added, "
-                "3 unused)", path, i, (int)k[i]);
+        kd_fail(e, KD_ERR_RUNTIME, "%s: %s/token_kind row %d is %d, not a kind (0 text, 1 special, 2 added, "
+                "3 unused)", path, g, i, (int)k[i]);
         break;
       }
       t->token_kind[i] = (uint8_t)k[i];
@@ -206,30 +216,35 @@ static int read_hf_parts(kd_tokenizer *t, hid_t f, const char *path, kd_err *e) 
   return e->code;
 }
 
-int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e) {
+int kd_tokenizer_read_at(kd_tokenizer *t, const char *path, const char *g, int *present, kd_err *e) {
+  char ds[KD_TOKENIZER_LOC];
   memset(t, 0, sizeof *t);
   *present = 0;
   hid_t f;
   if (kd_h5_open_ro(&f, path, e)) return e->code;
   int rc = KD_OK;
-  if (kd_h5_exists(f, "/tokenizer")) {
+  if (kd_h5_exists(f, g)) {
     *present = 1;
-    rc = kd_h5_get_attr_str(f, path, "/tokenizer", "kind", t->kind, sizeof t->kind, e);
-    if (!rc) rc = read_id(f, path, "pad_id", &t->pad_id, e);
-    if (!rc) rc = read_id(f, path, "sep_id", &t->sep_id, e);
-    if (!rc) rc = read_id(f, path, "end_id", &t->end_id, e);
-    if (!rc) rc = read_id(f, path, "unk_id", &t->unk_id, e);
-    if (!rc) rc = read_id(f, path, "target_id0", &t->target_id0, e);
-    if (!rc && kd_h5_exists(f, "/tokenizer/vocab")) rc = read_vocab(t, f, path, e);
-    if (!rc) rc = read_merges(t, f, path, e);
-    if (!rc) rc = check_ids(t, path, e);
-    if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_pre(t, f, path, e);
-    if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_hf_parts(t, f, path, e);
+    rc = kd_h5_get_attr_str(f, path, g, "kind", t->kind, sizeof t->kind, e);
+    if (!rc) rc = read_id(f, path, g, "pad_id", &t->pad_id, e);
+    if (!rc) rc = read_id(f, path, g, "sep_id", &t->sep_id, e);
+    if (!rc) rc = read_id(f, path, g, "end_id", &t->end_id, e);
+    if (!rc) rc = read_id(f, path, g, "unk_id", &t->unk_id, e);
+    if (!rc) rc = read_id(f, path, g, "target_id0", &t->target_id0, e);
+    if (!rc && kd_h5_exists(f, loc(ds, g, "vocab"))) rc = read_vocab(t, f, path, g, e);
+    if (!rc) rc = read_merges(t, f, path, g, e);
+    if (!rc) rc = check_ids(t, path, g, e);
+    if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_pre(t, f, path, g, e);
+    if (!rc && strcmp(t->kind, "bpe") == 0) rc = read_hf_parts(t, f, path, g, e);
   }
   H5Eclear2(H5E_DEFAULT);
   H5Fclose(f);
   if (rc) kd_tokenizer_free(t);
   return rc;
+}
+
+int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e) {
+  return kd_tokenizer_read_at(t, path, "/tokenizer", present, e);
 }
 
 static int write_vocab(hid_t f, const char *path, const kd_tokenizer *t, kd_err *e) {

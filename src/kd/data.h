@@ -109,6 +109,9 @@ enum { KD_TOKEN_TEXT = 0, KD_TOKEN_SPECIAL = 1, KD_TOKEN_ADDED = 2, KD_TOKEN_UNU
 
 /* *present = 0 when the file has no /tokenizer. */
 int kd_tokenizer_read(kd_tokenizer *t, const char *path, int *present, kd_err *e);
+/* The same for the record at group g (kd_tokenizer_read: "/tokenizer"; a cross-tokenizer file's teacher record:
+ * "/teacher_tokenizer"); *present = 0 when the file has no g. */
+int kd_tokenizer_read_at(kd_tokenizer *t, const char *path, const char *g, int *present, kd_err *e);
 /* The byte-level tokenizer: 256 ids, id i is the byte i. */
 int kd_tokenizer_bytes(kd_tokenizer *t, kd_err *e);
 void kd_tokenizer_free(kd_tokenizer *t);

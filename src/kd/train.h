@@ -13,7 +13,7 @@
 
 /* The number of kd train options: the size of the option table
  * (src/train/config.c checks it at compile time) and of `given`. */
-#define KD_TRAIN_N_OPTS 75
+#define KD_TRAIN_N_OPTS 76
 
 /* What a training run is, as kd train's options give it (kd train --help). */
 typedef struct kd_train_cfg {
@@ -72,6 +72,7 @@ typedef struct kd_train_cfg {
   int profile;                 /* time the student's kernels, print the table at the end */
   char teacher_model[KD_PATH_MAX]; /* online teacher: a checkpoint FILE or DIR[:best|latest|step:N] ("": none) */
   int64_t teacher_vocab_crop;  /* an online teacher's first N logits only (a padded vocabulary; 0: all) */
+  char cross_tokenizer[8];     /* off | uld | exact | hybrid: a teacher with another tokenizer (the file's teacher rows) */
   double on_policy;            /* GKD's lambda: the share of on-policy steps (0: none) */
   int64_t prompt_tokens;       /* on-policy: a row's prompt when it has none (0: half the row) */
   int64_t rollout_max_new;     /* on-policy: sampled tokens per completion at most (0: the row's width) */

@@ -101,20 +101,26 @@ static const char *record_difference(const kd_tokenizer *a, const kd_tokenizer *
   return NULL;
 }
 
+int kd_tokenizer_same(const kd_tokenizer *a, const kd_tokenizer *b) { return record_difference(a, b) == NULL; }
+
 int kd_fit_tokenizers(const char *who, const char *ckpt, const char *data, kd_err *e) {
+  return kd_fit_tokenizer_at(who, ckpt, data, "/tokenizer", e);
+}
+
+int kd_fit_tokenizer_at(const char *who, const char *ckpt, const char *data, const char *group, kd_err *e) {
   kd_tokenizer a, b;
   int has_a = 0, has_b = 0;
   memset(&b, 0, sizeof b);
-  if (kd_tokenizer_read(&a, ckpt, &has_a, e) || kd_tokenizer_read(&b, data, &has_b, e)) {
+  if (kd_tokenizer_read(&a, ckpt, &has_a, e) || kd_tokenizer_read_at(&b, data, group, &has_b, e)) {
     kd_tokenizer_free(&a);
     return e->code;
   }
   const char *diff = has_a && has_b ? record_difference(&a, &b) : NULL;
   if (diff)
     kd_fail(e, KD_ERR_RUNTIME,
-            "%s: its /tokenizer (%s, %d ids) is not the one of %s (%s, %d ids; the %s differ): the model would read "
+            "%s: its /tokenizer (%s, %d ids) is not the %s of %s (%s, %d ids; the %s differ): the model would read "
             "every id as another token (tokenize the data with the model's tokenizer)",
-            who, a.kind, a.vocab, data, b.kind, b.vocab, diff);
+            who, a.kind, a.vocab, group, data, b.kind, b.vocab, diff);
   kd_tokenizer_free(&a);
   kd_tokenizer_free(&b);
   return e->code;

@@ -41,6 +41,10 @@ int kd_fit_targets(int64_t total, const char *data, const char *split, kd_input 
  * the same (kind, entries, merges). A model trained on one BPE and run on
  * rows of another with as many ids would read every id as another token. */
 int kd_fit_tokenizers(const char *who, const char *ckpt, const char *data, kd_err *e);
+/* The same against the data file's record at `group` (a cross-tokenizer file's "/teacher_tokenizer"). */
+int kd_fit_tokenizer_at(const char *who, const char *ckpt, const char *data, const char *group, kd_err *e);
+/* Two records that read every id as the same token. */
+int kd_tokenizer_same(const kd_tokenizer *a, const kd_tokenizer *b);
 
 /* The ids a decoder may emit: the tokenizer's when it has fewer than the
  * model's vocabulary (the rest are padding), else the vocabulary. */

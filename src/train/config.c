@@ -134,6 +134,13 @@ const kd_opt_spec kd_train_opts[] = {
   {"teacher-vocab-crop", KD_OPT_INT, T_(teacher_vocab_crop), 0, "0", NULL, 0, 1 << 30, 0, 0,
    "an online teacher whose vocabulary is the student's with unused ids after it (a padded embedding): keep its "
    "first N logits, N the student's vocabulary, and renormalise over them (0: the vocabularies must match)"},
+  {"cross-tokenizer", KD_OPT_CHOICE, T_(cross_tokenizer), STR(kd_train_cfg, cross_tokenizer), "off",
+   "off|uld|exact|hybrid", 0, 0, 0, 0,
+   "a teacher with another tokenizer (--teacher-model of the data file's /teacher_tokenizer, the file imported with "
+   "--teacher-tokenizer): it reads the teacher rows of the same text, and the soft term is taken at aligned "
+   "positions (both tokens end at the same byte): uld (sorted probabilities, L1), exact (--divergence over the ids "
+   "both vocabularies spell the same, renormalised there), hybrid (exact weighted by the teacher's mass on those ids, "
+   "uld on the rest); off: the teacher must share the student's ids"},
   {"on-policy", KD_OPT_REAL, T_(on_policy), 0, "0", NULL, 0, 1, 0, 0,
    "on-policy distillation (GKD's lambda): this share of the steps (a draw keyed by the seed and the step) train on "
    "completions the student samples for its rows' prompts, scored by the online teacher (--teacher-model) with "
@@ -225,6 +232,16 @@ int kd_train_cfg_check(const kd_train_cfg *c, kd_err *e) {
   if (c->teacher_vocab_crop > 0 && !c->teacher_model[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --teacher-vocab-crop goes with --teacher-model (an online teacher); "
                    "a teacher file's logits can be cut to the student's vocabulary in h5py");
+  if (strcmp(c->cross_tokenizer, "off") != 0) {
+    const char *clash = !c->teacher_model[0] ? "it needs --teacher-model (an online teacher reading the teacher rows)"
+                      : c->on_policy > 0 ? "--on-policy (the student's samples have no teacher tokenization)"
+                      : c->teacher_vocab_crop > 0 ? "--teacher-vocab-crop (one tokenizer, padded)"
+                      : c->attn_relations[0] || strcmp(c->attn_loss, "none") != 0 || c->hidden_map[0]
+                          ? "the intermediate losses (the two models' positions differ)"
+                      : c->generations > 1 ? "--generations (the later ones are taught by a snapshot)" : NULL;
+    if (clash)
+      return kd_fail(e, KD_ERR_USAGE, "kd train: --cross-tokenizer %s: %s", c->cross_tokenizer, clash);
+  }
   if (c->on_policy > 0 && !c->teacher_model[0])
     return kd_fail(e, KD_ERR_USAGE, "kd train: --on-policy %g needs an online teacher (--teacher-model CKPT) to score "
                    "the student's samples", c->on_policy);

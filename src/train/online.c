@@ -10,6 +10,7 @@
 
 #include "ckpt/weights.h"
 #include "core/dist.h"
+#include "core/h5io.h"
 #include "kd/registry.h"
 #include "models/fit.h"
 #include "train/trainer.h"
@@ -21,6 +22,16 @@ static uint64_t params_checksum(const kd_model *m) {
   const uint32_t *w = (const uint32_t *)(const void *)m->params;
   for (size_t i = 0; i < m->n_params; i++) h = (h ^ w[i]) * 0x100000001b3ull;
   return h ? h : 1;
+}
+
+/* The data file holds the text in a teacher's tokens too (kd import text --teacher-tokenizer). */
+static int has_teacher_rows(const trainer *t) {
+  hid_t f;
+  kd_err quiet = {0};
+  if (kd_h5_open_ro(&f, t->data.data1, &quiet)) return 0;
+  const int has = kd_h5_exists(f, "/teacher_tokenizer");
+  H5Fclose(f);
+  return has;
 }
 
 /* Rank 0: the checkpoint, verified, and the student it describes. */
@@ -35,7 +46,17 @@ static int resolve(trainer *t, kd_model_spec *ms, kd_err *e) {
   }
   char who[KD_PATH_MAX + 32];
   snprintf(who, sizeof who, "--teacher-model %s", o->path);
-  if (kd_fit_tokenizers(who, o->path, t->data.data1, e)) return e->code;
+  if (kd_fit_tokenizer_at(who, o->path, t->data.data1, t->xtok.kind ? "/teacher_tokenizer" : "/tokenizer", e)) {
+    kd_err q = {0};
+    if (!t->xtok.kind && has_teacher_rows(t) &&
+        !kd_fit_tokenizer_at(who, o->path, t->data.data1, "/teacher_tokenizer", &q)) {
+      kd_err_clear(e);
+      return kd_fail(e, KD_ERR_USAGE, "%s reads the tokens of %s's /teacher_tokenizer, not the student's /tokenizer: "
+                     "add --cross-tokenizer uld|exact|hybrid (docs/usage.md, \"Different tokenizers\")", who,
+                     t->cfg.data);
+    }
+    return e->code;
+  }
   return kd_ckpt_read_preprocess(o->path, &o->pre, e); /* checked against the run's once it is known */
 }
 
@@ -75,6 +96,10 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
     return kd_fail(e, KD_ERR_USAGE, "%s reads %s rows, the student %s", who,
                    tm->input == KD_INPUT_TOKENS ? "token" : "feature",
                    s->input == KD_INPUT_TOKENS ? "token rows" : "feature rows");
+  if (t->xtok.kind) { /* another tokenizer: the teacher reads the file's teacher rows, any vocabulary */
+    const kd_split_info rows = {1, KD_INPUT_TOKENS, kd_source_total(t->data.train), t->xtok.Tt};
+    return kd_fit_split(tm, who, t->cfg.data, "train", &rows, e);
+  }
   const int64_t crop = t->cfg.teacher_vocab_crop;
   if (crop > 0 && (crop != s->out_dim || crop > tm->out_dim))
     return kd_fail(e, KD_ERR_USAGE, "%s: --teacher-vocab-crop %lld: %s", who, (long long)crop,
@@ -82,6 +107,10 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
   if (crop == 0 && tm->out_dim != s->out_dim && s->input == KD_INPUT_TOKENS) {
     const char *padded = tm->out_dim > s->out_dim ? "the student's vocabulary padded with unused ids: "
                                                     "--teacher-vocab-crop N; " : "";
+    if (has_teacher_rows(t))
+      return kd_fail(e, KD_ERR_USAGE, "%s has %d tokens in its vocabulary, the student %d, and %s holds the teacher's "
+                     "rows of the text (/teacher_tokenizer): add --cross-tokenizer uld|exact|hybrid (docs/usage.md, "
+                     "\"Different tokenizers\")", who, tm->out_dim, s->out_dim, t->cfg.data);
     return kd_fail(e, KD_ERR_USAGE, "%s has %d tokens in its vocabulary, the student %d: kd trains only on teacher "
                    "outputs indexed by the student's ids (%sanother tokenizer: see docs/usage.md, \"Different "
                    "tokenizers\")", who, tm->out_dim, s->out_dim, padded);
@@ -142,9 +171,10 @@ int tr_online_open(trainer *t, kd_err *e) {
 int tr_online_forward(trainer *t, kd_err *e) {
   tr_online *o = &t->online;
   const kd_fwd inference = {0, 0};
-  if (kd_model_forward(o->model, t->batch.tb.logits, &t->batch.in, &inference, e)) return e->code;
+  const kd_batch *in = t->xtok.kind ? &t->xtok.in : &t->batch.in; /* another tokenizer: the teacher's rows */
+  if (kd_model_forward(o->model, t->batch.tb.logits, in, &inference, e)) return e->code;
   const int Ct = o->model->out_dim, C = t->net.model->out_dim;
-  if (Ct > C) { /* --teacher-vocab-crop: each position's first C logits, packed into rows of C (in place, forwards) */
+  if (Ct > C && !t->xtok.kind) { /* --teacher-vocab-crop: each position's first C logits, packed into rows of C (in place, forwards) */
     const size_t P = (size_t)t->batch.in.rows * (size_t)kd_batch_positions(&t->batch.in);
     float *z = t->batch.tb.logits;
     for (size_t p = 1; p < P; p++) memmove(z + p * C, z + p * Ct, sizeof(float) * (size_t)C);

@@ -123,6 +123,13 @@ void tr_print_banner(const trainer *t) {
   if (o->model && c->teacher_vocab_crop > 0 && o->model->out_dim > c->teacher_vocab_crop)
     printf("teacher: its first %lld of %d logits at every position (--teacher-vocab-crop), renormalised over them\n",
            (long long)c->teacher_vocab_crop, o->model->out_dim);
+  if (t->xtok.kind)
+    printf("teacher: another tokenizer (%s, %d ids; rows of %d tokens), --cross-tokenizer %s at aligned positions: "
+           "%.1f%% of the student's targets\n",
+           o->model->family, o->model->out_dim, t->xtok.Tt, kd_xtok_name(t->xtok.kind), 100.0 * t->xtok.aligned_share);
+  if (t->xtok.kind)
+    printf("teacher: %d ids spelt the same by both vocabularies (of %d student, %d teacher)%s\n", t->xtok.map.n,
+           t->net.model->out_dim, o->model->out_dim, t->xtok.identity ? ": one tokenizer, the identity" : "");
   if (t->data.sparse)
     printf("teacher: sparse logits, %s over K = %d slots per position (%.0f bytes per position in the file)\n",
            kd_sparse_mode_name(t->data.sparse_mode), kd_sparse_k(t->data.sparse), kd_sparse_file_bytes(t->data.sparse));

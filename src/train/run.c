@@ -94,7 +94,7 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   rc = tr_load_data(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e)) || (rc = tr_check_targets(t, e))) return rc;
-  if ((rc = tr_online_open(t, e))) return rc;
+  if ((rc = tr_xtok_probe(t, e)) || (rc = tr_online_open(t, e)) || (rc = tr_xtok_load(t, e))) return rc;
   if ((rc = tr_fingerprint(t, e)) || (rc = tr_preprocess(t, e)) || (rc = tr_online_check_inputs(t, e)) ||
       (rc = setup_schedule(t, e)))
     return rc;

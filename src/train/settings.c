@@ -73,6 +73,8 @@ int tr_settings_parse(tr_settings *s, const kd_train_cfg *c, kd_err *e) {
   s->loss.temperature = c->temperature;
   s->loss.chunk = c->loss_chunk;
   if (kd_divergence_parse(&s->loss.div, c->divergence, e)) return e->code;
+  s->loss.xtok = KD_XTOK_OFF;
+  if (strcmp(c->cross_tokenizer, "off") != 0 && kd_xtok_parse(&s->loss.xtok, c->cross_tokenizer, e)) return e->code;
   s->inter.relations = c->attn_relations[0] != '\0';
   s->inter.hidden = c->hidden_map[0] != '\0';
   s->sync.overlap = (tr_switch)overlap;

@@ -11,6 +11,7 @@
 #include "kd/loss.h"
 #include "kd/train.h"
 #include "loss/attn.h"
+#include "loss/xtok.h"
 #include "optim/optim.h"
 
 typedef enum tr_switch { TR_AUTO = 0, TR_ON = 1, TR_OFF = 2 } tr_switch;
@@ -26,6 +27,7 @@ typedef struct tr_optim_settings {
 typedef struct tr_loss_settings {
   double alpha, temperature;
   kd_divergence div;           /* --divergence */
+  kd_xtok_kind xtok;           /* --cross-tokenizer (KD_XTOK_OFF: the teacher shares the student's ids) */
   int skip_nonfinite;          /* --on-nonfinite skip */
   int64_t chunk;               /* positions per chunk of the head GEMM and loss (0 auto, -1 whole batch) */
 } tr_loss_settings;

@@ -385,7 +385,7 @@ static int build_sync(trainer *t, kd_err *e) {
 static int loss_chunk(const trainer *t, int positions) {
   const kd_model *m = t->net.model;
   const int64_t want = t->cfg.loss_chunk;
-  if (!m->ops->head || want < 0 || (want == 0 && m->out_dim <= 256)) return 0;
+  if (!m->ops->head || want < 0 || (want == 0 && m->out_dim <= 256) || t->xtok.kind) return 0;
   int64_t c = want > 0 ? want : ((int64_t)32 << 20) / ((int64_t)m->out_dim * (int64_t)sizeof(float));
   if (c < 1) c = 1;
   return (int)(c < positions ? c : positions);
@@ -399,7 +399,8 @@ static int build_batch(trainer *t, kd_err *e) {
   const int P = kd_batch_positions(&t->batch.in);
   int dense_c = t->data.sparse ? 0 : C; /* sparse teacher logits come in their own buffers */
   if (t->online.model && t->online.model->out_dim > dense_c) dense_c = t->online.model->out_dim; /* cropped after */
-  if (kd_teacher_batch_init(&t->batch.tb, b * P, dense_c, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0,
+  const int t_pos = t->xtok.kind && t->xtok.Tt > P ? t->xtok.Tt : P; /* another tokenizer: the teacher's rows */
+  if (kd_teacher_batch_init(&t->batch.tb, b * t_pos, dense_c, t->net.n_terms ? kd_teacher_feat_dim(t->data.teacher) : 0,
                             e))
     return e->code;
   if (t->data.sparse && kd_sparse_batch_init(&t->batch.sb, t->data.sparse, b * P, e)) return e->code;
@@ -477,6 +478,7 @@ void tr_free(trainer *t) {
   kd_model_free(t->snap.model);
   free(t->snap.params);
   tr_online_free(&t->online);
+  tr_xtok_free(&t->xtok);
   tr_rollout_free(&t->roll);
   kd_inter_store_free(t->data.inter);
   kd_optim_free(&t->sync.opt);

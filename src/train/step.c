@@ -25,6 +25,7 @@ static int gather(trainer *t, phase_clock *clock, kd_err *e) {
   kd_batch_untrim(&t->batch.in);
   const kd_rows_out out = {&t->batch.in, &tb, t->data.sparse ? &t->batch.sb : NULL};
   if (kd_rows_next(t->data.rows, &out, e)) return e->code;
+  if (t->xtok.kind && tr_xtok_gather(t, e)) return e->code;
   tr_phase_mark(clock, KD_PH_GATHER);
   t->roll.active = tr_rollout_step(t, t->st.step);
   if (t->roll.active && tr_rollout(t, t->st.step, e)) return e->code;
@@ -71,7 +72,9 @@ static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, 
                          inter, t->data.sparse ? &t->batch.sb.t : NULL,
                          t->roll.active ? t->batch.sampled : NULL};
   const int P = t->batch.in.rows * kd_batch_positions(&t->batch.in), C = t->net.model->out_dim;
-  if (t->batch.chunk) { /* the head GEMM and the loss together, a chunk of positions at a time */
+  if (t->xtok.kind) { /* a teacher with another tokenizer: the soft term at aligned positions */
+    if (tr_xtok_loss(t, alone, scale, ls, e)) return e->code;
+  } else if (t->batch.chunk) { /* the head GEMM and the loss together, a chunk of positions at a time */
     kd_head h;
     if (t->net.model->ops->head(t->net.model, &h, e) ||
         kd_loss_chunked(ls, &h, &tg, &lcfg, scale, !alone, t->batch.chunk_work, t->batch.chunk, t->net.model->prof, e))

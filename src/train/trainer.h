@@ -7,6 +7,7 @@
  *   loop.c         epochs and steps, and what each step's end schedules
  *   checkpoint.c   evaluation and checkpoints (rank 0 writes; all agree)
  *   online.c       the online teacher (--teacher-model), run on each batch
+ *   xtok.c         a teacher with another tokenizer: its rows of the batch's text, the cross-tokenizer loss
  *   selfdistill.c  snapshot teachers from earlier checkpoints
  *   generations.c  born-again generations
  *   report.c       the banner, the epoch lines and the final summary
@@ -28,6 +29,7 @@
 #include "kd/train.h"
 #include "data/rows.h"
 #include "loss/term.h"
+#include "loss/xtok.h"
 #include "optim/gradsync.h"
 #include "optim/optim.h"
 #include "train/metrics.h"
@@ -118,6 +120,24 @@ typedef struct tr_online {
   kd_preprocess pre;          /* rank 0: its input normalisation (checked against the run's) */
 } tr_online;
 
+/* A teacher with another tokenizer (xtok.c, --cross-tokenizer): the teacher rows of this rank's shard, held in
+ * memory, and what the loss at aligned positions needs. */
+typedef struct tr_xtok {
+  kd_xtok_kind kind;          /* KD_XTOK_OFF: not in use */
+  int T, Tt;                  /* the student's and the teacher's row widths */
+  int64_t lo, n;              /* the shard: global rows [lo, lo + n) */
+  int32_t *t_tokens;          /* [n, Tt] the teacher's tokens of each row */
+  uint8_t *t_mask;            /* [n, Tt] */
+  int32_t *s_end, *t_end;     /* [n, T], [n, Tt]: byte offsets where each token ends (0: padding) */
+  kd_batch in;                /* the teacher's rows of the step (the online teacher reads these) */
+  kd_vocab_map map;           /* the shared ids (the identity where both records are the same) */
+  int identity;
+  kd_xtok_work work;
+  int32_t *pi, *pa;           /* [min(T, Tt)] one row's aligned pairs */
+  double *g;                  /* [Vs] dD/dz_s of one pair */
+  double aligned_share;       /* this shard's targets with an aligned teacher position */
+} tr_xtok;
+
 /* On-policy distillation (rollout.c): the student's samples for its rows' prompts. */
 typedef struct tr_rollout_state {
   int on;                     /* --on-policy > 0 */
@@ -193,6 +213,7 @@ typedef struct trainer {
   tr_data data;
   tr_snap snap;
   tr_online online;
+  tr_xtok xtok;
   tr_rollout_state roll;
   tr_sync sync;
   tr_sched sched;
@@ -265,6 +286,16 @@ int tr_online_open(trainer *t, kd_err *e);
 int tr_online_forward(trainer *t, kd_err *e);
 int tr_online_check_inputs(trainer *t, kd_err *e);
 void tr_online_free(tr_online *o);
+/* xtok.c */
+/* Before the online teacher: the file's teacher rows are there and the run can use them (collective). */
+int tr_xtok_probe(trainer *t, kd_err *e);
+/* After it: this rank's teacher rows, checked, and the shared ids (collective). */
+int tr_xtok_load(trainer *t, kd_err *e);
+/* The step's teacher rows into xtok.in, for the batch's rows (collective-free). */
+int tr_xtok_gather(trainer *t, kd_err *e);
+/* alpha CE at every target and (1 - alpha) T^2 D at aligned positions (collective-free). */
+int tr_xtok_loss(trainer *t, int alone, float scale, kd_loss_sums *ls, kd_err *e);
+void tr_xtok_free(tr_xtok *x);
 /* rollout.c */
 int tr_rollout_open(trainer *t, kd_err *e);
 /* Is step an on-policy step (the same answer on every rank)? */

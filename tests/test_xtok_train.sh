@@ -1,0 +1,109 @@
+#!/bin/bash
+# Training across two tokenizers (issue 33): kd train --teacher-model T --cross-tokenizer uld|exact|hybrid on a
+# file imported with --teacher-tokenizer; the online teacher reads the file's teacher rows.
+#  - one tokenizer on both sides (bytes/bytes): --cross-tokenizer exact is the ordinary online KD run (losses
+#    and weights 1e-5, forward and reverse KL);
+#  - a byte student and a kd BPE teacher (320 ids): each loss brings the student's soft term down; 2 ranks == 1
+#    rank (losses and weights 1e-5); stopped and resumed, bitwise;
+#  - refused with one line: the teacher of the other tokenizer without the option (exit 2, naming it), the option
+#    without an online teacher, with --on-policy, streamed, on a file without teacher rows (exit 2), a teacher
+#    checkpoint of another tokenizer than /teacher_tokenizer, offsets that do not increase, teacher rows past
+#    the student's bytes, a teacher id past the teacher's vocabulary (exit 1).
+source "$(dirname "$0")/lib.sh"
+"$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
+imp() { "$KD" import text --in fx/corpus.txt --doc-sep % --valid-frac 0.1 --test-frac 0.1 "$@" > /dev/null; }
+imp --ctx 32 --tokenizer bpe:320 --out tdata.h5 || fail "the teacher's data"
+imp --ctx 32 --tokenizer bytes --teacher-tokenizer kd:tdata.h5 --out x.h5 || fail "bytes student, bpe teacher"
+imp --ctx 16 --tokenizer bytes --teacher-tokenizer bytes --out bb.h5 || fail "bytes on both sides"
+imp --ctx 16 --tokenizer bytes --out plain.h5 || fail "no teacher rows"
+G=(--threads 1 --progress off --optimizer adamw --lr 0.003 --batch 16)
+kdrun 2 train --data tdata.h5 --student gpt:vocab=320,ctx=32,layers=2,dim=32,heads=4 "${G[@]}" --epochs 4 --out tch \
+  > /dev/null || fail "bpe teacher"
+kdrun 2 train --data bb.h5 --student gpt:vocab=256,ctx=16,layers=2,dim=32,heads=4 "${G[@]}" --epochs 1 --out tb \
+  > /dev/null || fail "bytes teacher"
+
+# 1. One tokenizer: exact == ordinary KD (the identity map; every target aligned with its own position).
+W=(--student gpt:vocab=256,ctx=16,layers=2,dim=16,heads=2 --threads 1 --progress off --lr 0.5 --optimizer sgd
+  --temperature 2 --alpha 0.3 --log-every 1 --train-rows 32 --batch 32 --epochs 4)
+for div in forward reverse; do
+  kdrun 1 train --data bb.h5 "${W[@]}" --teacher-model tb --divergence $div --out kd_$div > /dev/null ||
+    fail "online KD, $div"
+  kdrun 1 train --data bb.h5 "${W[@]}" --teacher-model tb --divergence $div --cross-tokenizer exact --out ex_$div \
+    > ex_$div.log || fail "--cross-tokenizer exact, $div"
+  expect "one tokenizer, $div: --cross-tokenizer exact == online KD (losses 1e-5)" cols kd_$div ex_$div loss ce kd
+  expect "one tokenizer, $div: --cross-tokenizer exact == online KD (weights 1e-5)" \
+    close kd_$div/final.h5 ex_$div/final.h5 --rtol 1e-5
+done
+expect "the banner says one tokenizer, every target aligned" \
+  grep -q '^teacher: another tokenizer .*exact at aligned positions: 100.0% of the student' ex_forward.log
+
+# 2. A bpe teacher of a byte student: each loss learns; 2 ranks == 1 (a step is the whole epoch).
+X=(--data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --lr 0.5
+  --optimizer sgd --temperature 2 --alpha 0.3 --log-every 1 --train-rows 32 --batch 32 --epochs 6 --teacher-model tch)
+for k in uld exact hybrid; do
+  kdrun 1 train "${X[@]}" --cross-tokenizer $k --out one_$k > one_$k.log || fail "$k, 1 rank"
+  kdrun 2 train "${X[@]}" --cross-tokenizer $k --out two_$k > /dev/null || fail "$k, 2 ranks"
+  expect "$k: 2 ranks == 1 rank (losses 1e-5)" cols one_$k two_$k loss ce kd
+  expect "$k: 2 ranks == 1 rank (weights 1e-5)" close one_$k/final.h5 two_$k/final.h5 --rtol 1e-5
+  expect "$k: the soft term comes down over 6 steps" "$PY" -c "
+import csv
+r = list(csv.DictReader(open('one_$k/metrics.csv')))
+r = [x for x in r if x['kd']]
+assert float(r[-1]['kd']) < float(r[0]['kd']), (r[0]['kd'], r[-1]['kd'])"
+done
+expect "the banner reports the aligned share and the shared ids" grep -Eq \
+  '^teacher: another tokenizer \(gpt, 320 ids; rows of [0-9]+ tokens\), --cross-tokenizer uld at aligned positions: [1-9][0-9.]*% ' \
+  one_uld.log
+expect "... 256 ids spelt the same" grep -q '^teacher: 256 ids spelt the same by both vocabularies' one_uld.log
+
+# 3. Stopped and resumed, bitwise.
+R=(--data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --lr 0.003
+  --temperature 2 --alpha 0.3 --batch 16 --epochs 2 --ckpt-every 5 --teacher-model tch --cross-tokenizer hybrid)
+kdrun 2 train "${R[@]}" --out rf > /dev/null || fail "hybrid, whole"
+kdrun 2 train "${R[@]}" --out rh --max-steps 12 > /dev/null || fail "hybrid, stopped"
+kdrun 2 train --resume rh > /dev/null || fail "hybrid, resumed"
+expect "hybrid: stopped and resumed, bitwise" close rf/final.h5 rh/final.h5 --exact
+
+# 4. Refusals.
+B=(train --data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --epochs 1)
+expect_usage_error "a teacher of the other tokenizer without --cross-tokenizer" \
+  "reads the tokens of x.h5's /teacher_tokenizer, not the student's /tokenizer: add --cross-tokenizer" \
+  "${B[@]}" --teacher-model tch --out bad
+expect_usage_error "--cross-tokenizer without an online teacher" "cross-tokenizer uld: it needs --teacher-model" \
+  "${B[@]}" --cross-tokenizer uld --out bad
+expect_usage_error "--cross-tokenizer with --on-policy" "cross-tokenizer uld: --on-policy" \
+  "${B[@]}" --teacher-model tch --cross-tokenizer uld --on-policy 0.5 --out bad
+expect_usage_error "--cross-tokenizer streamed" "holds the shard's teacher rows in memory" \
+  "${B[@]}" --teacher-model tch --cross-tokenizer uld --stream on --out bad
+expect_usage_error "--cross-tokenizer on a file without teacher rows" "plain.h5 has no /train/teacher_tokens" \
+  train --data plain.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --threads 1 --progress off \
+  --teacher-model tb --cross-tokenizer exact --out bad
+expect_data_error() { # DESCRIPTION PATTERN ARGS...: exit 1 and one line naming it
+  local what=$1 pat=$2 out rc
+  shift 2
+  out=$(kdrun 2 "$@" 2>&1)
+  rc=$?
+  expect "$what: exit 1 (got $rc)" test "$rc" -eq 1
+  expect "$what: one line" test "$(grep -c "$pat" <<< "$out")" -eq 1
+}
+expect_data_error "a teacher checkpoint of another tokenizer than /teacher_tokenizer" \
+  "its /tokenizer (bytes, 256 ids) is not the /teacher_tokenizer of x.h5" \
+  "${B[@]}" --teacher-model tb --cross-tokenizer uld --out bad
+spoil() { # spoil OUT PYTHON: a copy of x.h5 with one change
+  cp x.h5 "$1" && "$PY" -c "import h5py, numpy as np
+f = h5py.File('$1', 'r+')
+$2" || fail "spoil $1"
+}
+spoil dec.h5 "o = f['train/offsets']; r = o[5]; r[3] = r[2]; o[5] = r"
+expect_data_error "student offsets that do not increase" "dec.h5: /train/offsets row 5 position 3" \
+  "${B[@]/x.h5/dec.h5}" --teacher-model tch --cross-tokenizer uld --out bad
+spoil past.h5 "o = f['train/teacher_offsets']; r = o[7]; n = int((r > 0).sum()); r[n - 1] = 10**6; o[7] = r"
+expect_data_error "teacher rows past the student row's bytes" \
+  "past.h5: /train/teacher_offsets row 7: its last teacher token ends at byte 1000000" \
+  "${B[@]/x.h5/past.h5}" --teacher-model tch --cross-tokenizer uld --out bad
+spoil big.h5 "t = f['train/teacher_tokens']; a = t[:].astype(np.int32); del f['train/teacher_tokens']
+a[9, 0] = 999; f['train/teacher_tokens'] = a"
+expect_data_error "a teacher id past the teacher's vocabulary" \
+  "big.h5: /train/teacher_tokens row 9 position 0 is 999, outside the teacher's vocabulary \[0, 320)" \
+  "${B[@]/x.h5/big.h5}" --teacher-model tch --cross-tokenizer uld --out bad
+finish
