@@ -48,16 +48,22 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
+# kd_fortunes_files: the fortune files of Debian's fortunes package, one per line, sorted.
+kd_fortunes_files() {
+  local fdir
+  fdir=$(dpkg -L fortunes 2>/dev/null | grep -m1 '/fortunes/[^/]*\.dat$' | xargs -r dirname)
+  find "${fdir:-/usr/share/games/fortunes}" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort
+}
+
 # kd_fortunes_data DATA TENTH [TOKENIZER]: the text experiments' data (launch/results-text.sh,
 # results-inter.sh, results-sparse.sh), made when missing: the fortune files of Debian's fortunes package as
 # token rows of 128 (TOKENIZER as kd import text's --tokenizer, default bytes), and every 10th
 # of their training rows (a tenth spread over all files; the first tenth of the rows would be the first
 # files in alphabetical order, a different distribution from the test text).
 kd_fortunes_data() {
-  local data=$1 tenth=$2 fdir
+  local data=$1 tenth=$2
   local -a files
-  fdir=$(dpkg -L fortunes 2>/dev/null | grep -m1 '/fortunes/[^/]*\.dat$' | xargs -r dirname)
-  mapfile -t files < <(find "${fdir:-/usr/share/games/fortunes}" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
+  mapfile -t files < <(kd_fortunes_files)
   [ -e "$data" ] || "$KD_BUILD/kd" import text --in "${files[@]}" --doc-sep % --ctx 128 --tokenizer "${3:-bytes}" \
     --out "$data" || return 1
   [ -e "$tenth" ] && return 0

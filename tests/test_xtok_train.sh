@@ -8,7 +8,9 @@
 #  - refused with one line: the teacher of the other tokenizer without the option (exit 2, naming it), the option
 #    without an online teacher, with --on-policy, streamed, on a file without teacher rows (exit 2), a teacher
 #    checkpoint of another tokenizer than /teacher_tokenizer, offsets that do not increase, teacher rows past
-#    the student's bytes, a teacher id past the teacher's vocabulary (exit 1).
+#    the student's bytes, a teacher id past the teacher's vocabulary (exit 1);
+#  - kd logits --rows teacher: a teacher's logits of the file's teacher rows [N, Tt, Vt], equal to kd logits on
+#    a file holding those rows; refused on a file without them.
 source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_tokens.py" fx > /dev/null || exit 1
 imp() { "$KD" import text --in fx/corpus.txt --doc-sep % --valid-frac 0.1 --test-frac 0.1 "$@" > /dev/null; }
@@ -64,7 +66,28 @@ kdrun 2 train "${R[@]}" --out rh --max-steps 12 > /dev/null || fail "hybrid, sto
 kdrun 2 train --resume rh > /dev/null || fail "hybrid, resumed"
 expect "hybrid: stopped and resumed, bitwise" close rf/final.h5 rh/final.h5 --exact
 
-# 4. Refusals.
+# 4. kd logits --rows teacher: the teacher's logits of the teacher rows, as kd logits gives them on a file whose
+# rows are those tokens.
+kdrun 2 logits --ckpt tch --data x.h5 --rows teacher --out trl.h5 --progress off > /dev/null || fail "--rows teacher"
+"$PY" -c "
+import h5py
+s, d = h5py.File('x.h5'), h5py.File('trows.h5', 'w')
+for k in ('train', 'valid', 'test'):
+    d[k + '/tokens'] = s[k + '/teacher_tokens'][()]
+    d[k + '/mask'] = s[k + '/teacher_mask'][()]" || fail "the teacher rows as a file"
+kdrun 2 logits --ckpt tch --data trows.h5 --out trl_ref.h5 --progress off > /dev/null || fail "logits of trows.h5"
+expect "--rows teacher: the logits of the teacher rows, [N, Tt, 320], named as such, no view left behind" "$PY" -c "
+import h5py, numpy as np, os
+a, b, x = h5py.File('trl.h5'), h5py.File('trl_ref.h5'), h5py.File('x.h5')
+assert a.attrs['source_rows'] == 'teacher' and a.attrs['source_data'] == 'x.h5', dict(a.attrs)
+for k in ('train', 'valid', 'test'):
+    assert a[k + '/logits'].shape == x[k + '/teacher_tokens'].shape + (320,), a[k + '/logits'].shape
+    assert np.array_equal(a[k + '/logits'][()], b[k + '/logits'][()]), k
+assert not os.path.exists('trl.h5.teacher-rows.h5')"
+expect_usage_error "--rows teacher on a file without teacher rows" "plain.h5 has no teacher rows" \
+  logits --ckpt tb --data plain.h5 --rows teacher --out bad.h5
+
+# 5. Refusals.
 B=(train --data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --epochs 1)
 expect_usage_error "a teacher of the other tokenizer without --cross-tokenizer" \
   "reads the tokens of x.h5's /teacher_tokenizer, not the student's /tokenizer: add --cross-tokenizer" \

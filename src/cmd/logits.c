@@ -41,6 +41,10 @@ static const kd_opt_spec opts[] = {
    "temperature of the softmax --sample draws from; kd train --temperature must equal it"},
   {"seed", KD_OPT_INT, E_(seed), 0, "0", NULL, 0, 1e15, 0, 0,
    "seed of the --sample draws (each position's draws depend on the seed, split, row and position only)"},
+  {"rows", KD_OPT_CHOICE, E_(rows), STR(kd_eval_cfg, rows), "student", "student|teacher", 0, 0, 0, 0,
+   "which rows of the data file: the student's (/SPLIT/tokens), or the teacher's rows of the same text that kd import "
+   "text --teacher-tokenizer writes (/SPLIT/teacher_tokens, read with /teacher_tokenizer): a teacher of that "
+   "tokenizer's logits per teacher position"},
   KD_PROGRESS_OPTS(kd_eval_cfg),
 };
 

@@ -16,6 +16,7 @@
 #include "core/progress.h"
 #include "core/provenance.h"
 #include "core/rng.h"
+#include "data/align.h"
 #include "data/rows.h"
 #include "infer/sparse_logits.h"
 #include "kd/ckpt.h"
@@ -121,6 +122,7 @@ typedef struct logits_job {
   int L, D, heads;         /* the teacher's blocks, width and attention heads */
   int K, S;                /* --topk K, --sample S (sparse logits instead of dense; 0: not written) */
   kd_progress prog;        /* rank 0: over its own rows of each split (every rank has as many, give or take one) */
+  const char *data;        /* the data file as named (--rows teacher: cfg->data is the view of its teacher rows) */
 } logits_job;
 
 /* Logits positions per row of split s (0: feature rows, 2-D logits). */
@@ -543,12 +545,14 @@ static int job_commit(logits_job *j, kd_err *e) {
     kd_provenance p = kd_provenance_of("teacher");
     p.source_checkpoint = j->ckpt;
     p.source_student = j->m->spec;
-    p.source_data = j->cfg->data;
+    p.source_data = j->data;
     p.has_fingerprint = 1;
     p.data_fingerprint = fp;
     for (int s = 0; s < 3; s++) p.rows[s] = j->info[s].rows;
     p.features_layer = j->cfg->features;
     rc = kd_provenance_write(j->f, j->out.tmp, &p, e);
+    /* which rows of the data file the logits are of (kd train reads the student's) */
+    if (!rc) rc = kd_h5_attr_str(j->f, "/", "source_rows", j->data == j->cfg->data ? "student" : "teacher", e);
     rc = kd_h5_close(j->f, j->out.tmp, rc, e);
     j->f = H5I_INVALID_HID;
     if (!rc) rc = kd_atomic_commit(&j->out, e);
@@ -556,10 +560,21 @@ static int job_commit(logits_job *j, kd_err *e) {
   return kd_agree(j->comm, rc, e);
 }
 
+/* --rows teacher: rank 0 writes the view of the data file's teacher rows (data/align.h) that the job reads. */
+static int teacher_rows(const kd_eval_cfg *cfg, kd_eval_cfg *viewed, int rank, MPI_Comm comm, kd_err *e) {
+  *viewed = *cfg;
+  if ((size_t)snprintf(viewed->data, sizeof viewed->data, "%s.teacher-rows.h5", cfg->out) >= sizeof viewed->data)
+    return kd_agree(comm, kd_fail(e, KD_ERR_USAGE, "kd logits: --out %s: the name is too long", cfg->out), e);
+  return kd_agree(comm, rank == 0 ? kd_teacher_rows_view(viewed->data, cfg->data, e) : KD_OK, e);
+}
+
 int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd_err *e) {
   logits_job j;
   memset(&j, 0, sizeof j);
   j.cfg = cfg;
+  j.data = cfg->data;
+  kd_eval_cfg viewed;
+  const int of_teacher = strcmp(cfg->rows, "teacher") == 0;
   j.comm = comm;
   j.f16 = strcmp(cfg->dtype, "f16") == 0;
   j.f = H5I_INVALID_HID;
@@ -568,6 +583,7 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   kd_h5_quiet();
   int rc = kd_progress_init_on(&j.prog, cfg->progress[0] ? cfg->progress : "off",
                                cfg->progress_every > 0 ? cfg->progress_every : 10, j.rank == 0, e);
+  if (!rc && of_teacher && !(rc = teacher_rows(cfg, &viewed, j.rank, comm, e))) j.cfg = &viewed;
   if (!rc) rc = job_model(&j, e);
   if (!rc) rc = job_create(&j, e);
   for (int s = 0; s < 3 && !rc; s++)
@@ -575,6 +591,7 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   if (!rc) rc = job_commit(&j, e);
   if (j.rank == 0 && j.f >= 0) H5Fclose(j.f);
   if (j.rank == 0 && rc && j.out.tmp[0]) kd_atomic_abort(&j.out);
+  if (j.rank == 0 && j.cfg == &viewed) remove(viewed.data); /* every rank is past its reads (a collective agreed) */
   kd_model_free(j.m);
   free(j.params);
   kd_preprocess_free(&j.pre);

@@ -102,6 +102,7 @@ typedef struct kd_eval_cfg {
   char progress[8];            /* auto | on | lines | off: a progress line every progress_every seconds */
   double progress_every;
   double length_penalty;       /* kd eval --decode beam:K: logp / len^A */
+  char rows[16];               /* kd logits: student | teacher (a two-tokenization file's teacher rows) */
 } kd_eval_cfg;
 
 /* "the student FAMILY:SPEC of CKPT": how messages name a checkpoint's model. */
