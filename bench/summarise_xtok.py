@@ -5,6 +5,7 @@ Test bits per byte (best-validation checkpoint), mean and sample standard deviat
 student tokenizer and method; the gain over the student from scratch of the same seed; the seconds per run and
 the loss's share of the step (rank 0's step_ms) of the first seed's runs."""
 import csv
+import os
 import statistics
 import sys
 
@@ -27,7 +28,8 @@ def main():
     for r in rows:
         by.setdefault((r["student"], r["method"]), {})[r["seed"]] = r
     seeds = sorted({r["seed"] for r in rows}, key=int)
-    print("<!-- written by bench/summarise_xtok.py from %s; do not edit -->" % sys.argv[1])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    print("<!-- written by bench/summarise_xtok.py from %s; do not edit -->" % os.path.relpath(sys.argv[1], root))
     print()
     print("Test bits per byte (lower is better), mean ± sd over seeds %s; the teacher (kd BPE 4,096, gpt 4x192) "
           "distilled into gpt 2x80 students, T 2, alpha 0.5." % ", ".join(seeds))

@@ -8,7 +8,7 @@
 #  - refused with one line: the teacher of the other tokenizer without the option (exit 2, naming it), the option
 #    without an online teacher, with --on-policy, streamed, on a file without teacher rows (exit 2), a teacher
 #    checkpoint of another tokenizer than /teacher_tokenizer, offsets that do not increase, teacher rows past
-#    the student's bytes, a teacher id past the teacher's vocabulary (exit 1);
+#    the student's bytes, a teacher id past the teacher's vocabulary, a resume on other teacher rows (exit 1);
 #  - kd logits --rows teacher: a teacher's logits of the file's teacher rows [N, Tt, Vt], equal to kd logits on
 #    a file holding those rows; refused on a file without them.
 source "$(dirname "$0")/lib.sh"
@@ -65,6 +65,14 @@ kdrun 2 train "${R[@]}" --out rf > /dev/null || fail "hybrid, whole"
 kdrun 2 train "${R[@]}" --out rh --max-steps 12 > /dev/null || fail "hybrid, stopped"
 kdrun 2 train --resume rh > /dev/null || fail "hybrid, resumed"
 expect "hybrid: stopped and resumed, bitwise" close rf/final.h5 rh/final.h5 --exact
+cp x.h5 xr.h5 || fail "copy"
+kdrun 2 train "${R[@]/x.h5/xr.h5}" --out rs --max-steps 4 > /dev/null || fail "hybrid, stopped on xr.h5"
+imp --ctx 32 --tokenizer bytes --teacher-tokenizer kd:tdata.h5 --teacher-ctx 12 --force --out xr.h5 ||
+  fail "xr.h5 imported again, teacher rows of 12"
+out=$(kdrun 2 train --resume rs 2>&1)
+rc=$?
+expect "a resume on the same student rows with other teacher rows: exit 1 (got $rc)" test "$rc" -eq 1
+expect "... one line naming the teacher rows" test "$(grep -c "/train rows and their teacher rows differ" <<< "$out")" -eq 1
 
 # 4. kd logits --rows teacher: the teacher's logits of the teacher rows, as kd logits gives them on a file whose
 # rows are those tokens.
@@ -76,16 +84,23 @@ for k in ('train', 'valid', 'test'):
     d[k + '/tokens'] = s[k + '/teacher_tokens'][()]
     d[k + '/mask'] = s[k + '/teacher_mask'][()]" || fail "the teacher rows as a file"
 kdrun 2 logits --ckpt tch --data trows.h5 --out trl_ref.h5 --progress off > /dev/null || fail "logits of trows.h5"
-expect "--rows teacher: the logits of the teacher rows, [N, Tt, 320], named as such, no view left behind" "$PY" -c "
+expect "--rows teacher: the logits of the teacher rows, [N, Tt, 320], named as such" "$PY" -c "
 import h5py, numpy as np, os
 a, b, x = h5py.File('trl.h5'), h5py.File('trl_ref.h5'), h5py.File('x.h5')
 assert a.attrs['source_rows'] == 'teacher' and a.attrs['source_data'] == 'x.h5', dict(a.attrs)
 for k in ('train', 'valid', 'test'):
     assert a[k + '/logits'].shape == x[k + '/teacher_tokens'].shape + (320,), a[k + '/logits'].shape
     assert np.array_equal(a[k + '/logits'][()], b[k + '/logits'][()]), k
-assert not os.path.exists('trl.h5.teacher-rows.h5')"
+"
 expect_usage_error "--rows teacher on a file without teacher rows" "plain.h5 has no teacher rows" \
   logits --ckpt tb --data plain.h5 --rows teacher --out bad.h5
+mkdir -p views
+out=$(TMPDIR=$PWD/views kdrun 2 logits --ckpt tb --data x.h5 --rows teacher --out bad.h5 --progress off 2>&1)
+rc=$?
+expect "--rows teacher, a teacher that cannot read the teacher rows: exit 1 (got $rc)" test "$rc" -eq 1
+expect "... one line naming the data file's teacher rows or record, not the temporary view" test \
+  "$(grep -Ec "x.h5: /(train/teacher_tokens|teacher_tokenizer) " <<< "$out")" -eq 1 -a "$(grep -c teacher-rows- <<< "$out")" -eq 0
+expect "... no view left behind, no output" test -z "$(ls views)" -a ! -e bad.h5
 
 # 5. Refusals.
 B=(train --data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --epochs 1)

@@ -35,8 +35,9 @@ int kd_align_positions(int32_t *pi, int32_t *pa, const int32_t *s_end, int ns, c
 
 /* The teacher rows of a two-tokenization file as a data file of their own (kd logits --rows teacher): writes,
  * at `view`, /SPLIT/tokens and /SPLIT/mask as HDF5 external links to data's /SPLIT/teacher_tokens and
- * /SPLIT/teacher_mask for each split that has them, and a copy of its /teacher_tokenizer as /tokenizer, so every reader of
- * data files reads the teacher's tokens. KD_ERR_USAGE when data has no /train/teacher_tokens. */
+ * /SPLIT/teacher_mask for each split that has them, and a copy of its /teacher_tokenizer as /tokenizer, so
+ * every reader of data files reads the teacher's tokens. KD_ERR_USAGE when data has no /train/teacher_tokens;
+ * on any failure the file at `view` is removed. */
 int kd_teacher_rows_view(const char *view, const char *data, kd_err *e);
 
 #endif

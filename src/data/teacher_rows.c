@@ -3,6 +3,7 @@
  * external links to the rows and a copy of the teacher's record, so kd logits reads the teacher's tokens through
  * the same readers as any data file. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,20 +34,16 @@ static int split_links(hid_t v, hid_t d, const char *view, const char *abs, cons
   return KD_OK;
 }
 
-int kd_teacher_rows_view(const char *view, const char *data, kd_err *e) {
-  char abs[PATH_MAX];
-  if (!realpath(data, abs)) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot resolve its path", data);
-  hid_t d;
-  if (kd_h5_open_ro(&d, abs, e)) return e->code;
-  int rc = KD_OK;
+/* The view at `view` from the open data file d (path abs). */
+static int write_view(const char *view, hid_t d, const char *abs, const char *data, kd_err *e) {
   if (!kd_h5_exists(d, "/train/teacher_tokens") || !kd_h5_exists(d, "/teacher_tokenizer"))
-    rc = kd_fail(e, KD_ERR_USAGE, "kd logits --rows teacher: %s has no teacher rows (/train/teacher_tokens and "
-                 "/teacher_tokenizer): import it with kd import text --teacher-tokenizer B", data);
-  hid_t v = H5I_INVALID_HID;
-  if (!rc) rc = kd_h5_create(&v, view, e);
+    return kd_fail(e, KD_ERR_USAGE, "kd logits --rows teacher: %s has no teacher rows (/train/teacher_tokens and "
+                   "/teacher_tokenizer): import it with kd import text --teacher-tokenizer B", data);
+  hid_t v;
+  if (kd_h5_create(&v, view, e)) return e->code;
   const char *splits[3] = {"train", "valid", "test"};
+  int rc = KD_OK;
   for (int s = 0; s < 3 && !rc; s++) rc = split_links(v, d, view, abs, splits[s], e);
-  H5Fclose(d);
   /* the record is copied, not linked: its variable-length attributes do not read through an external link */
   kd_tokenizer t;
   int has = 0;
@@ -54,6 +51,16 @@ int kd_teacher_rows_view(const char *view, const char *data, kd_err *e) {
     rc = kd_tokenizer_write(v, view, &t, e);
     kd_tokenizer_free(&t);
   }
-  if (v >= 0) rc = kd_h5_close(v, view, rc, e);
+  return kd_h5_close(v, view, rc, e);
+}
+
+int kd_teacher_rows_view(const char *view, const char *data, kd_err *e) {
+  char abs[PATH_MAX];
+  hid_t d = H5I_INVALID_HID;
+  int rc = realpath(data, abs) ? KD_OK : kd_fail(e, KD_ERR_RUNTIME, "%s: cannot resolve its path", data);
+  if (!rc) rc = kd_h5_open_ro(&d, abs, e);
+  if (!rc) rc = write_view(view, d, abs, data, e);
+  if (d >= 0) H5Fclose(d);
+  if (rc) remove(view);
   return rc;
 }

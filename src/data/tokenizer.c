@@ -66,7 +66,7 @@ static int read_vocab(kd_tokenizer *t, hid_t f, const char *path, const char *g,
   hid_t mt = cls == H5T_VLEN ? H5Tvlen_create(H5T_NATIVE_UINT8) : H5Tcopy(H5T_C_S1);
   if (cls == H5T_STRING) H5Tset_size(mt, H5T_VARIABLE);
   if (!e->code && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read /tokenizer/vocab", path);
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read %s/vocab", path, g);
   if (!rc && !e->code) {
     size_t total = 0;
     for (hssize_t i = 0; i < n; i++)
@@ -137,7 +137,7 @@ static int check_ids(const kd_tokenizer *t, const char *path, const char *g, kd_
 /* A "bpe" record's pre-tokenizer: the attribute pre_tokenizer; records written before it existed split as "kd1". */
 static int read_pre(kd_tokenizer *t, hid_t f, const char *path, const char *g, kd_err *e) {
   const htri_t has = H5Aexists_by_name(f, g, "pre_tokenizer", H5P_DEFAULT);
-  if (has < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read the attributes of /tokenizer", path);
+  if (has < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot read the attributes of %s", path, g);
   if (has == 0) {
     snprintf(t->pre, sizeof t->pre, "%s", KD_BPE_PRE_KD1);
     return KD_OK;

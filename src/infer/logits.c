@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* mkstemp */
 #include "infer/logits.h"
 
 #include <errno.h>
@@ -560,12 +561,48 @@ static int job_commit(logits_job *j, kd_err *e) {
   return kd_agree(j->comm, rc, e);
 }
 
-/* --rows teacher: rank 0 writes the view of the data file's teacher rows (data/align.h) that the job reads. */
-static int teacher_rows(const kd_eval_cfg *cfg, kd_eval_cfg *viewed, int rank, MPI_Comm comm, kd_err *e) {
+/* --rows teacher: every rank writes its own view of the data file's teacher rows (data/align.h), a temporary
+ * file, and the job reads it as its data file (collective). */
+static int teacher_rows(const kd_eval_cfg *cfg, kd_eval_cfg *viewed, MPI_Comm comm, kd_err *e) {
   *viewed = *cfg;
-  if ((size_t)snprintf(viewed->data, sizeof viewed->data, "%s.teacher-rows.h5", cfg->out) >= sizeof viewed->data)
-    return kd_agree(comm, kd_fail(e, KD_ERR_USAGE, "kd logits: --out %s: the name is too long", cfg->out), e);
-  return kd_agree(comm, rank == 0 ? kd_teacher_rows_view(viewed->data, cfg->data, e) : KD_OK, e);
+  const char *dir = getenv("TMPDIR");
+  int rc = KD_OK;
+  if ((size_t)snprintf(viewed->data, sizeof viewed->data, "%s/kd-teacher-rows-XXXXXX", dir && dir[0] ? dir : "/tmp") >=
+      sizeof viewed->data)
+    rc = kd_fail(e, KD_ERR_USAGE, "kd logits --rows teacher: TMPDIR %s is too long", dir);
+  int fd = rc ? -1 : mkstemp(viewed->data);
+  if (!rc && fd < 0)
+    rc = kd_fail(e, KD_ERR_RUNTIME, "kd logits --rows teacher: cannot create a file in %s (%s)",
+                 dir && dir[0] ? dir : "/tmp", strerror(errno));
+  if (fd >= 0) close(fd);
+  if (!rc) rc = kd_teacher_rows_view(viewed->data, cfg->data, e); /* removes the file when it fails */
+  return kd_agree(comm, rc, e);
+}
+
+/* A message about the view names what it stands for: the data file's teacher rows and record. */
+static void name_teacher_rows(kd_err *e, const char *view, const char *data) {
+  char rec_from[2][KD_PATH_MAX + 32], rec_to[2][KD_PATH_MAX + 32];
+  snprintf(rec_from[0], sizeof rec_from[0], "/tokenizer of %s", view);
+  snprintf(rec_to[0], sizeof rec_to[0], "/teacher_tokenizer of %s", data);
+  snprintf(rec_from[1], sizeof rec_from[1], "%s: /tokenizer", view);
+  snprintf(rec_to[1], sizeof rec_to[1], "%s: /teacher_tokenizer", data);
+  const char *const from[5] = {rec_from[0], rec_from[1], view, "/tokens", "/mask"};
+  const char *const to[5] = {rec_to[0], rec_to[1], data, "/teacher_tokens", "/teacher_mask"};
+  char out[sizeof e->msg];
+  size_t n = 0;
+  for (const char *p = e->msg; *p && n + 1 < sizeof out;) {
+    int k = 0;
+    while (k < 5 && strncmp(p, from[k], strlen(from[k])) != 0) k++;
+    if (k < 5) {
+      n += (size_t)snprintf(out + n, sizeof out - n, "%s", to[k]);
+      if (n >= sizeof out) n = sizeof out - 1;
+      p += strlen(from[k]);
+    } else {
+      out[n++] = *p++;
+    }
+  }
+  out[n] = '\0';
+  snprintf(e->msg, sizeof e->msg, "%s", out);
 }
 
 int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd_err *e) {
@@ -583,7 +620,7 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   kd_h5_quiet();
   int rc = kd_progress_init_on(&j.prog, cfg->progress[0] ? cfg->progress : "off",
                                cfg->progress_every > 0 ? cfg->progress_every : 10, j.rank == 0, e);
-  if (!rc && of_teacher && !(rc = teacher_rows(cfg, &viewed, j.rank, comm, e))) j.cfg = &viewed;
+  if (!rc && of_teacher && !(rc = teacher_rows(cfg, &viewed, comm, e))) j.cfg = &viewed;
   if (!rc) rc = job_model(&j, e);
   if (!rc) rc = job_create(&j, e);
   for (int s = 0; s < 3 && !rc; s++)
@@ -591,7 +628,10 @@ int kd_logits_run(const kd_eval_cfg *cfg, MPI_Comm comm, int64_t rows_out[3], kd
   if (!rc) rc = job_commit(&j, e);
   if (j.rank == 0 && j.f >= 0) H5Fclose(j.f);
   if (j.rank == 0 && rc && j.out.tmp[0]) kd_atomic_abort(&j.out);
-  if (j.rank == 0 && j.cfg == &viewed) remove(viewed.data); /* every rank is past its reads (a collective agreed) */
+  if (j.cfg == &viewed) {
+    remove(viewed.data); /* this rank's own view */
+    if (rc) name_teacher_rows(e, viewed.data, cfg->data);
+  }
   kd_model_free(j.m);
   free(j.params);
   kd_preprocess_free(&j.pre);

@@ -7,6 +7,7 @@
 
 #include "core/dist.h"
 #include "core/h5io.h"
+#include "core/rng.h"
 #include "models/fit.h"
 #include "train/trainer.h"
 
@@ -273,7 +274,8 @@ int tr_fingerprint(trainer *t, kd_err *e) {
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, fp, 2, MPI_UINT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
     return e->code;
-  t->st.data_fp = fp[0];
+  /* another tokenizer: the teacher rows are data too (a resume on a file imported again is refused) */
+  t->st.data_fp = t->xtok.kind ? kd_mix64(fp[0] ^ t->xtok.fingerprint) : fp[0];
   t->st.teacher_fp = t->cfg.teacher[0] ? fp[1] : t->online.checksum; /* online: its checkpoint's checksum */
   if (!t->cfg.teacher[0]) return KD_OK;
   return kd_agree(t->mpi.comm, check_provenance(t, e), e);

@@ -97,8 +97,10 @@ static int check_fit(const trainer *t, const kd_model *tm, kd_err *e) {
                    tm->input == KD_INPUT_TOKENS ? "token" : "feature",
                    s->input == KD_INPUT_TOKENS ? "token rows" : "feature rows");
   if (t->xtok.kind) { /* another tokenizer: the teacher reads the file's teacher rows, any vocabulary */
-    const kd_split_info rows = {1, KD_INPUT_TOKENS, kd_source_total(t->data.train), t->xtok.Tt};
-    return kd_fit_split(tm, who, t->cfg.data, "train", &rows, e);
+    if (tm->input != KD_INPUT_TOKENS || t->xtok.Tt > tm->ctx)
+      return kd_fail(e, KD_ERR_USAGE, "%s: %s: /train/teacher_tokens rows have %d positions, the teacher %s", who,
+                     t->cfg.data, t->xtok.Tt, tm->input != KD_INPUT_TOKENS ? "reads no tokens" : "a shorter context");
+    return KD_OK;
   }
   const int64_t crop = t->cfg.teacher_vocab_crop;
   if (crop > 0 && (crop != s->out_dim || crop > tm->out_dim))

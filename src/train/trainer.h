@@ -135,7 +135,8 @@ typedef struct tr_xtok {
   kd_xtok_work work;
   int32_t *pi, *pa;           /* [min(T, Tt)] one row's aligned pairs */
   double *g;                  /* [Vs] dD/dz_s of one pair */
-  double aligned_share;       /* this shard's targets with an aligned teacher position */
+  double aligned_share;       /* the training rows' targets with an aligned teacher position */
+  uint64_t fingerprint;       /* of the teacher rows and both offsets (part of the run's data fingerprint) */
 } tr_xtok;
 
 /* On-policy distillation (rollout.c): the student's samples for its rows' prompts. */

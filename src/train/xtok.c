@@ -13,6 +13,7 @@
 
 #include "core/dist.h"
 #include "core/h5io.h"
+#include "core/rng.h"
 #include "models/fit.h"
 #include "train/trainer.h"
 
@@ -101,7 +102,7 @@ static int check_rows(const trainer *t, kd_err *e) {
       return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/teacher_offsets row %lld: its last teacher token ends at byte %d, "
                      "past the student row's last byte %d: the two rows do not cover the same text", path,
                      (long long)row, (int)te[nt - 1], ns ? (int)se[ns - 1] : 0);
-    for (int a = 0; a < nt; a++)
+    for (int a = 0; a < x->Tt; a++) /* padding too: the teacher's forward reads up to the batch's longest row */
       if (tk[a] < 0 || tk[a] >= Vt)
         return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/teacher_tokens row %lld position %d is %d, outside the teacher's "
                        "vocabulary [0, %d) of --teacher-model %s", path, (long long)row, a, (int)tk[a], Vt,
@@ -142,6 +143,11 @@ static int build_map(trainer *t, kd_err *e) {
   if (!rc && (!has_s || !has_t))
     rc = kd_fail(e, KD_ERR_RUNTIME, "%s: --cross-tokenizer needs both records, /tokenizer and /teacher_tokenizer",
                  t->data.data1);
+  if (!rc && (s.vocab > Vs || tt.vocab > Vt))
+    rc = kd_fail(e, KD_ERR_RUNTIME, "%s: %s has %d ids, more than the %s's vocabulary of %d (%s)", t->data.data1,
+                 s.vocab > Vs ? "/tokenizer" : "/teacher_tokenizer", s.vocab > Vs ? s.vocab : tt.vocab,
+                 s.vocab > Vs ? "student" : "teacher", s.vocab > Vs ? Vs : Vt,
+                 s.vocab > Vs ? t->cfg.student : t->online.path);
   if (!rc) {
     x->identity = Vs == Vt && kd_tokenizer_same(&s, &tt);
     rc = x->identity ? kd_vocab_map_identity(&x->map, Vs, e) : kd_vocab_map_build(&x->map, &s, Vs, &tt, Vt, e);
@@ -151,9 +157,25 @@ static int build_map(trainer *t, kd_err *e) {
   return rc;
 }
 
+/* The shard's teacher rows and both offsets, each row hashed with its global index (summed: any rank count). */
+static uint64_t rows_fingerprint(const tr_xtok *x) {
+  uint64_t d = 0;
+  for (int64_t r = 0; r < x->n; r++) {
+    uint64_t h = kd_mix64((uint64_t)(x->lo + r) ^ 0x78746fu);
+    for (int a = 0; a < x->Tt; a++) {
+      const size_t k = (size_t)r * x->Tt + a;
+      h = kd_mix64(h ^ ((uint64_t)(uint32_t)x->t_tokens[k] << 1 | x->t_mask[k]));
+      h = kd_mix64(h ^ (uint64_t)(uint32_t)x->t_end[k]);
+    }
+    for (int i = 0; i < x->T; i++) h = kd_mix64(h ^ (uint64_t)(uint32_t)x->s_end[(size_t)r * x->T + i]);
+    d += h;
+  }
+  return d;
+}
+
 /* Targets of the shard and those with an aligned teacher position: text rows' targets are every position but
  * the last of the row's tokens. */
-static void count_aligned(tr_xtok *x, int64_t c[2]) {
+static void count_aligned(tr_xtok *x, uint64_t c[2]) {
   for (int64_t r = 0; r < x->n; r++) {
     const int32_t *se = x->s_end + r * x->T, *te = x->t_end + r * x->Tt;
     int ns = 0, nt = 0;
@@ -185,11 +207,12 @@ int tr_xtok_load(trainer *t, kd_err *e) {
   if (x->kind == KD_XTOK_OFF) return KD_OK;
   int rc = load_local(t, e);
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
-  int64_t local[2] = {0, 0}, all[2] = {0, 0};
+  uint64_t local[3] = {0, 0, rows_fingerprint(x)}, all[3] = {0, 0, 0};
   count_aligned(x, local);
-  if (kd_mpi_check(MPI_Allreduce(local, all, 2, MPI_INT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
+  if (kd_mpi_check(MPI_Allreduce(local, all, 3, MPI_UINT64_T, MPI_SUM, t->mpi.comm), "MPI_Allreduce", e))
     return kd_fatal(e, t->mpi.rank, "cross-tokenizer alignment");
   x->aligned_share = all[0] ? (double)all[1] / (double)all[0] : 0.0;
+  x->fingerprint = all[2];
   return KD_OK;
 }
 
