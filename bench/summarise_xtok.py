@@ -59,7 +59,8 @@ def main():
     print()
     first = seeds[0]
     print("Cost per run (2 ranks, this machine's 2 cores; seed %s's runs, the ones that ran alone on the machine): "
-          "seconds (the run with its evaluations), and rank 0's loss phase and whole step in ms (the loss phase of a cross-tokenizer run is the CE, the pairing and the soft term "
+          "seconds (the run with its evaluations), and rank 0's loss phase and whole step in ms (the loss phase of "
+          "a cross-tokenizer run is the CE, the pairing and the soft term "
           "at the aligned positions against the teacher's 4,096 logits):" % first)
     print()
     print("| student tokenizer | method | seconds | loss ms / step ms | loss share |")

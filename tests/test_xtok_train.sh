@@ -60,7 +60,8 @@ expect "... 256 ids spelt the same" grep -q '^teacher: 256 ids spelt the same by
 
 # 3. Stopped and resumed, bitwise.
 R=(--data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --lr 0.003
-  --temperature 2 --alpha 0.3 --batch 16 --epochs 2 --ckpt-every 5 --teacher-model tch --cross-tokenizer hybrid)
+  --temperature 2 --alpha 0.3 --batch 16 --epochs 2 --train-rows 128 --ckpt-every 5 --teacher-model tch
+  --cross-tokenizer hybrid)
 kdrun 2 train "${R[@]}" --out rf > /dev/null || fail "hybrid, whole"
 kdrun 2 train "${R[@]}" --out rh --max-steps 12 > /dev/null || fail "hybrid, stopped"
 kdrun 2 train --resume rh > /dev/null || fail "hybrid, resumed"

@@ -72,7 +72,7 @@ typedef struct kd_train_cfg {
   int profile;                 /* time the student's kernels, print the table at the end */
   char teacher_model[KD_PATH_MAX]; /* online teacher: a checkpoint FILE or DIR[:best|latest|step:N] ("": none) */
   int64_t teacher_vocab_crop;  /* an online teacher's first N logits only (a padded vocabulary; 0: all) */
-  char cross_tokenizer[8];     /* off | uld | exact | hybrid: a teacher with another tokenizer (the file's teacher rows) */
+  char cross_tokenizer[8];     /* off | uld | exact | hybrid: a teacher with another tokenizer (its rows in the file) */
   double on_policy;            /* GKD's lambda: the share of on-policy steps (0: none) */
   int64_t prompt_tokens;       /* on-policy: a row's prompt when it has none (0: half the row) */
   int64_t rollout_max_new;     /* on-policy: sampled tokens per completion at most (0: the row's width) */

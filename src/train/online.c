@@ -176,7 +176,8 @@ int tr_online_forward(trainer *t, kd_err *e) {
   const kd_batch *in = t->xtok.kind ? &t->xtok.in : &t->batch.in; /* another tokenizer: the teacher's rows */
   if (kd_model_forward(o->model, t->batch.tb.logits, in, &inference, e)) return e->code;
   const int Ct = o->model->out_dim, C = t->net.model->out_dim;
-  if (Ct > C && !t->xtok.kind) { /* --teacher-vocab-crop: each position's first C logits, packed into rows of C (in place, forwards) */
+  /* --teacher-vocab-crop: each position's first C logits, packed into rows of C (in place, forwards) */
+  if (Ct > C && !t->xtok.kind) {
     const size_t P = (size_t)t->batch.in.rows * (size_t)kd_batch_positions(&t->batch.in);
     float *z = t->batch.tb.logits;
     for (size_t p = 1; p < P; p++) memmove(z + p * C, z + p * Ct, sizeof(float) * (size_t)C);

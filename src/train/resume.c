@@ -158,7 +158,8 @@ int tr_restore_state(trainer *t, const kd_run_state *saved, kd_err *e) {
     return kd_fail(e, KD_ERR_RUNTIME,
                    "%s: /train rows%s differ from the data the checkpoint %s was trained on "
                    "(fingerprint %016llx, checkpoint %016llx)",
-                   t->cfg.data, t->xtok.kind ? " and their teacher rows" : "", t->resume.path, (unsigned long long)t->st.data_fp, (unsigned long long)saved->data_fp);
+                   t->cfg.data, t->xtok.kind ? " and their teacher rows" : "", t->resume.path,
+                   (unsigned long long)t->st.data_fp, (unsigned long long)saved->data_fp);
   if (saved->teacher_fp != t->st.teacher_fp)
     return t->online.model ? kd_fail(e, KD_ERR_RUNTIME,
                                      "--teacher-model %s: the teacher's checksum %016llx differs from that of the "
