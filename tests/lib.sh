@@ -30,15 +30,17 @@ finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
 }
-# expect_usage_error DESCRIPTION PATTERN KD_ARGS...: kd on 2 ranks exits 2 with one line matching PATTERN.
-expect_usage_error() {
-  local what=$1 pat=$2 out rc
-  shift 2
+# expect_exit CODE DESCRIPTION PATTERN KD_ARGS...: kd on 2 ranks exits CODE with one line matching PATTERN.
+expect_exit() {
+  local code=$1 what=$2 pat=$3 out rc
+  shift 3
   out=$(kdrun 2 "$@" 2>&1)
   rc=$?
-  expect "$what: exit 2 (got $rc)" test "$rc" -eq 2
+  expect "$what: exit $code (got $rc)" test "$rc" -eq "$code"
   expect "$what: one line" test "$(grep -c "$pat" <<< "$out")" -eq 1
 }
+# expect_usage_error DESCRIPTION PATTERN KD_ARGS...: exit 2 (usage) with one line matching PATTERN.
+expect_usage_error() { expect_exit 2 "$@"; }
 
 # pids_of NAME DIR: processes called NAME whose arguments include "--out DIR".
 pids_of() {

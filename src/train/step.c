@@ -73,7 +73,7 @@ static int loss_and_terms(trainer *t, int alone, float scale, kd_loss_sums *ls, 
                          t->roll.active ? t->batch.sampled : NULL};
   const int P = t->batch.in.rows * kd_batch_positions(&t->batch.in), C = t->net.model->out_dim;
   if (t->xtok.kind) { /* a teacher with another tokenizer: the soft term at aligned positions */
-    if (tr_xtok_loss(t, alone, scale, ls, e)) return e->code;
+    tr_xtok_loss(t, scale, ls); /* no term trains alone with it (kd_train_cfg_check) */
   } else if (t->batch.chunk) { /* the head GEMM and the loss together, a chunk of positions at a time */
     kd_head h;
     if (t->net.model->ops->head(t->net.model, &h, e) ||

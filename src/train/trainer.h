@@ -129,6 +129,7 @@ typedef struct tr_xtok {
   int32_t *t_tokens;          /* [n, Tt] the teacher's tokens of each row */
   uint8_t *t_mask;            /* [n, Tt] */
   int32_t *s_end, *t_end;     /* [n, T], [n, Tt]: byte offsets where each token ends (0: padding) */
+  int *ns, *nt;               /* [n] each row's student and teacher tokens (one allocation, found at load) */
   kd_batch in;                /* the teacher's rows of the step (the online teacher reads these) */
   kd_vocab_map map;           /* the shared ids (the identity where both records are the same) */
   int identity;
@@ -295,7 +296,7 @@ int tr_xtok_load(trainer *t, kd_err *e);
 /* The step's teacher rows into xtok.in, for the batch's rows (collective-free). */
 int tr_xtok_gather(trainer *t, kd_err *e);
 /* alpha CE at every target and (1 - alpha) T^2 D at aligned positions (collective-free). */
-int tr_xtok_loss(trainer *t, int alone, float scale, kd_loss_sums *ls, kd_err *e);
+void tr_xtok_loss(trainer *t, float scale, kd_loss_sums *ls);
 void tr_xtok_free(tr_xtok *x);
 /* rollout.c */
 int tr_rollout_open(trainer *t, kd_err *e);

@@ -91,13 +91,14 @@ static int check_rows(const trainer *t, kd_err *e) {
   for (int64_t r = 0; r < x->n; r++) {
     const int64_t row = x->lo + r;
     const int32_t *se = x->s_end + r * x->T, *te = x->t_end + r * x->Tt, *tk = x->t_tokens + r * x->Tt;
-    int ns = 0, nt = 0, p;
-    if ((p = check_ends(se, x->T, &ns)) >= 0)
+    int p;
+    if ((p = check_ends(se, x->T, &x->ns[r])) >= 0)
       return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/offsets row %lld position %d is %d: a row's token ends must "
                      "increase, then be 0 on padding (re-import the file)", path, (long long)row, p, (int)se[p]);
-    if ((p = check_ends(te, x->Tt, &nt)) >= 0)
+    if ((p = check_ends(te, x->Tt, &x->nt[r])) >= 0)
       return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/teacher_offsets row %lld position %d is %d: a row's token ends "
                      "must increase, then be 0 on padding (re-import the file)", path, (long long)row, p, (int)te[p]);
+    const int ns = x->ns[r], nt = x->nt[r];
     if (nt && (!ns || te[nt - 1] > se[ns - 1]))
       return kd_fail(e, KD_ERR_RUNTIME, "%s: /train/teacher_offsets row %lld: its last teacher token ends at byte %d, "
                      "past the student row's last byte %d: the two rows do not cover the same text", path,
@@ -119,6 +120,8 @@ static int read_shard(trainer *t, kd_err *e) {
   x->t_mask = kd_malloc(nt ? nt : 1, "teacher rows", e);
   x->s_end = kd_malloc(sizeof(int32_t) * (ns ? ns : 1), "token offsets", e);
   x->t_end = kd_malloc(sizeof(int32_t) * (nt ? nt : 1), "token offsets", e);
+  x->ns = kd_malloc(sizeof(int) * (size_t)(x->n ? 2 * x->n : 2), "row lengths", e);
+  if (x->ns) x->nt = x->ns + (x->n ? x->n : 1);
   if (e->code) return e->code;
   const char *path = t->data.data1;
   hid_t f;
@@ -177,11 +180,8 @@ static uint64_t rows_fingerprint(const tr_xtok *x) {
  * the last of the row's tokens. */
 static void count_aligned(tr_xtok *x, uint64_t c[2]) {
   for (int64_t r = 0; r < x->n; r++) {
-    const int32_t *se = x->s_end + r * x->T, *te = x->t_end + r * x->Tt;
-    int ns = 0, nt = 0;
-    check_ends(se, x->T, &ns);
-    check_ends(te, x->Tt, &nt);
-    const int np = kd_align_positions(x->pi, x->pa, se, ns, te, nt);
+    const int ns = x->ns[r];
+    const int np = kd_align_positions(x->pi, x->pa, x->s_end + r * x->T, ns, x->t_end + r * x->Tt, x->nt[r]);
     c[0] += ns > 0 ? ns - 1 : 0;
     for (int k = 0; k < np; k++) c[1] += x->pi[k] < ns - 1;
   }
@@ -242,9 +242,8 @@ static void row_soft(trainer *t, int i, float scale, double sums[2]) {
   const int W = b->width, Wt = x->in.width, C = t->net.model->out_dim, Vt = t->online.model->out_dim;
   const int64_t r = b->row_ids[i] - x->lo;
   const int32_t *se = x->s_end + r * x->T, *te = x->t_end + r * x->Tt;
-  int ns = 0, nt = 0;
-  check_ends(se, W, &ns); /* the trimmed row's tokens (the ends past them are checked at load) */
-  check_ends(te, Wt, &nt);
+  /* the row's tokens within the trimmed widths (trimming keeps every target, so these are all of them) */
+  const int ns = x->ns[r] < W ? x->ns[r] : W, nt = x->nt[r] < Wt ? x->nt[r] : Wt;
   const int np = kd_align_positions(x->pi, x->pa, se, ns, te, nt);
   const double T = t->cfg.temperature, alpha = t->cfg.alpha;
   for (int k = 0; k < np; k++) {
@@ -262,9 +261,7 @@ static void row_soft(trainer *t, int i, float scale, double sums[2]) {
   }
 }
 
-int tr_xtok_loss(trainer *t, int alone, float scale, kd_loss_sums *ls, kd_err *e) {
-  (void)e;
-  (void)alone; /* no terms train alone with --cross-tokenizer (kd_train_cfg_check) */
+void tr_xtok_loss(trainer *t, float scale, kd_loss_sums *ls) {
   const kd_batch *b = &t->batch.in;
   const int P = b->rows * b->width, C = t->net.model->out_dim;
   const double alpha = t->cfg.alpha;
@@ -281,7 +278,6 @@ int tr_xtok_loss(trainer *t, int alone, float scale, kd_loss_sums *ls, kd_err *e
   ls->correct += ce.correct;
   ls->labelled += ce.labelled;
   ls->rows += ce.rows;
-  return KD_OK;
 }
 
 void tr_xtok_free(tr_xtok *x) {
@@ -289,6 +285,7 @@ void tr_xtok_free(tr_xtok *x) {
   free(x->t_mask);
   free(x->s_end);
   free(x->t_end);
+  free(x->ns);
   kd_batch_free(&x->in);
   kd_vocab_map_free(&x->map);
   kd_xtok_work_free(&x->work);
