@@ -4,6 +4,11 @@ KD_BUILD=${KD_BUILD:-$KD_ROOT/build}
 KD_BUILD_PKGS=(gcc libc6-dev make cmake pkg-config openmpi-bin libopenmpi-dev libopenblas-dev
                libhdf5-openmpi-dev hdf5-tools zlib1g-dev libpcre2-dev libutf8proc-dev)
 KD_TEST_PKGS=(python3-h5py python3-numpy slurm-wlm munge festlex-cmu) # Slurm: tests/test_slurm.sh starts a real one
+# mpirun and its daemons give up on a node that stopped answering (its link down, or powered off: no
+# TCP reset comes back) once its connection has been silent 10 + 3 x 5 s: without these Open MPI 4.1
+# waits forever (measured with tests/multinode.sh, docs/usage.md "Several nodes"). launch/slurm.sbatch
+# holds the same values.
+KD_MPIRUN_GIVE_UP=(--mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 5 --mca oob_tcp_keepalive_probes 3)
 
 # kd_need_packages PKG...: install what is missing (Debian, as root), or say
 # exactly what is missing and stop.

@@ -3,7 +3,9 @@
 #   - ranks are not bound to cores (--bind-to none): kd gives each rank
 #     cores / ranks OpenBLAS threads (override with --threads);
 #   - more ranks than cores are allowed (--oversubscribe);
-#   - runs as root when needed; mpirun's own help banners are silenced (-q).
+#   - runs as root when needed; mpirun's own help banners are silenced (-q) on one box;
+#   - across nodes (KD_MPIRUN_FLAGS="--hostfile H ..."), mpirun gives up on a node that stops
+#     answering (KD_MPIRUN_GIVE_UP in common.sh), and its lines naming a lost host are kept.
 # Extra mpirun flags: KD_MPIRUN_FLAGS="--mca btl self,vader" launch/local.sh ...
 set -u
 source "$(dirname "$0")/common.sh"
@@ -19,4 +21,7 @@ case $np in '' | *[!0-9]* | 0) echo "launch/local.sh: N must be a positive integ
 # pseudo-terminal under mpirun either way).
 tty=()
 [ -t 1 ] && tty=(-x KD_TTY=1)
-exec mpirun -q -np "$np" --oversubscribe --bind-to none "${tty[@]}" ${KD_MPIRUN_FLAGS:-} "$KD_BUILD/kd" "$@"
+quiet=(-q)
+case " ${KD_MPIRUN_FLAGS:-} " in *" --hostfile "* | *" --host "* | *" -H "* | *" --machinefile "*) quiet=() ;; esac
+exec mpirun "${quiet[@]}" -np "$np" --oversubscribe --bind-to none "${KD_MPIRUN_GIVE_UP[@]}" "${tty[@]}" ${KD_MPIRUN_FLAGS:-} \
+  "$KD_BUILD/kd" "$@"

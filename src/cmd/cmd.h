@@ -26,6 +26,11 @@ extern int g_rank, g_size;
 void cmd_help(const char *text, const kd_opt_spec *opts, int n);
 int cmd_wants_help(int argc, char **argv);
 
+/* The collective watchdog (watchdog.c): a thread that ends this process when
+ * a blocking MPI call has not returned within limit_s seconds (0: none).
+ * Returns 0, or -1 when the thread could not be started. */
+int cmd_watchdog_start(double limit_s, int rank);
+
 int cmd_train(int argc, char **argv, kd_err *e);
 int cmd_eval(int argc, char **argv, kd_err *e);
 int cmd_predict(int argc, char **argv, kd_err *e);

@@ -99,15 +99,16 @@ int kd_node_load(MPI_Comm comm, int *ranks, int *cores, kd_err *e) {
   return rc;
 }
 
-int kd_single_node(MPI_Comm comm, int *single, kd_err *e) {
-  int size, local;
+int kd_node_count(MPI_Comm comm, int *nodes, kd_err *e) {
+  int local_rank = 0;
   MPI_Comm node;
-  if (kd_mpi_check(MPI_Comm_size(comm, &size), "MPI_Comm_size", e) ||
-      kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e))
+  if (kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e))
     return e->code;
-  int rc = kd_mpi_check(MPI_Comm_size(node, &local), "MPI_Comm_size", e);
+  int rc = kd_mpi_check(MPI_Comm_rank(node, &local_rank), "MPI_Comm_rank", e);
   if (kd_mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", e)) rc = e->code;
-  /* Every rank sees local == size exactly when all of them share one node. */
-  *single = local == size;
+  /* every rank takes part in the count, also one whose node query failed */
+  int leader = local_rank == 0;
+  *nodes = 1;
+  if (kd_mpi_check(MPI_Allreduce(&leader, nodes, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce", e)) rc = e->code;
   return rc;
 }

@@ -32,8 +32,8 @@ int kd_default_threads(MPI_Comm comm);
  * union of their affinity masks). */
 int kd_node_load(MPI_Comm comm, int *ranks, int *cores, kd_err *e);
 
-/* *single = 1 when every rank of comm shares this node's memory (the same
- * answer on all ranks). */
-int kd_single_node(MPI_Comm comm, int *single, kd_err *e);
+/* *nodes = how many nodes (groups of ranks that share memory, as MPI sees
+ * them: MPI_COMM_TYPE_SHARED) comm spans; the same answer on all ranks. */
+int kd_node_count(MPI_Comm comm, int *nodes, kd_err *e);
 
 #endif

@@ -103,8 +103,11 @@ void tr_print_banner(const trainer *t) {
   if (!tr_root(t)) return;
   const int P = t->mpi.size, th = t->mpi.threads;
   const kd_model *m = t->net.model;
-  printf("kd %s train: %d rank%s x %d OpenBLAS thread%s, student %s %s (%zu parameters)\n", KD_VERSION, P,
-         P > 1 ? "s" : "", th, th > 1 ? "s" : "", m->family, m->spec, m->n_params);
+  const int nodes = t->mpi.nodes;
+  char on[32] = "";
+  if (nodes > 1) snprintf(on, sizeof on, " on %d nodes", nodes);
+  printf("kd %s train: %d rank%s%s x %d OpenBLAS thread%s, student %s %s (%zu parameters)\n", KD_VERSION, P,
+         P > 1 ? "s" : "", on, th, th > 1 ? "s" : "", m->family, m->spec, m->n_params);
   const int64_t n = t->data.n_train;
   char files[48] = "";
   if (t->data.is_set) snprintf(files, sizeof files, " in %d shard files", t->data.dfiles.n);

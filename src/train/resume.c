@@ -95,7 +95,7 @@ static int find_resume_checkpoint(trainer *t, const char *spec, kd_err *e) {
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
   if (kd_mpi_check(MPI_Bcast(t->resume.path, sizeof t->resume.path, MPI_CHAR, 0, t->mpi.comm), "MPI_Bcast", e))
     return e->code;
-  return KD_OK;
+  return tr_check_resume_shared(t, e);
 }
 
 int tr_open_resume(trainer *t, const kd_train_cfg *cli, kd_err *e) {

@@ -19,7 +19,8 @@ static int setup_options(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   rc = tr_settings_parse(&t->set, &t->cfg, e); /* once, from the effective options */
   if (!rc) rc = tr_check_setup(t, e);
   if (!rc) rc = tr_prepare_out_dir(t, e);
-  return kd_agree(t->mpi.comm, rc, e);
+  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  return tr_check_out_shared(t, e);
 }
 
 /* Every rank runs the same number of steps: the fewest any rank can fill
@@ -98,7 +99,7 @@ static int setup(trainer *t, const kd_train_cfg *cli, kd_err *e) {
   if ((rc = tr_fingerprint(t, e)) || (rc = tr_preprocess(t, e)) || (rc = tr_online_check_inputs(t, e)) ||
       (rc = setup_schedule(t, e)))
     return rc;
-  rc = kd_single_node(t->mpi.comm, &t->mpi.single_node, e); /* collective: before anything may fail alone */
+  rc = kd_node_count(t->mpi.comm, &t->mpi.nodes, e); /* collective: before anything may fail alone */
   if (!rc) rc = tr_build(t, e);
   if (!rc) rc = tr_rollout_open(t, e);
   if (!rc) rc = tr_config_items(t, e);

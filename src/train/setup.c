@@ -1,5 +1,4 @@
-/* Set-up of a run: the student and its loss terms, the output directory,
- * and the one buffer per role (parameters, gradients + statistics,
+/* Set-up of a run: the student and its loss terms and the one buffer per role (parameters, gradients + statistics,
  * optimizer moments) with their views and gradient buckets. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -96,42 +95,6 @@ int tr_check_setup(trainer *t, kd_err *e) {
       return kd_fail(e, KD_ERR_USAGE, "kd train: --hint-layer %lld: the student %s has %d hidden layer%s",
                      (long long)c->hint_layer, c->student, nh, nh == 1 ? "" : "s");
   }
-  return KD_OK;
-}
-
-static int mkdir_p(const char *dir, kd_err *e) {
-  char path[KD_PATH_MAX];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *p = path + 1;; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    const char ch = *p;
-    *p = '\0';
-    struct stat pb;
-    if (stat(path, &pb) == 0 && !S_ISDIR(pb.st_mode))
-      return kd_fail(e, KD_ERR_USAGE, "--out %s: %s exists and is not a directory", dir, path);
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-      return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot create directory %s (%s)", dir, path, strerror(errno));
-    if (!ch) break;
-    *p = ch;
-  }
-  return KD_OK;
-}
-
-int tr_prepare_out_dir(trainer *t, kd_err *e) {
-  const kd_train_cfg *c = &t->cfg;
-  if (!tr_root(t)) return KD_OK;
-  if (mkdir_p(c->out, e)) return e->code;
-  struct stat sb;
-  if (stat(c->out, &sb) != 0 || !S_ISDIR(sb.st_mode)) return kd_fail(e, KD_ERR_USAGE, "--out %s: not a directory", c->out);
-  char m[KD_PATH_MAX + 32];
-  snprintf(m, sizeof m, "%s/metrics.csv", c->out);
-  if (access(m, F_OK) == 0 && !c->force)
-    return kd_fail(e, KD_ERR_USAGE,
-                   "--out %s already holds a run (metrics.csv); continue it with --resume %s, or pass --force to "
-                   "overwrite it",
-                   c->out, c->out);
-  if (access(c->out, W_OK) != 0)
-    return kd_fail(e, KD_ERR_RUNTIME, "--out %s: directory is not writable (%s)", c->out, strerror(errno));
   return KD_OK;
 }
 
@@ -358,7 +321,7 @@ static int build_sync(trainer *t, kd_err *e) {
    * at 2 ranks a reduce-scatter + allgather cost more than one allreduce. */
   const kd_train_cfg *c = &t->cfg;
   const tr_sync_settings *ss = &t->set.sync;
-  const int overlap = ss->overlap == TR_ON || (ss->overlap == TR_AUTO && !t->mpi.single_node);
+  const int overlap = ss->overlap == TR_ON || (ss->overlap == TR_AUTO && t->mpi.nodes > 1);
   const int shard = ss->shard == TR_ON || (ss->shard == TR_AUTO && t->mpi.size >= 3);
   int rc = kd_gsync_init(&t->sync.gs, t->mpi.comm, n->grads, nm, n->n_total - nm + (size_t)n->n_stats, cuts, nv,
                          (size_t)c->bucket_kib * 1024 / sizeof(float), overlap, shard, e);

@@ -48,7 +48,7 @@ static inline int tr_term_slot(int i) { return i == 0 ? ST_TERM0 : ST_BASE + i -
 typedef struct tr_mpi {
   MPI_Comm comm;
   int rank, size, threads;
-  int single_node;            /* all ranks share one node */
+  int nodes;                  /* nodes the ranks span (1: all share one) */
 } tr_mpi;
 
 /* The student, its loss terms and the one buffer per role. */
@@ -245,11 +245,15 @@ typedef struct tr_step_out {
   int skipped;                /* --on-nonfinite skip dropped this step's update */
 } tr_step_out;
 
+/* outdir.c: --out created by rank 0 (refused if it holds a run); the
+ * checks that every rank sees it (collective) and the checkpoint to resume */
+int tr_prepare_out_dir(trainer *t, kd_err *e);
+int tr_check_out_shared(trainer *t, kd_err *e);
+int tr_check_resume_shared(trainer *t, kd_err *e);
 /* run.c */
 int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_train_cfg *eff, kd_err *e);
 /* setup.c */
 int tr_check_setup(trainer *t, kd_err *e);
-int tr_prepare_out_dir(trainer *t, kd_err *e);
 int tr_build(trainer *t, kd_err *e);
 int tr_config_items(trainer *t, kd_err *e);
 int tr_terms_alone(const trainer *t, int64_t epoch);

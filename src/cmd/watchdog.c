@@ -1,0 +1,130 @@
+/* The collective watchdog (--collective-timeout S).
+ *
+ * MPI has no timeouts: a rank whose peer's node died, or whose link to it went
+ * down, can wait in a collective forever, and MPI_Abort cannot cross a dead
+ * link either. So the driver times every blocking MPI call it makes (through
+ * the MPI profiling interface: these definitions take the place of the
+ * library's and call its PMPI_ entry points), and a thread that makes no MPI
+ * call ends this process when one has not returned within S seconds. Each
+ * rank ends itself; the launcher sees the exit and ends the rest where it
+ * still can. The thread only reads two atomics, so the cost per call is two
+ * stores and a clock read. */
+#define _GNU_SOURCE
+#include "cmd/cmd.h"
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic(const char *) g_call; /* the blocking MPI call in progress, NULL between calls */
+static _Atomic long long g_since_ns; /* when it started */
+static double g_limit_s;             /* 0: no watchdog */
+static int g_watch_rank;
+static char g_host[64];
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void enter(const char *name) {
+  atomic_store_explicit(&g_since_ns, now_ns(), memory_order_relaxed);
+  atomic_store_explicit(&g_call, name, memory_order_release); /* publishes the start time with it */
+}
+
+static void leave(void) { atomic_store_explicit(&g_call, NULL, memory_order_release); }
+
+static void *watch(void *arg) {
+  (void)arg;
+  double poll = g_limit_s / 20;
+  poll = poll < 0.05 ? 0.05 : poll > 1 ? 1 : poll;
+  const struct timespec nap = {(time_t)poll, (long)((poll - (time_t)poll) * 1e9)};
+  for (;;) {
+    nanosleep(&nap, NULL);
+    const char *call = atomic_load_explicit(&g_call, memory_order_acquire);
+    if (!call) continue;
+    const double waited = (double)(now_ns() - atomic_load_explicit(&g_since_ns, memory_order_relaxed)) / 1e9;
+    if (waited <= g_limit_s) continue;
+    /* dprintf, not stdio: the main thread may hold stderr's lock */
+    dprintf(2,
+            "kd: rank %d (host %s): %s has not returned after %.0f s (--collective-timeout %g): a peer rank, its "
+            "node or the link to it is lost; ending this process\n",
+            g_watch_rank, g_host, call, waited, g_limit_s);
+    _exit(1); /* no atexit handlers: MPI's would block on the lost peer */
+  }
+  return NULL;
+}
+
+int cmd_watchdog_start(double limit_s, int rank) {
+  g_limit_s = limit_s;
+  g_watch_rank = rank;
+  if (gethostname(g_host, sizeof g_host) != 0) snprintf(g_host, sizeof g_host, "?");
+  g_host[sizeof g_host - 1] = '\0';
+  if (limit_s <= 0) return 0;
+  pthread_t th;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return -1;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  const int rc = pthread_create(&th, &attr, watch, NULL);
+  pthread_attr_destroy(&attr);
+  return rc == 0 ? 0 : -1;
+}
+
+/* The blocking calls kd (and parallel HDF5 within it) makes. */
+#define KD_TIMED(name, call)  \
+  do {                        \
+    enter(name);              \
+    const int rc_ = (call);   \
+    leave();                  \
+    return rc_;               \
+  } while (0)
+
+int MPI_Allreduce(const void *s, void *r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm c) {
+  KD_TIMED("MPI_Allreduce", PMPI_Allreduce(s, r, n, t, op, c));
+}
+int MPI_Bcast(void *b, int n, MPI_Datatype t, int root, MPI_Comm c) {
+  KD_TIMED("MPI_Bcast", PMPI_Bcast(b, n, t, root, c));
+}
+int MPI_Barrier(MPI_Comm c) { KD_TIMED("MPI_Barrier", PMPI_Barrier(c)); }
+int MPI_Allgather(const void *s, int sn, MPI_Datatype st, void *r, int rn, MPI_Datatype rt, MPI_Comm c) {
+  KD_TIMED("MPI_Allgather", PMPI_Allgather(s, sn, st, r, rn, rt, c));
+}
+int MPI_Allgatherv(const void *s, int sn, MPI_Datatype st, void *r, const int *rn, const int *d, MPI_Datatype rt,
+                   MPI_Comm c) {
+  KD_TIMED("MPI_Allgatherv", PMPI_Allgatherv(s, sn, st, r, rn, d, rt, c));
+}
+int MPI_Gather(const void *s, int sn, MPI_Datatype st, void *r, int rn, MPI_Datatype rt, int root, MPI_Comm c) {
+  KD_TIMED("MPI_Gather", PMPI_Gather(s, sn, st, r, rn, rt, root, c));
+}
+int MPI_Gatherv(const void *s, int sn, MPI_Datatype st, void *r, const int *rn, const int *d, MPI_Datatype rt,
+                int root, MPI_Comm c) {
+  KD_TIMED("MPI_Gatherv", PMPI_Gatherv(s, sn, st, r, rn, d, rt, root, c));
+}
+int MPI_Reduce(const void *s, void *r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm c) {
+  KD_TIMED("MPI_Reduce", PMPI_Reduce(s, r, n, t, op, root, c));
+}
+int MPI_Reduce_scatter(const void *s, void *r, const int *n, MPI_Datatype t, MPI_Op op, MPI_Comm c) {
+  KD_TIMED("MPI_Reduce_scatter", PMPI_Reduce_scatter(s, r, n, t, op, c));
+}
+int MPI_Wait(MPI_Request *q, MPI_Status *st) { KD_TIMED("MPI_Wait", PMPI_Wait(q, st)); }
+int MPI_Waitall(int n, MPI_Request q[], MPI_Status st[]) { KD_TIMED("MPI_Waitall", PMPI_Waitall(n, q, st)); }
+int MPI_Send(const void *b, int n, MPI_Datatype t, int to, int tag, MPI_Comm c) {
+  KD_TIMED("MPI_Send", PMPI_Send(b, n, t, to, tag, c));
+}
+int MPI_Recv(void *b, int n, MPI_Datatype t, int from, int tag, MPI_Comm c, MPI_Status *st) {
+  KD_TIMED("MPI_Recv", PMPI_Recv(b, n, t, from, tag, c, st));
+}
+int MPI_Comm_split_type(MPI_Comm c, int type, int key, MPI_Info info, MPI_Comm *out) {
+  KD_TIMED("MPI_Comm_split_type", PMPI_Comm_split_type(c, type, key, info, out));
+}
+int MPI_Comm_split(MPI_Comm c, int color, int key, MPI_Comm *out) {
+  KD_TIMED("MPI_Comm_split", PMPI_Comm_split(c, color, key, out));
+}
+int MPI_Comm_dup(MPI_Comm c, MPI_Comm *out) { KD_TIMED("MPI_Comm_dup", PMPI_Comm_dup(c, out)); }
+int MPI_Finalize(void) { KD_TIMED("MPI_Finalize", PMPI_Finalize()); }
+/* Aborting needs the launcher, which a dead link may have cut off too. */
+int MPI_Abort(MPI_Comm c, int code) { KD_TIMED("MPI_Abort", PMPI_Abort(c, code)); }
