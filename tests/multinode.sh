@@ -10,9 +10,11 @@
 #   mn_up N                      nodes kdn1..kdnN (10.231.0.1..N) and a head kdhead (10.231.0.254),
 #                                where mpirun and slurmctld run; exports MN_DIR, MN_LOCAL, MN_HOSTS
 #   mn_exec NODE CMD...          run CMD on NODE (kdhead, kdn1, ...), as a launch agent would
-#   mn_mpirun ARGS...            mpirun on the head over the nodes' TCP (the hostfile is $MN_HOSTS)
+#   mn_mpirun ARGS...            mpirun on the head over the nodes' TCP (the hostfile is $MN_HOSTS),
+#                                with launch/local.sh's settings to give up on a lost node
 #   mn_kill_node NODE            SIGKILL every process on NODE (a node that dies)
-#   mn_link NODE up|down         the node's cable to the switch (a link that fails)
+#   mn_link NODE up|down         the node's cable to the switch (a link that fails, and is mended)
+#   mn_cluster_flags             mpirun's options for this cluster (hostfile, launch agent, interfaces)
 #   mn_pids NODE                 the pids of the processes on NODE
 #   mn_down                      stop every process on the nodes, remove the namespaces and MN_DIR
 # mn_up installs an EXIT trap (and a detached watchdog, for a caller killed by SIGKILL) that runs
@@ -91,11 +93,18 @@ SH
     echo "$addr $node" >> "$MN_DIR/hosts"
     echo "$node" >> "$MN_HOSTS"
   done
-  # the head reaches every node: a closed port answers "Connection refused" (no ping here)
-  for node in "${MN_NODES[@]}"; do
-    mn_exec kdhead timeout 5 bash -c "echo > /dev/tcp/$node/9" 2>&1 | grep -q refused ||
-      { echo "mn_up: $node does not answer" >&2; return 1; }
+  for node in "${MN_NODES[@]}"; do mn_wait_node "$node" || return 1; done
+}
+
+# mn_wait_node NODE: wait (up to 10 s) until the head reaches NODE: a closed port answers "Connection
+# refused" (there is no ping here).
+mn_wait_node() {
+  for _ in $(seq 20); do
+    mn_exec kdhead timeout 1 bash -c "echo > /dev/tcp/$1/9" 2>&1 | grep -q refused && return 0
+    sleep 0.5
   done
+  echo "multinode: $1 does not answer" >&2
+  return 1
 }
 
 mn_exec() { MN_DIR=$MN_DIR mn_enter "$@"; }
@@ -109,9 +118,10 @@ mn_kill_node() {
   return 0
 }
 
-mn_link() { # the switch's end of the node's cable
+mn_link() { # the switch's end of the node's cable; up: once the head reaches the node again
   local i=${1#kdn}
-  ip -n "$(mn_ns kdsw)" link set "p$i" "$2"
+  ip -n "$(mn_ns kdsw)" link set "p$i" "$2" || return 1
+  [ "$2" = down ] || mn_wait_node "$1"
 }
 
 # The mpirun options of this cluster: the hostfile, this file as the launch agent (one daemon per
@@ -130,11 +140,11 @@ mn_mpirun() {
 mn_down() {
   [ -n "${MN_DIR:-}" ] && [ -n "${MN_ID:-}" ] || return 0
   local ns
-  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^kd${MN_ID}"); do
+  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^kd${MN_ID}(n[0-9]+|head|sw)\$"); do
     # shellcheck disable=SC2046
     kill -KILL $(ip netns pids "$ns") 2>/dev/null
   done
-  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^kd${MN_ID}"); do
+  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^kd${MN_ID}(n[0-9]+|head|sw)\$"); do
     for _ in $(seq 50); do [ -z "$(ip netns pids "$ns")" ] && break; sleep 0.1; done
     ip netns delete "$ns"
   done

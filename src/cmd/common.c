@@ -10,6 +10,8 @@ void cmd_help(const char *text, const kd_opt_spec *opts, int n) {
   if (g_rank != 0) return;
   fputs(text, stdout);
   kd_opts_help(opts, n, stdout);
+  printf("\nevery command also takes --collective-timeout S: end a rank whose MPI call has not returned within S "
+         "seconds, as when a peer's node died or its link went down (0: never; default: 300)\n");
 }
 
 int cmd_wants_help(int argc, char **argv) {

@@ -52,7 +52,8 @@ static void *watch(void *arg) {
     /* dprintf, not stdio: the main thread may hold stderr's lock */
     dprintf(2,
             "kd: rank %d (host %s): %s has not returned after %.0f s (--collective-timeout %g): a peer rank, its "
-            "node or the link to it is lost; ending this process\n",
+            "node or the link to it is lost (or a rank works alone for longer: then raise the timeout); ending this "
+            "process\n",
             g_watch_rank, g_host, call, waited, g_limit_s);
     _exit(1); /* no atexit handlers: MPI's would block on the lost peer */
   }
