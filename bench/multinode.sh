@@ -85,4 +85,4 @@ done
 v="veth TCP, 2 namespace nodes"
 echo
 echo "== bench/project.py --gpt with the veth figures measured above (alpha ${ALPHA[$v]} us, ${BW[$v]} GB/s)"
-/usr/bin/python3 "$KD_ROOT/bench/project.py" --gpt --net "veth TCP here (measured)" "${BW[$v]}" "${ALPHA[$v]}"
+/usr/bin/python3 "$KD_ROOT/bench/project.py" --gpt --net "veth TCP here" "${BW[$v]}" "${ALPHA[$v]}"
