@@ -6,9 +6,12 @@ KD_BUILD_PKGS=(gcc libc6-dev make cmake pkg-config openmpi-bin libopenmpi-dev li
 KD_TEST_PKGS=(python3-h5py python3-numpy slurm-wlm munge festlex-cmu) # Slurm: tests/test_slurm.sh starts a real one
 # mpirun and its daemons give up on a node that stopped answering (its link down, or powered off: no
 # TCP reset comes back) once its connection has been silent 10 + 3 x 5 s: without these Open MPI 4.1
-# waits forever (measured with tests/multinode.sh, docs/usage.md "Several nodes"). launch/slurm.sbatch
-# holds the same values.
-KD_MPIRUN_GIVE_UP=(--mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 5 --mca oob_tcp_keepalive_probes 3)
+# waits forever (measured with tests/multinode.sh, docs/usage.md "Several nodes"). A site sets other
+# values with KD_MPIRUN_GIVE_UP="--mca oob_tcp_keepalive_time 30 ..." (or "" for Open MPI's own);
+# launch/slurm.sbatch takes the same variable and defaults.
+KD_MPIRUN_GIVE_UP_DEFAULT="--mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 5 --mca oob_tcp_keepalive_probes 3"
+# shellcheck disable=SC2206
+KD_MPIRUN_GIVE_UP=(${KD_MPIRUN_GIVE_UP-$KD_MPIRUN_GIVE_UP_DEFAULT})
 
 # kd_need_packages PKG...: install what is missing (Debian, as root), or say
 # exactly what is missing and stop.

@@ -22,6 +22,9 @@ case $np in '' | *[!0-9]* | 0) echo "launch/local.sh: N must be a positive integ
 tty=()
 [ -t 1 ] && tty=(-x KD_TTY=1)
 quiet=(-q)
-case " ${KD_MPIRUN_FLAGS:-} " in *" --hostfile "* | *" --host "* | *" -H "* | *" --machinefile "*) quiet=() ;; esac
+case " ${KD_MPIRUN_FLAGS:-} " in
+  *" --hostfile "* | *" -hostfile "* | *" --default-hostfile "* | *" --host "* | *" -host "* | *" -H "* | \
+    *" --machinefile "* | *" -machinefile "*) quiet=() ;;
+esac
 exec mpirun "${quiet[@]}" -np "$np" --oversubscribe --bind-to none "${KD_MPIRUN_GIVE_UP[@]}" "${tty[@]}" ${KD_MPIRUN_FLAGS:-} \
   "$KD_BUILD/kd" "$@"

@@ -65,7 +65,8 @@ for i in $(seq "$n_faults"); do
   mn_link "$node" up
   if [ -e "$out/latest" ] || ls "$out"/ckpt-*.h5 >/dev/null 2>&1; then
     step=$(ls "$out"/ckpt-*.h5 | sed 's/.*ckpt-0*\([0-9]*\)\.h5/\1/' | sort -n | tail -1)
-    res=$(mpirun -q -np 2 --oversubscribe --bind-to none "$KD" train --resume "$out" --max-steps $((step + 5)) 2>&1)
+    res=$(timeout -k 5 120 mpirun -q -np 2 --oversubscribe --bind-to none "$KD" train --resume "$out" \
+      --max-steps $((step + 5)) 2>&1)
     rc=$?
     from=$(sed -n 's/^kd: resume at step \([0-9]*\).*/\1/p' <<< "$res")
     bad=$(grep -c '^kd: resume: .*\(damaged\|falling back\)' <<< "$res")

@@ -9,6 +9,7 @@
 # Source it, then:
 #   mn_up N                      nodes kdn1..kdnN (10.231.0.1..N) and a head kdhead (10.231.0.254),
 #                                where mpirun and slurmctld run; exports MN_DIR, MN_LOCAL, MN_HOSTS
+#                                and MN_ID (the namespaces are kd${MN_ID}n1, ..., kd${MN_ID}head, kd${MN_ID}sw)
 #   mn_exec NODE CMD...          run CMD on NODE (kdhead, kdn1, ...), as a launch agent would
 #   mn_mpirun ARGS...            mpirun on the head over the nodes' TCP (the hostfile is $MN_HOSTS),
 #                                with launch/local.sh's settings to give up on a lost node
@@ -51,16 +52,17 @@ mn_up() {
   local n=$1 i ns sw
   [ "$(id -u)" = 0 ] || { echo "mn_up: needs root (network namespaces)" >&2; return 1; }
   command -v ip >/dev/null && command -v unshare >/dev/null || { echo "mn_up: ip (iproute2) and unshare (util-linux) needed" >&2; return 1; }
-  MN_ID=$$
   MN_DIR=$(mktemp -d /tmp/kd-mn.XXXXXX) || return 1
+  MN_ID=${MN_DIR##*.} # unique while the folder exists (a pid could be reused by the time a cleanup runs)
   MN_LOCAL=$MN_DIR/local
   MN_HOSTS=$MN_DIR/hostfile
   MN_NODES=()
   export MN_DIR MN_LOCAL MN_HOSTS MN_ID
   echo "$MN_ID" > "$MN_DIR/id"
   mkdir -p "$MN_LOCAL"
-  local prev
-  prev=$(trap -p EXIT | sed "s/^trap -- '//; s/' EXIT\$//")
+  local prev=""
+  eval "set -- $(trap -p EXIT)" # trap -- 'COMMAND' EXIT, quoted to be read back
+  [ $# -ge 3 ] && prev=$3
   trap "mn_down; $prev" EXIT
   # A caller killed by SIGKILL (ctest's timeout) runs no trap: this detached watchdog cleans up.
   setsid -f bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; source "$2"; MN_DIR=$3 MN_ID=$4 mn_down' \
@@ -96,7 +98,7 @@ SH
   for node in "${MN_NODES[@]}"; do mn_wait_node "$node" || return 1; done
 }
 
-# mn_wait_node NODE: wait (up to 10 s) until the head reaches NODE: a closed port answers "Connection
+# mn_wait_node NODE: wait (20 tries, up to 30 s) until the head reaches NODE: a closed port answers "Connection
 # refused" (there is no ping here).
 mn_wait_node() {
   for _ in $(seq 20); do

@@ -72,5 +72,5 @@ left=$(for n in kdhead kdn1 kdn2; do mn_pids $n; done)
 expect "no process is left on the nodes once Slurm is down" test -z "$left"
 [ -n "$left" ] && ps -o pid,cmd -p "$(paste -sd, <<< "$left")" >&2
 mn_down
-expect "no namespace of this test is left" test -z "$(ip netns list | grep -E "^kd$$(n[0-9]+|head|sw)( |\$)")"
+expect "no namespace of this test is left" test -z "$(ip netns list | awk '{ print $1 }' | grep -E "^kd${MN_ID}(n[0-9]+|head|sw)\$")"
 finish

@@ -28,8 +28,11 @@ int cmd_wants_help(int argc, char **argv);
 
 /* The collective watchdog (watchdog.c): a thread that ends this process when
  * a blocking MPI call has not returned within limit_s seconds (0: none).
- * Returns 0, or -1 when the thread could not be started. */
-int cmd_watchdog_start(double limit_s, int rank);
+ * KD_ERR_FATAL (rank-tagged) when the thread cannot be started. */
+int cmd_watchdog_start(double limit_s, int rank, kd_err *e);
+/* --collective-timeout's default, for the commands that exchange data in a
+ * loop (train, logits); the others run without one unless given. */
+#define KD_COLLECTIVE_TIMEOUT_DEFAULT 300.0
 
 int cmd_train(int argc, char **argv, kd_err *e);
 int cmd_eval(int argc, char **argv, kd_err *e);

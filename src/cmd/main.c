@@ -14,9 +14,6 @@
 #include "cmd/cmd.h"
 #include "kd/kd.h"
 
-/* Seconds a blocking MPI call may take before the watchdog ends the rank. */
-#define KD_COLLECTIVE_TIMEOUT_DEFAULT 300.0
-
 static void usage(FILE *f) {
   fprintf(f,
           "kd %s: knowledge distillation on MPI ranks\n"
@@ -37,32 +34,35 @@ static void usage(FILE *f) {
           "  tokenize text to token ids, a line per document, with a Hugging Face tokenizer.json or a kd tokenizer\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
-          "  --collective-timeout S (any command, default %g, 0 for none): a rank whose MPI collective has not\n"
-          "          returned within S seconds (a peer's node died or its link went down) says so and ends itself.\n"
-          "          S must exceed the longest time one rank works alone (rank 0's evaluation and checkpoints).\n"
+          "  --collective-timeout S (any command; default %g for train and logits, none for the others; 0 for\n"
+          "          none): a rank whose MPI call has not returned within S seconds (a peer's node died or its link\n"
+          "          went down) says so and ends itself. S must exceed the longest time one rank works alone\n"
+          "          (rank 0's evaluations and checkpoints).\n"
           "  kd --version prints the version.\n"
           "exit codes: 0 done, 1 data or runtime error, 2 usage error,\n"
           "            75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume DIR).\n",
           KD_VERSION, KD_COLLECTIVE_TIMEOUT_DEFAULT);
 }
 
-/* --collective-timeout S (or =S) anywhere after the command, taken out of
- * argv. Returns 0, or -1 with a message for a value that is not a number of
- * seconds >= 0. */
-static int take_collective_timeout(int *argc, char **argv, double *limit, char *msg, size_t len) {
+/* --collective-timeout S (or =S) anywhere before a `--`, taken out of argv.
+ * Returns 0 (*given = 1 when it was there), or -1 with a message for a
+ * value that is neither 0 nor a number of seconds >= 1. */
+static int take_collective_timeout(int *argc, char **argv, double *limit, int *given, char *msg, size_t len) {
   static const char name[] = "--collective-timeout";
   const size_t nl = sizeof name - 1;
-  for (int i = 1; i < *argc; i++) {
+  for (int i = 1; i < *argc && strcmp(argv[i], "--") != 0; i++) {
     if (strncmp(argv[i], name, nl) != 0 || (argv[i][nl] != '\0' && argv[i][nl] != '=')) continue;
     const char *v = argv[i][nl] == '=' ? argv[i] + nl + 1 : i + 1 < *argc ? argv[i + 1] : NULL;
     const int used = argv[i][nl] == '=' ? 1 : 2;
     char *end = NULL;
     const double s = v ? strtod(v, &end) : -1;
-    if (!v || end == v || *end != '\0' || !(s >= 0) || s > 1e9) {
-      snprintf(msg, len, "--collective-timeout: expected seconds >= 0 (0 for no watchdog), got '%s'", v ? v : "");
+    /* below a second, ordinary calls (a checkpoint's wait) would end the rank */
+    if (!v || end == v || *end != '\0' || !(s == 0 || (s >= 1 && s <= 1e9))) {
+      snprintf(msg, len, "--collective-timeout: expected 0 (no watchdog) or seconds >= 1, got '%s'", v ? v : "");
       return -1;
     }
     *limit = s;
+    *given = 1;
     for (int j = i; j + used <= *argc; j++) argv[j] = argv[j + used];
     *argc -= used;
     i--;
@@ -162,15 +162,20 @@ int main(int argc, char **argv) {
   kd_err e;
   kd_err_clear(&e);
   int code = 0;
-  double limit = KD_COLLECTIVE_TIMEOUT_DEFAULT;
+  double limit = 0;
+  int given = 0;
   char msg[256];
   /* every rank sees the same argv: all of them refuse alike, without a collective */
-  if (take_collective_timeout(&argc, argv, &limit, msg, sizeof msg) != 0) {
+  const int bad = take_collective_timeout(&argc, argv, &limit, &given, msg, sizeof msg);
+  /* By default only the commands whose ranks exchange data in a loop are
+   * watched: in the others, ranks wait for rank 0's work alone, however long. */
+  if (!given && argc >= 2 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "logits") == 0))
+    limit = KD_COLLECTIVE_TIMEOUT_DEFAULT;
+  if (bad) {
     kd_fail(&e, KD_ERR_USAGE, "%s", msg);
     code = report(&e, KD_ERR_USAGE);
-  } else if (cmd_watchdog_start(limit, g_rank) != 0) {
-    kd_fail(&e, KD_ERR_RUNTIME, "could not start the collective watchdog thread (--collective-timeout 0 runs without)");
-    code = report(&e, KD_ERR_RUNTIME);
+  } else if (cmd_watchdog_start(limit, g_rank, &e) != KD_OK) {
+    code = report(&e, KD_ERR_FATAL); /* this rank alone: the job ends (MPI_Abort) */
   } else if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
     if (g_rank == 0) {
       usage(argc < 2 ? stderr : stdout);

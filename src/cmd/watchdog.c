@@ -7,75 +7,92 @@
  * library's and call its PMPI_ entry points), and a thread that makes no MPI
  * call ends this process when one has not returned within S seconds. Each
  * rank ends itself; the launcher sees the exit and ends the rest where it
- * still can. The thread only reads two atomics, so the cost per call is two
- * stores and a clock read. */
+ * still can. The thread only reads atomics: the cost per call is an atomic
+ * increment and two stores. */
 #define _GNU_SOURCE
 #include "cmd/cmd.h"
 
 #include <mpi.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static _Atomic(const char *) g_call; /* the blocking MPI call in progress, NULL between calls */
-static _Atomic long long g_since_ns; /* when it started */
+static atomic_uint g_seq;            /* bumped by every call: a new call restarts the count */
 static double g_limit_s;             /* 0: no watchdog */
 static int g_watch_rank;
 static char g_host[64];
 
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void enter(const char *name) {
-  atomic_store_explicit(&g_since_ns, now_ns(), memory_order_relaxed);
-  atomic_store_explicit(&g_call, name, memory_order_release); /* publishes the start time with it */
+  atomic_fetch_add_explicit(&g_seq, 1, memory_order_relaxed);
+  atomic_store_explicit(&g_call, name, memory_order_release);
 }
 
 static void leave(void) { atomic_store_explicit(&g_call, NULL, memory_order_release); }
 
+/* Time is counted in the thread's own polls, not read from a clock: a
+ * process stopped (SIGSTOP, a suspended Slurm job, a debugger) polls
+ * nothing meanwhile, so it does not end itself as soon as it continues. */
 static void *watch(void *arg) {
   (void)arg;
   double poll = g_limit_s / 20;
   poll = poll < 0.05 ? 0.05 : poll > 1 ? 1 : poll;
   const struct timespec nap = {(time_t)poll, (long)((poll - (time_t)poll) * 1e9)};
+  unsigned seen = 0;
+  long polls = 0; /* consecutive polls that found the same call in progress */
   for (;;) {
     nanosleep(&nap, NULL);
     const char *call = atomic_load_explicit(&g_call, memory_order_acquire);
-    if (!call) continue;
-    const double waited = (double)(now_ns() - atomic_load_explicit(&g_since_ns, memory_order_relaxed)) / 1e9;
-    if (waited <= g_limit_s) continue;
-    /* dprintf, not stdio: the main thread may hold stderr's lock */
-    dprintf(2,
-            "kd: rank %d (host %s): %s has not returned after %.0f s (--collective-timeout %g): a peer rank, its "
-            "node or the link to it is lost (or a rank works alone for longer: then raise the timeout); ending this "
-            "process\n",
-            g_watch_rank, g_host, call, waited, g_limit_s);
+    const unsigned seq = atomic_load_explicit(&g_seq, memory_order_relaxed);
+    polls = call && seq == seen ? polls + 1 : 0;
+    seen = seq;
+    if (polls * poll < g_limit_s) continue;
+    /* one write of a formatted line, not stdio: the main thread may hold stderr's lock */
+    char line[512];
+    const int n = snprintf(line, sizeof line,
+                           "kd: rank %d (host %s): %s has not returned after %.0f s (--collective-timeout %g): a "
+                           "peer rank, its node or the link to it is lost (or a rank works alone for longer: then "
+                           "raise the timeout); ending this process\n",
+                           g_watch_rank, g_host, call, polls * poll, g_limit_s);
+    if (n > 0 && write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0) {
+      /* nothing left to tell: end anyway */
+    }
     _exit(1); /* no atexit handlers: MPI's would block on the lost peer */
   }
   return NULL;
 }
 
-int cmd_watchdog_start(double limit_s, int rank) {
+int cmd_watchdog_start(double limit_s, int rank, kd_err *e) {
   g_limit_s = limit_s;
   g_watch_rank = rank;
   if (gethostname(g_host, sizeof g_host) != 0) snprintf(g_host, sizeof g_host, "?");
   g_host[sizeof g_host - 1] = '\0';
-  if (limit_s <= 0) return 0;
-  pthread_t th;
+  if (limit_s <= 0) return KD_OK;
+  /* the thread takes no signal: SIGTERM/SIGUSR1 (preemption) stay the main thread's */
+  sigset_t all, old;
+  sigfillset(&all);
   pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) return -1;
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  const int rc = pthread_create(&th, &attr, watch, NULL);
-  pthread_attr_destroy(&attr);
-  return rc == 0 ? 0 : -1;
+  pthread_t th;
+  int rc = pthread_sigmask(SIG_BLOCK, &all, &old);
+  if (!rc) rc = pthread_attr_init(&attr);
+  if (!rc) {
+    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (!rc) rc = pthread_create(&th, &attr, watch, NULL);
+    pthread_attr_destroy(&attr);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (!rc) return KD_OK;
+  kd_fail(e, KD_ERR_FATAL, "cannot start the collective watchdog thread (%s; --collective-timeout 0 runs without)",
+          strerror(rc));
+  e->rank = rank;
+  return KD_ERR_FATAL;
 }
 
-/* The blocking calls kd (and parallel HDF5 within it) makes. */
+/* The blocking calls kd makes (also those of a library inside the process). */
 #define KD_TIMED(name, call)  \
   do {                        \
     enter(name);              \

@@ -102,12 +102,14 @@ int kd_node_load(MPI_Comm comm, int *ranks, int *cores, kd_err *e) {
 int kd_node_count(MPI_Comm comm, int *nodes, kd_err *e) {
   int local_rank = 0;
   MPI_Comm node;
-  if (kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e))
-    return e->code;
-  int rc = kd_mpi_check(MPI_Comm_rank(node, &local_rank), "MPI_Comm_rank", e);
-  if (kd_mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", e)) rc = e->code;
-  /* every rank takes part in the count, also one whose node query failed */
-  int leader = local_rank == 0;
+  int rc = kd_mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type", e);
+  if (!rc) {
+    rc = kd_mpi_check(MPI_Comm_rank(node, &local_rank), "MPI_Comm_rank", e);
+    if (kd_mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", e)) rc = e->code;
+  }
+  /* every rank takes part in the count, also one whose node query failed
+   * (it counts as a node of its own): none is left alone in the allreduce */
+  int leader = rc || local_rank == 0;
   *nodes = 1;
   if (kd_mpi_check(MPI_Allreduce(&leader, nodes, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce", e)) rc = e->code;
   return rc;

@@ -4,6 +4,7 @@
  * fails at the first resume, on another node: say so at the start. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,7 @@ int tr_prepare_out_dir(trainer *t, kd_err *e) {
 typedef struct {
   uint64_t token;
   char host[64];
+  char name[128]; /* the file's name in --out */
 } visible_probe;
 
 static void host_name(char *host, size_t n) {
@@ -61,13 +63,45 @@ static void host_name(char *host, size_t n) {
   host[n - 1] = '\0';
 }
 
-static int read_probe(const char *path, uint64_t want, kd_err *e) {
-  FILE *f = fopen(path, "rb");
-  uint64_t got = 0;
-  const int ok = f && fread(&got, sizeof got, 1, f) == 1 && got == want;
-  if (f) fclose(f);
-  if (ok) return KD_OK;
-  return kd_fail(e, KD_ERR_RUNTIME, "cannot read %s (%s)", path, f ? "other contents" : strerror(errno));
+/* Rank 0: a new file of a fresh token (O_EXCL: never another run's). */
+static int write_probe(const trainer *t, visible_probe *p, char *path, size_t n, kd_err *e) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  p->token = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  host_name(p->host, sizeof p->host);
+  snprintf(p->name, sizeof p->name, ".kd-shared-%.40s-%ld-%016llx", p->host, (long)getpid(),
+           (unsigned long long)p->token);
+  snprintf(path, n, "%s/%s", t->cfg.out, p->name);
+  const int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot create %s (%s)", t->cfg.out, path, strerror(errno));
+  const int ok = write(fd, &p->token, sizeof p->token) == (ssize_t)sizeof p->token;
+  const int err = errno;
+  if (close(fd) != 0 || !ok) {
+    unlink(path);
+    return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot write %s (%s)", t->cfg.out, path, strerror(ok ? errno : err));
+  }
+  return KD_OK;
+}
+
+/* Another rank: the token, retried for up to 5 s (a network filesystem may
+ * answer from a cached listing of the folder for a moment). 0, or errno. */
+static int read_probe(const char *path, uint64_t want) {
+  int err = 0;
+  for (int i = 0; i < 50; i++) {
+    FILE *f = fopen(path, "rb");
+    uint64_t got = 0;
+    if (f) {
+      const int ok = fread(&got, sizeof got, 1, f) == 1;
+      err = ok ? (got == want ? 0 : EILSEQ) : (ferror(f) ? EIO : ENODATA);
+      fclose(f);
+    } else {
+      err = errno;
+    }
+    if (!err) return 0;
+    const struct timespec nap = {0, 100000000};
+    nanosleep(&nap, NULL);
+  }
+  return err;
 }
 
 /* Collective. Rank 0 writes a file of a fresh token into --out; every other
@@ -76,34 +110,29 @@ int tr_check_out_shared(trainer *t, kd_err *e) {
   if (t->mpi.size == 1) return KD_OK;
   visible_probe p;
   memset(&p, 0, sizeof p);
-  char path[KD_PATH_MAX + 64];
-  int rc = KD_OK;
-  if (tr_root(t)) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    p.token = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
-    host_name(p.host, sizeof p.host);
-    snprintf(path, sizeof path, "%s/.kd-shared-%016llx", t->cfg.out, (unsigned long long)p.token);
-    FILE *f = fopen(path, "wb");
-    const int ok = f && fwrite(&p.token, sizeof p.token, 1, f) == 1;
-    if ((f && fclose(f) != 0) || !ok)
-      rc = kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot write %s (%s)", t->cfg.out, path, strerror(errno));
-  }
+  char path[KD_PATH_MAX + 160];
+  int rc = tr_root(t) ? write_probe(t, &p, path, sizeof path, e) : KD_OK;
   if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
-  if (kd_mpi_check(MPI_Bcast(&p, (int)sizeof p, MPI_BYTE, 0, t->mpi.comm), "MPI_Bcast", e)) return e->code;
-  snprintf(path, sizeof path, "%s/.kd-shared-%016llx", t->cfg.out, (unsigned long long)p.token);
-  if (!tr_root(t) && read_probe(path, p.token, e)) {
+  rc = kd_mpi_fatal(MPI_Bcast(&p, (int)sizeof p, MPI_BYTE, 0, t->mpi.comm), "MPI_Bcast", t->mpi.rank, e);
+  if (rc) {
+    if (tr_root(t)) unlink(path);
+    return rc;
+  }
+  snprintf(path, sizeof path, "%s/%s", t->cfg.out, p.name);
+  const int err = tr_root(t) ? 0 : read_probe(path, p.token);
+  if (err) {
     char host[64];
     host_name(host, sizeof host);
-    kd_err_clear(e);
     rc = kd_fail(e, KD_ERR_USAGE,
-                 "--out %s is not shared: rank %d on host %s does not see the file rank 0 wrote there on host %s; "
-                 "checkpoints and --resume need a folder every node sees (a shared filesystem, not a node's local "
-                 "disk)",
-                 t->cfg.out, t->mpi.rank, host, p.host);
+                 "--out %s is not shared: rank %d on host %s does not see the file rank 0 wrote there on host %s "
+                 "(%s); checkpoints and --resume need a folder every node sees (a shared filesystem, not a node's "
+                 "local disk)",
+                 t->cfg.out, t->mpi.rank, host, p.host, err == EILSEQ ? "other contents" : strerror(err));
   }
   rc = kd_agree(t->mpi.comm, rc, e);
-  if (tr_root(t)) unlink(path);
+  /* after the agreement: a leftover probe is harmless, and an error now would be rank 0's alone */
+  if (tr_root(t) && unlink(path) != 0)
+    printf("kd: warning: --out %s: cannot remove %s (%s)\n", t->cfg.out, path, strerror(errno));
   return rc;
 }
 
