@@ -75,3 +75,30 @@ for x, y in zip(ra, rb):
         assert abs(u - v) <= 1e-5 * max(abs(u), abs(v), 1e-3), (n, x["step"], u, v)
 PY
 }
+# later CHECK ARGS...: a check (expect_usage_error, or a function calling expect) in the background, 4 at a time,
+# while the test goes on, its lines kept in later.N (N is $nlater inside it); settle, at the end, waits for them and
+# reports their lines in order, and a check that did not finish fails. For refused runs: most of their time is
+# mpiexec waiting out the ranks' exit.
+nlater=0
+later() {
+  while [ "$(jobs -rp | wc -l)" -ge 4 ]; do wait -n; done
+  nlater=$((nlater + 1))
+  { "$@"; echo "later: done"; } > "later.$nlater" 2>&1 &
+}
+settle() {
+  wait
+  local i line
+  for ((i = 1; i <= nlater; i++)); do
+    while IFS= read -r line; do
+      case $line in
+        "ok: "*) ok "${line#ok: }" ;;
+        "FAIL: "*) fail "${line#FAIL: }" ;;
+        "later: done") ;;
+        *) echo "$line" ;;
+      esac
+    done < "later.$i"
+    grep -qx "later: done" "later.$i" || fail "check $i in the background did not finish: $(head -c 300 "later.$i")"
+  done
+  rm -f later.*
+  nlater=0
+}

@@ -109,24 +109,34 @@ with h5py.File("lm/final.h5") as f, h5py.File("nano.h5", "w") as g, h5py.File("n
 PY
 kdrun 2 train --data c.h5 "${G[@]}" --init nano.h5 --epochs 1 --max-steps 2 --out init > init.log 2>&1 || fail "--init nano.h5"
 expect "--init from an h5py file" grep -q "initial weights from nano.h5" init.log
-kdrun 2 train --data c.h5 "${G[@]}" --init nano_bad.h5 --epochs 1 --out init2 > init2.log 2>&1
-expect "--init with a head that differs from wte: exit 1" test $? -eq 1 -a -n "$(grep -F 'lm_head/weight differs from' init2.log)"
-kdrun 2 train --data c.h5 --student gpt:vocab=256,ctx=16,layers=3,dim=32,heads=4 --init nano.h5 --epochs 1 --out init3 \
-  > init3.log 2>&1
-expect "--init of another depth names the missing tensor" grep -q "dataset /model/transformer/h/2/ln_1/weight is missing" init3.log
+head_refused() {
+  kdrun 2 train --data c.h5 "${G[@]}" --init nano_bad.h5 --epochs 1 --out init2 > init2.log 2>&1
+  expect "--init with a head that differs from wte: exit 1" \
+    test $? -eq 1 -a -n "$(grep -F 'lm_head/weight differs from' init2.log)"
+}
+depth_refused() {
+  kdrun 2 train --data c.h5 --student gpt:vocab=256,ctx=16,layers=3,dim=32,heads=4 --init nano.h5 --epochs 1 --out init3 \
+    > init3.log 2>&1
+  expect "--init of another depth names the missing tensor" \
+    grep -q "dataset /model/transformer/h/2/ln_1/weight is missing" init3.log
+}
+later head_refused
+later depth_refused
 
 # 6. Bad inputs: one error line, exit 1 for data, 2 for usage.
-bad() { # bad WANT NEEDLE ARGS...
+bad() { later bad_input "$@"; } # bad WANT NEEDLE ARGS...: --out bad<N> added
+bad_input() {
   local want=$1 needle=$2
   shift 2
   local out rc
-  out=$(timeout -k 2 20 "$MPIEXEC" -q -np 2 --oversubscribe --bind-to none "$KD" "$@" 2>&1 >/dev/null)
+  out=$(timeout -k 2 20 "$MPIEXEC" -q -np 2 --oversubscribe --bind-to none "$KD" "$@" --out "bad$nlater" \
+    2>&1 >/dev/null)
   rc=$?
   if [ $rc -eq "$want" ] && [ "$(grep -c '^kd: error' <<<"$out")" -eq 1 ] && grep -qF -- "$needle" <<<"$out"; then
     ok "bad input: exit $want, '$needle'"
   else fail "bad input: wanted exit $want and '$needle', got $rc: $out"; fi
 }
-Q=(--student gpt:vocab=13,ctx=10,layers=1,dim=8,heads=2 --epochs 1 --batch 4 --threads 1 --progress off --out bad)
+Q=(--student gpt:vocab=13,ctx=10,layers=1,dim=8,heads=2 --epochs 1 --batch 4 --threads 1 --progress off)
 bad 1 "fx/bad_id.h5: /train/tokens row 5 position 7 holds 17, outside the vocabulary [0, 13)" train --data fx/bad_id.h5 "${Q[@]}"
 bad 1 "/train/tokens rows have 40 positions but --student" train --data fx/long.h5 "${Q[@]}"
 bad 1 "/train/logits are over a vocabulary of 14" train --data fx/eq.h5 --teacher fx/vocab_t.h5 "${Q[@]}"
@@ -135,8 +145,8 @@ bad 1 "fx/inf_t.h5: /train/logits row 6 position 3 column 2 is infinite" train -
 bad 1 "holds feature rows but --student gpt:" train --data feat.h5 "${Q[@]}"
 bad 2 "--activation and --weight-init are for mlp students" train --data fx/eq.h5 "${Q[@]}" --activation gelu
 bad 2 "--hint-layer (FitNets) is for mlp students" train --data fx/eq.h5 --teacher fx/eqt.h5 "${Q[@]}" --hint-layer 1
-bad 2 "heads=3 does not divide dim=8" train --data fx/eq.h5 --student gpt:vocab=13,ctx=10,layers=1,dim=8,heads=3 --out bad
-bad 2 "ctx is missing" train --data fx/eq.h5 --student gpt:vocab=13,layers=1,dim=8,heads=2 --out bad
+bad 2 "heads=3 does not divide dim=8" train --data fx/eq.h5 --student gpt:vocab=13,ctx=10,layers=1,dim=8,heads=3
+bad 2 "ctx is missing" train --data fx/eq.h5 --student gpt:vocab=13,layers=1,dim=8,heads=2
 
 # kd generate: greedy is deterministic; a checkpoint without a tokenizer record is a clear error.
 "$KD" generate --ckpt lm --prompt "the quick" --max-new 40 --decode greedy > g1.txt 2> g1.err || fail "kd generate"
@@ -162,4 +172,5 @@ kdrun 2 train --data c.h5 "${S[@]}" --epochs 2 --self-distill --teacher-ckpt lat
 expect "the gpt snapshot teaches" grep -q "self-distillation: the teacher is now sd/ckpt-" sd.log
 kdrun 2 train --data c.h5 "${S[@]}" --epochs 1 --generations 2 --out gens > gens.log || fail "gpt generations"
 expect "gpt generations print their table" grep -q "^born-again generations" gens.log
+settle
 finish

@@ -49,16 +49,30 @@ with h5py.File('t.h5', 'r') as a:
             b['train/logits'] = a['train/logits'][()]
             b['train/features'] = feats
 "
-out=$(kdrun 2 "${H[@]}" --teacher short.h5 --out c 2>&1 >/dev/null)
-rc=$?
-expect "features of other data: exit 1 (got $rc)" test $rc -eq 1
-expect "features of other data: one line naming them" test "$(grep -c 'has 3997 rows but /train/x has 4000' <<<"$out")" -eq 1
+rows_refused() {
+  local out rc
+  out=$(kdrun 2 "${H[@]}" --teacher short.h5 --out c 2>&1 >/dev/null)
+  rc=$?
+  expect "features of other data: exit 1 (got $rc)" test $rc -eq 1
+  expect "features of other data: one line naming them" \
+    test "$(grep -c 'has 3997 rows but /train/x has 4000' <<<"$out")" -eq 1
+}
+width_refused() {
+  local out rc
+  out=$(kdrun 2 train --resume wide_run --teacher wide.h5 --epochs 5 2>&1 >/dev/null)
+  rc=$?
+  expect "features of another width at resume: exit 1 (got $rc)" test $rc -eq 1
+  expect "width named" grep -q "/aux/hint/weight is \[48, 12\] but this run needs \[40, 12\]" <<<"$out"
+}
+layer_refused() {
+  local out
+  out=$(kdrun 2 "${H[@]}" --hint-layer 4 --out d 2>&1 >/dev/null)
+  expect "a hint layer the student lacks: exit 2" test $? -eq 2
+  expect "hint layer named" grep -q -- "--hint-layer 4: the student 16-12-12-12-4 has 3 hidden layers" <<<"$out"
+}
 cp -r b wide_run
-out=$(kdrun 2 train --resume wide_run --teacher wide.h5 --epochs 5 2>&1 >/dev/null)
-rc=$?
-expect "features of another width at resume: exit 1 (got $rc)" test $rc -eq 1
-expect "width named" grep -q "/aux/hint/weight is \[48, 12\] but this run needs \[40, 12\]" <<<"$out"
-out=$(kdrun 2 "${H[@]}" --hint-layer 4 --out d 2>&1 >/dev/null)
-expect "a hint layer the student lacks: exit 2" test $? -eq 2
-expect "hint layer named" grep -q -- "--hint-layer 4: the student 16-12-12-12-4 has 3 hidden layers" <<<"$out"
+later rows_refused
+later width_refused
+later layer_refused
+settle
 finish

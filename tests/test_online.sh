@@ -52,11 +52,11 @@ expect "--teacher-vocab-crop 256 == the teacher's first 256 logits stored: losse
 expect "--teacher-vocab-crop 256 == the teacher's first 256 logits stored: weights 1e-5" close stc/final.h5 onc/final.h5 \
   --rtol 1e-5
 expect "the banner says the teacher is cropped" grep -q '^teacher: its first 256 of 300 logits' onc.log
-expect_usage_error "a padded teacher without --teacher-vocab-crop, the option named" "teacher-vocab-crop N" \
+later expect_usage_error "a padded teacher without --teacher-vocab-crop, the option named" "teacher-vocab-crop N" \
   train "${W2[@]}" --epochs 1 --teacher-model tch300 --out bad10
-expect_usage_error "--teacher-vocab-crop other than the student's vocabulary" "it must be the student's vocabulary" \
+later expect_usage_error "--teacher-vocab-crop other than the student's vocabulary" "it must be the student's vocabulary" \
   train "${W2[@]}" --epochs 1 --teacher-model tch300 --teacher-vocab-crop 255 --out bad11
-expect_usage_error "--teacher-vocab-crop without an online teacher" "teacher-vocab-crop goes with --teacher-model" \
+later expect_usage_error "--teacher-vocab-crop without an online teacher" "teacher-vocab-crop goes with --teacher-model" \
   train "${W2[@]}" --epochs 1 --teacher tl256.h5 --teacher-vocab-crop 256 --out bad12
 "$KD" synth --out d.h5 --train 600 --test 100 --dim 12 --classes 4 > /dev/null || exit 1
 M=(--data d.h5 --batch 32 --threads 1 --progress off --log-every 1 --epochs 1)
@@ -74,9 +74,12 @@ kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --normalize standard --te
 kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --normalize standard --teacher-model mtn --out mnon > /dev/null
 expect "a normalising teacher and student: online == kd logits (which applies the teacher's /preprocess)" \
   cols mnst mnon loss ce kd
-kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --teacher-model mtn --out mnb > mnb.log 2>&1
-expect "a teacher trained on normalised rows, a student on raw ones: refused (exit 2)" \
-  test $? -eq 2 -a -n "$(grep 'reads inputs normalised as its /preprocess says (standard)' mnb.log)"
+normalised_refused() {
+  kdrun 2 train "${M[@]}" --student 12-8-4 --max-steps 5 --teacher-model mtn --out mnb > mnb.log 2>&1
+  expect "a teacher trained on normalised rows, a student on raw ones: refused (exit 2)" \
+    test $? -eq 2 -a -n "$(grep 'reads inputs normalised as its /preprocess says (standard)' mnb.log)"
+}
+later normalised_refused
 
 # 2. intermediate losses: 2 ranks == 1 rank
 I=(--teacher-model tch --attn-relations q-q,k-k,v-v --hidden-map uniform --attn-weight 2 --hidden-weight 0.5)
@@ -131,8 +134,11 @@ a, b = h5py.File('h0/ckpt-00000001.h5')['model'], h5py.File('h0/ckpt-00000002.h5
 assert not np.array_equal(a['transformer/wte/weight'][()], b['transformer/wte/weight'][()])
 for n in ('transformer/h/0/attn/c_attn/weight', 'transformer/ln_f/weight'):
     assert np.array_equal(a[n][()], b[n][()]), n"
-kdrun 2 train --resume pc --teacher-model tch2 > ck.log 2>&1
-expect "resume with another teacher: refused by its checksum" grep -q "checksum .* differs" ck.log
+checksum_refused() {
+  kdrun 2 train --resume pc --teacher-model tch2 > ck.log 2>&1
+  expect "resume with another teacher: refused by its checksum" grep -q "checksum .* differs" ck.log
+}
+later checksum_refused
 
 # 4. stored intermediate targets == online
 if kdrun 2 logits --ckpt tch:best --data c.h5 --dtype f32 --hidden 0,1,2 --attn 1,2 --out ti.h5 > /dev/null; then
@@ -149,30 +155,36 @@ with h5py.File('tw.h5', 'r+') as f:
     n, t, d = f['train/hidden/1'].shape
     del f['train/hidden/1']
     f['train/hidden/1'] = np.zeros((n, t, d + 1), np.float32)"
-  kdrun 1 train "${ST[@]}" --teacher tw.h5 "${H[@]}" --out iw > iw.log 2>&1
-  expect "a stored hidden state of another width: one clear error" grep -q "hidden/1 has width 33, the other stored layers 32" iw.log
+  width_refused() {
+    kdrun 1 train "${ST[@]}" --teacher tw.h5 "${H[@]}" --out iw > iw.log 2>&1
+    expect "a stored hidden state of another width: one clear error" \
+      grep -q "hidden/1 has width 33, the other stored layers 32" iw.log
+  }
+  later width_refused
 else
   fail "kd logits --hidden --attn"
 fi
 
 # 5. refused before training, on every rank
-refused() { # WHAT PATTERN ARGS...
-  local what=$1 pat=$2
+refused() { # WHAT PATTERN ARGS... (run with later: --out refused<N>, its log refused<N>.log)
+  local what=$1 pat=$2 log=refused$nlater.log
   shift 2
-  kdrun 2 train "${S2[@]}" "$@" --out bad --force > bad.log 2>&1
+  kdrun 2 train "${S2[@]}" "$@" --out "refused$nlater" --force > "$log" 2>&1
   local rc=$?
-  if [ $rc -eq 2 ] && grep -q -- "$pat" bad.log && ! grep -q '^epoch\|^checkpoint' bad.log; then ok "$what"
-  else fail "$what (exit $rc): $(head -c 400 bad.log)"; fi
+  if [ $rc -eq 2 ] && grep -q -- "$pat" "$log" && ! grep -q '^epoch\|^checkpoint' "$log"; then ok "$what"
+  else fail "$what (exit $rc): $(head -c 400 "$log")"; fi
 }
-refused "--teacher FILE with --teacher-model" "exclude each other" --teacher tl.h5 --teacher-model tch
-refused "--self-distill with --teacher-model" "exclude each other" --self-distill --teacher-model tch
-refused "teacher layer out of range" "teacher layer 5 of the pair 2:5 is out of range" --teacher-model tch \
+later refused "--teacher FILE with --teacher-model" "exclude each other" --teacher tl.h5 --teacher-model tch
+later refused "--self-distill with --teacher-model" "exclude each other" --self-distill --teacher-model tch
+later refused "teacher layer out of range" "teacher layer 5 of the pair 2:5 is out of range" --teacher-model tch \
   --attn-relations q-q --attn-map 2:5
-refused "student layer out of range" "student layer 3" --teacher-model tch --attn-relations q-q --attn-map 3:1
-refused "mse with head counts that differ" "the student has 2 heads, the teacher 4" --teacher-model tch --attn-loss mse
-refused "hidden state out of range" "hidden-map 0:9 is out of range" --teacher-model tch --hidden-map 0:9
-refused "relation heads that do not divide the widths" "relation-heads 3 must divide" --teacher-model tch \
+later refused "student layer out of range" "student layer 3" --teacher-model tch --attn-relations q-q --attn-map 3:1
+later refused "mse with head counts that differ" "the student has 2 heads, the teacher 4" --teacher-model tch \
+  --attn-loss mse
+later refused "hidden state out of range" "hidden-map 0:9 is out of range" --teacher-model tch --hidden-map 0:9
+later refused "relation heads that do not divide the widths" "relation-heads 3 must divide" --teacher-model tch \
   --attn-relations v-v --relation-heads 3
-refused "an unknown relation" "'q-k' is not one of" --teacher-model tch --attn-relations q-k
-refused "relations from stored targets" "needs the teacher's queries" --teacher tl.h5 --attn-relations q-q
+later refused "an unknown relation" "'q-k' is not one of" --teacher-model tch --attn-relations q-k
+later refused "relations from stored targets" "needs the teacher's queries" --teacher tl.h5 --attn-relations q-q
+settle
 finish

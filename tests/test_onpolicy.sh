@@ -160,37 +160,42 @@ import h5py, json, math
 j = json.load(open('ge.json'))
 assert j['tokens'] == int(h5py.File('g1.h5')['test/mask'][()].sum()) and math.isfinite(j['nll']), j
 "
-expect_usage_error "--prompt-tokens without --data" "prompt-tokens goes with --data" generate --ckpt a1 --prompt-tokens 4
-out=$(kdrun 2 generate --ckpt a1 --data c.h5 --split test --out bad.h5 2>&1)
-expect "text rows without --prompt-tokens: exit 1 (got $?), one line naming it" \
-  test "$?" -eq 1 -a "$(grep -c "prompt-tokens N" <<< "$out")" -eq 1
+later expect_usage_error "--prompt-tokens without --data" "prompt-tokens goes with --data" generate --ckpt a1 --prompt-tokens 4
+text_refused() {
+  local out
+  out=$(kdrun 2 generate --ckpt a1 --data c.h5 --split test --out bad.h5 2>&1)
+  expect "text rows without --prompt-tokens: exit 1 (got $?), one line naming it" \
+    test "$?" -eq 1 -a "$(grep -c "prompt-tokens N" <<< "$out")" -eq 1
+}
+later text_refused
 
 # 5. Refusals: one line, exit 2.
-expect_usage_error "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \
+later expect_usage_error "--on-policy without an online teacher" "on-policy 1 needs an online teacher" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --on-policy 1 --out bad1
-expect_usage_error "--on-policy with born-again generations" "on-policy with --generations 2: the generations after the first" \
+later expect_usage_error "--on-policy with born-again generations" "on-policy with --generations 2: the generations after the first" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --on-policy 1 \
   --generations 2 --out bad4
-expect_usage_error "--rollout options without --on-policy" "rollout options go with --on-policy" \
+later expect_usage_error "--rollout options without --on-policy" "rollout options go with --on-policy" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --rollout-top-k 5 --out bad2
-expect_usage_error "reverse-sampled without --on-policy" "reverse-sampled estimates the reverse KL from the student's own samples" \
+later expect_usage_error "reverse-sampled without --on-policy" "reverse-sampled estimates the reverse KL from the student's own samples" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
   --divergence reverse-sampled --out bad5
-expect_usage_error "reverse-sampled at T 2" "reverse-sampled is unbiased only when" \
+later expect_usage_error "reverse-sampled at T 2" "reverse-sampled is unbiased only when" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 2 \
   --on-policy 1 --divergence reverse-sampled --out bad6
-expect_usage_error "reverse-sampled with a top-k rollout" "needs --temperature 1, --rollout-temperature 1 and no --rollout-top-k" \
+later expect_usage_error "reverse-sampled with a top-k rollout" "needs --temperature 1, --rollout-temperature 1 and no --rollout-top-k" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
   --on-policy 1 --divergence reverse-sampled --rollout-top-k 5 --out bad7
-expect_usage_error "reverse-sampled with a padded vocabulary" "the rollout never draws the padding ids" \
+later expect_usage_error "reverse-sampled with a padded vocabulary" "the rollout never draws the padding ids" \
   train --data c.h5 --student gpt:vocab=300,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch300 --temperature 1 \
   --on-policy 1 --divergence reverse-sampled --out bad8
-expect_usage_error "reverse-sampled with dropout" "reverse-sampled with --dropout 0.1" \
+later expect_usage_error "reverse-sampled with dropout" "reverse-sampled with --dropout 0.1" \
   train --data c.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --teacher-model tch --temperature 1 \
   --on-policy 1 --divergence reverse-sampled --dropout 0.1 --out bad9
 "$KD" synth --out d.h5 --train 200 --test 50 --dim 8 --classes 3 > /dev/null || exit 1
 kdrun 1 train --data d.h5 --student 8-16-3 --epochs 1 --batch 20 --threads 1 --progress off --out mt > /dev/null ||
   fail "mlp teacher"
-expect_usage_error "an mlp student on-policy" "on-policy samples tokens: it needs a gpt or llama student" \
+later expect_usage_error "an mlp student on-policy" "on-policy samples tokens: it needs a gpt or llama student" \
   train --data d.h5 --student 8-16-3 --teacher-model mt --on-policy 1 --batch 20 --out bad3
+settle
 finish

@@ -1,17 +1,24 @@
 #!/bin/bash
 # The bad-input matrix of the sequence paths (issue 26), on 2 ranks, each case under a 20-second limit (a hang
-# fails it): the exit code (2 when the arguments alone decide, 1 when reading files or running does), exactly one
-# "kd: error" line, and it is the last line, naming the file, dataset, row, position or value; nothing already in
-# an output place changed (a run directory's checkpoints, an existing teacher, prediction or data file), and a
-# failed training run leaves no final.h5. Token rows, masks, tokenizer records, teacher files
+# fails it; a few cases at once, each in its own directory, as most of a failing case's time is mpiexec waiting
+# out its ranks' exit): the exit code (2 when the arguments alone decide, 1 when reading files or running does),
+# exactly one "kd: error" line, and it is the last line, naming the file, dataset, row, position or value; nothing
+# already in an output place changed (a run directory's checkpoints, an existing teacher, prediction or data
+# file), and a failed training run leaves no final.h5. Token rows, masks, tokenizer records, teacher files
 # (dense, top-k, sampled, hidden states and attention maps), --init files, online teachers, imports, kd logits,
 # eval, predict, generate --data, eval --decode and resume.
 source "$(dirname "$0")/lib.sh"
 "$PY" "$TESTS_DIR/make_seqbad.py" b data || exit 1
 G=(--student gpt:vocab=13,ctx=10,layers=1,dim=8,heads=2 --epochs 1 --batch 4 --threads 1 --progress off)
-# What the cases must leave alone: a finished run, its teacher files, and files in the output places.
-kdrun 2 train --data b/good.h5 "${G[@]}" --epochs 2 --out keep > keep.log 2>&1 || { fail "reference run"; finish; exit 1; }
-kdrun 2 logits --ckpt keep --data b/good.h5 --out b/t.h5 > /dev/null || fail "dense teacher"
+# What the cases must leave alone: a finished run, its teacher files, and files in the output places. (The
+# reference run and the dense teacher also show progress: in place on a terminal, and lines in a log.)
+kdrun 2 train --data b/good.h5 "${G[@]}" --epochs 2 --progress on --progress-every 0.001 --out keep > keep.log 2>&1 ||
+  { fail "reference run"; finish; exit 1; }
+expect "--progress on redraws one line in place" grep -q $'\r  step [0-9]*/8' keep.log
+PL=(--progress lines --progress-every 0.0001)
+progress_line() { grep -Eq "^  kd [a-z]+ .*/[0-9]+ (rows|words) \([0-9]+%\)" "$1"; }
+kdrun 2 logits --ckpt keep --data b/good.h5 --out b/t.h5 "${PL[@]}" > t.log 2>&1 || fail "dense teacher"
+expect "kd logits: a progress line (--data b/good.h5 --out b/t.h5)" progress_line t.log
 kdrun 2 logits --ckpt keep --data b/good.h5 --topk 4 --out b/tk.h5 > /dev/null || fail "top-k teacher"
 kdrun 2 logits --ckpt keep --data b/good.h5 --sample 4 --out b/sp.h5 > /dev/null || fail "sampled teacher"
 kdrun 2 logits --ckpt keep --data b/good.h5 --hidden 1 --attn 1 --out b/in.h5 > /dev/null || fail "stored hidden states"
@@ -20,8 +27,6 @@ cp keep/final.h5 b/final.h5
 cp b/t.h5 existing.h5
 # A teacher of another tokenizer with the same 13 ids, and a wider teacher that reads only 6 positions.
 kdrun 2 train --data b/other_tok.h5 "${G[@]}" --out other > /dev/null 2>&1 || fail "other-tokenizer teacher"
-kdrun 2 train --data b/good.h5 --student gpt:vocab=13,ctx=6,layers=1,dim=8,heads=2 --epochs 1 --batch 4 --threads 1 \
-  --progress off --out short --train-rows 4 --max-steps 1 > /dev/null 2>&1
 "$PY" - <<'PY' || fail "a short-context teacher"
 import h5py, numpy as np
 # The context-6 teacher is trained on rows cut to 6 positions.
@@ -37,26 +42,48 @@ kdrun 2 train --data b/good.h5 --student gpt:vocab=14,ctx=10,layers=1,dim=8,head
   --progress off --out v14 > /dev/null 2>&1 || fail "vocabulary-14 run"
 sums() { md5sum keep/* existing.h5 2>/dev/null; }
 before=$(sums)
+cp -r keep again # the resume case's run (its checkpoint against other rows)
 n=0
+started=()
 
-case_() { # case_ WANT_RC NEEDLE ARGS...: run on 2 ranks, check exit, one error line (the last), the needle
+# case_ WANT_RC NEEDLE ARGS...: start a case on 2 ranks (KD_TEST_JOBS at a time: default 4, and 2 in the sanitizer
+# pass, whose ranks keep the cores busy) in the directory c<n>: links to the shared inputs and its own copy of
+# existing.h5. collect reports the cases started: the exit, one error line (the last), the needle, no o/final.h5.
+jobs_default=4
+[ "${KD_TEST_STRIDE:-1}" -gt 1 ] && jobs_default=2
+case_() {
   local want=$1 needle=$2
   shift 2
   n=$((n + 1))
   # KD_TEST_STRIDE=S (the sanitizer pass, within CI's time): every S-th case only; all of them run in the main pass
   if [ "${KD_TEST_STRIDE:-1}" -gt 1 ] && [ $((n % KD_TEST_STRIDE)) -ne 0 ]; then return; fi
-  rm -rf o
-  local out rc last lines
-  out=$(timeout -k 2 20 "$MPIEXEC" -q -np 2 --oversubscribe --bind-to none "$KD" "$@" 2>&1 >/dev/null)
-  rc=$?
-  lines=$(printf '%s\n' "$out" | grep -c '^kd: error')
-  last=$(printf '%s\n' "$out" | grep -v '^$' | tail -n 1)
-  if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && [[ "$last" == "kd: error"* ]] && [[ "$last" == *"$needle"* ]] &&
-     [ ! -e o/final.h5 ]; then
-    ok "case $n: exit $want, '$needle'"
-  else
-    fail "case $n: wanted exit $want and one last error line naming '$needle'; got exit $rc: $out ($*)"
-  fi
+  while [ "$(jobs -rp | wc -l)" -ge "${KD_TEST_JOBS:-$jobs_default}" ]; do wait -n; done
+  mkdir "c$n" && ln -s ../b ../keep ../six ../other ../v14 ../again "c$n"/ && cp existing.h5 "c$n"/ ||
+    { fail "case $n: its directory"; return; }
+  started+=("$n")
+  (
+    cd "c$n" || exit 1
+    out=$(timeout -k 2 20 "$MPIEXEC" -q -np 2 --oversubscribe --bind-to none "$KD" "$@" 2>&1 >/dev/null)
+    rc=$?
+    lines=$(printf '%s\n' "$out" | grep -c '^kd: error')
+    last=$(printf '%s\n' "$out" | grep -v '^$' | tail -n 1)
+    if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && [[ "$last" == "kd: error"* ]] && [[ "$last" == *"$needle"* ]] &&
+       [ ! -e o/final.h5 ]; then
+      printf 'ok\ncase %s: exit %s, %s\n' "$n" "$want" "'$needle'"
+    else
+      printf "fail\ncase %s: wanted exit %s and one last error line naming '%s'; got exit %s: %s (%s)\n" "$n" "$want" \
+        "$needle" "$rc" "$out" "$*"
+    fi > result
+  ) &
+}
+collect() { # wait for the cases started, then report them in order
+  wait
+  local k
+  for k in "${started[@]}"; do
+    if [ "$(head -n 1 "c$k/result" 2>/dev/null)" = ok ]; then ok "$(tail -n +2 "c$k/result")"
+    else fail "$(tail -n +2 "c$k/result" 2>/dev/null || echo "case $k: no result")"; fi
+  done
+  started=()
 }
 T=(train "${G[@]}" --out o)
 # Token rows and masks.
@@ -134,37 +161,36 @@ case_ 1 "b/none.txt: cannot read (No such file or directory)" import text --in b
 case_ 1 "b/empty.tsv: no pairs to import (only blank and comment lines)" import pairs --in b/empty.tsv --out o.h5
 case_ 1 "b/bad.tsv:2" import pairs --in b/bad.tsv --out o.h5
 # Resume against other rows.
-cp -r keep again
 case_ 1 "b/shuffled.h5: /train rows differ from the data the checkpoint" train --resume again --data b/shuffled.h5 \
   --epochs 3
+collect
 rm -rf again
 # A vocabulary larger than the tokenizer's is padding: it trains (bits per byte measured), and no decoder emits a
-# padding id, even sampling at a temperature that makes every id nearly as likely.
-kdrun 2 train --data b/good.h5 --student gpt:vocab=16,ctx=10,layers=1,dim=8,heads=2 --epochs 1 --batch 4 --threads 1 \
-  --progress off --out pad > pad.log 2>&1 || fail "a padded vocabulary trains"
+# padding id, even sampling at a temperature that makes every id nearly as likely. Progress inside an epoch and
+# over long splits: lines in a log at --progress-every (this run's and its sampling's; the rest below).
+kdrun 2 train --data b/good.h5 --student gpt:vocab=16,ctx=10,layers=1,dim=8,heads=2 --epochs 3 --batch 2 --threads 1 \
+  --progress lines --progress-every 0.001 --out pad > pad.log 2>&1 || fail "a padded vocabulary trains"
 expect "bits per byte of a padded vocabulary" grep -Eq "^eval: .* bpb [0-9.]+" pad.log
-kdrun 2 generate --ckpt pad --data b/good.h5 --out pad_g.h5 --decode sample --temperature 50 --seed 3 > /dev/null ||
-  fail "sampling a padded vocabulary"
+expect "kd train: progress lines with step/steps, loss, rate, ETA" \
+  grep -Eq "^  step [0-9]+/24 \(epoch [1-3]/3, step [0-9]+/8\)  loss [0-9.]+  [0-9]+ tokens/s  ETA [0-9:]+$" pad.log
+kdrun 2 generate --ckpt pad --data b/good.h5 --out pad_g.h5 --decode sample --temperature 50 --seed 3 --batch 1 \
+  "${PL[@]}" > pad_g.log 2>&1 || fail "sampling a padded vocabulary"
 expect "no padding id sampled" "$PY" -c "
 import h5py, numpy as np
 f = h5py.File('pad_g.h5')
 t, m = f['train/tokens'][()], f['train/mask'][()]
 assert t.max() < 13 and m.sum() >= 40, (t.max(), m.sum())  # 16 rows, some 4 sampled tokens each
 "
-# Progress inside an epoch and over long splits (lines in a log at --progress-every; in place on a terminal).
-kdrun 2 train --data b/good.h5 "${G[@]}" --epochs 3 --batch 2 --progress lines --progress-every 0.001 --out prog > prog.log
-expect "kd train: progress lines with step/steps, loss, rate, ETA" \
-  grep -Eq "^  step [0-9]+/24 \(epoch [1-3]/3, step [0-9]+/8\)  loss [0-9.]+  [0-9]+ tokens/s  ETA [0-9:]+$" prog.log
-kdrun 2 train --data b/good.h5 "${G[@]}" --epochs 3 --batch 2 --progress on --progress-every 0.001 --out prog2 > prog2.log
-expect "--progress on redraws one line in place" grep -q $'\r  step [0-9]*/24' prog2.log
-for cmd in "logits --ckpt keep --data b/good.h5 --out prog.h5" "eval --ckpt keep --data b/good.h5 --split valid --batch 1" \
+expect "kd generate: a progress line (--data b/good.h5 --decode sample --batch 1)" progress_line pad_g.log
+for cmd in "eval --ckpt keep --data b/good.h5 --split valid --batch 1" \
            "predict --ckpt keep --data b/good.h5 --split valid --batch 1 --out prog_p.h5" \
-           "generate --ckpt keep --data b/good.h5 --out prog_g.h5 --decode greedy --batch 1" \
            "eval --ckpt keep --data b/good.h5 --split valid --decode greedy --batch 1"; do
-  kdrun 2 $cmd --progress lines --progress-every 0.0001 > p.log 2>&1
-  expect "kd ${cmd%% *}: a progress line (${cmd#* --ckpt keep })" grep -Eq "^  kd [a-z]+ .*/[0-9]+ (rows|words) \([0-9]+%\)" p.log
+  kdrun 2 $cmd "${PL[@]}" > p.log 2>&1
+  expect "kd ${cmd%% *}: a progress line (${cmd#* --ckpt keep })" progress_line p.log
 done
 expect "at least 30 cases ($n)" test "$n" -ge 30
+copies() { local f; for f in c*/existing.h5; do cmp -s existing.h5 "$f" || return 1; done; }
 expect "no file in an output place changed" test "$(sums)" = "$before"
-expect "no import output was written" test ! -e o.h5
+expect "... nor any case's copy of existing.h5" copies
+expect "no import output was written" test -z "$(ls c*/o.h5 2>/dev/null)"
 finish

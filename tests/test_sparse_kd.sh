@@ -171,9 +171,10 @@ bad("bad_range.h5", out_of_range); bad("bad_dup.h5", dup); bad("bad_ksplit.h5", 
 bad("bad_neg.h5", negative); bad("bad_nolse.h5", no_lse); bad("bad_half.h5", half)
 PY
 # refused FILE MODE PATTERN DESCRIPTION [OPTIONS...]
-refused() {
+refused() { later refused_run "$@"; }
+refused_run() {
   local out rc
-  out=$(kdrun 2 train "${W2[@]}" --epochs 1 --teacher "$1" --sparse-kd "$2" --out rbad "${@:5}" 2>&1)
+  out=$(kdrun 2 train "${W2[@]}" --epochs 1 --teacher "$1" --sparse-kd "$2" --out "rbad$nlater" "${@:5}" 2>&1)
   rc=$?
   if [ $rc = 1 ] && grep -q -- "$3" <<<"$out" && [ "$(grep -c 'kd: error' <<<"$out")" -le 2 ]; then ok "$4"; else
     fail "$4 (rc $rc): $out"; fi
@@ -191,4 +192,5 @@ refused both1.h5 sampled "drawn at sample_temperature 2 but --temperature is 3" 
 refused bad_nolse.h5 tail "has no /train/topk/lse" "tail without lse"
 refused bad_half.h5 sampled "/train/sampled/ids is there but /train/sampled/counts is missing" "half of a pair"
 refused dense.h5 topk "has no /train/topk/{ids,logits}" "a mode the file cannot serve"
+settle
 finish

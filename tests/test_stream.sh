@@ -52,10 +52,10 @@ expect "auto's stream is --stream on's, bit for bit" same s2/final.h5 auto/final
 
 # 3. Stop, preemption and a kill, then resume: bitwise.
 kdrun 2 "${A[@]}" "${S[@]}" --out half --max-steps 250 > /dev/null || fail "half run"
+cp -r half half3 # the stopped run, resumed twice: as it was, and with --stream off
 kdrun 2 train --resume half > half2.log || fail "resume"
 expect "a resumed streamed run keeps streaming" grep -q '^rows: streamed from the files (as the checkpoint was)' half2.log
 expect "stopped mid-epoch and resumed: bitwise" same s2/final.h5 half/final.h5
-kdrun 2 "${A[@]}" "${S[@]}" --out half3 --max-steps 250 > /dev/null || fail "half run (2)"
 kdrun 2 train --resume half3 --stream off > half3.log || fail "resume with --stream off"
 expect "--stream off on a streamed checkpoint keeps its order (a note)" grep -q 'keeps its order' half3.log
 expect "... and ends bitwise" same s2/final.h5 half3/final.h5
@@ -81,18 +81,30 @@ kdrun 2 train --resume kill > /dev/null || fail "resume after SIGKILL"
 expect "killed streamed run ends bitwise" same bref/final.h5 kill/final.h5
 
 # 4. Refusals.
-out=$(kdrun 2 "${A[@]}" --stream on --memory-budget 64K --out small 2>&1)
-rc=$?
-expect "a budget too small for two windows: exit 2 (got $rc)" test "$rc" -eq 2
-expect "... one line naming the budget and --shuffle-window" \
-  test "$(echo "$out" | grep -c 'streaming needs .* per rank (two windows of --shuffle-window .*--memory-budget is 64 KiB')" -eq 1
-out=$(kdrun 2 train --data d.h5 --student 32-64-5 --self-distill --snapshot-logits snap.h5 --stream on --out sd 2>&1)
-rc=$?
-expect "--stream on with --snapshot-logits: exit 2 (got $rc)" test "$rc" -eq 2
-expect "... one line naming --snapshot-logits and kd logits" \
-  test "$(grep -c 'snapshot-logits .*kd logits --ckpt SNAPSHOT.* cannot be streamed' <<< "$out")" -eq 1
-out=$(kdrun 1 "${A[@]}" --memory-budget 12X --out bad 2>&1)
-expect "--memory-budget 12X is a usage error" grep -q "memory-budget '12X' is not a size" <<< "$out"
+budget_refused() {
+  local out rc
+  out=$(kdrun 2 "${A[@]}" --stream on --memory-budget 64K --out small 2>&1)
+  rc=$?
+  expect "a budget too small for two windows: exit 2 (got $rc)" test "$rc" -eq 2
+  expect "... one line naming the budget and --shuffle-window" \
+    test "$(echo "$out" | grep -c 'streaming needs .* per rank (two windows of --shuffle-window .*--memory-budget is 64 KiB')" -eq 1
+}
+snapshot_refused() {
+  local out rc
+  out=$(kdrun 2 train --data d.h5 --student 32-64-5 --self-distill --snapshot-logits snap.h5 --stream on --out sd 2>&1)
+  rc=$?
+  expect "--stream on with --snapshot-logits: exit 2 (got $rc)" test "$rc" -eq 2
+  expect "... one line naming --snapshot-logits and kd logits" \
+    test "$(grep -c 'snapshot-logits .*kd logits --ckpt SNAPSHOT.* cannot be streamed' <<< "$out")" -eq 1
+}
+size_refused() {
+  local out
+  out=$(kdrun 1 "${A[@]}" --memory-budget 12X --out bad 2>&1)
+  expect "--memory-budget 12X is a usage error" grep -q "memory-budget '12X' is not a size" <<< "$out"
+}
+later budget_refused
+later snapshot_refused
+later size_refused
 fi
 
 # 4b. Self-distillation streamed: the snapshot runs on each step's batch. From a fixed checkpoint it is that
@@ -165,29 +177,30 @@ with h5py.File('sh2/final.h5') as f:
     c = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in f['config'].attrs.items()}
 assert c['_data_files'] == 'part-0.h5,part-1.h5,part-2.h5', c.get('_data_files')
 assert c['_teacher_files'] == 'tpart-0.h5,tpart-1.h5,tpart-2.h5', c.get('_teacher_files')"
-if [ "$quick" = 1 ]; then finish; exit; fi
+if [ "$quick" = 1 ]; then settle; finish; exit; fi
 kdrun 2 logits --ckpt s2 --data 'part-[0-2].h5' --out 'lg-{}.h5' > lg.log || fail "kd logits of a set"
 expect "kd logits writes one teacher shard per data shard" test -e lg-part-0.h5 -a -e lg-part-1.h5 -a -e lg-part-2.h5
 kdrun 2 "${A[@]/d.h5/part-[0-2].h5}" --teacher 'lg-part-*.h5' "${S[@]}" --epochs 1 --out shlg > /dev/null ||
   fail "training on kd logits' teacher shards"
-bad() { # bad DESCRIPTION PATTERN ARGS...: exit 1, one error line matching PATTERN
+bad() { # bad DESCRIPTION PATTERN ARGS...: exit 1, one error line matching PATTERN (run with later)
   local what=$1 pat=$2
   shift 2
   local out rc
-  out=$(kdrun 2 train --student 32-64-5 --batch 60 --epochs 1 --threads 1 --progress off "$@" --out badset 2>&1)
+  out=$(kdrun 2 train --student 32-64-5 --batch 60 --epochs 1 --threads 1 --progress off "$@" --out "badset$nlater" \
+    2>&1)
   rc=$?
   expect "$what: exit 1 (got $rc)" test "$rc" -eq 1
   expect "$what: one line naming the file" test "$(grep -c "$pat" <<< "$out")" -eq 1
 }
-bad "a shard of another width" "part-x.h5: /train holds feature rows of width 16 but the set's first shard" \
+later bad "a shard of another width" "part-x.h5: /train holds feature rows of width 16 but the set's first shard" \
   --data 'part-*.h5'
-bad "two teacher shards for three" "names 2 files for the 3 shards of --data" --data 'part-[0-2].h5' \
+later bad "two teacher shards for three" "names 2 files for the 3 shards of --data" --data 'part-[0-2].h5' \
   --teacher 'tpart-0.h5,tpart-1.h5'
-bad "a teacher shard of another shard's rows" "tpart-2.h5: .*rows" --data 'part-0.h5,part-1.h5' \
+later bad "a teacher shard of another shard's rows" "tpart-2.h5: .*rows" --data 'part-0.h5,part-1.h5' \
   --teacher 'tpart-0.h5,tpart-2.h5'
-bad "a glob matching nothing" "nothing-\*.h5: the pattern matches no file" --data 'nothing-*.h5'
-bad "a missing shard of a list" "part-9.h5: no such shard file" --data 'part-0.h5,part-9.h5'
-bad "teacher shards of other data" "lg-part-1.h5: the teacher logits were computed from other data" \
+later bad "a glob matching nothing" "nothing-\*.h5: the pattern matches no file" --data 'nothing-*.h5'
+later bad "a missing shard of a list" "part-9.h5: no such shard file" --data 'part-0.h5,part-9.h5'
+later bad "teacher shards of other data" "lg-part-1.h5: the teacher logits were computed from other data" \
   --data 'part-0.h5,part-1b.h5' --teacher 'lg-part-0.h5,lg-part-1.h5'
 
 # 7. Files larger than the address space: 760 MB of rows, the rank limited to 640 MiB (OpenBLAS alone reserves
@@ -202,10 +215,10 @@ with h5py.File(sys.argv[1], "w") as f, h5py.File(sys.argv[2], "w") as t:
     z = t.create_dataset("train/logits", (n, c), np.float32)
     for a in range(0, n, 4000):
         b = min(n, a + 4000)
-        xa = rng.standard_normal((b - a, d)).astype(np.float32)
+        xa = rng.standard_normal((b - a, d), dtype=np.float32)
         x[a:b], z[a:b] = xa, 4 * xa @ w
         y[a:b] = (xa @ w).argmax(1)
-    xt = rng.standard_normal((200, d)).astype(np.float32)
+    xt = rng.standard_normal((200, d), dtype=np.float32)
     f["test/x"], f["test/y"], t["test/logits"] = xt, (xt @ w).argmax(1).astype(np.int32), 4 * xt @ w
 PY
 size=$(( $(stat -c %s big.h5) + $(stat -c %s bigt.h5) ))
@@ -217,24 +230,42 @@ L=(train --data big.h5 --teacher bigt.h5 --student 2048-8-4 --epochs 1 --batch 2
 lim() { timeout -k 5 300 "$MPIEXEC" -q -np 1 --bind-to none env OPENBLAS_NUM_THREADS=1 prlimit --as=$limit "$KD" "$@"; }
 lim "${L[@]}" lim > lim.log 2>&1 || fail "streamed under the limit: $(tail -2 lim.log)"
 expect "auto streamed the large shard" grep -q '^rows: streamed from the files (the shard is over' lim.log
-kdrun 1 "${L[@]}" nolim > /dev/null || fail "streamed without the limit"
-expect "under the limit: the weights of the unlimited run, bit for bit" same nolim/final.h5 lim/final.h5
-out=$(lim "${L[@]}" bigmem --stream off 2>&1)
-rc=$?
-expect "in memory under the limit: exit 1 (got $rc)" test "$rc" -eq 1
-expect "... with one line saying memory ran out" grep -q 'out of memory' <<< "$out"
+# The rest, one rank each, side by side.
+unlimited() {
+  kdrun 1 "${L[@]}" nolim > /dev/null || fail "streamed without the limit"
+  expect "under the limit: the weights of the unlimited run, bit for bit" same nolim/final.h5 lim/final.h5
+}
+in_memory_refused() {
+  local out rc
+  out=$(lim "${L[@]}" bigmem --stream off 2>&1)
+  rc=$?
+  expect "in memory under the limit: exit 1 (got $rc)" test "$rc" -eq 1
+  expect "... with one line saying memory ran out" grep -q 'out of memory' <<< "$out"
+}
 # kd eval and kd predict read the rows in order a block at a time, so they run under the limit too
-lim eval --ckpt lim --data big.h5 --teacher bigt.h5 --split train --json > limev.json 2> limev.err ||
-  fail "kd eval under the limit: $(tail -2 limev.err)"
-kdrun 1 eval --ckpt lim --data big.h5 --teacher bigt.h5 --split train --json > ev.json || fail "kd eval unlimited"
-expect "kd eval of the 760 MB split under the limit: the figures of the unlimited run" cmp -s limev.json ev.json
-expect "... over all 92000 rows, with the teacher's agreement" grep -q '"agreement": 0\.[0-9]*.*"n": 92000' limev.json
-lim predict --ckpt lim --data big.h5 --split train --out limpred.h5 > /dev/null 2> limpred.err ||
-  fail "kd predict under the limit: $(tail -2 limpred.err)"
-expect "kd predict under the limit writes the logits of every row" "$PY" -c "
+eval_limited() {
+  lim eval --ckpt lim --data big.h5 --teacher bigt.h5 --split train --json > limev.json 2> limev.err ||
+    fail "kd eval under the limit: $(tail -2 limev.err)"
+}
+eval_unlimited() {
+  kdrun 1 eval --ckpt lim --data big.h5 --teacher bigt.h5 --split train --json > ev.json || fail "kd eval unlimited"
+}
+predict_limited() {
+  lim predict --ckpt lim --data big.h5 --split train --out limpred.h5 > /dev/null 2> limpred.err ||
+    fail "kd predict under the limit: $(tail -2 limpred.err)"
+  expect "kd predict under the limit writes the logits of every row" "$PY" -c "
 import h5py, numpy as np
 with h5py.File('limpred.h5') as f:
     z = f['train/logits'][()]
 assert z.shape == (92000, 4) and np.isfinite(z).all(), z.shape"
+}
+later unlimited
+later in_memory_refused
+later eval_limited
+later eval_unlimited
+later predict_limited
+settle
+expect "kd eval of the 760 MB split under the limit: the figures of the unlimited run" cmp -s limev.json ev.json
+expect "... over all 92000 rows, with the teacher's agreement" grep -q '"agreement": 0\.[0-9]*.*"n": 92000' limev.json
 rm -f big.h5 bigt.h5 limpred.h5
 finish

@@ -105,37 +105,38 @@ expect "... no view left behind, no output" test -z "$(ls views)" -a ! -e bad.h5
 
 # 5. Refusals.
 B=(train --data x.h5 --student gpt:vocab=256,ctx=32,layers=2,dim=16,heads=2 --threads 1 --progress off --epochs 1)
-expect_usage_error "a teacher of the other tokenizer without --cross-tokenizer" \
+later expect_usage_error "a teacher of the other tokenizer without --cross-tokenizer" \
   "reads the tokens of x.h5's /teacher_tokenizer, not the student's /tokenizer: add --cross-tokenizer" \
-  "${B[@]}" --teacher-model tch --out bad
-expect_usage_error "--cross-tokenizer without an online teacher" "cross-tokenizer uld: it needs --teacher-model" \
-  "${B[@]}" --cross-tokenizer uld --out bad
-expect_usage_error "--cross-tokenizer with --on-policy" "cross-tokenizer uld: --on-policy" \
-  "${B[@]}" --teacher-model tch --cross-tokenizer uld --on-policy 0.5 --out bad
-expect_usage_error "--cross-tokenizer streamed" "holds the shard's teacher rows in memory" \
-  "${B[@]}" --teacher-model tch --cross-tokenizer uld --stream on --out bad
-expect_usage_error "--cross-tokenizer on a file without teacher rows" "plain.h5 has no /train/teacher_tokens" \
+  "${B[@]}" --teacher-model tch --out bad1
+later expect_usage_error "--cross-tokenizer without an online teacher" "cross-tokenizer uld: it needs --teacher-model" \
+  "${B[@]}" --cross-tokenizer uld --out bad2
+later expect_usage_error "--cross-tokenizer with --on-policy" "cross-tokenizer uld: --on-policy" \
+  "${B[@]}" --teacher-model tch --cross-tokenizer uld --on-policy 0.5 --out bad3
+later expect_usage_error "--cross-tokenizer streamed" "holds the shard's teacher rows in memory" \
+  "${B[@]}" --teacher-model tch --cross-tokenizer uld --stream on --out bad4
+later expect_usage_error "--cross-tokenizer on a file without teacher rows" "plain.h5 has no /train/teacher_tokens" \
   train --data plain.h5 --student gpt:vocab=256,ctx=16,layers=1,dim=16,heads=2 --threads 1 --progress off \
-  --teacher-model tb --cross-tokenizer exact --out bad
+  --teacher-model tb --cross-tokenizer exact --out bad5
 expect_data_error() { expect_exit 1 "$@"; } # exit 1 (data) and one line naming it
-expect_data_error "a teacher checkpoint of another tokenizer than /teacher_tokenizer" \
+later expect_data_error "a teacher checkpoint of another tokenizer than /teacher_tokenizer" \
   "its /tokenizer (bytes, 256 ids) is not the /teacher_tokenizer of x.h5" \
-  "${B[@]}" --teacher-model tb --cross-tokenizer uld --out bad
+  "${B[@]}" --teacher-model tb --cross-tokenizer uld --out bad6
 spoil() { # spoil OUT PYTHON: a copy of x.h5 with one change
   cp x.h5 "$1" && "$PY" -c "import h5py, numpy as np
 f = h5py.File('$1', 'r+')
 $2" || fail "spoil $1"
 }
 spoil dec.h5 "o = f['train/offsets']; r = o[5]; r[3] = r[2]; o[5] = r"
-expect_data_error "student offsets that do not increase" "dec.h5: /train/offsets row 5 position 3" \
-  "${B[@]/x.h5/dec.h5}" --teacher-model tch --cross-tokenizer uld --out bad
+later expect_data_error "student offsets that do not increase" "dec.h5: /train/offsets row 5 position 3" \
+  "${B[@]/x.h5/dec.h5}" --teacher-model tch --cross-tokenizer uld --out bad7
 spoil past.h5 "o = f['train/teacher_offsets']; r = o[7]; n = int((r > 0).sum()); r[n - 1] = 10**6; o[7] = r"
-expect_data_error "teacher rows past the student row's bytes" \
+later expect_data_error "teacher rows past the student row's bytes" \
   "past.h5: /train/teacher_offsets row 7: its last teacher token ends at byte 1000000" \
-  "${B[@]/x.h5/past.h5}" --teacher-model tch --cross-tokenizer uld --out bad
+  "${B[@]/x.h5/past.h5}" --teacher-model tch --cross-tokenizer uld --out bad8
 spoil big.h5 "t = f['train/teacher_tokens']; a = t[:].astype(np.int32); del f['train/teacher_tokens']
 a[9, 0] = 999; f['train/teacher_tokens'] = a"
-expect_data_error "a teacher id past the teacher's vocabulary" \
+later expect_data_error "a teacher id past the teacher's vocabulary" \
   "big.h5: /train/teacher_tokens row 9 position 0 is 999, outside the teacher's vocabulary \[0, 320)" \
-  "${B[@]/x.h5/big.h5}" --teacher-model tch --cross-tokenizer uld --out bad
+  "${B[@]/x.h5/big.h5}" --teacher-model tch --cross-tokenizer uld --out bad9
+settle
 finish
