@@ -6,6 +6,13 @@
 set -u
 source "$(dirname "$0")/common.sh"
 kd_need_packages "${KD_BUILD_PKGS[@]}" "${KD_TEST_PKGS[@]}" || exit 1
+# Bitwise checks against stored references (tests/data/v1run, batch-invariant logits) hold for the kernels they
+# were made with: OpenBLAS's AVX2 (Haswell) ones, which the project's machines select with OPENBLAS_CORETYPE. A
+# machine without the setting would pick its own (AVX-512 here: last bits differ), so the suite sets it when unset.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+  export OPENBLAS_CORETYPE=Haswell
+  echo "kd: OPENBLAS_CORETYPE was unset: Haswell (AVX2) kernels for the tests"
+fi
 echo "kd: building in $KD_BUILD"
 kd_build || exit 1
 # The real llama.cpp for the GGUF test, from the npm registry, cached outside git (a skip with its reason if not).
