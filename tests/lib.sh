@@ -102,3 +102,15 @@ settle() {
   rm -f later.*
   nlater=0
 }
+# collect: for the bad-input matrices, whose case_ runs each case in the background in its folder cK and
+# writes cK/result ("ok" or "fail", then the line) and appends K to started: wait for them all, then
+# report them in order (a case without a result fails).
+collect() {
+  wait
+  local k
+  for k in "${started[@]}"; do
+    if [ "$(head -n 1 "c$k/result" 2>/dev/null)" = ok ]; then ok "$(tail -n +2 "c$k/result")"
+    else fail "$(tail -n +2 "c$k/result" 2>/dev/null || echo "case $k: no result")"; fi
+  done
+  started=()
+}

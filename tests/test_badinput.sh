@@ -44,15 +44,6 @@ case_() {
     fi > result
   ) &
 }
-collect() { # wait for the cases started, then report them in order
-  wait
-  local k
-  for k in "${started[@]}"; do
-    if [ "$(head -n 1 "c$k/result" 2>/dev/null)" = ok ]; then ok "$(tail -n +2 "c$k/result")"
-    else fail "$(tail -n +2 "c$k/result" 2>/dev/null || echo "case $k: no result")"; fi
-  done
-  started=()
-}
 # Files and data (exit 1).
 case_ 1 "b/none.h5: cannot read the file (no such file)" train --data b/none.h5 "${base[@]}" --out o
 case_ 1 "b/not_hdf5.h5: not an HDF5 file" train --data b/not_hdf5.h5 "${base[@]}" --out o

@@ -76,15 +76,6 @@ case_() {
     fi > result
   ) &
 }
-collect() { # wait for the cases started, then report them in order
-  wait
-  local k
-  for k in "${started[@]}"; do
-    if [ "$(head -n 1 "c$k/result" 2>/dev/null)" = ok ]; then ok "$(tail -n +2 "c$k/result")"
-    else fail "$(tail -n +2 "c$k/result" 2>/dev/null || echo "case $k: no result")"; fi
-  done
-  started=()
-}
 T=(train "${G[@]}" --out o)
 # Token rows and masks.
 case_ 1 "b/id_big.h5: /train/tokens row 11 position 3 holds 17, outside the vocabulary [0, 13)" "${T[@]}" --data b/id_big.h5
