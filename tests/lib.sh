@@ -6,7 +6,8 @@ set -u
 : "${PY:=/usr/bin/python3}"
 TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kd-test.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# KD_TEST_KEEP=DIR keeps a copy of the scratch directory there (for a failure's files).
+trap '[ -n "${KD_TEST_KEEP:-}" ] && cp -r "$WORK" "$KD_TEST_KEEP"; rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 FAILED=0

@@ -241,8 +241,10 @@ slurm_release() {
     st=$(slurm_job_state "$1")
     reason=$(slurm_cmd scontrol show job "$1" 2>/dev/null | sed -n 's/.*Reason=\([A-Za-z_]*\).*/\1/p')
     case $st in RUNNING | COMPLETED) return 0 ;; FAILED | CANCELLED) return 1 ;; esac
-    # only a job held for its BeginTime, its old run cleaned up, takes the new start time
-    [ "$st" = PENDING ] && [ "$reason" = BeginTime ] && slurm_cmd scontrol update JobId="$1" StartTime=now 2>/dev/null
+    # only a job held for its BeginTime, its old run cleaned up (no step daemon of it left), takes the
+    # new start time
+    [ "$st" = PENDING ] && [ "$reason" = BeginTime ] && ! pgrep -f "^slurmstepd: \[$1\." >/dev/null &&
+      slurm_cmd scontrol update JobId="$1" StartTime=now 2>/dev/null
     sleep 0.5
   done
   echo "slurm_release: job $1 is $st ($reason)" >&2

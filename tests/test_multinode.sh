@@ -16,7 +16,8 @@
 #    the default timeout, launch/local.sh's Open MPI settings end every process (mpirun and its
 #    daemons too) within 60 s.
 # On one box first: a rank stopped by SIGSTOP leaves its peer in a collective, whose watchdog ends it
-# with a rank-tagged line; a malformed --collective-timeout is a usage error.
+# with a rank-tagged line; a peer waiting for rank 0's evaluation is not ended by it; a malformed
+# --collective-timeout is a usage error.
 # The namespaces need root (elsewhere the test is skipped after the one-box checks); everything it
 # made is removed when it ends, also on failure.
 source "$(dirname "$0")/lib.sh"
@@ -39,6 +40,14 @@ kill -KILL $stopped 2>/dev/null
 expect "a stopped peer: the waiting rank's watchdog ends the job (exit $rc)" test $rc -ne 0
 expect "with a line naming the rank, its host and the call" \
   grep -q "^kd: rank [01] (host $(hostname)): MPI_[A-Za-z_]* has not returned after [23] s (--collective-timeout 2)" wd-stop.log
+
+# Rank 0 evaluating 30000 rows alone (about 2 s here) while its peer waits: a wait for rank 0's own
+# work is not timed, so --collective-timeout 1 does not end the run.
+"$KD" synth --out big.h5 --train 31000 --test 0 --dim 64 --classes 10 >/dev/null || exit 1
+kdrun 2 train --data big.h5 --val-rows 30000 --student 64-2048-2048-10 --epochs 1 --batch 64 --eval-every 10 \
+  --max-steps 12 --threads 1 --progress off --out wd-eval --collective-timeout 1 > wd-eval.log 2>&1
+expect "rank 0 evaluating alone longer than --collective-timeout: the run completes (exit $?)" test -e wd-eval/final.h5
+expect "and no watchdog line" test -z "$(grep "has not returned" wd-eval.log)"
 
 [ "$(id -u)" = 0 ] || { echo "skip: network namespaces need root"; finish || exit 1; exit 77; }
 source "$TESTS_DIR/multinode.sh"
@@ -107,7 +116,12 @@ ranks_left() { # kd processes on the nodes
   local p
   for p in $(mn_pids kdn1) $(mn_pids kdn2); do [ "$(cat /proc/$p/comm 2>/dev/null)" = kd ] && echo $p; done
 }
-wait_file() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_file() { # wait_file FILE LOG: up to 60 s; on failure LOG's end goes to stderr
+  for _ in $(seq 1200); do [ -e "$1" ] && return 0; sleep 0.05; done
+  echo "--- no $1 after 60 s; the end of $2:" >&2
+  tail -15 "$2" >&2
+  return 1
+}
 LONG=(--data "$WORK/d.h5" --teacher "$WORK/t.h5" --student 32-256-256-10 --epochs 400 --batch 64 --ckpt-every 50
       --progress off)
 # launch/local.sh with this cluster's options, on the head
@@ -118,7 +132,7 @@ local_sh() {
 
 # A node dies: every process of kdn2 killed once the run has a checkpoint.
 local_sh 2 train "${LONG[@]}" --out "$WORK/k" > k.log 2>&1 &
-wait_file k/ckpt-00000100.h5 || fail "kill: no checkpoint"
+wait_file k/ckpt-00000100.h5 k.log || fail "kill: no checkpoint"
 t0=$(date +%s)
 mn_kill_node kdn2
 took=$(gone_after "$t0" 30)
@@ -131,10 +145,13 @@ expect "a line names the lost host" grep -q "kdn2" k.log
 kdrun 2 train --resume k --max-steps 140 > k2.log || fail "resume after the node died"
 expect "the latest checkpoint resumes" grep -q "^kd: resume at step [1-9]" k2.log
 
-# A link goes down mid-allreduce, with a short collective timeout.
-local_sh 2 train "${LONG[@]}" --out "$WORK/l" --collective-timeout 5 > l.log 2>&1 &
+# A link goes down mid-allreduce, with a short collective timeout. No checkpoints nor evaluations:
+# a peer waiting for rank 0's own work is not timed (left to the launcher), and the cut must find the
+# ranks in the training steps' allreduces.
+local_sh 2 train "${LONG[@]}" --ckpt-every 0 --ckpt-epochs 0 --out "$WORK/l" --collective-timeout 5 > l.log 2>&1 &
 mp=$!
-wait_file l/ckpt-00000100.h5 || fail "link: no checkpoint"
+wait_rows() { for _ in $(seq 1200); do [ "$(wc -l < "$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0; sleep 0.05; done; return 1; }
+wait_rows l/metrics.csv 5 || { fail "link: no metrics rows"; tail -15 l.log >&2; }
 t0=$(date +%s)
 mn_link kdn2 down
 # within 5 s + the watchdog's polls + slack, before Open MPI's keepalive (25 s) could end the far rank
@@ -150,7 +167,7 @@ mn_link kdn2 up
 
 # The same cut with the default timeout: Open MPI's keepalive settings in launch/local.sh end it all.
 local_sh 2 train "${LONG[@]}" --out "$WORK/l2" > l2.log 2>&1 &
-wait_file l2/ckpt-00000100.h5 || fail "link 2: no checkpoint"
+wait_file l2/ckpt-00000100.h5 l2.log || fail "link 2: no checkpoint"
 t0=$(date +%s)
 mn_link kdn2 down
 took=$(gone_after "$t0" 60)
@@ -160,7 +177,6 @@ for n in kdhead kdn1 kdn2; do mn_kill_node $n; done
 wait $!
 expect "mpirun says it lost the node" grep -q "lost communication with a remote daemon" l2.log
 mn_link kdn2 up
-[ -n "${KD_KEEP:-}" ] && cp -r "$WORK" "$KD_KEEP"
 mn_down
 expect "no namespace of this test is left" test -z "$(ip netns list | awk '{ print $1 }' | grep -E "^kd${MN_ID}(n[0-9]+|head|sw)\$")"
 finish

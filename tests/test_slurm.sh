@@ -39,6 +39,8 @@ for launcher in srun mpirun; do
   fi
   expect "$launcher: stopped by SIGUSR1, exit 75, requeued" grep -q "requeueing job $job" $launcher.out
   expect "$launcher: the requeued job resumed" grep -q "^kd: resume at step" $launcher.out
+  grep -q "^kd: resume at step" $launcher.out || # what happened, for the log
+    { grep -v '^epoch\|^checkpoint' $launcher.out | tail -30; scontrol show job "$job"; tail -30 "$SLURM_DIR/log/slurmctld.log"; } >&2
   expect "$launcher: weights bitwise equal to the uninterrupted run" \
     quiet "$PY" "$TESTS_DIR/compare_weights.py" ref/final.h5 $launcher/final.h5 --exact
   expect "$launcher: no cpu-binding complaint" test -z "$(grep 'lacks support for cpu binding' $launcher.out)"

@@ -66,7 +66,7 @@ expect "srun is given --mpi=pmix" grep -q "^kd: launching with srun --mpi=pmix" 
 expect "mpirun: its daemon on kdn2 started with srun (step ${jobs[mpirun]:-none}.0)" \
   grep -q "launch task StepId=${jobs[mpirun]:-none}.0 .*HOST:$MN_NET.1 " "$SLURM_DIR/log/slurmd-kdn2.log"
 
-[ -n "${KD_KEEP:-}" ] && cp -r "$WORK" "$KD_KEEP" && cp -r "$SLURM_DIR/log" "$KD_KEEP/slurm-log"
+[ -n "${KD_TEST_KEEP:-}" ] && cp -r "$SLURM_DIR/log" "$WORK/slurm-log" # kept by lib.sh
 slurm_down
 left=$(for n in kdhead kdn1 kdn2; do mn_pids $n; done)
 expect "no process is left on the nodes once Slurm is down" test -z "$left"

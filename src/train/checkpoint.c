@@ -86,7 +86,7 @@ int tr_checkpoint(trainer *t, const kd_eval_result *ev, kd_err *e) {
   if (kd_gsync_gather(&t->sync.gs, t->sync.opt.m, e) || (t->sync.opt.v && kd_gsync_gather(&t->sync.gs, t->sync.opt.v, e)))
     return kd_fatal(e, t->mpi.rank, "optimizer moments allgather");
   const int rc = tr_root(t) ? write_checkpoint(t, ev, e) : KD_OK;
-  return kd_agree(t->mpi.comm, rc, e);
+  return kd_agree_after_root(t->mpi.comm, rc, e);
 }
 
 /* Replicas must stay bitwise equal: compare a hash of the parameters. */

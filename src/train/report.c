@@ -291,7 +291,7 @@ static int compute_balance(trainer *t, kd_train_result *res, kd_err *e) {
 
 int tr_finish_run(trainer *t, kd_train_result *res, kd_err *e) {
   int rc = tr_root(t) ? finish_root(t, res, e) : KD_OK;
-  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if ((rc = kd_agree_after_root(t->mpi.comm, rc, e))) return rc;
   /* Peak resident memory of the largest rank (ru_maxrss is in KiB on Linux). */
   struct rusage ru;
   double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;

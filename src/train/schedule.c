@@ -141,7 +141,10 @@ int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, 
   }
   kd_eval_result ev;
   int have_ev = 0, rc = KD_OK;
-  if (tr_root(t) && (rc = root_log(t, c, o, epoch, s, d, now, &ev, &have_ev, e))) return rc;
+  if (tr_root(t)) rc = root_log(t, c, o, epoch, s, d, now, &ev, &have_ev, e);
+  /* The others wait here for rank 0's evaluation (a checkpoint's waits in tr_checkpoint). */
+  if (d.eval && !d.ckpt) rc = kd_agree_after_root(t->mpi.comm, rc, e);
+  if (rc) return rc;
   if (d.log) { /* every rank keeps the same accumulators (checkpoints) */
     memset(t->st.log_sums, 0, sizeof t->st.log_sums);
     t->st.log_steps = 0;

@@ -64,7 +64,7 @@ static int write_snapshot_logits(trainer *t, const char *ckpt, kd_err *e) {
     if (!rc) rc = kd_atomic_commit(&a, e);
     if (rc) kd_atomic_abort(&a);
   }
-  return kd_agree(t->mpi.comm, rc, e);
+  return kd_agree_after_root(t->mpi.comm, rc, e);
 }
 
 /* The snapshot model, built once, with parameters of its own. */
@@ -102,7 +102,7 @@ static int load_snapshot(trainer *t, const char *path, kd_err *e) {
   if (!rc && tr_root(t)) rc = kd_ckpt_verify(path, e);
   if (!rc && tr_root(t)) rc = kd_ckpt_read(path, t->snap.model, NULL, NULL, e);
   if (h5) kd_h5_unlock();
-  if ((rc = kd_agree(t->mpi.comm, rc, e))) return rc;
+  if ((rc = kd_agree_after_root(t->mpi.comm, rc, e))) return rc;
   return tr_bcast_floats(t->snap.params, t->snap.model->n_params, 0, t->mpi.comm, e);
 }
 
