@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-ORDER = ["core", "nn", "data", "models", "loss", "optim", "ckpt", "infer", "interop", "api", "train", "cmd"]
+ORDER = ["core", "nn", "data", "models", "loss", "optim", "ckpt", "infer", "interop", "api", "train", "doctor", "cmd"]
 SHARED = {"error": "core", "data": "data", "teacher": "data", "model": "models", "registry": "models",
           "loss": "loss", "ckpt": "ckpt", "infer": "infer", "train": "train", "kd": "cmd", "libkd": "api"}
 root = sys.argv[1]

@@ -35,6 +35,7 @@ int cmd_watchdog_start(double limit_s, int rank, kd_err *e);
 #define KD_COLLECTIVE_TIMEOUT_DEFAULT 300.0
 
 int cmd_train(int argc, char **argv, kd_err *e);
+int cmd_doctor(int argc, char **argv, kd_err *e);
 int cmd_eval(int argc, char **argv, kd_err *e);
 int cmd_predict(int argc, char **argv, kd_err *e);
 int cmd_logits(int argc, char **argv, kd_err *e);

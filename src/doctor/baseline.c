@@ -1,0 +1,252 @@
+/* The doctor's baseline: the student trained from scratch on the labels for
+ * about --baseline-steps steps (whole epochs, its own schedule, the run's
+ * optimizer), on every rank of comm as kd train runs it, in a scratch
+ * folder; then the student and the teacher on the evaluation split, row by
+ * row, so the margin's standard error is that of paired differences. */
+#define _GNU_SOURCE
+#include "doctor/baseline.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/dist.h"
+#include "kd/infer.h"
+
+#define CHUNK 32
+
+/* The run's student and optimizer, from scratch, labels only. */
+static int baseline_cfg(kd_train_cfg *b, const kd_train_cfg *c, int64_t steps, int64_t n_train, const char *out,
+                        kd_err *e) {
+  if (kd_train_cfg_defaults(b, e)) return e->code;
+  memcpy(b->data, c->data, sizeof b->data);
+  memcpy(b->student, c->student, sizeof b->student);
+  memcpy(b->activation, c->activation, sizeof b->activation);
+  memcpy(b->weight_init, c->weight_init, sizeof b->weight_init);
+  memcpy(b->optimizer, c->optimizer, sizeof b->optimizer);
+  memcpy(b->schedule, c->schedule, sizeof b->schedule);
+  memcpy(b->normalize, c->normalize, sizeof b->normalize);
+  memcpy(b->best_metric, c->best_metric, sizeof b->best_metric);
+  b->val_rows = c->val_rows, b->train_rows = c->train_rows, b->labelled_fraction = c->labelled_fraction;
+  b->dropout = c->dropout, b->lr = c->lr, b->momentum = c->momentum, b->nesterov = c->nesterov;
+  b->weight_decay = c->weight_decay, b->beta1 = c->beta1, b->beta2 = c->beta2, b->eps = c->eps;
+  b->warmup = c->warmup, b->clip = c->clip, b->batch = c->batch, b->seed = c->seed, b->threads = c->threads;
+  b->alpha = 1;
+  const int64_t per_epoch = (n_train + b->batch - 1) / b->batch;
+  b->epochs = (steps + per_epoch / 2) / per_epoch;
+  if (b->epochs < 1) b->epochs = 1;
+  b->ckpt_every = 0, b->ckpt_epochs = 0, b->eval_every = 0, b->keep = 1;
+  snprintf(b->progress, sizeof b->progress, "off");
+  memcpy(b->out, out, strlen(out) + 1); /* the caller checked its length */
+  return KD_OK;
+}
+
+/* Rank 0's stdout into `log` while the baseline runs (its epoch lines are not the report's). */
+static int quiet_begin(const char *log, int *saved, kd_err *e) {
+  fflush(stdout);
+  const int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return kd_fail(e, KD_ERR_RUNTIME, "%s: cannot create the baseline's log", log);
+  *saved = dup(1);
+  const int rc = *saved < 0 || dup2(fd, 1) < 0;
+  close(fd);
+  return rc ? kd_fail(e, KD_ERR_RUNTIME, "cannot redirect the baseline's output to %s", log) : KD_OK;
+}
+
+static void quiet_end(int saved) {
+  fflush(stdout);
+  if (saved >= 0) {
+    dup2(saved, 1);
+    close(saved);
+  }
+}
+
+/* Remove a flat folder the doctor made (the baseline's run folder holds files only). */
+static void remove_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  char p[KD_PATH_MAX + 300];
+  while ((de = readdir(d)))
+    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+      snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+      if (unlink(p) != 0) remove_tree(p);
+    }
+  closedir(d);
+  rmdir(dir);
+}
+
+/* Rank 0 makes the scratch folder; every rank gets its name. */
+static int make_work(const kd_doctor_cfg *c, MPI_Comm comm, char *dir, size_t n, int *owned, kd_err *e) {
+  int rank, rc = KD_OK;
+  MPI_Comm_rank(comm, &rank);
+  *owned = !c->work[0];
+  if (rank == 0) {
+    if (c->work[0]) {
+      snprintf(dir, n, "%s", c->work);
+    } else {
+      const char *tmp = getenv("TMPDIR");
+      snprintf(dir, n, "%s/kd-doctor.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+      if (!mkdtemp(dir)) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: cannot make the baseline's scratch folder", dir);
+    }
+  }
+  if ((rc = kd_agree(comm, rc, e))) return rc;
+  if (kd_mpi_check(MPI_Bcast(dir, (int)n, MPI_CHAR, 0, comm), "MPI_Bcast", e)) return kd_fatal(e, rank, "doctor");
+  return KD_OK;
+}
+
+/* Sums of the student (and teacher) over rows: metric totals and paired differences. */
+typedef struct pair_sums {
+  double n, s_metric, t_metric, d, d2, targets;
+} pair_sums;
+
+/* Per row: classification, correct (1/0); token rows, the mean NLL of the row's targets. */
+static void row_metric(const float *z, const int32_t *y, int P, int C, double *metric, int *has) {
+  double sum = 0;
+  int n = 0;
+  for (int p = 0; p < P; p++) {
+    if (y[p] < 0) continue;
+    const float *zp = z + (size_t)p * C;
+    int arg = 0;
+    double m = zp[0], s = 0;
+    for (int i = 1; i < C; i++)
+      if (zp[i] > zp[arg]) arg = i, m = zp[i];
+    for (int i = 0; i < C; i++) s += exp(zp[i] - m);
+    sum += P == 1 ? (arg == y[p]) : m + log(s) - zp[y[p]];
+    n++;
+  }
+  *has = n > 0;
+  *metric = n ? sum / n : 0;
+}
+
+/* Rows [lo, hi) of a split: the student's metric, and the teacher's (paired) when tch gives dense logits. */
+static int eval_rows(kd_model *st, const char *data, dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi,
+                     pair_sums *ps, kd_err *e) {
+  kd_source *src = NULL;
+  kd_teacher *ts = NULL;
+  kd_batch b;
+  memset(&b, 0, sizeof b);
+  float *zs = NULL, *zt = NULL;
+  int32_t *y = NULL;
+  const int paired = tch && (tch->mode == DR_DENSE || tch->mode == DR_MODEL);
+  int rc = kd_source_open(&src, data, sp->name, lo, hi, e);
+  const int P = !rc && kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
+  const int C = st->out_dim;
+  if (!rc && paired && tch->mode == DR_DENSE)
+    rc = kd_teacher_open(&ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e);
+  if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), CHUNK, kd_source_width(src), e);
+  const size_t zn = (size_t)CHUNK * P * C;
+  if (!rc && (!(zs = malloc(sizeof *zs * zn)) || (paired && !(zt = malloc(sizeof *zt * zn))) ||
+              !(y = malloc(sizeof *y * (size_t)CHUNK * P))))
+    rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of logits)", CHUNK);
+  const kd_fwd inference = {0, 0};
+  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += CHUNK) {
+    const int count = (int)(hi - lo - r0 < CHUNK ? hi - lo - r0 : CHUNK);
+    if ((rc = kd_source_gather_range(src, r0, count, &b, e))) break;
+    if (sp->labelled_fraction < 1) kd_batch_unlabel(&b, sp->label_key, sp->labelled_fraction);
+    kd_batch_targets(&b, y);
+    if ((rc = kd_model_forward(st, zs, &b, &inference, e))) break;
+    if (paired && (rc = ts ? kd_teacher_gather_range(ts, r0, count, zt, e)
+                           : kd_model_forward(tch->model, zt, &b, &inference, e)))
+      break;
+    for (int i = 0; i < count; i++) {
+      double ms, mt = 0;
+      int has;
+      row_metric(zs + (size_t)i * P * C, y + (size_t)i * P, P, C, &ms, &has);
+      if (!has) continue;
+      if (paired) row_metric(zt + (size_t)i * P * C, y + (size_t)i * P, P, C, &mt, &has);
+      /* the teacher's advantage: accuracy up, NLL down */
+      const double d = P == 1 ? mt - ms : ms - mt;
+      ps->n += 1, ps->s_metric += ms, ps->t_metric += mt, ps->d += d, ps->d2 += d * d;
+    }
+  }
+  free(y);
+  free(zt);
+  free(zs);
+  kd_batch_free(&b);
+  kd_teacher_free(ts);
+  kd_source_free(src);
+  return rc;
+}
+
+/* This rank's share of about `want` rows of the split, the sums reduced over comm. */
+static int eval_split(kd_model *st, const char *data, dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm,
+                      pair_sums *ps, kd_err *e) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  memset(ps, 0, sizeof *ps);
+  int64_t a, b;
+  kd_shard_range(sp->hi - sp->lo, size, rank, &a, &b);
+  a += sp->lo, b += sp->lo;
+  const int64_t take = want > 0 ? (want + size - 1) / size : b - a;
+  if (b - a > take) b = a + take; /* the first rows of each shard: spread over the split */
+  int rc = b > a ? eval_rows(st, data, tch, sp, a, b, ps, e) : KD_OK;
+  if ((rc = kd_agree(comm, rc, e))) return rc;
+  pair_sums total;
+  if (kd_mpi_check(MPI_Allreduce(ps, &total, (int)(sizeof *ps / sizeof(double)), MPI_DOUBLE, MPI_SUM, comm),
+                   "MPI_Allreduce", e))
+    return kd_fatal(e, rank, "doctor baseline");
+  *ps = total;
+  return KD_OK;
+}
+
+static int train_baseline(const kd_doctor_cfg *c, const char *dir, int64_t n_train, MPI_Comm comm, int64_t *steps,
+                          kd_err *e) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  kd_train_cfg b;
+  char out[KD_PATH_MAX + 16], log[KD_PATH_MAX + 16];
+  snprintf(out, sizeof out, "%s/baseline", dir);
+  snprintf(log, sizeof log, "%s/baseline.log", dir);
+  if (strlen(out) >= KD_PATH_MAX) return kd_fail(e, KD_ERR_USAGE, "--work %s: the path is too long", dir);
+  int rc = baseline_cfg(&b, &c->train, c->baseline_steps, n_train, out, e);
+  int saved = -1;
+  if (!rc && rank == 0) rc = quiet_begin(log, &saved, e);
+  if ((rc = kd_agree(comm, rc, e))) return rc;
+  kd_train_result res;
+  rc = kd_train_run(&b, comm, &res, e);
+  if (rank == 0) quiet_end(saved);
+  if (rc) {
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "the baseline run (the student from scratch, log %.200s): %.700s", log, e->msg);
+    memcpy(e->msg, msg, sizeof e->msg);
+    return rc;
+  }
+  *steps = res.steps;
+  return KD_OK;
+}
+
+int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, const dr_split *tr, const dr_split *ev, MPI_Comm comm,
+                kd_doctor_report *r, kd_err *e) {
+  char dir[KD_PATH_MAX], path[KD_PATH_MAX + 32];
+  int owned = 0;
+  int rc = make_work(c, comm, dir, sizeof dir, &owned, e);
+  if (rc) return rc;
+  rc = train_baseline(c, dir, tr->hi - tr->lo, comm, &r->baseline_steps, e);
+  kd_model *st = NULL;
+  float *params = NULL;
+  snprintf(path, sizeof path, "%s/baseline/final.h5", dir);
+  if (!rc) rc = kd_agree(comm, kd_model_load(&st, &params, path, CHUNK, e), e);
+  pair_sums pe, pt;
+  if (!rc) rc = eval_split(st, c->train.data, tch, ev, 0, comm, &pe, e);
+  if (!rc) rc = eval_split(st, c->train.data, NULL, tr, c->rows, comm, &pt, e);
+  if (st) kd_model_free(st);
+  free(params);
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  if (owned && rank == 0) remove_tree(dir);
+  if (rc) return rc;
+  r->base_metric = pe.n > 0 ? pe.s_metric / pe.n : NAN;
+  r->base_train_metric = pt.n > 0 ? pt.s_metric / pt.n : NAN;
+  if (tch->mode == DR_DENSE || tch->mode == DR_MODEL) {
+    r->teacher_metric = pe.t_metric / pe.n;
+    r->margin = pe.d / pe.n;
+    const double var = pe.n > 1 ? (pe.d2 - pe.d * pe.d / pe.n) / (pe.n - 1) : NAN;
+    r->margin_se = sqrt(var > 0 ? var / pe.n : 0);
+  }
+  return KD_OK;
+}

@@ -1,0 +1,34 @@
+/* The doctor's reads: where the teacher's outputs come from, which rows
+ * form a split, and one pass over them (scan.c). */
+#ifndef KD_DOCTOR_SCAN_H
+#define KD_DOCTOR_SCAN_H
+
+#include "doctor/doctor.h"
+#include "kd/data.h"
+#include "kd/model.h"
+#include "kd/teacher.h"
+
+typedef enum { DR_DENSE, DR_TOPK, DR_SAMPLED, DR_MODEL } dr_mode;
+
+typedef struct dr_teacher {
+  const char *data;            /* the data file */
+  const char *file;            /* the teacher file ("" for a checkpoint) */
+  dr_mode mode;
+  kd_sparse_mode sparse_mode;  /* DR_TOPK: topk or tail */
+  int classes;                 /* C, or the vocabulary */
+  kd_model *model;             /* DR_MODEL: the teacher, built for inference */
+  float *params;
+} dr_teacher;
+
+typedef struct dr_split {
+  const char *name;            /* "train", "valid", "test" */
+  int64_t lo, hi, total;       /* the rows [lo, hi) of a split of total rows */
+  double labelled_fraction;    /* --labelled-fraction on the transfer rows (1 elsewhere) */
+  uint64_t label_key;          /* its draw's key, as the trainer's */
+} dr_split;
+
+/* Collective: the teacher's sums over about `want` rows of the split (0:
+ * all), spread over it, the same on every rank. */
+int dr_scan(dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm, kd_doctor_sums *s, kd_err *e);
+
+#endif
