@@ -31,7 +31,13 @@ static int baseline_cfg(kd_train_cfg *b, const kd_train_cfg *c, int64_t steps, i
   memcpy(b->schedule, c->schedule, sizeof b->schedule);
   memcpy(b->normalize, c->normalize, sizeof b->normalize);
   memcpy(b->best_metric, c->best_metric, sizeof b->best_metric);
-  b->val_rows = c->val_rows, b->train_rows = c->train_rows, b->labelled_fraction = c->labelled_fraction;
+  b->val_rows = c->val_rows, b->train_rows = c->train_rows;
+  /* labels on a fraction of the rows: the baseline learns from as many labelled rows (the first ones) */
+  if (c->labelled_fraction < 1) {
+    n_train = (int64_t)llround(c->labelled_fraction * (double)n_train);
+    if (n_train < 1) n_train = 1;
+    b->train_rows = n_train;
+  }
   b->dropout = c->dropout, b->lr = c->lr, b->momentum = c->momentum, b->nesterov = c->nesterov;
   b->weight_decay = c->weight_decay, b->beta1 = c->beta1, b->beta2 = c->beta2, b->eps = c->eps;
   b->warmup = c->warmup, b->clip = c->clip, b->batch = c->batch, b->seed = c->seed, b->threads = c->threads;
@@ -233,12 +239,18 @@ int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, const dr_split *tr, con
   if (!rc) rc = kd_agree(comm, kd_model_load(&st, &params, path, CHUNK, e), e);
   pair_sums pe, pt;
   if (!rc) rc = eval_split(st, c->train.data, tch, ev, 0, comm, &pe, e);
-  if (!rc) rc = eval_split(st, c->train.data, NULL, tr, c->rows, comm, &pt, e);
+  dr_split learnt = *tr; /* the rows the baseline learnt from */
+  if (tr->labelled_fraction < 1) {
+    const int64_t n = (int64_t)llround(tr->labelled_fraction * (double)(tr->hi - tr->lo));
+    learnt.hi = learnt.lo + (n > 0 ? n : 1);
+    learnt.labelled_fraction = 1;
+  }
+  if (!rc) rc = eval_split(st, c->train.data, NULL, &learnt, c->rows, comm, &pt, e);
   if (st) kd_model_free(st);
   free(params);
   int rank;
   MPI_Comm_rank(comm, &rank);
-  if (owned && rank == 0) remove_tree(dir);
+  if (owned && rank == 0 && !rc) remove_tree(dir); /* kept after a failure: its log says why */
   if (rc) return rc;
   r->base_metric = pe.n > 0 ? pe.s_metric / pe.n : NAN;
   r->base_train_metric = pt.n > 0 ? pt.s_metric / pt.n : NAN;

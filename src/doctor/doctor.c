@@ -19,8 +19,8 @@
 
 #define CHUNK 32
 
-/* Parameters of a model spec (0 when it cannot be built). */
-static size_t spec_params(const char *student) {
+/* Parameters of a model spec (0 when it cannot be built), and its outputs (classes or vocabulary). */
+static size_t spec_params(const char *student, int *outputs) {
   kd_model_spec ms;
   memset(&ms, 0, sizeof ms);
   kd_err q = {0};
@@ -29,6 +29,7 @@ static size_t spec_params(const char *student) {
   ms.frozen = 1;
   if (kd_model_create(&m, &ms, 1, &q)) return 0;
   const size_t n = m->n_params;
+  if (outputs) *outputs = m->out_dim;
   kd_model_free(m);
   return n;
 }
@@ -41,7 +42,7 @@ static size_t file_teacher_params(const char *path) {
   if (kd_h5_open_ro(&f, path, &q)) return 0;
   const int rc = kd_h5_get_attr_str(f, path, "/", "source_student", spec, sizeof spec, &q);
   kd_h5_close(f, path, KD_OK, &q);
-  return rc ? 0 : spec_params(spec);
+  return rc ? 0 : spec_params(spec, NULL);
 }
 
 /* The transfer rows and the evaluation split, as kd train would choose them. */
@@ -119,11 +120,16 @@ static int open_teacher(const kd_doctor_cfg *c, dr_teacher *tch, int tokens, int
   }
   tch->sparse_mode = mode;
   tch->mode = mode == KD_SPARSE_SAMPLED ? DR_SAMPLED : DR_TOPK;
+  /* the ids' range: the student's outputs, else a token file's vocabulary */
+  tch->classes = r->classes;
+  if (!tch->classes)
+    return kd_fail(e, KD_ERR_USAGE, "kd doctor: a sparse teacher file (%s) needs --student SPEC (its outputs give the "
+                   "range of the ids)", t->teacher);
   snprintf(r->teacher_kind, sizeof r->teacher_kind, "%s", mode == KD_SPARSE_SAMPLED ? "sampled file"
                                                            : mode == KD_SPARSE_TAIL ? "top-k + tail file"
                                                                                      : "top-k file");
   r->sparse_k = mode == KD_SPARSE_SAMPLED ? si.sampled_s : si.topk_k;
-  r->sparse_has_lse = si.has_lse;
+  r->sparse_has_lse = tch->has_lse = si.has_lse;
   r->sample_temperature = si.sample_temperature;
   return KD_OK;
 }
@@ -154,6 +160,7 @@ int kd_doctor_run(const kd_doctor_cfg *c, MPI_Comm comm, kd_doctor_report *r, kd
   int tokens = 0;
   int rc = choose_splits(c, &tr, &ev, r, &tokens, e);
   if (!rc) rc = kd_source_probe(c->train.data, "train", &ti, e);
+  if (!rc && c->train.student[0]) r->student_params = spec_params(c->train.student, &r->classes);
   if (!rc) rc = open_teacher(c, &tch, tokens, ti.rows, ti.width, r, e);
   if ((rc = kd_agree(comm, rc, e))) goto done;
   r->tokens = tokens;
@@ -161,7 +168,6 @@ int kd_doctor_run(const kd_doctor_cfg *c, MPI_Comm comm, kd_doctor_report *r, kd
   r->transfer_rows = tr.hi - tr.lo;
   r->eval_rows = ev.hi - ev.lo;
   r->labelled_fraction = c->train.labelled_fraction;
-  if (c->train.student[0]) r->student_params = spec_params(c->train.student);
   if (tch.mode != DR_SAMPLED) {
     if ((rc = dr_scan(&tch, &tr, c->rows, comm, &r->transfer, e))) goto done;
     int has = 0;

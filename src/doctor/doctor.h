@@ -10,7 +10,7 @@
  *                evaluation split, with its standard error;
  *   fit          whether that baseline fits its labelled rows (cannot: too
  *                small) or overfits them (soft targets regularise);
- *   dark knowledge  the teacher's probability off the target and its
+ *   dark knowledge  the teacher's probability off its argmax and its
  *                entropy at T = 1, 2, 4, 8 on the transfer rows;
  *   shift        the teacher on the transfer rows against the evaluation
  *                split: confidence, entropy, agreement with the labels;
@@ -52,7 +52,7 @@ typedef struct kd_doctor_sums {
   double rows_all_correct;           /* token rows: rows whose every labelled position the teacher gets right */
   double conf;                       /* max probability at T = 1 */
   double nll;                        /* -log p(label) at T = 1, labelled positions (dense teachers) */
-  double off[KD_DOCTOR_NT];          /* probability off the target (the label, else the argmax) at each T */
+  double off[KD_DOCTOR_NT];          /* probability off the teacher's argmax at each T */
   double ent[KD_DOCTOR_NT];          /* entropy (nats) at each T */
   double sparse_n, captured;         /* top-k positions with an lse, and the mass of their K ids at T = 1 */
 } kd_doctor_sums;

@@ -39,7 +39,8 @@ static int scan_block(dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t h
   if (!rc && tch->mode == DR_DENSE)
     rc = kd_teacher_open(&ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e);
   if (!rc && tch->mode == DR_TOPK)
-    rc = kd_sparse_open(&ss, tch->file, sp->name, lo, hi, sp->total, tch->sparse_mode, tch->classes, e);
+    rc = kd_sparse_open(&ss, tch->file, sp->name, lo, hi, sp->total, tch->has_lse ? KD_SPARSE_TAIL : tch->sparse_mode,
+                        tch->classes, e);
   if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), CHUNK, kd_source_width(src), e);
   if (!rc && ss) rc = kd_sparse_batch_init(&sb, ss, CHUNK * P, e);
   if (!rc && !ss) {

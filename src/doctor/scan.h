@@ -15,6 +15,7 @@ typedef struct dr_teacher {
   const char *file;            /* the teacher file ("" for a checkpoint) */
   dr_mode mode;
   kd_sparse_mode sparse_mode;  /* DR_TOPK: topk or tail */
+  int has_lse;                 /* DR_TOPK: the file holds each position's lse (read for the mass the ids hold) */
   int classes;                 /* C, or the vocabulary */
   kd_model *model;             /* DR_MODEL: the teacher, built for inference */
   float *params;

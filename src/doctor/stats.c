@@ -1,5 +1,6 @@
-/* The doctor's sums over the teacher's logits: probability off the target
- * and entropy at T = 1, 2, 4, 8, confidence, agreement with the labels,
+/* The doctor's sums over the teacher's logits: probability off its argmax
+ * (the dark knowledge, whether the argmax is right or not) and entropy at
+ * T = 1, 2, 4, 8, confidence, agreement with the labels,
  * and for top-k files the mass the stored ids hold. In double: the sums run
  * over millions of positions. */
 #include <math.h>
@@ -34,11 +35,11 @@ static void add_position(kd_doctor_sums *s, const float *z, const int32_t *ids, 
       sum += p;
       wz += p * a;
     }
-    const double p_tgt = tgt >= 0 ? exp((z[tgt] - m) / T) / sum : 0;
-    s->off[t] += 1 - p_tgt;
+    s->off[t] += 1 - 1 / sum; /* the argmax's probability is exp(0) / sum */
     s->ent[t] += log(sum) - wz / sum;
     if (t == 0) {
       s->conf += 1 / sum;
+      const double p_tgt = tgt >= 0 ? exp(z[tgt] - m) / sum : 0;
       if (label >= 0) s->nll += tgt >= 0 ? -log(p_tgt > 1e-300 ? p_tgt : 1e-300) : 0;
     }
   }
