@@ -64,6 +64,22 @@ for r in (a, b):
 assert a["baseline"]["margin"] is None and b["baseline"]["margin"] is not None
 PY
 
+# A teacher checkpoint (--teacher-model) gives the statistics of its kd logits file, and its own size.
+kdrun 2 train --data d.h5 --student 16-128-4 --epochs 2 --batch 64 --threads 1 --progress off --out tm > tm.log 2>&1 ||
+  fail "training a teacher checkpoint"
+kdrun 2 logits --ckpt tm:latest --data d.h5 --out tm.h5 > /dev/null 2>&1 || fail "kd logits of the teacher checkpoint"
+doctor tmodel 2 --data d.h5 --teacher-model tm:latest "${S[@]}" --baseline-steps 0 --rows 0
+doctor tfile 2 --data d.h5 --teacher tm.h5 "${S[@]}" --baseline-steps 0 --rows 0
+expect "--teacher-model: the statistics of its logits file, and its size" "$PY" -c '
+import json
+a, b = json.load(open("tmodel.json")), json.load(open("tfile.json"))
+assert a["teacher"] == "checkpoint" and a["teacher_params"] == 16 * 128 + 128 + 128 * 4 + 4, a["teacher_params"]
+assert b["teacher_params"] == a["teacher_params"], b["teacher_params"]
+for k in ("transfer", "eval"):
+    x, y = a[k], b[k]
+    assert x["positions"] == y["positions"] and abs(x["agreement"] - y["agreement"]) < 1e-9, (x, y)
+    assert all(abs(p - q) < 1e-5 for p, q in zip(x["entropy"] + x["off_target"], y["entropy"] + y["off_target"])), (x, y)'
+
 # Capacity: a teacher a hundred times the student.
 doctor capacity 1 --data d.h5 --teacher t.h5 "${S[@]}" --baseline-steps 0 --teacher-params 100000
 expect "capacity: note ($(level capacity capacity))" test "$(level capacity capacity)" = note
