@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/dist.h"
+#include "kd/ckpt.h"
 #include "kd/infer.h"
 
 #define CHUNK 32
@@ -129,18 +130,25 @@ static void row_metric(const float *z, const int32_t *y, int P, int C, double *m
 }
 
 /* Rows [lo, hi) of a split: the student's metric, and the teacher's (paired) when tch gives dense logits. */
-static int eval_rows(kd_model *st, const char *data, dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi,
-                     pair_sums *ps, kd_err *e) {
-  kd_source *src = NULL;
+static int eval_rows(kd_model *st, const kd_preprocess *pre, const char *data, dr_teacher *tch, const dr_split *sp,
+                     int64_t lo, int64_t hi, pair_sums *ps, kd_err *e) {
+  kd_source *src = NULL, *tsrc = NULL; /* tsrc: a teacher checkpoint's own normalisation of the rows */
   kd_teacher *ts = NULL;
-  kd_batch b;
+  kd_batch b, tb;
   memset(&b, 0, sizeof b);
+  memset(&tb, 0, sizeof tb);
   float *zs = NULL, *zt = NULL;
   int32_t *y = NULL;
   const int paired = tch && (tch->mode == DR_DENSE || tch->mode == DR_MODEL);
   int rc = kd_source_open(&src, data, sp->name, lo, hi, e);
+  if (!rc) rc = kd_source_set_preprocess(src, pre, e);
   const int P = !rc && kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
   const int C = st->out_dim;
+  if (!rc && paired && tch->mode == DR_MODEL) {
+    rc = kd_source_open(&tsrc, data, sp->name, lo, hi, e);
+    if (!rc) rc = kd_source_set_preprocess(tsrc, &tch->pre, e);
+    if (!rc) rc = kd_batch_init(&tb, kd_source_kind(tsrc), CHUNK, kd_source_width(tsrc), e);
+  }
   if (!rc && paired && tch->mode == DR_DENSE)
     rc = kd_teacher_open(&ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e);
   if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), CHUNK, kd_source_width(src), e);
@@ -155,8 +163,9 @@ static int eval_rows(kd_model *st, const char *data, dr_teacher *tch, const dr_s
     if (sp->labelled_fraction < 1) kd_batch_unlabel(&b, sp->label_key, sp->labelled_fraction);
     kd_batch_targets(&b, y);
     if ((rc = kd_model_forward(st, zs, &b, &inference, e))) break;
+    if (tsrc && (rc = kd_source_gather_range(tsrc, r0, count, &tb, e))) break;
     if (paired && (rc = ts ? kd_teacher_gather_range(ts, r0, count, zt, e)
-                           : kd_model_forward(tch->model, zt, &b, &inference, e)))
+                           : kd_model_forward(tch->model, zt, &tb, &inference, e)))
       break;
     for (int i = 0; i < count; i++) {
       double ms, mt = 0;
@@ -172,15 +181,17 @@ static int eval_rows(kd_model *st, const char *data, dr_teacher *tch, const dr_s
   free(y);
   free(zt);
   free(zs);
+  kd_batch_free(&tb);
   kd_batch_free(&b);
   kd_teacher_free(ts);
+  kd_source_free(tsrc);
   kd_source_free(src);
   return rc;
 }
 
 /* This rank's share of about `want` rows of the split, the sums reduced over comm. */
-static int eval_split(kd_model *st, const char *data, dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm,
-                      pair_sums *ps, kd_err *e) {
+static int eval_split(kd_model *st, const kd_preprocess *pre, const char *data, dr_teacher *tch, const dr_split *sp,
+                      int64_t want, MPI_Comm comm, pair_sums *ps, kd_err *e) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
@@ -190,7 +201,7 @@ static int eval_split(kd_model *st, const char *data, dr_teacher *tch, const dr_
   a += sp->lo, b += sp->lo;
   const int64_t take = want > 0 ? (want + size - 1) / size : b - a;
   if (b - a > take) b = a + take; /* the first rows of each shard: spread over the split */
-  int rc = b > a ? eval_rows(st, data, tch, sp, a, b, ps, e) : KD_OK;
+  int rc = b > a ? eval_rows(st, pre, data, tch, sp, a, b, ps, e) : KD_OK;
   if ((rc = kd_agree(comm, rc, e))) return rc;
   pair_sums total;
   if (kd_mpi_check(MPI_Allreduce(ps, &total, (int)(sizeof *ps / sizeof(double)), MPI_DOUBLE, MPI_SUM, comm),
@@ -235,19 +246,26 @@ int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, const dr_split *tr, con
   rc = train_baseline(c, dir, tr->hi - tr->lo, comm, &r->baseline_steps, e);
   kd_model *st = NULL;
   float *params = NULL;
+  kd_preprocess pre;
+  memset(&pre, 0, sizeof pre);
   snprintf(path, sizeof path, "%s/baseline/final.h5", dir);
-  if (!rc) rc = kd_agree(comm, kd_model_load(&st, &params, path, CHUNK, e), e);
+  if (!rc) {
+    int lrc = kd_model_load(&st, &params, path, CHUNK, e);
+    if (!lrc) lrc = kd_ckpt_read_preprocess(path, &pre, e); /* --normalize: the rows as the baseline read them */
+    rc = kd_agree(comm, lrc, e);
+  }
   pair_sums pe, pt;
-  if (!rc) rc = eval_split(st, c->train.data, tch, ev, 0, comm, &pe, e);
+  if (!rc) rc = eval_split(st, &pre, c->train.data, tch, ev, 0, comm, &pe, e);
   dr_split learnt = *tr; /* the rows the baseline learnt from */
   if (tr->labelled_fraction < 1) {
     const int64_t n = (int64_t)llround(tr->labelled_fraction * (double)(tr->hi - tr->lo));
     learnt.hi = learnt.lo + (n > 0 ? n : 1);
     learnt.labelled_fraction = 1;
   }
-  if (!rc) rc = eval_split(st, c->train.data, NULL, &learnt, c->rows, comm, &pt, e);
+  if (!rc) rc = eval_split(st, &pre, c->train.data, NULL, &learnt, c->rows, comm, &pt, e);
   if (st) kd_model_free(st);
   free(params);
+  kd_preprocess_free(&pre);
   int rank;
   MPI_Comm_rank(comm, &rank);
   if (owned && rank == 0 && !rc) remove_tree(dir); /* kept after a failure: its log says why */

@@ -97,7 +97,7 @@ static int open_teacher(const kd_doctor_cfg *c, dr_teacher *tch, int tokens, int
   if (t->teacher_model[0]) {
     char path[KD_PATH_MAX];
     if (kd_ckpt_resolve(t->teacher_model, 0, path, sizeof path, NULL, 0, e) ||
-        kd_model_load(&tch->model, &tch->params, path, CHUNK, e))
+        kd_model_load(&tch->model, &tch->params, path, CHUNK, e) || kd_ckpt_read_preprocess(path, &tch->pre, e))
       return e->code;
     tch->mode = DR_MODEL;
     tch->classes = tch->model->out_dim;
@@ -180,5 +180,6 @@ int kd_doctor_run(const kd_doctor_cfg *c, MPI_Comm comm, kd_doctor_report *r, kd
 done:
   if (tch.model) kd_model_free(tch.model);
   free(tch.params);
+  kd_preprocess_free(&tch.pre);
   return rc;
 }

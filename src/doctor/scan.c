@@ -35,6 +35,7 @@ static int scan_block(dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t h
   int32_t *y = NULL;
   int64_t *idx = NULL;
   int rc = kd_source_open(&src, tch->data, sp->name, lo, hi, e);
+  if (!rc && tch->mode == DR_MODEL) rc = kd_source_set_preprocess(src, &tch->pre, e);
   const int P = !rc && kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
   if (!rc && tch->mode == DR_DENSE)
     rc = kd_teacher_open(&ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e);

@@ -19,6 +19,7 @@ typedef struct dr_teacher {
   int classes;                 /* C, or the vocabulary */
   kd_model *model;             /* DR_MODEL: the teacher, built for inference */
   float *params;
+  kd_preprocess pre;           /* DR_MODEL: its input normalisation (the rows it reads are normalised so) */
 } dr_teacher;
 
 typedef struct dr_split {
