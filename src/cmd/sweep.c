@@ -82,7 +82,11 @@ static int load_spec(cmd_sweep_spec *s, const char *dir, kd_err *e) {
   snprintf(path, sizeof path, "%s/sweep.json", dir);
   uint8_t *text = NULL;
   size_t len = 0;
-  int rc = g_rank == 0 ? kd_read_all(path, &text, &len, e) : KD_OK;
+  int rc = KD_OK;
+  if (g_rank == 0 && access(path, F_OK) != 0)
+    rc = kd_fail(e, KD_ERR_USAGE, "kd sweep: --resume %s: no sweep there (%s: %s)", dir, path, strerror(errno));
+  else if (g_rank == 0)
+    rc = kd_read_all(path, &text, &len, e);
   if (rc == KD_OK && g_rank == 0 && len > (1 << 24)) rc = kd_fail(e, KD_ERR_RUNTIME, "%s: over 16 MiB", path);
   if ((rc = kd_agree_after_root(MPI_COMM_WORLD, rc, e))) return free(text), rc;
   int64_t n = (int64_t)len;

@@ -143,6 +143,8 @@ static void record(const cmd_sweep_ctx *c, int64_t i, const char *name, int rc, 
   r.test_agreement = rc == KD_OK ? res->test_agreement : -1;
   r.seconds = seconds;
   if (rc != KD_OK) snprintf(r.error, sizeof r.error, "%s", se->msg);
+  char *hint = rc == KD_STOPPED ? strstr(r.error, "; continue with:") : NULL;
+  if (hint) *hint = '\0'; /* kd train's hint; the sweep's own (kd sweep --resume DIR) ends the job */
   kd_err we;
   kd_err_clear(&we);
   if (cmd_sweep_result_write(&r, c->dir, &we)) {
@@ -157,7 +159,7 @@ static void record(const cmd_sweep_ctx *c, int64_t i, const char *name, int rc, 
     if (r.valid_nll >= 0) fprintf(out, ", valid_nll %.4f", r.valid_nll);
     if (r.test_accuracy >= 0) fprintf(out, ", test_acc %.4f", r.test_accuracy);
   } else {
-    fprintf(out, ": %.300s", se->msg);
+    fprintf(out, ": %.300s", r.error);
   }
   fprintf(out, "\n");
   fflush(out);

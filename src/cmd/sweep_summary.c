@@ -46,7 +46,9 @@ static void print_table(FILE *out, const cmd_sweep_result *r, int64_t n, const c
     cell(out, r[i].valid_nll);
     cell(out, r[i].test_accuracy);
     cell(out, r[i].test_agreement);
-    fprintf(out, " %8lld  %s", (long long)r[i].steps, cmd_sweep_status_name(r[i].status));
+    if (r[i].status == SWEEP_DONE) fprintf(out, " %8lld", (long long)r[i].steps);
+    else fprintf(out, " %8s", "-");
+    fprintf(out, "  %s", cmd_sweep_status_name(r[i].status));
     if (r[i].error[0]) fprintf(out, ": %.200s", r[i].error);
     fprintf(out, "\n");
   }
