@@ -169,9 +169,14 @@ static int prepare_dir(const cmd_sweep_spec *s, const cmd_sweep_grid *g, const c
   if (mkdir(path, 0777) != 0 && errno != EEXIST)
     return kd_fail(e, KD_ERR_RUNTIME, "kd sweep: cannot create %s (%s)", path, strerror(errno));
   for (int64_t i = 0; i < g->n_settings; i++) {
+    char name[SWEEP_NAME_MAX], res[KD_PATH_MAX + SWEEP_NAME_MAX + 16];
+    cmd_sweep_setting_name(g, i, name, sizeof name);
+    snprintf(res, sizeof res, "%s/%s/result.json", dir, name); /* --force: no outcome of the sweep started over */
     snprintf(path, sizeof path, "%s/claims/%lld", dir, (long long)i);
-    if (unlink(path) != 0 && errno != ENOENT)
-      return kd_fail(e, KD_ERR_RUNTIME, "kd sweep: cannot remove %s (%s)", path, strerror(errno));
+    const char *bad = unlink(path) != 0 && errno != ENOENT                ? path
+                      : !resuming && unlink(res) != 0 && errno != ENOENT ? res
+                                                                          : NULL;
+    if (bad) return kd_fail(e, KD_ERR_RUNTIME, "kd sweep: cannot remove %s (%s)", bad, strerror(errno));
   }
   snprintf(path, sizeof path, "%s/stop", dir);
   if (unlink(path) != 0 && errno != ENOENT)
