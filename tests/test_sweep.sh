@@ -71,7 +71,7 @@ same_as_alone 1 sw1 a1_ "${T[@]}"
 
 # 3. A stop (SIGUSR1 to the ranks, as Slurm's preemption does): exit 75, then --resume finishes every setting with
 # the weights of the uninterrupted runs.
-L=(--data d.h5 --teacher t.h5 --student 16-32-4 --epochs 150 --ckpt-epochs 10 --batch 50 --val-rows 200 --threads 1
+L=(--data d.h5 --teacher t.h5 --student 16-32-4 --epochs 100 --ckpt-epochs 10 --batch 50 --val-rows 200 --threads 1
    --progress off)
 kdrun 4 sweep --grid "$GRID" --group-ranks 2 --out sws "${L[@]}" > sws.log 2>&1 &
 mpid=$!
@@ -91,7 +91,25 @@ expect "an interrupted setting resumes from its checkpoint" grep -q ': resumes '
 expect "after the resume, the summary is best first and complete" ordered sws/summary.json sws/sweep.json
 same_as_alone 2 sws as_ "${L[@]}"
 
-# 4. Usage errors: one line, exit 2, before any training.
+# 4. A group that finishes long before another waits for it without a timed MPI call: the collective watchdog
+# (2 s here) must not end it. Then a setting that fails (a data file that is not there) is recorded, the others
+# run, and the sweep exits 1.
+kdrun 2 sweep --collective-timeout 2 --grid "epochs=1,300" --out swt --data d.h5 --teacher t.h5 \
+  --student 16-256-256-4 --batch 50 --val-rows 200 --threads 1 --progress off --ckpt-epochs 0 > swt.log 2>&1
+rc=$?
+expect "groups ending seconds apart under --collective-timeout 2: exit 0 (got $rc: $(grep 'kd:' swt.log | head -n 2))" \
+  test "$rc" -eq 0
+expect "both settings done" test "$(grep -c ' done in ' swt.log)" -eq 2
+kdrun 2 sweep --grid "data=d.h5,missing.h5" --out swf --teacher t.h5 --student 16-32-4 --epochs 1 --batch 50 \
+  --threads 1 --progress off > swf.log 2> swf.err
+rc=$?
+expect "a failed setting: the sweep exits 1 (got $rc)" test "$rc" -eq 1
+expect "the other setting is done" grep -q '"status": "done"' swf/data=d.h5/result.json
+expect "the failure is recorded with its message" grep -q '"status": "failed"' swf/data=missing.h5/result.json
+expect "the summary shows it" grep -q 'data=missing.h5 .* failed: .*missing.h5' swf.log
+expect "one error line at the end" test "$(grep -c '^kd: error' swf.err)" -eq 1
+
+# 5. Usage errors: one line, exit 2, before any training.
 later expect_usage_error "an unknown grid key" "'colour' is not a kd train option" sweep --grid "colour=1,2" --out u1 "${T[@]}"
 later expect_usage_error "a world size that R does not divide" "group-ranks 3 does not divide the 2 ranks" \
   sweep --grid "$GRID" --group-ranks 3 --out u2 "${T[@]}"

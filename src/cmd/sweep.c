@@ -129,8 +129,6 @@ static int get_spec(cmd_sweep_spec *s, sweep_opts *so, int argc, char **argv, kd
  * on every rank). */
 static int check_spec(const cmd_sweep_spec *s, cmd_sweep_grid *g, kd_train_cfg *base, const char *dir, kd_err *e) {
   if (kd_train_cfg_parse(base, s->n_args, s->args, e)) return e->code;
-  if (!base->data[0] || !base->student[0])
-    return kd_fail(e, KD_ERR_USAGE, "kd sweep: --%s is required: the settings share it", base->data[0] ? "student" : "data");
   if (s->group_ranks > g_size || g_size % s->group_ranks != 0)
     return kd_fail(e, KD_ERR_USAGE, "kd sweep: --group-ranks %lld does not divide the %d ranks into groups",
                    (long long)s->group_ranks, g_size);

@@ -151,17 +151,24 @@ static void record(const cmd_sweep_ctx *c, int64_t i, const char *name, int rc, 
     fprintf(stderr, "kd: error: %s\n", we.msg);
     *failed = 1;
   }
-  FILE *out = c->json ? stderr : stdout;
-  fprintf(out, "sweep: group %d: %s %s in %.1f s", c->group_id, name, cmd_sweep_status_name(r.status), seconds);
+  /* one line in one write: on stderr (--json), pieces of two groups' lines would interleave */
+  char line[1024];
+  size_t at = 0;
+  at += (size_t)snprintf(line, sizeof line, "sweep: group %d: %s %s in %.1f s", c->group_id, name,
+                         cmd_sweep_status_name(r.status), seconds);
   if (rc == KD_OK) {
-    fprintf(out, ": %lld steps", (long long)r.steps);
-    if (r.valid_accuracy >= 0) fprintf(out, ", valid_acc %.4f", r.valid_accuracy);
-    if (r.valid_nll >= 0) fprintf(out, ", valid_nll %.4f", r.valid_nll);
-    if (r.test_accuracy >= 0) fprintf(out, ", test_acc %.4f", r.test_accuracy);
+    at += (size_t)snprintf(line + at, sizeof line - at, ": %lld steps", (long long)r.steps);
+    if (r.valid_accuracy >= 0 && at < sizeof line)
+      at += (size_t)snprintf(line + at, sizeof line - at, ", valid_acc %.4f", r.valid_accuracy);
+    if (r.valid_nll >= 0 && at < sizeof line)
+      at += (size_t)snprintf(line + at, sizeof line - at, ", valid_nll %.4f", r.valid_nll);
+    if (r.test_accuracy >= 0 && at < sizeof line)
+      at += (size_t)snprintf(line + at, sizeof line - at, ", test_acc %.4f", r.test_accuracy);
   } else {
-    fprintf(out, ": %.300s", r.error);
+    at += (size_t)snprintf(line + at, sizeof line - at, ": %.300s", r.error);
   }
-  fprintf(out, "\n");
+  FILE *out = c->json ? stderr : stdout;
+  fprintf(out, "%s\n", line);
   fflush(out);
 }
 
