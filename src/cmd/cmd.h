@@ -31,11 +31,12 @@ int cmd_wants_help(int argc, char **argv);
  * KD_ERR_FATAL (rank-tagged) when the thread cannot be started. */
 int cmd_watchdog_start(double limit_s, int rank, kd_err *e);
 /* --collective-timeout's default, for the commands that exchange data in a
- * loop (train, logits); the others run without one unless given. */
+ * loop (train, sweep, logits); the others run without one unless given. */
 #define KD_COLLECTIVE_TIMEOUT_DEFAULT 300.0
 
 int cmd_train(int argc, char **argv, kd_err *e);
 int cmd_doctor(int argc, char **argv, kd_err *e);
+int cmd_sweep(int argc, char **argv, kd_err *e);
 int cmd_eval(int argc, char **argv, kd_err *e);
 int cmd_predict(int argc, char **argv, kd_err *e);
 int cmd_logits(int argc, char **argv, kd_err *e);

@@ -11,7 +11,7 @@ void cmd_help(const char *text, const kd_opt_spec *opts, int n) {
   fputs(text, stdout);
   kd_opts_help(opts, n, stdout);
   printf("\nevery command also takes --collective-timeout S: end a rank whose MPI call has not returned within S "
-         "seconds, as when a peer's node died or its link went down (0: never; default: %g for train and logits, "
+         "seconds, as when a peer's node died or its link went down (0: never; default: %g for train, sweep and logits, "
          "none for the others)\n",
          KD_COLLECTIVE_TIMEOUT_DEFAULT);
 }

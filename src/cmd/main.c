@@ -23,6 +23,8 @@ static void usage(FILE *f) {
           "commands:\n"
           "  train   train a student (mlp, or gpt and llama on token rows) with the combined KD loss on HDF5 data\n"
           "  doctor  before training: will distillation pay for this run, and with which T and alpha\n"
+          "  sweep   train every setting of a grid of train options in one MPI job, groups of ranks taking them in\n"
+          "          turn, and rank them by their validation metric\n"
           "  eval    evaluate a checkpoint (accuracy, NLL, calibration, teacher agreement)\n"
           "  predict write a checkpoint's logits for a split (one rank)\n"
           "  logits  write a teacher's logits for every split, in parallel (a teacher file)\n"
@@ -35,7 +37,7 @@ static void usage(FILE *f) {
           "  tokenize text to token ids, a line per document, with a Hugging Face tokenizer.json or a kd tokenizer\n"
           "\n"
           "  kd COMMAND --help lists the command's options and defaults.\n"
-          "  --collective-timeout S (any command; default %g for train, doctor and logits, none for the others; 0 for\n"
+          "  --collective-timeout S (any command; default %g for train, doctor, sweep and logits, none for the others; 0 for\n"
           "          none): a rank whose MPI call has not returned within S seconds (a peer's node died or its link\n"
           "          went down) says so and ends itself. S must exceed the longest time one rank works alone\n"
           "          (rank 0's evaluations and checkpoints).\n"
@@ -171,7 +173,7 @@ int main(int argc, char **argv) {
   /* By default only the commands whose ranks exchange data in a loop are
    * watched: in the others, ranks wait for rank 0's work alone, however long. */
   if (!given && argc >= 2 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "logits") == 0 ||
-                                strcmp(argv[1], "doctor") == 0))
+                                strcmp(argv[1], "doctor") == 0 || strcmp(argv[1], "sweep") == 0))
     limit = KD_COLLECTIVE_TIMEOUT_DEFAULT;
   if (bad) {
     kd_fail(&e, KD_ERR_USAGE, "%s", msg);
@@ -193,6 +195,8 @@ int main(int argc, char **argv) {
     code = report(&e, cmd_train(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "doctor") == 0) {
     code = report(&e, cmd_doctor(argc - 2, argv + 2, &e));
+  } else if (strcmp(argv[1], "sweep") == 0) {
+    code = report(&e, cmd_sweep(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "logits") == 0) {
     code = report(&e, cmd_logits(argc - 2, argv + 2, &e));
   } else if (strcmp(argv[1], "import") == 0) {
@@ -210,7 +214,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(argv[1], "tokenize") == 0) {
     code = report(&e, cmd_tokenize(argc - 2, argv + 2, &e));
   } else {
-    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, doctor, eval, predict, logits, import, synth, generate, export, tokenize; see kd --help)", argv[1]);
+    kd_fail(&e, KD_ERR_USAGE, "unknown command '%s' (commands: train, doctor, sweep, eval, predict, logits, import, synth, generate, export, tokenize; see kd --help)", argv[1]);
     code = report(&e, KD_ERR_USAGE);
   }
   fflush(stdout);

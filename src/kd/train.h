@@ -117,6 +117,11 @@ typedef struct kd_train_result {
   double test_accuracy;     /* -1 when there is no /test split */
   double test_agreement;    /* top-1 agreement with the teacher, -1 if n/a */
   int64_t test_rows;
+  double valid_accuracy;    /* the final evaluation on the validation rows (/valid or --val-rows; rank 0 of comm):
+                             * -1 when there are none */
+  double valid_nll;         /* -1 when there are no validation rows */
+  int64_t valid_rows;       /* 0 when there are none */
+  int best_is_nll;          /* the run ranks checkpoints by validation NLL (--best-metric, auto resolved), else accuracy */
   double samples_per_s;     /* over all steps after the first */
   double allreduce_share;   /* fraction of that time in gradient communication (rank 0) */
   double step_ms[KD_PHASES + 1]; /* rank 0's mean milliseconds per step in each phase, then the rest */

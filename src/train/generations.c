@@ -176,13 +176,13 @@ static int newest_generation(const char *top) {
 /* Where a chain starts: a new one in OUT/gen0; a resumed one (--resume
  * TOP, or TOP/genK) at its newest generation with a checkpoint, or at genK
  * when a checkpoint selector names one there. */
-static int chain_start(const kd_train_cfg *cli, int resuming, char *top, size_t n, kd_train_cfg *cfg, int *g,
-                       kd_err *e) {
+static int chain_start(const kd_train_cfg *cli, MPI_Comm comm, int resuming, char *top, size_t n, kd_train_cfg *cfg,
+                       int *g, kd_err *e) {
   *cfg = *cli;
   *g = 0;
   char sel[KD_PATH_MAX] = "";
-  int k = -1, rank;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int k = -1, rank; /* of the run's communicator: under kd sweep, world rank 0 may be in another group */
+  MPI_Comm_rank(comm, &rank);
   if (resuming && !chain_member(cli->resume, top, n, &k, sel, sizeof sel)) {
     if (strlen(cli->resume) >= n) return kd_fail(e, KD_ERR_USAGE, "--resume %s: path too long", cli->resume);
     snprintf(top, n, "%s", cli->resume);
@@ -229,7 +229,7 @@ int tr_run_chain(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, k
   MPI_Comm_rank(comm, &rank);
   char top[KD_PATH_MAX - 64];
   kd_train_cfg cfg, eff;
-  if ((rc = chain_start(cli, resuming, top, sizeof top, &cfg, &g, e))) return rc;
+  if ((rc = chain_start(cli, comm, resuming, top, sizeof top, &cfg, &g, e))) return rc;
   int G = (int)cli->generations;
   for (;;) {
     if (rank == 0) {

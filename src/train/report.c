@@ -180,8 +180,13 @@ static int finish_root(trainer *t, kd_train_result *res, kd_err *e) {
   kd_eval_result ev;
   tr_data *d = &t->data;
   const double T = t->cfg.temperature;
-  if (d->has_valid && kd_eval_model(&ev, NULL, t->net.model, d->valid, d->valid_t, T, NULL, e) == KD_OK)
+  res->best_is_nll = t->set.model.best == TR_BEST_NLL;
+  if (d->has_valid && kd_eval_model(&ev, NULL, t->net.model, d->valid, d->valid_t, T, NULL, e) == KD_OK) {
     kd_eval_print(stdout, "valid", &ev);
+    res->valid_accuracy = isnan(ev.accuracy) ? -1 : ev.accuracy;
+    res->valid_nll = isnan(ev.nll) ? -1 : ev.nll;
+    res->valid_rows = ev.n;
+  }
   if (!e->code && d->has_test && kd_eval_model(&ev, NULL, t->net.model, d->test, d->test_t, T, NULL, e) == KD_OK) {
     kd_eval_print(stdout, "test", &ev);
     res->test_accuracy = ev.accuracy;

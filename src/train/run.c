@@ -131,7 +131,7 @@ int tr_run_one(const kd_train_cfg *cli, MPI_Comm comm, kd_train_result *res, kd_
   trainer *t = calloc(1, sizeof *t);
   if (!t) return kd_fail(e, KD_ERR_RUNTIME, "out of memory (trainer)");
   memset(res, 0, sizeof *res);
-  res->test_accuracy = res->test_agreement = -1;
+  res->test_accuracy = res->test_agreement = res->valid_accuracy = res->valid_nll = -1;
   t->mpi.comm = comm;
   MPI_Comm_rank(comm, &t->mpi.rank);
   MPI_Comm_size(comm, &t->mpi.size);
