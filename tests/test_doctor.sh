@@ -49,17 +49,19 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 z = h5py.File(sys.argv[4])["train/logits"][:].astype(np.float64)
 y = h5py.File(sys.argv[3])["train/y"][:]
 ref = {"positions": len(y), "agreement": float((z.argmax(1) == y).mean())}
-off, ent = [], []
+off, non, ent = [], [], []
 for T in (1, 2, 4, 8):
     p = np.exp((z - z.max(1, keepdims=True)) / T)
     p /= p.sum(1, keepdims=True)
     off.append(float((1 - p.max(1)).mean()))
+    non.append(float((1 - p[np.arange(len(y)), y]).mean()))
     ent.append(float(-(p * np.log(p)).sum(1).mean()))
 for r in (a, b):
     t = r["transfer"]
     assert t["positions"] == ref["positions"], (t["positions"], ref)
     assert abs(t["agreement"] - ref["agreement"]) < 1e-12, (t["agreement"], ref)
     assert np.allclose(t["off_target"], off, rtol=1e-9, atol=1e-12), (t["off_target"], off)
+    assert np.allclose(t["non_target"], non, rtol=1e-9, atol=1e-12), (t["non_target"], non)
     assert np.allclose(t["entropy"], ent, rtol=1e-9, atol=1e-12), (t["entropy"], ent)
 assert a["baseline"]["margin"] is None and b["baseline"]["margin"] is not None
 PY

@@ -53,6 +53,7 @@ typedef struct kd_doctor_sums {
   double conf;                       /* max probability at T = 1 */
   double nll;                        /* -log p(label) at T = 1, labelled positions (dense teachers) */
   double off[KD_DOCTOR_NT];          /* probability off the teacher's argmax at each T */
+  double nontarget[KD_DOCTOR_NT];    /* probability off the label (unlabelled: the argmax) at each T */
   double ent[KD_DOCTOR_NT];          /* entropy (nats) at each T */
   double sparse_n, captured;         /* top-k positions with an lse, and the mass of their K ids at T = 1 */
 } kd_doctor_sums;

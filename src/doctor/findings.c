@@ -126,11 +126,13 @@ static void dark_knowledge(kd_doctor_report *r) {
   if (s->n <= 0) return;
   const double off1 = mean(s->off[0], s->n), T = suggest_t(r);
   kd_finding *f = add(r, "dark-knowledge", off1 < OFF_NOTE ? KD_FIND_NOTE : KD_FIND_OK, off1, OFF_NOTE);
-  int n = snprintf(f->what, sizeof f->what, "the teacher's probability off its argmax / entropy (nats, of log C = %.2f):",
-                   log((double)r->classes));
+  int n = snprintf(f->what, sizeof f->what,
+                   "the teacher's probability off its argmax / off the %s / entropy (nats, of log C = %.2f):",
+                   s->labelled > 0 ? "label" : "argmax", log((double)r->classes));
   for (int t = 0; t < KD_DOCTOR_NT && n < (int)sizeof f->what; t++)
-    n += snprintf(f->what + n, sizeof f->what - n, " T=%g %.3f / %.3f%s", kd_doctor_temps[t], mean(s->off[t], s->n),
-                  mean(s->ent[t], s->n), t + 1 < KD_DOCTOR_NT ? ";" : "");
+    n += snprintf(f->what + n, sizeof f->what - n, " T=%g %.3f / %.3f / %.3f%s", kd_doctor_temps[t],
+                  mean(s->off[t], s->n), mean(s->nontarget[t], s->n), mean(s->ent[t], s->n),
+                  t + 1 < KD_DOCTOR_NT ? ";" : "");
   if (off1 < OFF_NOTE)
     snprintf(f->todo, sizeof f->todo, "a confident teacher: at T = 1 its targets are nearly one-hot and hide the "
                                       "dark knowledge; use T = %g (its entropy reaches %.0f%% of log C there)",

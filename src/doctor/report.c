@@ -46,6 +46,11 @@ static void sums(FILE *f, const char *key, const kd_doctor_sums *s) {
     char b[40];
     fprintf(f, "%s%s", t ? ", " : "", s->n > 0 ? kd_fmt_num(b, sizeof b, s->off[t] / s->n) : "null");
   }
+  fputs("], \"non_target\": [", f);
+  for (int t = 0; t < KD_DOCTOR_NT; t++) {
+    char b[40];
+    fprintf(f, "%s%s", t ? ", " : "", s->n > 0 ? kd_fmt_num(b, sizeof b, s->nontarget[t] / s->n) : "null");
+  }
   fputs("], \"entropy\": [", f);
   for (int t = 0; t < KD_DOCTOR_NT; t++) {
     char b[40];

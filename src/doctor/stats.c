@@ -36,6 +36,7 @@ static void add_position(kd_doctor_sums *s, const float *z, const int32_t *ids, 
       wz += p * a;
     }
     s->off[t] += 1 - 1 / sum; /* the argmax's probability is exp(0) / sum */
+    s->nontarget[t] += 1 - (tgt >= 0 ? exp((z[tgt] - m) / T) / sum : 0);
     s->ent[t] += log(sum) - wz / sum;
     if (t == 0) {
       s->conf += 1 / sum;
