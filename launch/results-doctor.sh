@@ -133,4 +133,30 @@ case_ bpe-top-128-renormalised "no (-0.217 bpb)" - - -- "${B[@]}" --teacher "$SR
 case_ "bpe-top-32-+-tail-at-T=2" "no (-0.379 bpb)" - - -- "${B[@]}" --teacher "$SR/sparse1-k32.h5" --sparse-kd tail ||
   exit 1
 cat "$OUT/summary.md"
+
+# The doctor's T and alpha against a sweep of them on the 5% setting, in one job (kd sweep, 2 groups of 1 rank),
+# the students as launch/results.sh trains them (seed 1, 300 epochs of 2,750 rows).
+SW=$OUT/sweep-fmnist-5pct
+if [ ! -s "$SW/summary.json" ]; then
+  t0=$(date +%s)
+  run sweep --grid "temperature=1,2,4,8 alpha=0,0.1,0.5,0.9" --group-ranks 1 --out "$SW" --force --data "$FDATA" \
+    --teacher "$FR/teacher1.h5" --val-rows 5000 --student 784-32-10 --lr 0.05 --batch 128 --seed 1 --train-rows 2750 \
+    --epochs 300 --ckpt-epochs 0 --progress off --threads 1 > "$SW.log" 2>&1 || { tail -20 "$SW.log"; exit 1; }
+  echo "sweep of 16 settings: $(($(date +%s) - t0)) s" >> "$SW.log"
+fi
+/usr/bin/python3 - "$SW/summary.json" "$OUT/fmnist-5%.json" <<'PY' | tee "$OUT/sweep.md"
+import json, sys
+s, d = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["verdict"]
+rows = s["settings"]
+print("| setting (T, alpha) | valid accuracy | test accuracy |")
+print("|---|---|---|")
+for r in rows:
+    print("| %s | %.4f | %.4f |" % (r["setting"], r["valid_accuracy"], r["test_accuracy"]))
+best = rows[0]
+mine = next(r for r in rows if r["setting"] == "temperature=%g,alpha=%g" % (d["temperature"], d["alpha"]))
+print("\nkd doctor's setting T = %g, alpha = %g: valid %.4f (rank %d of %d), test %.4f; the sweep's best %s: valid %.4f, test %.4f"
+      % (d["temperature"], d["alpha"], mine["valid_accuracy"], mine["rank"], len(rows), mine["test_accuracy"],
+         best["setting"], best["valid_accuracy"], best["test_accuracy"]))
+PY
+tail -1 "$SW.log"
 echo "kd doctor agrees with every measured outcome: $([ $agree_all = 1 ] && echo yes || echo no); $(($(date +%s) - start)) s"

@@ -238,9 +238,13 @@ void kd_doctor_judge(kd_doctor_report *r) {
   else if (weak)
     snprintf(r->why, sizeof r->why, "train from scratch (or alpha >= 0.9): the teacher barely beats the student; "
                                     "distillation is expected to change its metric little, or lower it");
-  else if (isnan(r->margin))
+  else if (isnan(r->margin) && isnan(r->base_metric))
     snprintf(r->why, sizeof r->why, "distil (no baseline ran: --baseline-steps N measures whether the teacher beats "
                                     "the student enough to pay)");
+  else if (isnan(r->margin))
+    snprintf(r->why, sizeof r->why, "distil (the teacher's own metric on %s is not in a sparse file, so its margin over "
+                                    "the baseline's %.4f was not measured; --teacher-model CKPT measures it)",
+             r->eval_name, r->base_metric);
   else
     snprintf(r->why, sizeof r->why, "distil: the teacher beats the student on its own by a clear margin%s; expected "
                                     "to improve the student's evaluation metric",
