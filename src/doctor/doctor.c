@@ -20,29 +20,48 @@
 #define CHUNK 32
 
 /* Parameters of a model spec (0 when it cannot be built), and its outputs (classes or vocabulary). */
-static size_t spec_params(const char *student, int *outputs) {
-  kd_model_spec ms;
-  memset(&ms, 0, sizeof ms);
+static size_t model_params(kd_model_spec *ms, int *outputs) {
   kd_err q = {0};
   kd_model *m = NULL;
-  if (kd_model_spec_parse(&ms, student, &q)) return 0;
-  ms.frozen = 1;
-  if (kd_model_create(&m, &ms, 1, &q)) return 0;
+  ms->frozen = 1;
+  if (kd_model_create(&m, ms, 1, &q)) return 0;
   const size_t n = m->n_params;
   if (outputs) *outputs = m->out_dim;
   kd_model_free(m);
   return n;
 }
 
-/* The teacher's spec recorded in a teacher file (kd logits writes it), for its size. */
+static size_t spec_params(const char *student, int *outputs) {
+  kd_model_spec ms;
+  memset(&ms, 0, sizeof ms);
+  kd_err q = {0};
+  return kd_model_spec_parse(&ms, student, &q) ? 0 : model_params(&ms, outputs);
+}
+
+/* The teacher's size from what a teacher file records (kd logits writes both): its source checkpoint when
+ * that is still there, else its spec (source_student, which names no family: the families are tried). */
 static size_t file_teacher_params(const char *path) {
   hid_t f;
   kd_err q = {0};
-  char spec[256];
+  char spec[256], ckpt[KD_PATH_MAX], text[300];
   if (kd_h5_open_ro(&f, path, &q)) return 0;
-  const int rc = kd_h5_get_attr_str(f, path, "/", "source_student", spec, sizeof spec, &q);
+  const int no_spec = kd_h5_get_attr_str(f, path, "/", "source_student", spec, sizeof spec, &q);
+  const int no_ckpt = kd_h5_get_attr_str(f, path, "/", "source_checkpoint", ckpt, sizeof ckpt, &q);
   kd_h5_close(f, path, KD_OK, &q);
-  return rc ? 0 : spec_params(spec, NULL);
+  kd_model_spec ms;
+  memset(&ms, 0, sizeof ms);
+  if (!no_ckpt && kd_weights_spec(ckpt, &ms, &q) == KD_OK) {
+    const size_t n = model_params(&ms, NULL);
+    if (n) return n;
+  }
+  if (no_spec) return 0;
+  static const char *const families[] = {"", "gpt:", "llama:"};
+  for (size_t i = 0; i < sizeof families / sizeof *families; i++) {
+    snprintf(text, sizeof text, "%s%s", families[i], spec);
+    const size_t n = spec_params(text, NULL);
+    if (n) return n;
+  }
+  return 0;
 }
 
 /* The transfer rows and the evaluation split, as kd train would choose them. */
