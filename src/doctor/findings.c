@@ -36,7 +36,8 @@
 /* Sparse: the K ids hold at least this much mass for top-k to be near-dense. */
 #define CAPTURED_OK 0.99
 /* Alpha: where the teacher's argmax is the label this often, the labels add
- * little beside its targets (0.1); else they carry what it misses (0.25). */
+ * little beside its targets (0.1); else (or unknown) they carry what it
+ * misses (0.25). */
 #define AGREE_HIGH 0.7
 
 static kd_finding *add(kd_doctor_report *r, const char *key, kd_find_level level, double value, double threshold) {
@@ -228,7 +229,8 @@ void kd_doctor_judge(kd_doctor_report *r) {
   const double agree = mean(r->transfer.correct, r->transfer.labelled);
   r->temperature = T;
   r->use_kd = !weak && fits != 1 && !bad_file;
-  r->alpha = !r->use_kd ? 1 : !isnan(agree) && agree < AGREE_HIGH ? 0.25 : 0.1;
+  /* agreement unknown (a sampled file is not scanned): the labels keep the larger share */
+  r->alpha = !r->use_kd ? 1 : isnan(agree) || agree < AGREE_HIGH ? 0.25 : 0.1;
   if (bad_file)
     snprintf(r->why, sizeof r->why, "not with this file: its renormalised top-k targets are expected to make the "
                                     "student worse than training from scratch (see the sparse finding)");
