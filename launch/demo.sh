@@ -1,7 +1,8 @@
 #!/bin/bash
 # The main job, on 2 ranks: import Fashion-MNIST (Debian's dataset-fashion-mnist), train a teacher
-# 784-1200-1200-10 with dropout, write its logits with kd logits, then train the student 784-32-10
-# from scratch and distilled, with the same data, epochs and optimizer, and print one table.
+# 784-1200-1200-10 with dropout, write its logits with kd logits, ask kd doctor whether distilling the
+# student 784-32-10 will pay, then train it from scratch and distilled, with the same data, epochs and
+# optimizer, and print one table.
 #
 #   ./launch/demo.sh           reuses finished steps under checkpoints/demo/
 #   ./launch/demo.sh --fresh   redoes everything
@@ -51,6 +52,18 @@ if [ -e "$out/teacher-logits.h5" ]; then echo "reusing $out/teacher-logits.h5"; 
   run logits --ckpt "$out/teacher:best" --data "$DATA" --out "$out/teacher-logits.h5" || exit 1
 fi
 
+# doctor NAME ARGS...: kd doctor's verdict on the student 784-32-10's run, before it trains (docs/usage.md).
+doctor() {
+  local name=$1
+  shift
+  run doctor --data "$DATA" --teacher "$out/teacher-logits.h5" --student 784-32-10 --lr 0.05 --batch 128 --seed 1 \
+    --val-rows 5000 "$@" > "$out/doctor-$name.txt" || { cat "$out/doctor-$name.txt"; return 1; }
+  grep -E '^  WARN|^verdict' "$out/doctor-$name.txt"
+}
+step "4. kd doctor, before training the student: will distillation pay with 2,750 rows, and with all 55,000?"
+doctor small --train-rows 2750 || exit 1
+doctor full || exit 1
+
 # student NAME ARGS...: the student 784-32-10, same optimizer, lr, batch and seed for every run.
 student() {
   local name=$1
@@ -60,10 +73,10 @@ student() {
     --log-every 100 --force --out "$out/$name" "$@" | tee "$out/$name.log" | grep -E '^(test|final):' || return 1
 }
 KDARGS=(--teacher "$out/teacher-logits.h5" --temperature 4 --alpha 0.1)
-step "4. student 784-32-10 on 2,750 rows (5%), 300 epochs: from scratch, then distilled (T=4, alpha=0.1)"
+step "5. student 784-32-10 on 2,750 rows (5%), 300 epochs: from scratch, then distilled (T=4, alpha=0.1)"
 student small-scratch --train-rows 2750 --epochs 300 || exit 1
 student small-kd --train-rows 2750 --epochs 300 "${KDARGS[@]}" || exit 1
-step "5. the same student on all 55,000 rows, 15 epochs: from scratch, then distilled"
+step "6. the same student on all 55,000 rows, 15 epochs: from scratch, then distilled"
 student full-scratch --epochs 15 || exit 1
 student full-kd --epochs 15 "${KDARGS[@]}" || exit 1
 
@@ -72,15 +85,17 @@ teacher=$("$KD" eval --ckpt "$out/teacher:best" --data "$DATA" --json | sed -n '
 pct() { awk -v a="${1:-0}" 'BEGIN { printf "%.2f%%", 100 * a }'; }
 echo
 echo "== result: Fashion-MNIST test set (10,000 images), 2 ranks"
-printf '%-34s %-16s %-16s %-18s %s\n' "training rows seen by the student" "teacher" "student scratch" "student distilled" \
-  "distilled: agreement with teacher"
+printf '%-34s %-16s %-16s %-18s %-34s %s\n' "training rows seen by the student" "teacher" "student scratch" \
+  "student distilled" "distilled: agreement with teacher" "kd doctor, before training"
 for r in small:"2,750 (5%)" full:"55,000 (all)"; do
   n=${r%%:*}
-  printf '%-34s %-16s %-16s %-18s %s\n' "${r#*:}" "$(pct "$teacher")" "$(pct "$(field test_acc $n-scratch)")" \
-    "$(pct "$(field test_acc $n-kd)")" "$(pct "$(field test_agreement $n-kd)")"
+  said=$(sed -n 's/^verdict: \(distil, T = [0-9.]*, alpha = [0-9.]*\|do not distil\).*/\1/p' "$out/doctor-$n.txt")
+  printf '%-34s %-16s %-16s %-18s %-34s %s\n' "${r#*:}" "$(pct "$teacher")" "$(pct "$(field test_acc $n-scratch)")" \
+    "$(pct "$(field test_acc $n-kd)")" "$(pct "$(field test_agreement $n-kd)")" "$said"
 done
 echo
 echo "The teacher is 784-1200-1200-10 (2.4M parameters), the student 784-32-10 (25k). Distillation pays where"
 echo "the student sees little labelled data (first row); with every row the teacher is too close to the student"
-echo "to help (second row). docs/results.md has 3 seeds, sweeps and plots."
+echo "to help (second row), which kd doctor says before any student trains. docs/results.md has 3 seeds, sweeps"
+echo "and plots."
 echo "outputs: $out   wall time: $(( $(date +%s) - start )) s"
