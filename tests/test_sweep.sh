@@ -73,14 +73,15 @@ same_as_alone 1 sw1 a1_ "${T[@]}"
 # the weights of the uninterrupted runs.
 L=(--data d.h5 --teacher t.h5 --student 16-32-4 --epochs 100 --ckpt-epochs 10 --batch 50 --val-rows 200 --threads 1
    --progress off)
-kdrun 4 sweep --grid "$GRID" --group-ranks 2 --out sws "${L[@]}" > sws.log 2>&1 &
+kdrun 4 sweep --grid "$GRID" --group-ranks 2 --out sws "${L[@]}" --json > sws.json 2> sws.log &
 mpid=$!
 for _ in $(seq 1500); do compgen -G 'sws/*/ckpt-*.h5' > /dev/null && break; sleep 0.02; done
 signal_ranks USR1 sws
 wait "$mpid"
 rc=$?
 expect "a stopped sweep exits 75 (got $rc)" test "$rc" -eq 75
-expect "it says how to continue" grep -q 'continue with: kd sweep --resume sws$' sws.log
+expect "it says how to continue (on stderr, with --json)" grep -q 'continue with: kd sweep --resume sws$' sws.log
+expect "--json: stdout holds the summary alone, also when stopped" "$PY" -c 'import json; json.load(open("sws.json"))'
 left=$(grep -l '"status": "done"' sws/*/result.json 2> /dev/null | wc -l)
 expect "settings were left unfinished ($left of 4 done)" test "$left" -lt 4
 expect "a stopped setting is recorded as stopped" grep -q '"status": "stopped"' sws/*/result.json

@@ -73,6 +73,8 @@ static int take_collective_timeout(int *argc, char **argv, double *limit, int *g
   return 0;
 }
 
+static int g_json; /* --json given: stdout holds the JSON alone */
+
 static int report(const kd_err *e, int code) {
   if (code == KD_OK) return 0;
   if (code == KD_ERR_FATAL) {
@@ -84,8 +86,9 @@ static int report(const kd_err *e, int code) {
     return 1;
   }
   if (code == KD_STOPPED) {
-    if (g_rank == 0) printf("kd: %s\n", e->msg);
-    fflush(stdout);
+    FILE *f = g_json ? stderr : stdout;
+    if (g_rank == 0) fprintf(f, "kd: %s\n", e->msg);
+    fflush(f);
     return code;
   }
   if (g_rank == 0) {
@@ -160,6 +163,7 @@ int main(int argc, char **argv) {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  for (int i = 2; i < argc; i++) g_json |= strcmp(argv[i], "--json") == 0;
   /* Errors come back as codes: MPI must not abort on its own. */
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   kd_err e;
