@@ -195,6 +195,29 @@ assert r["transfer"]["positions"] > tok.shape[0] * 2, (r["transfer"]["positions"
 assert r["baseline"]["metric"] == "nll" and r["baseline"]["margin"] > 0, r["baseline"]
 assert any(f["key"] == "margin" for f in r["findings"]), r["findings"]'
 
+# Checked as kd train checks: another class count, labels outside the classes; shard sets refused.
+expect_usage_error "a student of other outputs" "^kd: error: kd doctor: the teacher (t.h5) has 4 outputs per row or position but --student 16-16-3 has 3" \
+  doctor --data d.h5 --teacher t.h5 --student 16-16-3
+"$PY" -c 'import h5py, shutil; shutil.copy("d.h5", "bady.h5"); f = h5py.File("bady.h5", "r+"); y = f["train/y"]; y[5] = 9' ||
+  fail "building the bad labels"
+expect_exit 1 "a label outside the classes" "^kd: error.*bady.h5: /train/y row 5 holds label 9, outside \[0, 4)" \
+  doctor --data bady.h5 --teacher t.h5 --student 16-16-4 --baseline-steps 0
+expect_usage_error "a set of shard files" "^kd: error: kd doctor: --data d.h5,d.h5: a set of shard files; name one shard" \
+  doctor --data d.h5,d.h5 --teacher t.h5 --student 16-16-4
+# A dense file without the evaluation split's logits: the baseline runs, the margin is not measured; --work kept
+# and reused.
+"$PY" -c 'import h5py; a = h5py.File("t.h5"); b = h5py.File("tnotest.h5", "w"); b["train/logits"] = a["train/logits"][:]' ||
+  fail "building the teacher file without /test"
+doctor notest 2 --data d.h5 --teacher tnotest.h5 "${S[@]}" --baseline-steps 100 --work wk
+doctor notest2 2 --data d.h5 --teacher tnotest.h5 "${S[@]}" --baseline-steps 100 --work wk
+expect "no evaluation logits: the baseline ran, no margin, and --work was reused" "$PY" -c '
+import json, os
+for n in ("notest", "notest2"):
+    r = json.load(open(n + ".json"))
+    assert r["baseline"]["student"] is not None and r["baseline"]["margin"] is None, r["baseline"]
+    assert "not measured" in r["verdict"]["why"], r["verdict"]
+assert os.path.exists("wk/baseline/final.h5")'
+
 # Usage errors.
 expect_usage_error "no teacher" "^kd: error: kd doctor: --teacher FILE or --teacher-model CKPT is required" \
   doctor --data d.h5 --student 16-16-4

@@ -27,7 +27,7 @@ for v in -1 0.5 x; do
   expect_usage_error "--collective-timeout $v" "^kd: error: --collective-timeout: expected 0 (no watchdog) or seconds >= 1, got '$v'" \
     train --data d.h5 --collective-timeout $v
 done
-# (no checkpoints or evaluations: a peer waiting for rank 0's own work is not timed)
+# (no checkpoints or evaluations: a peer waiting for rank 0's own work has a longer limit)
 kdrun 2 train --data d.h5 --teacher t.h5 --student 32-256-10 --epochs 1000 --batch 64 --progress off --out wd-stop \
   --ckpt-epochs 0 --collective-timeout 2 > wd-stop.log 2>&1 &
 job=$!
@@ -42,11 +42,13 @@ expect "a stopped peer: the waiting rank's watchdog ends the job (exit $rc)" tes
 expect "with a line naming the rank, its host and the call" \
   grep -q "^kd: rank [01] (host $(hostname)): MPI_[A-Za-z_]* has not returned after [23] s (--collective-timeout 2)" wd-stop.log
 
-# Rank 0 evaluating 30000 rows alone (about 2 s here) while its peer waits: a wait for rank 0's own
-# work is not timed, so --collective-timeout 1 does not end the run.
+# Rank 0 evaluating 30000 rows alone (seconds here) while its peers wait: a wait for rank 0's own work
+# has 10 S (at least 600 s), so --collective-timeout 1 does not end the run; 3 ranks with a sharded
+# optimizer, whose checkpoint at step 10 (evaluated too) first gathers the moments from every rank.
 "$KD" synth --out big.h5 --train 31000 --test 0 --dim 64 --classes 10 >/dev/null || exit 1
-kdrun 2 train --data big.h5 --val-rows 30000 --student 64-2048-2048-10 --epochs 1 --batch 64 --eval-every 10 \
-  --max-steps 12 --threads 1 --progress off --out wd-eval --collective-timeout 1 > wd-eval.log 2>&1
+kdrun 3 train --data big.h5 --val-rows 30000 --student 64-2048-2048-10 --epochs 1 --batch 66 --eval-every 5 \
+  --ckpt-every 10 --shard-optimizer on --max-steps 12 --threads 1 --progress off --out wd-eval \
+  --collective-timeout 1 > wd-eval.log 2>&1
 expect "rank 0 evaluating alone longer than --collective-timeout: the run completes (exit $?)" test -e wd-eval/final.h5
 expect "and no watchdog line" test -z "$(grep "has not returned" wd-eval.log)"
 
@@ -147,7 +149,7 @@ kdrun 2 train --resume k --max-steps 140 > k2.log || fail "resume after the node
 expect "the latest checkpoint resumes" grep -q "^kd: resume at step [1-9]" k2.log
 
 # A link goes down mid-allreduce, with a short collective timeout. No checkpoints nor evaluations:
-# a peer waiting for rank 0's own work is not timed (left to the launcher), and the cut must find the
+# a peer waiting for rank 0's own work has a longer limit (10 S, at least 600 s), and the cut must find the
 # ranks in the training steps' allreduces.
 local_sh 2 train "${LONG[@]}" --ckpt-every 0 --ckpt-epochs 0 --out "$WORK/l" --collective-timeout 5 > l.log 2>&1 &
 mp=$!

@@ -81,7 +81,7 @@ int cmd_doctor(int argc, char **argv, kd_err *e) {
   if (!rc && g_rank == 0) {
     if (cfg->json) kd_doctor_json(stdout, r);
     else kd_doctor_print(stdout, r);
-    fflush(stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) rc = kd_fail(e, KD_ERR_RUNTIME, "kd doctor: cannot write the report");
   }
   free(r);
   free(cfg);

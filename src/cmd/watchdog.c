@@ -43,23 +43,27 @@ static void *watch(void *arg) {
   double poll = g_limit_s / 20;
   poll = poll < 0.05 ? 0.05 : poll > 1 ? 1 : poll;
   const struct timespec nap = {(time_t)poll, (long)((poll - (time_t)poll) * 1e9)};
+  /* A wait for rank 0's own work (kd_agree_after_root: a checkpoint written, an evaluation) is not the peers'
+   * fault: it is allowed 10 S, at least 10 minutes, so that a rank 0 stuck in I/O or lost then still ends it. */
+  const double solo_limit = g_limit_s * 10 > 600 ? g_limit_s * 10 : 600;
   unsigned seen = 0;
   long polls = 0; /* consecutive polls that found the same call in progress */
   for (;;) {
     nanosleep(&nap, NULL);
     const char *call = atomic_load_explicit(&g_call, memory_order_acquire);
     const unsigned seq = atomic_load_explicit(&g_seq, memory_order_relaxed);
-    /* a wait for rank 0's own work (kd_agree_after_root) is not the peers' fault: not counted */
-    polls = call && seq == seen && !kd_wait_is_untimed() ? polls + 1 : 0;
+    const int solo = kd_waiting_on_root();
+    polls = call && seq == seen ? polls + 1 : 0;
     seen = seq;
-    if (polls * poll < g_limit_s) continue;
+    if (polls * poll < (solo ? solo_limit : g_limit_s)) continue;
     /* one write of a formatted line, not stdio: the main thread may hold stderr's lock */
     char line[512];
     const int n = snprintf(line, sizeof line,
-                           "kd: rank %d (host %s): %s has not returned after %.0f s (--collective-timeout %g): a "
+                           "kd: rank %d (host %s): %s has not returned after %.0f s (--collective-timeout %g%s): a "
                            "peer rank, its node or the link to it is lost (or a rank works alone for longer: then "
                            "raise the timeout); ending this process\n",
-                           g_watch_rank, g_host, call, polls * poll, g_limit_s);
+                           g_watch_rank, g_host, call, polls * poll, g_limit_s,
+                           solo ? "; waiting for rank 0's own work, allowed 10 times as long, at least 600 s" : "");
     if (n > 0 && write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0) {
       /* nothing left to tell: end anyway */
     }

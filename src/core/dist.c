@@ -14,17 +14,17 @@ int kd_mpi_check(int mpi_rc, const char *what, kd_err *e) {
   return kd_fail(e, KD_ERR_RUNTIME, "MPI call %s failed: %s", what, s);
 }
 
-static atomic_int g_untimed; /* > 0 inside kd_agree_after_root */
+static atomic_int g_on_root; /* > 0 inside kd_agree_after_root */
 
-int kd_wait_is_untimed(void) { return atomic_load_explicit(&g_untimed, memory_order_acquire) > 0; }
+int kd_waiting_on_root(void) { return atomic_load_explicit(&g_on_root, memory_order_acquire) > 0; }
 
 int kd_agree_after_root(MPI_Comm comm, int rc, kd_err *e) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   if (rank == 0) return kd_agree(comm, rc, e); /* rank 0 comes last: its wait is on the peers, timed */
-  atomic_fetch_add_explicit(&g_untimed, 1, memory_order_release);
+  atomic_fetch_add_explicit(&g_on_root, 1, memory_order_release);
   rc = kd_agree(comm, rc, e);
-  atomic_fetch_sub_explicit(&g_untimed, 1, memory_order_release);
+  atomic_fetch_sub_explicit(&g_on_root, 1, memory_order_release);
   return rc;
 }
 

@@ -14,15 +14,14 @@ int kd_agree(MPI_Comm comm, int rc, kd_err *e);
 
 /* kd_agree after work rank 0 did alone (a checkpoint written, an evaluation,
  * the final weights): the other ranks wait for it here, and their wait is
- * marked untimed, so a collective watchdog (the kd driver's
- * --collective-timeout) does not count it: its length depends on the
- * filesystem and the evaluation set, not on the peers. Rank 0's own wait is
- * timed. A node lost while rank 0 works alone is left to the launcher. */
+ * marked, so a collective watchdog (the kd driver's --collective-timeout)
+ * gives it a longer limit: its length depends on the filesystem and the
+ * evaluation set, not on the peers. Rank 0's own wait has the plain one. */
 int kd_agree_after_root(MPI_Comm comm, int rc, kd_err *e);
 
-/* Whether this process is now in such an untimed wait (read by a watchdog
+/* Whether this process is now in such a wait (read by a watchdog
  * thread; the flag is atomic). */
-int kd_wait_is_untimed(void);
+int kd_waiting_on_root(void);
 
 /* Turn the error in e (or, if none, `what`) into KD_ERR_FATAL, tagged with
  * rank: for an MPI call that failed where the other ranks cannot be told

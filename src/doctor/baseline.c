@@ -7,6 +7,8 @@
 #include "doctor/baseline.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,8 +19,8 @@
 #include "core/dist.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
+#include "models/fit.h"
 
-#define CHUNK 32
 
 /* The run's student and optimizer, from scratch, labels only. */
 static int baseline_cfg(kd_train_cfg *b, const kd_train_cfg *c, int64_t steps, int64_t n_train, const char *out,
@@ -47,6 +49,7 @@ static int baseline_cfg(kd_train_cfg *b, const kd_train_cfg *c, int64_t steps, i
   b->epochs = (steps + per_epoch / 2) / per_epoch;
   if (b->epochs < 1) b->epochs = 1;
   b->ckpt_every = 0, b->ckpt_epochs = 0, b->eval_every = 0, b->keep = 1;
+  b->force = 1; /* the doctor's own folder: a kept --work folder is reused */
   snprintf(b->progress, sizeof b->progress, "off");
   memcpy(b->out, out, strlen(out) + 1); /* the caller checked its length */
   return KD_OK;
@@ -60,13 +63,17 @@ static int quiet_begin(const char *log, int *saved, kd_err *e) {
   *saved = dup(1);
   const int rc = *saved < 0 || dup2(fd, 1) < 0;
   close(fd);
+  if (rc && *saved >= 0) {
+    close(*saved);
+    *saved = -1;
+  }
   return rc ? kd_fail(e, KD_ERR_RUNTIME, "cannot redirect the baseline's output to %s", log) : KD_OK;
 }
 
 static void quiet_end(int saved) {
   fflush(stdout);
   if (saved >= 0) {
-    dup2(saved, 1);
+    if (dup2(saved, 1) < 0) fprintf(stderr, "kd: warning: kd doctor: cannot restore stdout after the baseline\n");
     close(saved);
   }
 }
@@ -94,6 +101,8 @@ static int make_work(const kd_doctor_cfg *c, MPI_Comm comm, char *dir, size_t n,
   if (rank == 0) {
     if (c->work[0]) {
       snprintf(dir, n, "%s", c->work);
+      if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        rc = kd_fail(e, KD_ERR_RUNTIME, "--work %s: cannot create the folder (%s)", dir, strerror(errno));
     } else {
       const char *tmp = getenv("TMPDIR");
       snprintf(dir, n, "%s/kd-doctor.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
@@ -105,15 +114,17 @@ static int make_work(const kd_doctor_cfg *c, MPI_Comm comm, char *dir, size_t n,
   return KD_OK;
 }
 
-/* Sums of the student (and teacher) over rows: metric totals and paired differences. */
+/* Sums over rows i of the student (and the teacher): n_i targets (1 for a feature row), the student's and the
+ * teacher's metric summed over them (correct predictions, or NLL), and the teacher's advantage d_i. The metric is
+ * per target (sum / n), its standard error that of a ratio of sums over rows (rows are the independent units). */
 typedef struct pair_sums {
-  double n, s_metric, t_metric, d, d2, targets;
+  double rows, n, s_metric, t_metric, d, dd, nn, dn;
 } pair_sums;
 
-/* Per row: classification, correct (1/0); token rows, the mean NLL of the row's targets. */
-static void row_metric(const float *z, const int32_t *y, int P, int C, double *metric, int *has) {
+/* Row metric summed over its targets: correct (classes) or -log p (tokens); *n: its targets. */
+static double row_sum(const float *z, const int32_t *y, int P, int C, int *n) {
   double sum = 0;
-  int n = 0;
+  *n = 0;
   for (int p = 0; p < P; p++) {
     if (y[p] < 0) continue;
     const float *zp = z + (size_t)p * C;
@@ -123,69 +134,90 @@ static void row_metric(const float *z, const int32_t *y, int P, int C, double *m
       if (zp[i] > zp[arg]) arg = i, m = zp[i];
     for (int i = 0; i < C; i++) s += exp(zp[i] - m);
     sum += P == 1 ? (arg == y[p]) : m + log(s) - zp[y[p]];
-    n++;
+    (*n)++;
   }
-  *has = n > 0;
-  *metric = n ? sum / n : 0;
+  return sum;
 }
 
-/* Rows [lo, hi) of a split: the student's metric, and the teacher's (paired) when tch gives dense logits. */
+/* The buffers of one pass: the student's rows (and the teacher's own normalisation of them, tb), logits. */
+typedef struct eval_bufs {
+  kd_source *src, *tsrc;
+  kd_teacher *ts;
+  kd_batch b, tb;
+  float *zs, *zt;
+  int32_t *y;
+} eval_bufs;
+
+static void bufs_free(eval_bufs *q) {
+  free(q->y);
+  free(q->zt);
+  free(q->zs);
+  kd_batch_free(&q->tb);
+  kd_batch_free(&q->b);
+  kd_teacher_free(q->ts);
+  kd_source_free(q->tsrc);
+  kd_source_free(q->src);
+}
+
+/* Open rows [lo, hi) for the student (and, paired, the teacher), checked against the models that read them. */
+static int bufs_open(eval_bufs *q, kd_model *st, const kd_preprocess *pre, const char *data, dr_teacher *tch,
+                     const dr_split *sp, int64_t lo, int64_t hi, int *P, int *chunk, kd_err *e) {
+  int rc = kd_source_open(&q->src, data, sp->name, lo, hi, e);
+  if (!rc) rc = kd_source_set_preprocess(q->src, pre, e);
+  if (!rc) rc = kd_fit_rows(st, "the baseline student", q->src, 1, e);
+  if (rc) return rc;
+  *P = kd_source_kind(q->src) == KD_INPUT_TOKENS ? kd_source_width(q->src) : 1;
+  const int C = st->out_dim;
+  *chunk = dr_chunk_rows(*P, C);
+  if (*chunk > st->max_batch) *chunk = st->max_batch;
+  if (tch && tch->model && *chunk > tch->model->max_batch) *chunk = tch->model->max_batch;
+  if (tch && tch->mode == DR_DENSE) rc = dr_open_dense(&q->ts, tch, sp, lo, hi, *P, e);
+  if (!rc && tch && tch->mode == DR_MODEL) {
+    rc = kd_source_open(&q->tsrc, data, sp->name, lo, hi, e);
+    if (!rc) rc = kd_source_set_preprocess(q->tsrc, &tch->pre, e);
+    if (!rc) rc = kd_fit_rows(tch->model, "--teacher-model", q->tsrc, 1, e);
+    if (!rc) rc = kd_batch_init(&q->tb, kd_source_kind(q->tsrc), *chunk, kd_source_width(q->tsrc), e);
+  }
+  if (!rc) rc = kd_batch_init(&q->b, kd_source_kind(q->src), *chunk, kd_source_width(q->src), e);
+  const size_t zn = (size_t)*chunk * (size_t)*P * (size_t)C;
+  if (!rc && (!(q->zs = malloc(sizeof *q->zs * zn)) || (tch && !(q->zt = malloc(sizeof *q->zt * zn))) ||
+              !(q->y = malloc(sizeof *q->y * (size_t)*chunk * *P))))
+    rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of logits)", *chunk);
+  return rc;
+}
+
+/* Rows [lo, hi) of a split: the student's metric, and the teacher's (paired) when tch is not NULL (its
+ * logits of the split are known: a dense file's, or a checkpoint's; the classes equal the student's). */
 static int eval_rows(kd_model *st, const kd_preprocess *pre, const char *data, dr_teacher *tch, const dr_split *sp,
                      int64_t lo, int64_t hi, pair_sums *ps, kd_err *e) {
-  kd_source *src = NULL, *tsrc = NULL; /* tsrc: a teacher checkpoint's own normalisation of the rows */
-  kd_teacher *ts = NULL;
-  kd_batch b, tb;
-  memset(&b, 0, sizeof b);
-  memset(&tb, 0, sizeof tb);
-  float *zs = NULL, *zt = NULL;
-  int32_t *y = NULL;
-  const int paired = tch && (tch->mode == DR_DENSE || tch->mode == DR_MODEL);
-  int rc = kd_source_open(&src, data, sp->name, lo, hi, e);
-  if (!rc) rc = kd_source_set_preprocess(src, pre, e);
-  const int P = !rc && kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
+  eval_bufs q;
+  memset(&q, 0, sizeof q);
+  int P = 1, chunk = 1;
+  int rc = bufs_open(&q, st, pre, data, tch, sp, lo, hi, &P, &chunk, e);
   const int C = st->out_dim;
-  if (!rc && paired && tch->mode == DR_MODEL) {
-    rc = kd_source_open(&tsrc, data, sp->name, lo, hi, e);
-    if (!rc) rc = kd_source_set_preprocess(tsrc, &tch->pre, e);
-    if (!rc) rc = kd_batch_init(&tb, kd_source_kind(tsrc), CHUNK, kd_source_width(tsrc), e);
-  }
-  if (!rc && paired && tch->mode == DR_DENSE)
-    rc = kd_teacher_open(&ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e);
-  if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), CHUNK, kd_source_width(src), e);
-  const size_t zn = (size_t)CHUNK * P * C;
-  if (!rc && (!(zs = malloc(sizeof *zs * zn)) || (paired && !(zt = malloc(sizeof *zt * zn))) ||
-              !(y = malloc(sizeof *y * (size_t)CHUNK * P))))
-    rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of logits)", CHUNK);
   const kd_fwd inference = {0, 0};
-  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += CHUNK) {
-    const int count = (int)(hi - lo - r0 < CHUNK ? hi - lo - r0 : CHUNK);
-    if ((rc = kd_source_gather_range(src, r0, count, &b, e))) break;
-    if (sp->labelled_fraction < 1) kd_batch_unlabel(&b, sp->label_key, sp->labelled_fraction);
-    kd_batch_targets(&b, y);
-    if ((rc = kd_model_forward(st, zs, &b, &inference, e))) break;
-    if (tsrc && (rc = kd_source_gather_range(tsrc, r0, count, &tb, e))) break;
-    if (paired && (rc = ts ? kd_teacher_gather_range(ts, r0, count, zt, e)
-                           : kd_model_forward(tch->model, zt, &tb, &inference, e)))
+  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += chunk) {
+    const int count = (int)(hi - lo - r0 < chunk ? hi - lo - r0 : chunk);
+    if ((rc = kd_source_gather_range(q.src, r0, count, &q.b, e))) break;
+    if (sp->labelled_fraction < 1) kd_batch_unlabel(&q.b, sp->label_key, sp->labelled_fraction);
+    kd_batch_targets(&q.b, q.y);
+    if ((rc = kd_model_forward(st, q.zs, &q.b, &inference, e))) break;
+    if (q.tsrc && (rc = kd_source_gather_range(q.tsrc, r0, count, &q.tb, e))) break;
+    if (tch && (rc = q.ts ? kd_teacher_gather_range(q.ts, r0, count, q.zt, e)
+                          : kd_model_forward(tch->model, q.zt, &q.tb, &inference, e)))
       break;
     for (int i = 0; i < count; i++) {
-      double ms, mt = 0;
-      int has;
-      row_metric(zs + (size_t)i * P * C, y + (size_t)i * P, P, C, &ms, &has);
-      if (!has) continue;
-      if (paired) row_metric(zt + (size_t)i * P * C, y + (size_t)i * P, P, C, &mt, &has);
-      /* the teacher's advantage: accuracy up, NLL down */
-      const double d = P == 1 ? mt - ms : ms - mt;
-      ps->n += 1, ps->s_metric += ms, ps->t_metric += mt, ps->d += d, ps->d2 += d * d;
+      int n, nt;
+      const size_t at = (size_t)i * P;
+      const double ms = row_sum(q.zs + at * C, q.y + at, P, C, &n);
+      if (!n) continue;
+      const double mt = tch ? row_sum(q.zt + at * C, q.y + at, P, C, &nt) : 0;
+      const double d = P == 1 ? mt - ms : ms - mt; /* the teacher's advantage: accuracy up, NLL down */
+      ps->rows += 1, ps->n += n, ps->s_metric += ms, ps->t_metric += mt;
+      ps->d += d, ps->dd += d * d, ps->nn += (double)n * n, ps->dn += d * n;
     }
   }
-  free(y);
-  free(zt);
-  free(zs);
-  kd_batch_free(&tb);
-  kd_batch_free(&b);
-  kd_teacher_free(ts);
-  kd_source_free(tsrc);
-  kd_source_free(src);
+  bufs_free(&q);
   return rc;
 }
 
@@ -237,8 +269,8 @@ static int train_baseline(const kd_doctor_cfg *c, const char *dir, int64_t n_tra
   return KD_OK;
 }
 
-int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, const dr_split *tr, const dr_split *ev, MPI_Comm comm,
-                kd_doctor_report *r, kd_err *e) {
+int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, int paired, const dr_split *tr, const dr_split *ev,
+                MPI_Comm comm, kd_doctor_report *r, kd_err *e) {
   char dir[KD_PATH_MAX], path[KD_PATH_MAX + 32];
   int owned = 0;
   int rc = make_work(c, comm, dir, sizeof dir, &owned, e);
@@ -250,12 +282,12 @@ int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, const dr_split *tr, con
   memset(&pre, 0, sizeof pre);
   snprintf(path, sizeof path, "%s/baseline/final.h5", dir);
   if (!rc) {
-    int lrc = kd_model_load(&st, &params, path, CHUNK, e);
+    int lrc = kd_model_load(&st, &params, path, DR_CHUNK, e);
     if (!lrc) lrc = kd_ckpt_read_preprocess(path, &pre, e); /* --normalize: the rows as the baseline read them */
     rc = kd_agree(comm, lrc, e);
   }
   pair_sums pe, pt;
-  if (!rc) rc = eval_split(st, &pre, c->train.data, tch, ev, 0, comm, &pe, e);
+  if (!rc) rc = eval_split(st, &pre, c->train.data, paired ? tch : NULL, ev, 0, comm, &pe, e);
   dr_split learnt = *tr; /* the rows the baseline learnt from */
   if (tr->labelled_fraction < 1) {
     const int64_t n = (int64_t)llround(tr->labelled_fraction * (double)(tr->hi - tr->lo));
@@ -272,11 +304,13 @@ int dr_baseline(const kd_doctor_cfg *c, dr_teacher *tch, const dr_split *tr, con
   if (rc) return rc;
   r->base_metric = pe.n > 0 ? pe.s_metric / pe.n : NAN;
   r->base_train_metric = pt.n > 0 ? pt.s_metric / pt.n : NAN;
-  if (tch->mode == DR_DENSE || tch->mode == DR_MODEL) {
+  if (paired && pe.n > 0) {
     r->teacher_metric = pe.t_metric / pe.n;
     r->margin = pe.d / pe.n;
-    const double var = pe.n > 1 ? (pe.d2 - pe.d * pe.d / pe.n) / (pe.n - 1) : NAN;
-    r->margin_se = sqrt(var > 0 ? var / pe.n : 0);
+    /* a ratio of sums over k rows: var = sum (d_i - R n_i)^2 / (k (k - 1) nbar^2) */
+    const double R = r->margin, k = pe.rows, nbar = pe.n / pe.rows;
+    const double ss = pe.dd - 2 * R * pe.dn + R * R * pe.nn;
+    r->margin_se = k > 1 ? sqrt((ss > 0 ? ss : 0) / (k * (k - 1))) / nbar : NAN;
   }
   return KD_OK;
 }

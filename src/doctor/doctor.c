@@ -17,7 +17,6 @@
 #include "kd/infer.h"
 #include "kd/registry.h"
 
-#define CHUNK 32
 
 /* Parameters of a model spec (0 when it cannot be built), and its outputs (classes or vocabulary). */
 static size_t model_params(kd_model_spec *ms, int *outputs) {
@@ -116,7 +115,7 @@ static int open_teacher(const kd_doctor_cfg *c, dr_teacher *tch, int tokens, int
   if (t->teacher_model[0]) {
     char path[KD_PATH_MAX];
     if (kd_ckpt_resolve(t->teacher_model, 0, path, sizeof path, NULL, 0, e) ||
-        kd_model_load(&tch->model, &tch->params, path, CHUNK, e) || kd_ckpt_read_preprocess(path, &tch->pre, e))
+        kd_model_load(&tch->model, &tch->params, path, DR_CHUNK, e) || kd_ckpt_read_preprocess(path, &tch->pre, e))
       return e->code;
     tch->mode = DR_MODEL;
     tch->classes = tch->model->out_dim;
@@ -170,31 +169,56 @@ static void report_init(kd_doctor_report *r) {
   r->sample_temperature = NAN;
 }
 
+/* kd doctor reads one data file and one teacher file: a set of shard files (kd train's --data 'a*.h5' or a,b)
+ * is refused with a line rather than read as a file name. */
+static int one_file(const char *opt, const char *path, kd_err *e) {
+  if (!path[0] || !strpbrk(path, ",*?[")) return KD_OK;
+  return kd_fail(e, KD_ERR_USAGE, "kd doctor: %s %s: a set of shard files; name one shard (its rows are a sample of "
+                 "the set)", opt, path);
+}
+
+/* The teacher's outputs must be the student's: as many classes (or the same vocabulary). */
+static int same_outputs(const kd_doctor_cfg *c, int student_out, const dr_teacher *tch, kd_err *e) {
+  if (!student_out || student_out == tch->classes) return KD_OK;
+  return kd_fail(e, KD_ERR_USAGE, "kd doctor: the teacher (%s) has %d outputs per %s but --student %s has %d",
+                 tch->mode == DR_MODEL ? c->train.teacher_model : c->train.teacher, tch->classes,
+                 tch->mode == DR_MODEL ? "position or row" : "row or position", c->train.student, student_out);
+}
+
 int kd_doctor_run(const kd_doctor_cfg *c, MPI_Comm comm, kd_doctor_report *r, kd_err *e) {
   report_init(r);
   dr_split tr, ev;
   dr_teacher tch;
   memset(&tch, 0, sizeof tch);
   kd_split_info ti;
-  int tokens = 0;
-  int rc = choose_splits(c, &tr, &ev, r, &tokens, e);
+  int tokens = 0, student_out = 0;
+  int rc = one_file("--data", c->train.data, e);
+  if (!rc) rc = one_file("--teacher", c->train.teacher, e);
+  if (!rc) rc = choose_splits(c, &tr, &ev, r, &tokens, e);
   if (!rc) rc = kd_source_probe(c->train.data, "train", &ti, e);
-  if (!rc && c->train.student[0]) r->student_params = spec_params(c->train.student, &r->classes);
+  if (!rc && c->train.student[0]) {
+    r->student_params = spec_params(c->train.student, &student_out);
+    if (!r->student_params)
+      rc = kd_fail(e, KD_ERR_USAGE, "kd doctor: --student %s: not a student kd can build", c->train.student);
+  }
+  r->classes = student_out;
   if (!rc) rc = open_teacher(c, &tch, tokens, ti.rows, ti.width, r, e);
+  if (!rc) rc = same_outputs(c, student_out, &tch, e);
   if ((rc = kd_agree(comm, rc, e))) goto done;
   r->tokens = tokens;
   r->classes = tch.classes;
   r->transfer_rows = tr.hi - tr.lo;
   r->eval_rows = ev.hi - ev.lo;
   r->labelled_fraction = c->train.labelled_fraction;
+  int has = 0; /* the teacher's logits of the evaluation split are known */
+  if (ev.name && (rc = kd_agree(comm, eval_has_teacher(&tch, &ev, tokens ? ti.width : 0, &has, e), e))) goto done;
   if (tch.mode != DR_SAMPLED) {
     if ((rc = dr_scan(&tch, &tr, c->rows, comm, &r->transfer, e))) goto done;
-    int has = 0;
-    if (ev.name && (rc = kd_agree(comm, eval_has_teacher(&tch, &ev, tokens ? ti.width : 0, &has, e), e))) goto done;
     if (has && (rc = dr_scan(&tch, &ev, c->rows, comm, &r->eval, e))) goto done;
   }
+  const int paired = has && (tch.mode == DR_DENSE || tch.mode == DR_MODEL);
   if (c->baseline_steps > 0 && c->train.student[0] && ev.name)
-    if ((rc = dr_baseline(c, &tch, &tr, &ev, comm, r, e))) goto done;
+    if ((rc = dr_baseline(c, &tch, paired, &tr, &ev, comm, r, e))) goto done;
   kd_doctor_judge(r);
 done:
   if (tch.model) kd_model_free(tch.model);

@@ -202,7 +202,8 @@ static int sparse(kd_doctor_report *r, double *T) {
     snprintf(f->what, sizeof f->what, "the %d stored ids hold %.1f%% of the teacher's mass at T = 1; %s", r->sparse_k,
              100 * held, tail ? "the rest is one tail bin" : "renormalised over them (no tail)");
   if (exact)
-    snprintf(f->todo, sizeof f->todo, "none: the ids hold nearly all the mass");
+    snprintf(f->todo, sizeof f->todo, "none: the ids hold nearly all the mass; train at T = 1 (above it the rest "
+                                      "weighs more)");
   else if (tail)
     snprintf(f->todo, sizeof f->todo, "the tail bin is exact at T = 1 only (measured at T = 2: top-32 + tail worse "
                                       "than no teacher); train at T = 1, or write sampled targets (kd logits "
@@ -212,7 +213,7 @@ static int sparse(kd_doctor_report *r, double *T) {
                                       "worse than no teacher at K up to 128); write sampled targets (kd logits "
                                       "--sample 12..32)%s",
              r->sparse_has_lse ? " or use --sparse-kd tail at T = 1" : "");
-  if (tail && !exact) *T = 1;
+  *T = 1; /* the mass is measured at T = 1; a higher T raises the share of what the file does not hold */
   return !exact && !tail;
 }
 
@@ -244,8 +245,8 @@ void kd_doctor_judge(kd_doctor_report *r) {
     snprintf(r->why, sizeof r->why, "distil (no baseline ran: --baseline-steps N measures whether the teacher beats "
                                     "the student enough to pay)");
   else if (isnan(r->margin))
-    snprintf(r->why, sizeof r->why, "distil (the teacher's own metric on %s is not in a sparse file, so its margin over "
-                                    "the baseline's %.4f was not measured; --teacher-model CKPT measures it)",
+    snprintf(r->why, sizeof r->why, "distil (the teacher file holds no dense logits of %s, so the teacher's margin "
+                                    "over the baseline's %.4f was not measured; --teacher-model CKPT measures it)",
              r->eval_name, r->base_metric);
   else
     snprintf(r->why, sizeof r->why, "distil: the teacher beats the student on its own by a clear margin%s; expected "

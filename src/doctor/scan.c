@@ -11,9 +11,24 @@
 #include "core/dist.h"
 #include "core/rng.h"
 #include "kd/teacher.h"
+#include "models/fit.h"
 
 #define BLOCKS 8 /* blocks per rank */
-#define CHUNK 32 /* rows per gather */
+
+int dr_chunk_rows(int P, int C) {
+  /* a gather's logits within DR_LOGITS_BYTES (a long row of a large vocabulary is megabytes) */
+  const size_t row = (size_t)P * (size_t)C * sizeof(float);
+  const size_t n = row ? DR_LOGITS_BYTES / row : DR_CHUNK;
+  return n < 1 ? 1 : n > DR_CHUNK ? DR_CHUNK : (int)n;
+}
+
+int dr_open_dense(kd_teacher **ts, const dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi, int P, kd_err *e) {
+  if (kd_teacher_open(ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e)) return e->code;
+  if (kd_teacher_classes(*ts) != tch->classes || kd_teacher_positions(*ts) != P)
+    return kd_fail(e, KD_ERR_RUNTIME, "%s: /%s/logits has %d values at %d positions per row; /train/logits has %d at %d",
+                   tch->file, sp->name, kd_teacher_classes(*ts), kd_teacher_positions(*ts), tch->classes, P);
+  return kd_teacher_validate(*ts, e);
+}
 
 /* The teacher's logits of `count` rows of a block into z [count * P, C]. */
 static int block_logits(dr_teacher *tch, kd_teacher *ts, kd_batch *b, int64_t r0, int count, float *z, kd_err *e) {
@@ -36,22 +51,27 @@ static int scan_block(dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t h
   int64_t *idx = NULL;
   int rc = kd_source_open(&src, tch->data, sp->name, lo, hi, e);
   if (!rc && tch->mode == DR_MODEL) rc = kd_source_set_preprocess(src, &tch->pre, e);
+  /* the rows fit the teacher (labels and ids in its range, finite features), as kd train checks them */
+  if (!rc) rc = tch->mode == DR_MODEL ? kd_fit_rows(tch->model, "--teacher-model", src, 1, e)
+                                       : kd_source_validate(src, tch->classes, 1, e);
   const int P = !rc && kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
   if (!rc && tch->mode == DR_DENSE)
-    rc = kd_teacher_open(&ts, tch->file, sp->name, lo, hi, sp->total, KD_TEACH_LOGITS, e);
+    rc = dr_open_dense(&ts, tch, sp, lo, hi, P, e);
   if (!rc && tch->mode == DR_TOPK)
     rc = kd_sparse_open(&ss, tch->file, sp->name, lo, hi, sp->total, tch->has_lse ? KD_SPARSE_TAIL : tch->sparse_mode,
                         tch->classes, e);
-  if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), CHUNK, kd_source_width(src), e);
-  if (!rc && ss) rc = kd_sparse_batch_init(&sb, ss, CHUNK * P, e);
+  int chunk = dr_chunk_rows(P, tch->classes);
+  if (tch->model && chunk > tch->model->max_batch) chunk = tch->model->max_batch;
+  if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e);
+  if (!rc && ss) rc = kd_sparse_batch_init(&sb, ss, chunk * P, e);
   if (!rc && !ss) {
-    z = malloc(sizeof *z * (size_t)CHUNK * P * tch->classes);
-    if (!z) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of teacher logits)", CHUNK);
+    z = malloc(sizeof *z * (size_t)chunk * P * tch->classes);
+    if (!z) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of teacher logits)", chunk);
   }
-  if (!rc && !(y = malloc(sizeof *y * (size_t)CHUNK * P))) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (targets)");
-  if (!rc && !(idx = malloc(sizeof *idx * CHUNK))) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (row ids)");
-  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += CHUNK) {
-    const int count = (int)(hi - lo - r0 < CHUNK ? hi - lo - r0 : CHUNK);
+  if (!rc && !(y = malloc(sizeof *y * (size_t)chunk * P))) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (targets)");
+  if (!rc && !(idx = malloc(sizeof *idx * (size_t)chunk))) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (row ids)");
+  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += chunk) {
+    const int count = (int)(hi - lo - r0 < chunk ? hi - lo - r0 : chunk);
     rc = kd_source_gather_range(src, r0, count, &b, e);
     if (rc) break;
     if (sp->labelled_fraction < 1) kd_batch_unlabel(&b, sp->label_key, sp->labelled_fraction);

@@ -29,6 +29,13 @@ typedef struct dr_split {
   uint64_t label_key;          /* its draw's key, as the trainer's */
 } dr_split;
 
+#define DR_CHUNK 32                        /* rows per gather, at most */
+#define DR_LOGITS_BYTES ((size_t)256 << 20) /* a gather's logits, at most (one row whatever its size) */
+/* Rows per gather for rows of P positions of C logits. */
+int dr_chunk_rows(int P, int C);
+/* A split's dense teacher logits, rows [lo, hi), checked: the /train shape (C values at P positions), finite. */
+int dr_open_dense(kd_teacher **ts, const dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi, int P, kd_err *e);
+
 /* Collective: the teacher's sums over about `want` rows of the split (0:
  * all), spread over it, the same on every rank. */
 int dr_scan(dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm, kd_doctor_sums *s, kd_err *e);

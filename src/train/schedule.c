@@ -94,7 +94,7 @@ static int root_log(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch
   const int B = t->sched.B;
   double sps = now_step > step0 + 1 ? (double)(now_step - step0 - 1) * B / (now - c->t_first - c->t_side) : 0;
   if (kd_progress_due(&t->log.progress, now)) show_progress(t, epoch, s, sps, now_step);
-  if (d.eval && tr_evaluate(t, ev, have_ev, e)) return kd_fatal(e, 0, "evaluation"); /* the others are ahead */
+  if (d.eval && tr_evaluate(t, ev, have_ev, e)) return e->code; /* the others agree on it in tr_after_step */
   if (*have_ev && !d.ckpt) {
     kd_progress_clear(&t->log.progress);
     kd_eval_print(stdout, "eval", ev);
@@ -142,8 +142,9 @@ int tr_after_step(trainer *t, tr_clock *c, const tr_step_out *o, int64_t epoch, 
   kd_eval_result ev;
   int have_ev = 0, rc = KD_OK;
   if (tr_root(t)) rc = root_log(t, c, o, epoch, s, d, now, &ev, &have_ev, e);
-  /* The others wait here for rank 0's evaluation (a checkpoint's waits in tr_checkpoint). */
-  if (d.eval && !d.ckpt) rc = kd_agree_after_root(t->mpi.comm, rc, e);
+  /* The others wait here for rank 0's evaluation (the watchdog's longer limit) before any collective timed
+   * plainly (a checkpoint's gather of sharded optimizer moments comes next); its outcome is everyone's. */
+  if (d.eval) rc = kd_agree_after_root(t->mpi.comm, rc, e);
   if (rc) return rc;
   if (d.log) { /* every rank keeps the same accumulators (checkpoints) */
     memset(t->st.log_sums, 0, sizeof t->st.log_sums);
