@@ -25,6 +25,10 @@ extern int g_rank, g_size;
 /* A command's --help: rank 0 prints its text and its option table. */
 void cmd_help(const char *text, const kd_opt_spec *opts, int n);
 int cmd_wants_help(int argc, char **argv);
+/* argv of a command that takes kd train's options beside its own (doctor, sweep): its own options (table own)
+ * into mine, the rest in order into train, each option with the value that follows it; both arrays hold argc. */
+void cmd_split_args(const kd_opt_spec *own, int n_own, int argc, char **argv, char **mine, int *n_mine, char **train,
+                    int *n_train);
 
 /* The collective watchdog (watchdog.c): a thread that ends this process when
  * a blocking MPI call has not returned within limit_s seconds (0: none).

@@ -26,27 +26,6 @@ static const kd_opt_spec opts[] = {
   {"json", KD_OPT_FLAG, D_(json), 0, "0", NULL, 0, 0, 0, 0, "print one JSON object instead of the report"},
 };
 
-/* Split argv into the doctor's own options and kd train's (the rest, in order). */
-static int split_args(int argc, char **argv, char **mine, int *n_mine, char **train, int *n_train) {
-  *n_mine = *n_train = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    size_t len = strcspn(a + (a[0] == '-' && a[1] == '-' ? 2 : 0), "=");
-    int own = -1;
-    if (a[0] == '-' && a[1] == '-')
-      for (int k = 0; k < N_OPTS(opts); k++)
-        if (strlen(opts[k].name) == len && strncmp(a + 2, opts[k].name, len) == 0) own = k;
-    if (own < 0) {
-      train[(*n_train)++] = argv[i];
-      continue;
-    }
-    mine[(*n_mine)++] = argv[i];
-    /* a value in the next word unless a flag or --name=value */
-    if (opts[own].type != KD_OPT_FLAG && !strchr(a, '=') && i + 1 < argc) mine[(*n_mine)++] = argv[++i];
-  }
-  return KD_OK;
-}
-
 int cmd_doctor(int argc, char **argv, kd_err *e) {
   if (cmd_wants_help(argc, argv)) {
     cmd_help("usage: kd doctor --data FILE (--teacher FILE | --teacher-model CKPT) [--student SPEC] [kd train options]\n"
@@ -69,7 +48,7 @@ int cmd_doctor(int argc, char **argv, kd_err *e) {
   kd_doctor_report *r = calloc(1, sizeof *r);
   int rc = !mine || !train || !cfg || !r ? kd_fail(e, KD_ERR_RUNTIME, "out of memory (kd doctor)") : KD_OK;
   int n_mine = 0, n_train = 0;
-  if (!rc) split_args(argc, argv, mine, &n_mine, train, &n_train);
+  if (!rc) cmd_split_args(opts, N_OPTS(opts), argc, argv, mine, &n_mine, train, &n_train);
   if (!rc) rc = kd_opts_parse(opts, N_OPTS(opts), cfg, n_mine, mine, "kd doctor", NULL, e);
   if (!rc) rc = kd_train_cfg_parse(&cfg->train, n_train, train, e);
   if (!rc && !cfg->train.data[0]) rc = kd_fail(e, KD_ERR_USAGE, "kd doctor: --data FILE is required");

@@ -41,30 +41,6 @@ static const kd_opt_spec opts[] = {
    "print the summary as JSON on stdout (the sweep's own lines go to stderr)"},
 };
 
-/* A sweep option's name at arg ("--name" or "--name=value"): its table entry, or NULL. */
-static const kd_opt_spec *option_of(const char *arg, const kd_opt_spec *t, int n) {
-  if (strncmp(arg, "--", 2) != 0) return NULL;
-  const char *eq = strchr(arg + 2, '=');
-  char name[64];
-  snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - arg - 2) : strlen(arg + 2)), arg + 2);
-  const int i = kd_opts_index(t, n, name);
-  return i < 0 ? NULL : &t[i];
-}
-
-/* argv into the sweep's options (sa) and the shared train options (ta), each with the value that follows it. */
-static void split_args(int argc, char **argv, char **sa, int *ns, char **ta, int *nt) {
-  *ns = *nt = 0;
-  for (int i = 0; i < argc; i++) {
-    const kd_opt_spec *s = option_of(argv[i], opts, N_OPTS(opts));
-    const kd_opt_spec *t = s ? NULL : option_of(argv[i], kd_train_opts, KD_TRAIN_N_OPTS);
-    const kd_opt_spec *o = s ? s : t;
-    char **to = s ? sa : ta;
-    int *n = s ? ns : nt;
-    to[(*n)++] = argv[i];
-    if (o && o->type != KD_OPT_FLAG && !strchr(argv[i], '=') && i + 1 < argc) to[(*n)++] = argv[++i];
-  }
-}
-
 static int spec_set_args(cmd_sweep_spec *s, int n, char **args, kd_err *e) {
   s->args = kd_calloc((size_t)n + 1, sizeof *s->args, "sweep arguments", e);
   if (!s->args) return e->code;
@@ -103,7 +79,7 @@ static int get_spec(cmd_sweep_spec *s, sweep_opts *so, int argc, char **argv, kd
   char **sa = kd_calloc((size_t)argc + 1, sizeof *sa, "arguments", e), **ta = kd_calloc((size_t)argc + 1, sizeof *ta, "arguments", e);
   int ns, nt, rc = sa && ta ? KD_OK : e->code;
   unsigned char given[N_OPTS(opts)];
-  if (!rc) split_args(argc, argv, sa, &ns, ta, &nt);
+  if (!rc) cmd_split_args(opts, N_OPTS(opts), argc, argv, sa, &ns, ta, &nt);
   if (!rc) rc = kd_opts_parse(opts, N_OPTS(opts), so, ns, sa, "kd sweep", given, e);
   memset(s, 0, sizeof *s);
   if (!rc && so->resume[0] && (so->grid[0] || so->out[0] || nt > 0))
@@ -139,25 +115,11 @@ static int check_spec(const cmd_sweep_spec *s, cmd_sweep_grid *g, kd_train_cfg *
   return KD_OK;
 }
 
-static int mkdir_p(const char *dir, kd_err *e) {
-  char p[KD_PATH_MAX];
-  snprintf(p, sizeof p, "%s", dir);
-  for (char *c = p + 1;; c++) {
-    if (*c != '/' && *c) continue;
-    const char ch = *c;
-    *c = '\0';
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-      return kd_fail(e, KD_ERR_RUNTIME, "kd sweep: cannot create the folder %s (%s)", p, strerror(errno));
-    if (!ch) return KD_OK;
-    *c = ch;
-  }
-}
-
 /* World rank 0: the folder, sweep.json (a new sweep), and no claims or stop mark of an earlier invocation. */
 static int prepare_dir(const cmd_sweep_spec *s, const cmd_sweep_grid *g, const char *dir, int resuming, int force,
                        kd_err *e) {
   char path[KD_PATH_MAX + 32];
-  if (mkdir_p(dir, e)) return e->code;
+  if (kd_mkdirs(dir, "--out", e)) return e->code;
   snprintf(path, sizeof path, "%s/sweep.json", dir);
   if (!resuming && access(path, F_OK) == 0 && !force)
     return kd_fail(e, KD_ERR_USAGE, "kd sweep: --out %s already holds a sweep (sweep.json); continue it with kd sweep "

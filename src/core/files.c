@@ -51,3 +51,21 @@ int kd_read_all(const char *path, uint8_t **p, size_t *n, kd_err *e) {
   *p = buf;
   return KD_OK;
 }
+
+int kd_mkdirs(const char *dir, const char *what, kd_err *e) {
+  char path[KD_PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+    return kd_fail(e, KD_ERR_USAGE, "%s %s: the path is too long", what, dir);
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    const char ch = *p;
+    *p = '\0';
+    struct stat pb;
+    if (stat(path, &pb) == 0 && !S_ISDIR(pb.st_mode))
+      return kd_fail(e, KD_ERR_USAGE, "%s %s: %s exists and is not a directory", what, dir, path);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+      return kd_fail(e, KD_ERR_RUNTIME, "%s %s: cannot create directory %s (%s)", what, dir, path, strerror(errno));
+    if (!ch) return KD_OK;
+    *p = ch;
+  }
+}

@@ -7,8 +7,6 @@
 #include "doctor/baseline.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <sys/stat.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/dist.h"
+#include "core/files.h"
 #include "kd/ckpt.h"
 #include "kd/infer.h"
 #include "models/fit.h"
@@ -101,8 +100,7 @@ static int make_work(const kd_doctor_cfg *c, MPI_Comm comm, char *dir, size_t n,
   if (rank == 0) {
     if (c->work[0]) {
       snprintf(dir, n, "%s", c->work);
-      if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        rc = kd_fail(e, KD_ERR_RUNTIME, "--work %s: cannot create the folder (%s)", dir, strerror(errno));
+      rc = kd_mkdirs(dir, "--work", e);
     } else {
       const char *tmp = getenv("TMPDIR");
       snprintf(dir, n, "%s/kd-doctor.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
@@ -221,26 +219,14 @@ static int eval_rows(kd_model *st, const kd_preprocess *pre, const char *data, d
   return rc;
 }
 
-/* This rank's share of about `want` rows of the split, the sums reduced over comm. */
+/* This rank's share of about `want` rows of the split (the first of its shard), the sums reduced over comm. */
 static int eval_split(kd_model *st, const kd_preprocess *pre, const char *data, dr_teacher *tch, const dr_split *sp,
                       int64_t want, MPI_Comm comm, pair_sums *ps, kd_err *e) {
-  int rank, size;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
   memset(ps, 0, sizeof *ps);
-  int64_t a, b;
-  kd_shard_range(sp->hi - sp->lo, size, rank, &a, &b);
-  a += sp->lo, b += sp->lo;
-  const int64_t take = want > 0 ? (want + size - 1) / size : b - a;
-  if (b - a > take) b = a + take; /* the first rows of each shard: spread over the split */
-  int rc = b > a ? eval_rows(st, pre, data, tch, sp, a, b, ps, e) : KD_OK;
-  if ((rc = kd_agree(comm, rc, e))) return rc;
-  pair_sums total;
-  if (kd_mpi_check(MPI_Allreduce(ps, &total, (int)(sizeof *ps / sizeof(double)), MPI_DOUBLE, MPI_SUM, comm),
-                   "MPI_Allreduce", e))
-    return kd_fatal(e, rank, "doctor baseline");
-  *ps = total;
-  return KD_OK;
+  int64_t a, b, take;
+  dr_shard(sp, want, comm, &a, &b, &take);
+  const int rc = take > 0 ? eval_rows(st, pre, data, tch, sp, a, a + take, ps, e) : KD_OK;
+  return dr_agree_sum(comm, rc, (double *)ps, (int)(sizeof *ps / sizeof(double)), e);
 }
 
 static int train_baseline(const kd_doctor_cfg *c, const char *dir, int64_t n_train, MPI_Comm comm, int64_t *steps,

@@ -37,81 +37,108 @@ static int block_logits(dr_teacher *tch, kd_teacher *ts, kd_batch *b, int64_t r0
   return kd_model_forward(tch->model, z, b, &inference, e);
 }
 
-/* Rows [lo, hi) of the split (block-local source and teacher stores). */
-static int scan_block(dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi, kd_doctor_sums *s, kd_err *e) {
-  kd_source *src = NULL;
-  kd_teacher *ts = NULL;
-  kd_sparse_store *ss = NULL;
+/* One block's stores (rows [lo, hi): block-local) and buffers for gathers of `chunk` rows of P positions. */
+typedef struct scan_bufs {
+  kd_source *src;
+  kd_teacher *ts;       /* a dense file */
+  kd_sparse_store *ss;  /* a top-k file */
   kd_batch b;
   kd_sparse_batch sb;
-  memset(&b, 0, sizeof b);
-  memset(&sb, 0, sizeof sb);
-  float *z = NULL;
-  int32_t *y = NULL;
-  int64_t *idx = NULL;
-  int rc = kd_source_open(&src, tch->data, sp->name, lo, hi, e);
-  if (!rc && tch->mode == DR_MODEL) rc = kd_source_set_preprocess(src, &tch->pre, e);
+  float *z;             /* dense teacher logits [chunk * P, C] */
+  int32_t *y;           /* targets [chunk * P] */
+  int64_t *idx;         /* block-local rows of a sparse gather */
+  int P, chunk;
+} scan_bufs;
+
+static void scan_free(scan_bufs *q) {
+  free(q->idx);
+  free(q->y);
+  free(q->z);
+  kd_sparse_batch_free(&q->sb);
+  kd_batch_free(&q->b);
+  kd_sparse_free(q->ss);
+  kd_teacher_free(q->ts);
+  kd_source_free(q->src);
+}
+
+static int scan_open(scan_bufs *q, dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi, kd_err *e) {
+  int rc = kd_source_open(&q->src, tch->data, sp->name, lo, hi, e);
+  if (!rc && tch->mode == DR_MODEL) rc = kd_source_set_preprocess(q->src, &tch->pre, e);
   /* the rows fit the teacher (labels and ids in its range, finite features), as kd train checks them */
-  if (!rc) rc = tch->mode == DR_MODEL ? kd_fit_rows(tch->model, "--teacher-model", src, 1, e)
-                                       : kd_source_validate(src, tch->classes, 1, e);
-  const int P = !rc && kd_source_kind(src) == KD_INPUT_TOKENS ? kd_source_width(src) : 1;
-  if (!rc && tch->mode == DR_DENSE)
-    rc = dr_open_dense(&ts, tch, sp, lo, hi, P, e);
-  if (!rc && tch->mode == DR_TOPK)
-    rc = kd_sparse_open(&ss, tch->file, sp->name, lo, hi, sp->total, tch->has_lse ? KD_SPARSE_TAIL : tch->sparse_mode,
-                        tch->classes, e);
-  int chunk = dr_chunk_rows(P, tch->classes);
-  if (tch->model && chunk > tch->model->max_batch) chunk = tch->model->max_batch;
-  if (!rc) rc = kd_batch_init(&b, kd_source_kind(src), chunk, kd_source_width(src), e);
-  if (!rc && ss) rc = kd_sparse_batch_init(&sb, ss, chunk * P, e);
-  if (!rc && !ss) {
-    z = malloc(sizeof *z * (size_t)chunk * P * tch->classes);
-    if (!z) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of teacher logits)", chunk);
-  }
-  if (!rc && !(y = malloc(sizeof *y * (size_t)chunk * P))) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (targets)");
-  if (!rc && !(idx = malloc(sizeof *idx * (size_t)chunk))) rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (row ids)");
-  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += chunk) {
-    const int count = (int)(hi - lo - r0 < chunk ? hi - lo - r0 : chunk);
-    rc = kd_source_gather_range(src, r0, count, &b, e);
-    if (rc) break;
-    if (sp->labelled_fraction < 1) kd_batch_unlabel(&b, sp->label_key, sp->labelled_fraction);
-    kd_batch_targets(&b, y);
-    if (ss) {
-      for (int i = 0; i < count; i++) idx[i] = r0 + i;
-      if ((rc = kd_sparse_gather(ss, idx, count, &sb, e))) break;
-      for (int i = 0; i < count; i++)
-        kd_doctor_add_topk(s, sb.t.ids + (size_t)i * P * sb.t.K, sb.t.vals + (size_t)i * P * sb.t.K,
-                           sb.t.lse ? sb.t.lse + (size_t)i * P : NULL, y + (size_t)i * P, P, sb.t.K);
-    } else {
-      if ((rc = block_logits(tch, ts, &b, r0, count, z, e))) break;
-      for (int i = 0; i < count; i++)
-        kd_doctor_add_dense(s, z + (size_t)i * P * tch->classes, y + (size_t)i * P, P, tch->classes);
-    }
-  }
-  free(idx);
-  free(y);
-  free(z);
-  kd_sparse_batch_free(&sb);
-  kd_batch_free(&b);
-  kd_sparse_free(ss);
-  kd_teacher_free(ts);
-  kd_source_free(src);
+  if (!rc) rc = tch->mode == DR_MODEL ? kd_fit_rows(tch->model, "--teacher-model", q->src, 1, e)
+                                       : kd_source_validate(q->src, tch->classes, 1, e);
+  if (rc) return rc;
+  const int P = q->P = kd_source_kind(q->src) == KD_INPUT_TOKENS ? kd_source_width(q->src) : 1;
+  q->chunk = dr_chunk_rows(P, tch->classes);
+  if (tch->model && q->chunk > tch->model->max_batch) q->chunk = tch->model->max_batch;
+  const size_t rows = (size_t)q->chunk;
+  if (tch->mode == DR_DENSE) rc = dr_open_dense(&q->ts, tch, sp, lo, hi, P, e);
+  if (!rc && tch->mode == DR_TOPK) /* the lse when the file has it: for the mass the ids hold, whatever the mode */
+    rc = kd_sparse_open(&q->ss, tch->file, sp->name, lo, hi, sp->total,
+                        tch->has_lse ? KD_SPARSE_TAIL : tch->sparse_mode, tch->classes, e);
+  if (!rc) rc = kd_batch_init(&q->b, kd_source_kind(q->src), q->chunk, kd_source_width(q->src), e);
+  if (!rc && q->ss) rc = kd_sparse_batch_init(&q->sb, q->ss, q->chunk * P, e);
+  if (!rc && ((!q->ss && !(q->z = malloc(sizeof *q->z * rows * P * tch->classes))) ||
+              !(q->y = malloc(sizeof *q->y * rows * P)) || !(q->idx = malloc(sizeof *q->idx * rows))))
+    rc = kd_fail(e, KD_ERR_RUNTIME, "out of memory (%d rows of teacher logits)", q->chunk);
   return rc;
 }
 
-int dr_scan(dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm, kd_doctor_sums *s, kd_err *e) {
+/* Rows [lo, hi) of the split into s. */
+static int scan_block(dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi, kd_doctor_sums *s, kd_err *e) {
+  scan_bufs q;
+  memset(&q, 0, sizeof q);
+  int rc = scan_open(&q, tch, sp, lo, hi, e);
+  const int P = q.P, C = tch->classes;
+  for (int64_t r0 = 0; !rc && r0 < hi - lo; r0 += q.chunk) {
+    const int count = (int)(hi - lo - r0 < q.chunk ? hi - lo - r0 : q.chunk);
+    if ((rc = kd_source_gather_range(q.src, r0, count, &q.b, e))) break;
+    if (sp->labelled_fraction < 1) kd_batch_unlabel(&q.b, sp->label_key, sp->labelled_fraction);
+    kd_batch_targets(&q.b, q.y);
+    if (q.ss) {
+      for (int i = 0; i < count; i++) q.idx[i] = r0 + i;
+      if ((rc = kd_sparse_gather(q.ss, q.idx, count, &q.sb, e))) break;
+      const int K = q.sb.t.K;
+      for (int i = 0; i < count; i++)
+        kd_doctor_add_topk(s, q.sb.t.ids + (size_t)i * P * K, q.sb.t.vals + (size_t)i * P * K,
+                           q.sb.t.lse ? q.sb.t.lse + (size_t)i * P : NULL, q.y + (size_t)i * P, P, K);
+    } else {
+      if ((rc = block_logits(tch, q.ts, &q.b, r0, count, q.z, e))) break;
+      for (int i = 0; i < count; i++) kd_doctor_add_dense(s, q.z + (size_t)i * P * C, q.y + (size_t)i * P, P, C);
+    }
+  }
+  scan_free(&q);
+  return rc;
+}
+
+void dr_shard(const dr_split *sp, int64_t want, MPI_Comm comm, int64_t *a, int64_t *b, int64_t *take) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
+  kd_shard_range(sp->hi - sp->lo, size, rank, a, b);
+  *a += sp->lo, *b += sp->lo;
+  *take = want > 0 ? (want + size - 1) / size : *b - *a;
+  if (*take > *b - *a) *take = *b - *a;
+}
+
+int dr_agree_sum(MPI_Comm comm, int rc, double *v, int n, kd_err *e) {
+  if ((rc = kd_agree(comm, rc, e))) return rc;
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  if (kd_mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e))
+    return kd_fatal(e, rank, "kd doctor's sums");
+  return KD_OK;
+}
+
+int dr_scan(dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm, kd_doctor_sums *s, kd_err *e) {
   memset(s, 0, sizeof *s);
-  int64_t a, b;
-  kd_shard_range(sp->hi - sp->lo, size, rank, &a, &b);
-  a += sp->lo, b += sp->lo;
-  const int64_t mine = b - a, take = want > 0 ? (want + size - 1) / size : mine;
+  int64_t a, b, take;
+  dr_shard(sp, want, comm, &a, &b, &take);
+  const int64_t mine = b - a;
   int rc = KD_OK;
   if (take >= mine) {
     if (mine > 0) rc = scan_block(tch, sp, a, b, s, e);
-  } else {
+  } else { /* BLOCKS pieces spread over the shard */
     const int64_t per = (take + BLOCKS - 1) / BLOCKS;
     for (int k = 0; k < BLOCKS && !rc; k++) {
       const int64_t lo = a + mine * k / BLOCKS, end = a + mine * (k + 1) / BLOCKS;
@@ -119,11 +146,5 @@ int dr_scan(dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm, kd
       if (hi > lo) rc = scan_block(tch, sp, lo, hi, s, e);
     }
   }
-  if ((rc = kd_agree(comm, rc, e))) return rc;
-  kd_doctor_sums total;
-  if (kd_mpi_check(MPI_Allreduce(s, &total, (int)(sizeof *s / sizeof(double)), MPI_DOUBLE, MPI_SUM, comm),
-                   "MPI_Allreduce", e))
-    return kd_fatal(e, rank, "doctor sums");
-  *s = total;
-  return KD_OK;
+  return dr_agree_sum(comm, rc, (double *)s, (int)(sizeof *s / sizeof(double)), e);
 }

@@ -36,6 +36,11 @@ int dr_chunk_rows(int P, int C);
 /* A split's dense teacher logits, rows [lo, hi), checked: the /train shape (C values at P positions), finite. */
 int dr_open_dense(kd_teacher **ts, const dr_teacher *tch, const dr_split *sp, int64_t lo, int64_t hi, int P, kd_err *e);
 
+/* This rank's shard [a, b) of the split's rows, and *take: its part of about `want` of them (0: all). */
+void dr_shard(const dr_split *sp, int64_t want, MPI_Comm comm, int64_t *a, int64_t *b, int64_t *take);
+/* Collective: agree on every rank's rc, then sum the n doubles at v over comm, in place. */
+int dr_agree_sum(MPI_Comm comm, int rc, double *v, int n, kd_err *e);
+
 /* Collective: the teacher's sums over about `want` rows of the split (0:
  * all), spread over it, the same on every rank. */
 int dr_scan(dr_teacher *tch, const dr_split *sp, int64_t want, MPI_Comm comm, kd_doctor_sums *s, kd_err *e);

@@ -13,30 +13,13 @@
 #include <unistd.h>
 
 #include "core/dist.h"
+#include "core/files.h"
 #include "train/trainer.h"
-
-static int mkdir_p(const char *dir, kd_err *e) {
-  char path[KD_PATH_MAX];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *p = path + 1;; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    const char ch = *p;
-    *p = '\0';
-    struct stat pb;
-    if (stat(path, &pb) == 0 && !S_ISDIR(pb.st_mode))
-      return kd_fail(e, KD_ERR_USAGE, "--out %s: %s exists and is not a directory", dir, path);
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-      return kd_fail(e, KD_ERR_RUNTIME, "--out %s: cannot create directory %s (%s)", dir, path, strerror(errno));
-    if (!ch) break;
-    *p = ch;
-  }
-  return KD_OK;
-}
 
 int tr_prepare_out_dir(trainer *t, kd_err *e) {
   const kd_train_cfg *c = &t->cfg;
   if (!tr_root(t)) return KD_OK;
-  if (mkdir_p(c->out, e)) return e->code;
+  if (kd_mkdirs(c->out, "--out", e)) return e->code;
   struct stat sb;
   if (stat(c->out, &sb) != 0 || !S_ISDIR(sb.st_mode)) return kd_fail(e, KD_ERR_USAGE, "--out %s: not a directory", c->out);
   char m[KD_PATH_MAX + 32];
